@@ -1,0 +1,1 @@
+//! Fault injection and seeded chaos scenarios for Warden (being built).

@@ -1,0 +1,3 @@
+//! Warden: an actor-based supervision service (being built).
+
+pub mod audit;

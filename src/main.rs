@@ -1,0 +1,2 @@
+//! The `warden` binary.
+fn main() {}
