@@ -1,0 +1,113 @@
+//! `[[probes]]` and `[probe_defaults]`: what Warden watches and how often.
+//!
+//! One flat table per probe with a `kind` tag. Fields that only some kinds use
+//! are optional here; [`super::validate`] says which kind needs which field,
+//! which gives clearer errors than a serde enum (and serde cannot combine
+//! `flatten` with `deny_unknown_fields`).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The kinds of probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProbeKind {
+    /// An HTTP(S) request; `url` required.
+    Http,
+    /// A TCP connect; `address` (`host:port`) required.
+    Tcp,
+    /// A local command; `command` (argv) required.
+    Command,
+    /// A dead-man switch the watched service pushes to; `max_silence` required.
+    Heartbeat,
+    /// A credential's expiry date; `expires_at` required.
+    CredentialExpiry,
+}
+
+/// How serious an issue raised by a probe is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Informational.
+    Info,
+    /// Needs attention soon.
+    Warning,
+    /// Needs attention now (default).
+    #[default]
+    Critical,
+}
+
+/// Defaults for every probe.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProbeDefaults {
+    /// Time between two checks of a probe. Default `30s`.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// Longest a single check may take. Default `5s`.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl Default for ProbeDefaults {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(30),
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// One probe.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProbeSettings {
+    /// Unique name; appears in issues, metrics and `/api/probes/<name>`. Required.
+    pub name: String,
+    /// The probe kind. Required.
+    pub kind: Option<ProbeKind>,
+    /// The component this probe belongs to. Default: the probe's own name.
+    pub component: Option<String>,
+    /// Overrides `probe_defaults.interval`. At least `100ms`.
+    #[serde(with = "humantime_serde")]
+    pub interval: Option<Duration>,
+    /// Overrides `probe_defaults.timeout`. Must be shorter than the interval.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+    /// Severity of the issue raised when unhealthy. Default `critical`.
+    pub severity: Severity,
+    /// Conditions that make an observation unhealthy, e.g. `status != 200`.
+    pub unhealthy_if: Vec<String>,
+    /// Conditions that make an observation degraded, e.g. `latency > 500ms`.
+    pub degraded_if: Vec<String>,
+    /// `http`: the URL to request.
+    pub url: Option<String>,
+    /// `http`: the method. Default `GET`.
+    pub method: Option<String>,
+    /// `http`: extra request headers.
+    pub headers: BTreeMap<String, String>,
+    /// `http`: request body.
+    pub body: Option<String>,
+    /// `http`: the expected status code. Default: any 2xx.
+    pub expect_status: Option<u16>,
+    /// `tcp`: `host:port` to connect to.
+    pub address: Option<String>,
+    /// `command`: the argv to run (no shell unless you write one).
+    pub command: Vec<String>,
+    /// `heartbeat`: longest gap between two heartbeats before the probe is unhealthy.
+    #[serde(with = "humantime_serde")]
+    pub max_silence: Option<Duration>,
+    /// `credential_expiry`: when the credential expires, RFC 3339.
+    pub expires_at: Option<String>,
+    /// `credential_expiry`: days before expiry at which to warn. Default `[30, 14, 7, 1]`.
+    pub alert_days: Option<Vec<u32>>,
+}
+
+impl ProbeSettings {
+    /// The component this probe reports under.
+    pub fn component_name(&self) -> &str {
+        self.component.as_deref().unwrap_or(&self.name)
+    }
+}

@@ -1,0 +1,45 @@
+//! `[service]`: where Warden keeps its state, where its API listens, and the
+//! operator credential that guards mutating calls.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::Secret;
+
+/// Process-level settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServiceSettings {
+    /// Directory for the audit log, cursors and other durable state. Default `./var`.
+    pub state_dir: PathBuf,
+    /// Address of the HTTP API. Default `127.0.0.1:9400`; port 0 picks a free port.
+    pub api_listen: SocketAddr,
+    /// Operator bearer token for mutating API calls. Prefer `operator_token_file`
+    /// or `WARDEN__SERVICE__OPERATOR_TOKEN`; never logged. Default: none (mutating
+    /// calls are refused).
+    pub operator_token: Option<Secret>,
+    /// File holding the operator token (trailing newline ignored). Default: none.
+    pub operator_token_file: Option<PathBuf>,
+    /// How long a graceful shutdown may take before the process exits anyway. Default `30s`.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
+    /// Timeout of request/reply calls between actors and from the API. Default `5s`.
+    #[serde(with = "humantime_serde")]
+    pub call_timeout: Duration,
+}
+
+impl Default for ServiceSettings {
+    fn default() -> Self {
+        Self {
+            state_dir: PathBuf::from("./var"),
+            api_listen: SocketAddr::from(([127, 0, 0, 1], 9400)),
+            operator_token: None,
+            operator_token_file: None,
+            shutdown_timeout: Duration::from_secs(30),
+            call_timeout: Duration::from_secs(5),
+        }
+    }
+}

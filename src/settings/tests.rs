@@ -1,0 +1,235 @@
+use std::collections::HashMap;
+use std::time::Duration;
+
+use super::*;
+
+fn text(toml: &str) -> ConfigSource {
+    ConfigSource::Text {
+        name: "test.toml".to_owned(),
+        toml: toml.to_owned(),
+    }
+}
+
+fn no_env() -> Option<HashMap<String, String>> {
+    Some(HashMap::new())
+}
+
+fn env(pairs: &[(&str, &str)]) -> Option<HashMap<String, String>> {
+    Some(
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+    )
+}
+
+fn problems(toml: &str, environment: Option<HashMap<String, String>>) -> Vec<String> {
+    match load_with_env(&text(toml), environment) {
+        Ok(settings) => panic!("expected problems, got {settings:?}"),
+        Err(error) => error.lines(),
+    }
+}
+
+#[test]
+fn embedded_default_is_valid_and_has_no_probes() {
+    let settings = load_with_env(&ConfigSource::Embedded, no_env()).unwrap();
+    assert!(settings.probes.is_empty());
+    assert_eq!(settings.audit, AuditSettings::default());
+    assert_eq!(settings.service, ServiceSettings::default());
+}
+
+#[test]
+fn empty_file_gives_code_defaults() {
+    let settings = load_with_env(&text(""), no_env()).unwrap();
+    assert_eq!(settings, Settings::default());
+}
+
+#[test]
+fn durations_and_sizes_are_human_strings() {
+    let settings = load_with_env(
+        &text("[audit]\nrotate_bytes = \"1MiB\"\n[supervision]\nperiod = \"1m 5s\"\n"),
+        no_env(),
+    )
+    .unwrap();
+    assert_eq!(settings.audit.rotate_bytes.as_u64(), 1024 * 1024);
+    assert_eq!(settings.supervision.period, Duration::from_secs(65));
+}
+
+#[test]
+fn environment_overrides_nested_keys() {
+    let settings = load_with_env(
+        &text("[supervision]\nmax_restarts = 3\n"),
+        env(&[
+            ("WARDEN__SUPERVISION__MAX_RESTARTS", "7"),
+            ("WARDEN__SUPERVISION__PERIOD", "1m 5s"),
+            ("WARDEN__AUDIT__FSYNC", "always"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(settings.supervision.max_restarts, 7);
+    assert_eq!(settings.supervision.period, Duration::from_secs(65));
+    assert_eq!(settings.audit.fsync, crate::audit::FsyncPolicy::Always);
+}
+
+#[test]
+fn unknown_key_negative_duration_and_missing_probe_are_all_reported() {
+    let lines = problems(
+        r#"
+[service]
+colour = "blue"
+
+[[probes]]
+name = "api"
+kind = "tcp"
+address = "127.0.0.1:1"
+interval = "-5s"
+
+[[components]]
+name = "site"
+probes = ["api", "ghost"]
+"#,
+        no_env(),
+    );
+    let joined = lines.join("\n");
+    assert!(
+        joined.contains("service.colour: unknown field `colour`"),
+        "{joined}"
+    );
+    assert!(joined.contains("probes[0].interval:"), "{joined}");
+    assert!(
+        joined.contains("components[0].probes[1]: unknown probe \"ghost\""),
+        "{joined}"
+    );
+    assert_eq!(lines.len(), 3, "{joined}");
+}
+
+#[test]
+fn env_problems_name_the_variable() {
+    let lines = problems(
+        "",
+        env(&[
+            ("WARDEN__SUPERVISION__MAX_RESTARTS", "seven"),
+            ("WARDEN__LOG_LEVEL", "debug"),
+        ]),
+    );
+    let joined = lines.join("\n");
+    assert!(joined.contains("supervision.max_restarts:"), "{joined}");
+    assert!(
+        joined.contains("WARDEN__SUPERVISION__MAX_RESTARTS"),
+        "{joined}"
+    );
+    assert!(
+        joined.contains("log_level: unknown field `log_level`"),
+        "{joined}"
+    );
+}
+
+#[test]
+fn semantic_problems_name_their_keys() {
+    let lines = problems(
+        r#"
+[supervision]
+backoff_min = "2s"
+backoff_max = "1s"
+
+[[probes]]
+name = "fast"
+kind = "http"
+url = "ftp://nope"
+interval = "50ms"
+timeout = "1s"
+
+[[probes]]
+name = "fast"
+kind = "tcp"
+address = "localhost"
+url = "http://x"
+
+[[probes]]
+name = "no kind"
+"#,
+        no_env(),
+    );
+    let joined = lines.join("\n");
+    for needle in [
+        "supervision.backoff_min: must not exceed",
+        "probes[0].interval: must be at least 100ms",
+        "probes[0].timeout: (1s) must not exceed the interval (50ms)",
+        "probes[0].url: \"ftp://nope\" is not an http(s) URL",
+        "probes[1].name: duplicate probe name \"fast\"",
+        "probes[1].url: is not used by kind tcp",
+        "probes[1].address: \"localhost\" is not host:port",
+        "probes[2].name: use 1-64 characters",
+        "probes[2].kind: is required",
+    ] {
+        assert!(joined.contains(needle), "missing {needle:?} in:\n{joined}");
+    }
+}
+
+#[test]
+fn dependency_cycles_and_unknown_dependencies_are_rejected() {
+    let lines = problems(
+        r#"
+[[components]]
+name = "a"
+depends_on = ["b"]
+[[components]]
+name = "b"
+depends_on = ["a", "c"]
+"#,
+        no_env(),
+    );
+    let joined = lines.join("\n");
+    assert!(
+        joined.contains("components[1].depends_on[1]: unknown component \"c\""),
+        "{joined}"
+    );
+    assert!(
+        joined.contains("components: depends_on forms a cycle: a -> b -> a"),
+        "{joined}"
+    );
+}
+
+#[test]
+fn secrets_never_appear_in_messages_or_debug() {
+    let lines = problems(
+        "[service]\noperator_token = \"hunter2-but-short\"\noperator_token_file = \"/x\"\n",
+        no_env(),
+    );
+    assert!(!lines.join("\n").contains("hunter2"));
+    let settings = load_with_env(
+        &text("[service]\noperator_token = \"a-long-enough-operator-token\"\n"),
+        no_env(),
+    )
+    .unwrap();
+    let shown = format!("{settings:?} {}", serde_json::to_string(&settings).unwrap());
+    assert!(!shown.contains("a-long-enough-operator-token"), "{shown}");
+}
+
+#[test]
+fn example_configs_are_valid() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/examples");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let settings = load_with_env(&ConfigSource::File(path.clone()), no_env());
+        assert!(
+            settings.is_ok(),
+            "{}: {:?}",
+            path.display(),
+            settings.err().map(|e| e.lines())
+        );
+        checked += 1;
+    }
+    assert!(checked > 0);
+}
+
+#[test]
+fn missing_file_is_a_read_error_naming_the_path() {
+    let error = load_with_env(
+        &ConfigSource::File("/nonexistent/warden.toml".into()),
+        no_env(),
+    )
+    .unwrap_err();
+    assert!(error.to_string().contains("/nonexistent/warden.toml"));
+}

@@ -1,0 +1,423 @@
+//! Semantic checks that serde cannot express: ranges, required-per-kind
+//! fields, uniqueness and cross-references. Every problem is collected, each
+//! with the key path an operator would edit.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::time::Duration;
+
+use super::{ProbeKind, ProbeSettings, Settings};
+
+/// The shortest probe interval Warden accepts; faster polling is load, not insight.
+const MIN_INTERVAL: Duration = Duration::from_millis(100);
+
+/// One thing wrong with a configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Where, as a key path (`probes[2].interval`); empty for the file as a whole.
+    pub key: String,
+    /// What is wrong, in lowercase words.
+    pub message: String,
+}
+
+impl Problem {
+    pub(crate) fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.key, self.message)
+        }
+    }
+}
+
+#[derive(Default)]
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn push(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        self.0.push(Problem::new(key, message));
+    }
+}
+
+/// Every semantic problem in `settings`.
+pub(crate) fn validate(settings: &Settings) -> Vec<Problem> {
+    let mut problems = Problems::default();
+    service(settings, &mut problems);
+    audit(settings, &mut problems);
+    telemetry(settings, &mut problems);
+    supervision(settings, &mut problems);
+    probes(settings, &mut problems);
+    components(settings, &mut problems);
+    problems.0
+}
+
+fn service(settings: &Settings, problems: &mut Problems) {
+    let service = &settings.service;
+    if service.state_dir.as_os_str().is_empty() {
+        problems.push("service.state_dir", "must not be empty");
+    }
+    if service.operator_token.is_some() && service.operator_token_file.is_some() {
+        problems.push(
+            "service.operator_token",
+            "set either operator_token or operator_token_file, not both",
+        );
+    }
+    if let Some(token) = &service.operator_token {
+        if token.expose().len() < 16 {
+            problems.push("service.operator_token", "must be at least 16 characters");
+        }
+    }
+    positive(
+        problems,
+        "service.shutdown_timeout",
+        service.shutdown_timeout,
+    );
+    positive(problems, "service.call_timeout", service.call_timeout);
+}
+
+fn audit(settings: &Settings, problems: &mut Problems) {
+    let audit = &settings.audit;
+    if !(1..=65_536).contains(&audit.batch_max) {
+        problems.push("audit.batch_max", "must be between 1 and 65536");
+    }
+    if audit.rotate_bytes.as_u64() < 4096 {
+        problems.push("audit.rotate_bytes", "must be at least 4KiB");
+    }
+}
+
+fn telemetry(settings: &Settings, problems: &mut Problems) {
+    if let Err(error) = tracing_subscriber::EnvFilter::try_new(&settings.telemetry.log_level) {
+        problems.push(
+            "telemetry.log_level",
+            format!("not a valid filter: {error}"),
+        );
+    }
+}
+
+fn supervision(settings: &Settings, problems: &mut Problems) {
+    let s = &settings.supervision;
+    positive(problems, "supervision.period", s.period);
+    positive(
+        problems,
+        "supervision.child_shutdown_timeout",
+        s.child_shutdown_timeout,
+    );
+    if s.backoff_min > s.backoff_max {
+        problems.push(
+            "supervision.backoff_min",
+            "must not exceed supervision.backoff_max",
+        );
+    }
+    if !(0.0..=1.0).contains(&s.backoff_jitter) {
+        problems.push("supervision.backoff_jitter", "must be between 0.0 and 1.0");
+    }
+}
+
+fn positive(problems: &mut Problems, key: &str, value: Duration) {
+    if value.is_zero() {
+        problems.push(key, "must be greater than zero");
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+fn name_rules(
+    problems: &mut Problems,
+    key: String,
+    name: &str,
+    seen: &mut BTreeSet<String>,
+    what: &str,
+) {
+    if name.is_empty() {
+        problems.push(key, "is required");
+    } else if !valid_name(name) {
+        problems.push(
+            key,
+            "use 1-64 characters from a-z, A-Z, 0-9, '-', '_' and '.'",
+        );
+    } else if !seen.insert(name.to_owned()) {
+        problems.push(key, format!("duplicate {what} name \"{name}\""));
+    }
+}
+
+fn probes(settings: &Settings, problems: &mut Problems) {
+    let defaults = &settings.probe_defaults;
+    if defaults.interval < MIN_INTERVAL {
+        problems.push("probe_defaults.interval", "must be at least 100ms");
+    }
+    positive(problems, "probe_defaults.timeout", defaults.timeout);
+    let mut seen = BTreeSet::new();
+    for (index, probe) in settings.probes.iter().enumerate() {
+        let at = format!("probes[{index}]");
+        name_rules(
+            problems,
+            format!("{at}.name"),
+            &probe.name,
+            &mut seen,
+            "probe",
+        );
+        let interval = probe.interval.unwrap_or(defaults.interval);
+        let timeout = probe.timeout.unwrap_or(defaults.timeout);
+        if probe.interval.is_some() && interval < MIN_INTERVAL {
+            problems.push(format!("{at}.interval"), "must be at least 100ms");
+        }
+        if timeout.is_zero() {
+            problems.push(format!("{at}.timeout"), "must be greater than zero");
+        } else if timeout > interval {
+            problems.push(
+                format!("{at}.timeout"),
+                format!(
+                    "({}) must not exceed the interval ({})",
+                    humantime::format_duration(timeout),
+                    humantime::format_duration(interval)
+                ),
+            );
+        }
+        match probe.kind {
+            None => problems.push(
+                format!("{at}.kind"),
+                "is required (http, tcp, command, heartbeat or credential_expiry)",
+            ),
+            Some(kind) => probe_kind_fields(problems, &at, kind, probe),
+        }
+    }
+}
+
+fn probe_kind_fields(problems: &mut Problems, at: &str, kind: ProbeKind, probe: &ProbeSettings) {
+    let uses = |field: &str| match field {
+        "url" | "method" | "headers" | "body" | "expect_status" => kind == ProbeKind::Http,
+        "address" => kind == ProbeKind::Tcp,
+        "command" => kind == ProbeKind::Command,
+        "max_silence" => kind == ProbeKind::Heartbeat,
+        "expires_at" | "alert_days" => kind == ProbeKind::CredentialExpiry,
+        _ => true,
+    };
+    let given = [
+        ("url", probe.url.is_some()),
+        ("method", probe.method.is_some()),
+        ("headers", !probe.headers.is_empty()),
+        ("body", probe.body.is_some()),
+        ("expect_status", probe.expect_status.is_some()),
+        ("address", probe.address.is_some()),
+        ("command", !probe.command.is_empty()),
+        ("max_silence", probe.max_silence.is_some()),
+        ("expires_at", probe.expires_at.is_some()),
+        ("alert_days", probe.alert_days.is_some()),
+    ];
+    for (field, present) in given {
+        if present && !uses(field) {
+            problems.push(
+                format!("{at}.{field}"),
+                format!("is not used by kind {}", kind_name(kind)),
+            );
+        }
+    }
+    match kind {
+        ProbeKind::Http => match probe.url.as_deref() {
+            None => problems.push(format!("{at}.url"), "is required for kind http"),
+            Some(url) => match url.parse::<axum::http::Uri>() {
+                Ok(uri)
+                    if matches!(uri.scheme_str(), Some("http" | "https"))
+                        && uri.host().is_some() => {}
+                _ => problems.push(
+                    format!("{at}.url"),
+                    format!("\"{url}\" is not an http(s) URL"),
+                ),
+            },
+        },
+        ProbeKind::Tcp => match probe.address.as_deref() {
+            None => problems.push(format!("{at}.address"), "is required for kind tcp"),
+            Some(address) => {
+                let port_ok = address.rsplit_once(':').is_some_and(|(host, port)| {
+                    !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
+                });
+                if !port_ok {
+                    problems.push(
+                        format!("{at}.address"),
+                        format!("\"{address}\" is not host:port"),
+                    );
+                }
+            }
+        },
+        ProbeKind::Command => {
+            if probe
+                .command
+                .first()
+                .is_none_or(|program| program.is_empty())
+            {
+                problems.push(
+                    format!("{at}.command"),
+                    "is required for kind command (an argv list)",
+                );
+            }
+        }
+        ProbeKind::Heartbeat => match probe.max_silence {
+            None => problems.push(
+                format!("{at}.max_silence"),
+                "is required for kind heartbeat",
+            ),
+            Some(silence) if silence.is_zero() => {
+                problems.push(format!("{at}.max_silence"), "must be greater than zero")
+            }
+            Some(_) => {}
+        },
+        ProbeKind::CredentialExpiry => {
+            match probe.expires_at.as_deref() {
+                None => problems.push(
+                    format!("{at}.expires_at"),
+                    "is required for kind credential_expiry",
+                ),
+                Some(when) => {
+                    if humantime::parse_rfc3339_weak(when.trim_end_matches('Z')).is_err() {
+                        problems.push(
+                            format!("{at}.expires_at"),
+                            format!(
+                                "\"{when}\" is not an RFC 3339 time such as 2026-12-18T00:00:00Z"
+                            ),
+                        );
+                    }
+                }
+            }
+            if probe.alert_days.as_ref().is_some_and(Vec::is_empty) {
+                problems.push(format!("{at}.alert_days"), "must list at least one day");
+            }
+        }
+    }
+}
+
+fn kind_name(kind: ProbeKind) -> &'static str {
+    match kind {
+        ProbeKind::Http => "http",
+        ProbeKind::Tcp => "tcp",
+        ProbeKind::Command => "command",
+        ProbeKind::Heartbeat => "heartbeat",
+        ProbeKind::CredentialExpiry => "credential_expiry",
+    }
+}
+
+fn components(settings: &Settings, problems: &mut Problems) {
+    let probe_names: BTreeMap<&str, &ProbeSettings> = settings
+        .probes
+        .iter()
+        .map(|p| (p.name.as_str(), p))
+        .collect();
+    let component_names: BTreeSet<&str> = settings
+        .components
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    let mut seen = BTreeSet::new();
+    for (index, component) in settings.components.iter().enumerate() {
+        let at = format!("components[{index}]");
+        name_rules(
+            problems,
+            format!("{at}.name"),
+            &component.name,
+            &mut seen,
+            "component",
+        );
+        for (p, probe) in component.probes.iter().enumerate() {
+            match probe_names.get(probe.as_str()) {
+                None => problems.push(
+                    format!("{at}.probes[{p}]"),
+                    format!("unknown probe \"{probe}\""),
+                ),
+                Some(found)
+                    if found
+                        .component
+                        .as_deref()
+                        .is_some_and(|c| c != component.name) =>
+                {
+                    problems.push(
+                        format!("{at}.probes[{p}]"),
+                        format!(
+                            "probe \"{probe}\" says it belongs to component \"{}\"",
+                            found.component_name()
+                        ),
+                    )
+                }
+                Some(_) => {}
+            }
+        }
+        for (d, dependency) in component.depends_on.iter().enumerate() {
+            if dependency == &component.name {
+                problems.push(
+                    format!("{at}.depends_on[{d}]"),
+                    "a component cannot depend on itself",
+                );
+            } else if !component_names.contains(dependency.as_str()) {
+                problems.push(
+                    format!("{at}.depends_on[{d}]"),
+                    format!("unknown component \"{dependency}\""),
+                );
+            }
+        }
+    }
+    if let Some(cycle) = dependency_cycle(settings) {
+        problems.push(
+            "components",
+            format!("depends_on forms a cycle: {}", cycle.join(" -> ")),
+        );
+    }
+}
+
+/// A `depends_on` cycle, if any, as the names along it.
+fn dependency_cycle(settings: &Settings) -> Option<Vec<String>> {
+    let edges: BTreeMap<&str, &[String]> = settings
+        .components
+        .iter()
+        .map(|c| (c.name.as_str(), c.depends_on.as_slice()))
+        .collect();
+    // Depth-first search with an explicit stack: 0 = unvisited, 1 = on path, 2 = done.
+    let mut state: BTreeMap<&str, u8> = BTreeMap::new();
+    for &start in edges.keys() {
+        if state.get(start).copied().unwrap_or(0) != 0 {
+            continue;
+        }
+        let mut path: Vec<(&str, usize)> = vec![(start, 0)];
+        state.insert(start, 1);
+        while let Some((node, next)) = path.last_mut() {
+            let deps = edges.get(*node).copied().unwrap_or(&[]);
+            if let Some(dep) = deps.get(*next) {
+                *next += 1;
+                let dep = dep.as_str();
+                if !edges.contains_key(dep) || dep == *node {
+                    continue; // unknown or self edges are reported elsewhere
+                }
+                match state.get(dep).copied().unwrap_or(0) {
+                    0 => {
+                        state.insert(dep, 1);
+                        path.push((dep, 0));
+                    }
+                    1 => {
+                        let from = path.iter().position(|(n, _)| *n == dep).unwrap_or(0);
+                        let mut cycle: Vec<String> =
+                            path[from..].iter().map(|(n, _)| (*n).to_owned()).collect();
+                        cycle.push(dep.to_owned());
+                        return Some(cycle);
+                    }
+                    _ => {}
+                }
+            } else {
+                state.insert(*node, 2);
+                path.pop();
+            }
+        }
+    }
+    None
+}
