@@ -52,7 +52,15 @@
 //! each writer instance, so appends made while a supervisor restarts the writer
 //! are committed by the next instance. Rows that were not acknowledged may be
 //! written by a later instance (after a restart); acknowledged rows are never
-//! rewritten.
+//! rewritten. The queue is unbounded: while the disk fails, rows accumulate in
+//! memory (visible as [`AuditLog::queued`]).
+//!
+//! Stopping: a graceful stop of the writer commits everything queued before
+//! it returns (unless a write fails, in which case the rows stay queued for the
+//! next instance, so stopping never hangs on a failing disk). A killed writer
+//! finishes only the batch in hand. With no writer running, `append` and
+//! `flush` wait, so at shutdown call [`AuditLog::flush`] (with a timeout)
+//! before, not after, stopping the writer, or rely on the graceful stop.
 //!
 //! # Write errors
 //! A failed write or sync (disk full, permissions) never crashes the writer and
@@ -86,8 +94,11 @@
 //! [`AuditReader`] iterates rows from a seq (inclusive), filtered by seam
 //! (exact, or a prefix ending in `*` such as `supervision.*`), and can follow
 //! the log by bounded polling until a shutdown future resolves. A reader sees a
-//! row once it is written, which may be before it is synced; a torn last line
-//! (a write in progress) is simply not visible yet.
+//! row once it is written, which may be before it is synced (and, if that
+//! batch then fails, before it is truncated back and rewritten with the same
+//! bytes); a torn last line (a write in progress) is simply not visible yet.
+//! In-process consumers can wait on [`AuditLog::subscribe`] (the last durable
+//! seq) instead of polling, then read from their [`Cursor`].
 //!
 //! # Cursors
 //! A consumer keeps the last seq it handled in `<state_dir>/cursors/<name>`

@@ -3,6 +3,7 @@
 //! the writer actor restarts wait for the next instance instead of being lost.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 
@@ -45,9 +46,41 @@ pub(crate) enum Item {
     Barrier(Reply),
 }
 
+/// How a writer thread is asked to end; only ever raised (run → drain → now).
+#[derive(Debug, Default)]
+pub(crate) struct StopFlag(AtomicU8);
+
+/// Keep committing.
+const RUN: u8 = 0;
+/// Commit what is queued, then exit; give up at the first failure.
+const DRAIN: u8 = 1;
+/// Exit after the batch in hand.
+const NOW: u8 = 2;
+
+impl StopFlag {
+    /// Graceful stop (`post_stop`): drain the queue first.
+    pub(crate) fn drain(&self) {
+        self.0.fetch_max(DRAIN, Ordering::SeqCst);
+    }
+
+    /// Kill or replacement: stop after the current batch.
+    pub(crate) fn now(&self) {
+        self.0.fetch_max(NOW, Ordering::SeqCst);
+    }
+
+    /// Whether the thread should exit, given whether the queue is empty.
+    pub(crate) fn should_exit(&self, queue_empty: bool) -> bool {
+        match self.0.load(Ordering::SeqCst) {
+            RUN => false,
+            DRAIN => queue_empty,
+            _ => true,
+        }
+    }
+}
+
 /// The running writer thread of the current actor instance.
 pub(crate) struct WriterSlot {
-    pub(crate) stop: Arc<std::sync::atomic::AtomicBool>,
+    pub(crate) stop: Arc<StopFlag>,
     pub(crate) wake: std::sync::mpsc::Sender<()>,
     pub(crate) handle: JoinHandle<()>,
 }

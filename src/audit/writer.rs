@@ -11,18 +11,20 @@
 //! finishing a batch), then runs [`recover`](super::recover), then starts a
 //! new thread on the same queue, which picks up whatever was appended
 //! meanwhile. Dropping the state (kill, panic) tells the thread to stop after
-//! its current batch; `post_stop` also waits for it.
+//! its current batch. A graceful stop (`post_stop`) first commits everything
+//! queued, giving up at the first write error (those rows stay queued for the
+//! next instance, so stopping never hangs on a failing disk), and waits for
+//! the thread.
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
-use super::queue::{Item, Reply, Shared, WriterSlot};
+use super::queue::{Item, Reply, Shared, StopFlag, WriterSlot};
 use super::{
     AuditError, AuditFaults, AuditHealth, AuditHealthSnapshot, AuditQueue, FsyncPolicy, NewRow,
 };
@@ -86,7 +88,7 @@ pub enum AuditMsg {
 pub struct AuditWriterState {
     shared: Arc<Shared>,
     health: Arc<AuditHealth>,
-    stop: Arc<AtomicBool>,
+    stop: Arc<StopFlag>,
     wake: mpsc::Sender<()>,
 }
 
@@ -94,7 +96,8 @@ impl Drop for AuditWriterState {
     fn drop(&mut self) {
         // Runs on kill and panic too (which skip post_stop): the thread must
         // not outlive its instance, or two threads could append at once.
-        signal_stop(&self.shared, &self.stop, &self.wake);
+        self.stop.now();
+        signal_stop(&self.shared, &self.wake);
     }
 }
 
@@ -115,10 +118,11 @@ impl Actor for AuditWriter {
         let shared = args.queue.shared.clone();
         let previous = shared.writer_slot().take();
         if let Some(previous) = previous {
-            signal_stop(&shared, &previous.stop, &previous.wake);
+            previous.stop.now();
+            signal_stop(&shared, &previous.wake);
             join(previous.handle).await?;
         }
-        let stop = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(StopFlag::default());
         let (wake, wake_rx) = mpsc::channel();
         let config = CommitConfig {
             dir: args.dir.clone(),
@@ -186,7 +190,10 @@ impl Actor for AuditWriter {
         _myself: ActorRef<Self::Msg>,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        signal_stop(&state.shared, &state.stop, &state.wake);
+        // Graceful stop: what was appended before it is committed first, so a
+        // stopped writer leaves nothing behind unless the disk is failing.
+        state.stop.drain();
+        signal_stop(&state.shared, &state.wake);
         let mine = take_if_ours(&state.shared, &state.stop);
         if let Some(mine) = mine {
             join(mine.handle).await?;
@@ -218,15 +225,14 @@ fn on_stats(state: &AuditWriterState, reply: RpcReplyPort<AuditHealthSnapshot>) 
 }
 
 /// Takes the writer slot if it holds the thread of the instance owning `stop`.
-fn take_if_ours(shared: &Shared, stop: &Arc<AtomicBool>) -> Option<WriterSlot> {
+fn take_if_ours(shared: &Shared, stop: &Arc<StopFlag>) -> Option<WriterSlot> {
     let mut slot = shared.writer_slot();
     let ours = slot.as_ref().is_some_and(|s| Arc::ptr_eq(&s.stop, stop));
     if ours { slot.take() } else { None }
 }
 
-/// Tells a writer thread to stop after its current batch.
-fn signal_stop(shared: &Shared, stop: &AtomicBool, wake: &mpsc::Sender<()>) {
-    stop.store(true, Ordering::SeqCst);
+/// Wakes a writer thread so it sees its raised [`StopFlag`].
+fn signal_stop(shared: &Shared, wake: &mpsc::Sender<()>) {
     // Cuts a retry backoff short; the thread may already be gone.
     let _ = wake.send(());
     // Taking the lock orders the flag before the thread's next check-then-wait.

@@ -10,14 +10,13 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use super::super::faults;
 use super::super::file::{file_name, parse_file_name, sync_dir};
-use super::super::queue::{Item, Shared};
+use super::super::queue::{Item, Shared, StopFlag};
 use super::super::{AuditError, AuditFaults, AuditHealth, FsyncPolicy, RecoveryReport};
 
 /// The settings the thread runs with.
@@ -42,7 +41,7 @@ pub(super) struct Committer {
     /// The file may hold bytes past `len` from a failed attempt.
     dirty: bool,
     next_seq: u64,
-    stop: Arc<AtomicBool>,
+    stop: Arc<StopFlag>,
     /// Only used to cut a backoff wait short when stopping.
     wake: mpsc::Receiver<()>,
 }
@@ -54,7 +53,7 @@ impl Committer {
         config: CommitConfig,
         shared: Arc<Shared>,
         report: &RecoveryReport,
-        stop: Arc<AtomicBool>,
+        stop: Arc<StopFlag>,
         wake: mpsc::Receiver<()>,
     ) -> Result<Self, AuditError> {
         let next_seq = report.next_seq();
@@ -107,7 +106,7 @@ impl Committer {
     fn next_batch(&self) -> Option<Vec<Item>> {
         let mut queue = self.shared.items();
         loop {
-            if self.stop.load(Ordering::SeqCst) {
+            if self.stop.should_exit(queue.is_empty()) {
                 return None;
             }
             if !queue.is_empty() {

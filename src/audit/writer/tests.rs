@@ -320,6 +320,44 @@ async fn writer_killed_while_retrying_hands_its_batch_to_the_next_instance() {
 }
 
 #[tokio::test]
+async fn graceful_stop_commits_everything_queued() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, mut args) = args(dir.path());
+    args.batch_max = 7;
+    let w = spawn(log, args).await;
+    for i in 0..500 {
+        w.log.append_nowait(new_row(i));
+    }
+    let (log, _) = w.stop().await;
+    assert_eq!(log.queued(), 0);
+    assert_eq!(raw_lines(dir.path()).len(), 500);
+    assert_gap_free(&raw_lines(dir.path()));
+}
+
+#[tokio::test]
+async fn graceful_stop_on_a_failing_disk_keeps_rows_for_the_next_instance() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, mut args) = args(dir.path());
+    let faults = Arc::new(AuditFaults::new());
+    args.faults = Some(faults.clone());
+    // Long backoff: the stop must cut it short rather than wait it out.
+    args.retry_min = Duration::from_secs(600);
+    faults.fail_next_writes(u32::MAX, false);
+    let w = spawn(log, args).await;
+    let log = w.log.clone();
+    let pending = tokio::spawn(async move { log.append(new_row(0)).await });
+    let health = w.log.health();
+    eventually(|| health.is_failing(), WAIT).await;
+    let (log, args) = tokio::time::timeout(WAIT, w.stop()).await.unwrap();
+    assert_eq!(log.queued(), 1);
+    faults.fail_next_writes(0, false);
+    let w = spawn(log, args).await;
+    assert_eq!(pending.await.unwrap().unwrap(), 1);
+    w.stop().await;
+    assert_eq!(raw_lines(dir.path()).len(), 1);
+}
+
+#[tokio::test]
 async fn unrecoverable_dir_fails_the_spawn() {
     let dir = tempfile::tempdir().unwrap();
     let not_a_dir = dir.path().join("file");
