@@ -82,7 +82,9 @@
 //! - the next seq is the last good seq + 1.
 //!
 //! If recovery fails (for example the directory is unreadable), the writer's
-//! `pre_start` fails, which is a spawn error: a failed boot gate.
+//! `pre_start` fails, which is a spawn error: a failed boot gate. A gate that
+//! runs before the writer starts should call [`inspect`] (the same scan as a
+//! dry run), so the truncation itself happens in the writer and is recorded.
 //!
 //! # Rotation
 //! Before a batch is written, if the current file is at least `rotate_bytes`
@@ -122,7 +124,7 @@ mod writer;
 
 pub use cursor::Cursor;
 pub use faults::AuditFaults;
-pub use file::{CorruptRow, RecoveryReport, Truncation, file_name, recover};
+pub use file::{CorruptRow, RecoveryReport, Truncation, file_name, inspect, recover};
 pub use health::{AuditHealth, AuditHealthSnapshot};
 pub use queue::{AuditLog, AuditQueue};
 pub use reader::{AuditReader, RowIter};

@@ -143,8 +143,44 @@ pub(crate) fn scan_file(path: &Path) -> Result<Scan, AuditError> {
 /// unparsable final line of the newest file, reports corrupt rows elsewhere,
 /// and finds the last good seq. Creates `dir` if missing. Never rewrites a
 /// complete row.
+///
+/// The writer runs this in `pre_start` and records a truncation as an
+/// `audit.recovered` row. Never run it while a writer is active (it would cut
+/// a write in progress); a boot gate that runs before the writer should use
+/// [`inspect`], so the truncation happens in the writer and gets its row.
 pub fn recover(dir: &Path) -> Result<RecoveryReport, AuditError> {
     fs::create_dir_all(dir).map_err(|e| AuditError::io(dir, e))?;
+    let report = examine(dir, true)?;
+    for bad in &report.corrupt_rows {
+        tracing::error!(
+            file = %bad.file.display(),
+            offset = bad.offset,
+            reason = %bad.reason,
+            "Corrupt audit row left in place; the operator must inspect it."
+        );
+    }
+    if let Some(t) = &report.truncated {
+        tracing::warn!(
+            file = %t.file.display(),
+            truncated_bytes = t.truncated_bytes,
+            last_good_seq = ?t.last_good_seq,
+            "Truncated a torn audit tail."
+        );
+    }
+    Ok(report)
+}
+
+/// What [`recover`] would find and do, without changing anything (a dry run
+/// for boot gates and operators). `truncated` is what would be cut. A missing
+/// `dir` is an empty log.
+pub fn inspect(dir: &Path) -> Result<RecoveryReport, AuditError> {
+    if !dir.exists() {
+        return Ok(RecoveryReport::default());
+    }
+    examine(dir, false)
+}
+
+fn examine(dir: &Path, truncate: bool) -> Result<RecoveryReport, AuditError> {
     let files = list_files(dir)?;
     let mut report = RecoveryReport {
         newest_file: files.last().map(|(_, path)| path.clone()),
@@ -159,14 +195,17 @@ pub fn recover(dir: &Path) -> Result<RecoveryReport, AuditError> {
         report.corrupt_rows.extend(scan.corrupt);
         if let Some(start) = scan.bad_tail {
             if index + 1 == files.len() {
-                let file = OpenOptions::new()
-                    .write(true)
-                    .open(path)
-                    .map_err(|e| AuditError::io(path, e))?;
-                file.set_len(start)
-                    .and_then(|()| file.sync_all())
-                    .map_err(|e| AuditError::io(path, e))?;
                 truncated = Some((path.clone(), scan.len - start));
+                // A dry run (`inspect`) only reports.
+                if truncate {
+                    let file = OpenOptions::new()
+                        .write(true)
+                        .open(path)
+                        .map_err(|e| AuditError::io(path, e))?;
+                    file.set_len(start)
+                        .and_then(|()| file.sync_all())
+                        .map_err(|e| AuditError::io(path, e))?;
+                }
             } else {
                 report.corrupt_rows.push(CorruptRow {
                     file: path.clone(),
@@ -185,22 +224,6 @@ pub fn recover(dir: &Path) -> Result<RecoveryReport, AuditError> {
         truncated_bytes,
         last_good_seq: report.last_good_seq,
     });
-    for bad in &report.corrupt_rows {
-        tracing::error!(
-            file = %bad.file.display(),
-            offset = bad.offset,
-            reason = %bad.reason,
-            "Corrupt audit row left in place; the operator must inspect it."
-        );
-    }
-    if let Some(t) = &report.truncated {
-        tracing::warn!(
-            file = %t.file.display(),
-            truncated_bytes = t.truncated_bytes,
-            last_good_seq = ?t.last_good_seq,
-            "Truncated a torn audit tail."
-        );
-    }
     Ok(report)
 }
 

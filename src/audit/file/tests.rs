@@ -67,6 +67,30 @@ fn torn_line_without_newline_is_truncated() {
 }
 
 #[test]
+fn inspect_reports_without_truncating() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(
+        inspect(&dir.path().join("missing")).unwrap(),
+        RecoveryReport::default()
+    );
+    let (path, bytes) = write_log(dir.path(), 1, 1..=3);
+    append_bytes(&path, b"{\"seq\":4");
+    let report = inspect(dir.path()).unwrap();
+    assert_eq!(report.last_good_seq, Some(3));
+    assert_eq!(report.truncated.unwrap().truncated_bytes, 8);
+    assert_eq!(std::fs::read(&path).unwrap().len(), bytes.len() + 8);
+    assert_eq!(
+        recover(dir.path())
+            .unwrap()
+            .truncated
+            .unwrap()
+            .truncated_bytes,
+        8
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), bytes);
+}
+
+#[test]
 fn unparsable_final_line_is_truncated() {
     let dir = tempfile::tempdir().unwrap();
     let (path, bytes) = write_log(dir.path(), 1, 1..=2);
