@@ -137,6 +137,14 @@ pub struct AuditQueue {
     pub(crate) shared: Arc<Shared>,
 }
 
+impl std::fmt::Debug for AuditLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditLog")
+            .field("queued", &self.queued())
+            .finish()
+    }
+}
+
 impl std::fmt::Debug for AuditQueue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AuditQueue")
