@@ -1,0 +1,226 @@
+//! [`AuditLog`] (the client every actor holds) and [`AuditQueue`] (the writer's
+//! end). Both share one queue made once by the service, so rows appended while
+//! the writer actor restarts wait for the next instance instead of being lost.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+
+use ractor::RpcReplyPort;
+use tokio::sync::{oneshot, watch};
+
+use super::{AuditError, AuditHealth, NewRow};
+
+/// Where the answer to a queued item goes.
+pub(crate) enum Reply {
+    /// Nobody waits (`append_nowait`).
+    None,
+    /// An `AuditLog` call.
+    Oneshot(oneshot::Sender<Result<u64, AuditError>>),
+    /// An actor call (`AuditMsg::Flush`).
+    Port(RpcReplyPort<Result<u64, AuditError>>),
+}
+
+impl Reply {
+    pub(crate) fn send(self, result: Result<u64, AuditError>) {
+        // A caller that stopped waiting is not an error for the writer.
+        match self {
+            Self::None => {}
+            Self::Oneshot(tx) => {
+                let _ = tx.send(result);
+            }
+            Self::Port(port) => {
+                let _ = port.send(result);
+            }
+        }
+    }
+}
+
+/// One queued request.
+pub(crate) enum Item {
+    /// A row to append; answered with its seq once durable.
+    Row(NewRow, Reply),
+    /// Answered with the last durable seq once everything queued before it is
+    /// durable (forces a sync even with `fsync = never`).
+    Barrier(Reply),
+}
+
+/// How a writer thread is asked to end; only ever raised (run → drain → now).
+#[derive(Debug, Default)]
+pub(crate) struct StopFlag(AtomicU8);
+
+/// Keep committing.
+const RUN: u8 = 0;
+/// Commit what is queued, then exit; give up at the first failure.
+const DRAIN: u8 = 1;
+/// Exit after the batch in hand.
+const NOW: u8 = 2;
+
+impl StopFlag {
+    /// Graceful stop (`post_stop`): drain the queue first.
+    pub(crate) fn drain(&self) {
+        self.0.fetch_max(DRAIN, Ordering::SeqCst);
+    }
+
+    /// Kill or replacement: stop after the current batch.
+    pub(crate) fn now(&self) {
+        self.0.fetch_max(NOW, Ordering::SeqCst);
+    }
+
+    /// Whether the thread should exit, given whether the queue is empty.
+    pub(crate) fn should_exit(&self, queue_empty: bool) -> bool {
+        match self.0.load(Ordering::SeqCst) {
+            RUN => false,
+            DRAIN => queue_empty,
+            _ => true,
+        }
+    }
+}
+
+/// The running writer thread of the current actor instance.
+pub(crate) struct WriterSlot {
+    pub(crate) stop: Arc<StopFlag>,
+    pub(crate) wake: std::sync::mpsc::Sender<()>,
+    pub(crate) handle: JoinHandle<()>,
+}
+
+pub(crate) struct Shared {
+    items: Mutex<VecDeque<Item>>,
+    /// Signalled when items arrive or a writer is told to stop.
+    pub(crate) ready: Condvar,
+    pub(crate) health: Arc<AuditHealth>,
+    /// Last durable seq, for consumers that want to be told of new rows.
+    pub(crate) durable: watch::Sender<u64>,
+    /// The thread of the live writer instance; a new instance stops and joins
+    /// the old one before touching the files, so two never write at once.
+    pub(crate) writer: Mutex<Option<WriterSlot>>,
+}
+
+impl Shared {
+    pub(crate) fn items(&self) -> MutexGuard<'_, VecDeque<Item>> {
+        // Queue operations are single push/pop calls that leave it consistent.
+        self.items.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn writer_slot(&self) -> MutexGuard<'_, Option<WriterSlot>> {
+        self.writer.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn push(&self, item: Item) {
+        self.items().push_back(item);
+        self.ready.notify_all();
+    }
+
+    /// Puts unacknowledged items back at the head, in their order.
+    pub(crate) fn push_front(&self, items: Vec<Item>) {
+        let mut queue = self.items();
+        for item in items.into_iter().rev() {
+            queue.push_front(item);
+        }
+        drop(queue);
+        self.ready.notify_all();
+    }
+}
+
+/// Cheap-to-clone client of the audit log, used by every other actor and the
+/// HTTP API. Made once by the service with [`AuditLog::new`].
+#[derive(Clone)]
+pub struct AuditLog {
+    shared: Arc<Shared>,
+}
+
+/// The writer's end of the shared queue; goes into
+/// [`AuditWriterArgs`](super::AuditWriterArgs) and outlives writer instances.
+#[derive(Clone)]
+pub struct AuditQueue {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for AuditLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditLog")
+            .field("queued", &self.queued())
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for AuditQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditQueue")
+            .field("queued", &self.shared.items().len())
+            .finish()
+    }
+}
+
+impl AuditQueue {
+    /// The health value the writer updates (the same one [`AuditLog::health`] returns).
+    pub fn health(&self) -> Arc<AuditHealth> {
+        self.shared.health.clone()
+    }
+}
+
+impl AuditLog {
+    /// Creates the shared queue: the client, and the end to pass to the writer.
+    pub fn new() -> (AuditLog, AuditQueue) {
+        let (durable, _) = watch::channel(0);
+        let shared = Arc::new(Shared {
+            items: Mutex::new(VecDeque::new()),
+            ready: Condvar::new(),
+            health: Arc::new(AuditHealth::new()),
+            durable,
+            writer: Mutex::new(None),
+        });
+        (
+            AuditLog {
+                shared: shared.clone(),
+            },
+            AuditQueue { shared },
+        )
+    }
+
+    /// Appends `row`; resolves with its seq once it is durable (per the fsync
+    /// policy). While the writer is failing or restarting this waits: wrap it
+    /// in a timeout where waiting is not acceptable (the row stays queued).
+    pub async fn append(&self, row: NewRow) -> Result<u64, AuditError> {
+        let (tx, rx) = oneshot::channel();
+        self.shared.push(Item::Row(row, Reply::Oneshot(tx)));
+        rx.await.map_err(|_| AuditError::WriterGone)?
+    }
+
+    /// Appends `row` without waiting, for synchronous callers. The row is
+    /// queued and written like any other; it is never dropped while the
+    /// process lives.
+    pub fn append_nowait(&self, row: NewRow) {
+        self.shared.push(Item::Row(row, Reply::None));
+    }
+
+    /// Resolves once everything queued before this call is durable (synced
+    /// even with `fsync = never`). Used at shutdown.
+    pub async fn flush(&self) -> Result<(), AuditError> {
+        self.flush_seq().await.map(|_| ())
+    }
+
+    /// Like [`flush`](Self::flush), returning the last durable seq (0 when the log is empty).
+    pub async fn flush_seq(&self) -> Result<u64, AuditError> {
+        let (tx, rx) = oneshot::channel();
+        self.shared.push(Item::Barrier(Reply::Oneshot(tx)));
+        rx.await.map_err(|_| AuditError::WriterGone)?
+    }
+
+    /// The writer's shared health value.
+    pub fn health(&self) -> Arc<AuditHealth> {
+        self.shared.health.clone()
+    }
+
+    /// Watches the last durable seq (0 until the first row), so consumers can
+    /// wake on new rows instead of polling.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.shared.durable.subscribe()
+    }
+
+    /// How many requests wait for the writer.
+    pub fn queued(&self) -> usize {
+        self.shared.items().len()
+    }
+}

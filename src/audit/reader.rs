@@ -1,0 +1,237 @@
+//! [`AuditReader`]: iterate rows from a seq across files, filtered by seam, and
+//! follow the log as it grows. Works on the files alone (no writer needed), so
+//! `warden audit tail` can run in another process.
+
+use std::fs::File;
+use std::future::Future;
+use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::file::{list_files, scan_file};
+use super::{AuditError, AuditRow, seam_matches};
+
+/// A reader over the log directory.
+#[derive(Debug, Clone)]
+pub struct AuditReader {
+    dir: PathBuf,
+}
+
+impl AuditReader {
+    /// A reader over `dir`, which must exist.
+    pub fn open(dir: &Path) -> Result<Self, AuditError> {
+        std::fs::read_dir(dir).map_err(|e| AuditError::io(dir, e))?;
+        Ok(Self {
+            dir: dir.to_owned(),
+        })
+    }
+
+    /// Rows with `seq >= since_seq` whose seam passes `seam` (exact, or a
+    /// prefix ending in `*`), in order. Corrupt lines come out as errors and
+    /// iteration goes on; a torn last line is not visible yet.
+    pub fn rows_from(&self, since_seq: u64, seam: Option<&str>) -> RowIter {
+        match list_files(&self.dir) {
+            Ok(files) => RowIter::new(files, since_seq, seam),
+            Err(error) => RowIter::failed(error),
+        }
+    }
+
+    /// The seq of the last complete row, if any.
+    pub fn last_seq(&self) -> Result<Option<u64>, AuditError> {
+        for (_, path) in list_files(&self.dir)?.iter().rev() {
+            if let Some(seq) = scan_file(path)?.last_seq {
+                return Ok(Some(seq));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Calls `on_row` for every row from `since_seq` on (filtered as in
+    /// [`rows_from`](Self::rows_from)), then keeps polling every `poll` for
+    /// new rows until `shutdown` resolves or `on_row` fails. Corrupt rows are
+    /// logged and skipped. Returns the next seq it would have read.
+    pub async fn follow<F>(
+        &self,
+        since_seq: u64,
+        seam: Option<&str>,
+        poll: Duration,
+        shutdown: impl Future<Output = ()>,
+        mut on_row: F,
+    ) -> Result<u64, AuditError>
+    where
+        F: FnMut(AuditRow) -> Result<(), AuditError>,
+    {
+        tokio::pin!(shutdown);
+        let mut next_seq = since_seq;
+        // Resume where the previous poll stopped instead of rescanning files.
+        let mut resume: Option<(PathBuf, u64)> = None;
+        loop {
+            let mut iter = match list_files(&self.dir) {
+                Ok(files) => RowIter::resume(files, next_seq, seam, resume.take()),
+                Err(error) => RowIter::failed(error),
+            };
+            for item in iter.by_ref() {
+                match item {
+                    Ok(row) => {
+                        next_seq = row.seq + 1;
+                        on_row(row)?;
+                    }
+                    Err(error) => {
+                        tracing::error!(error = %error, "Skipped a corrupt audit row.");
+                    }
+                }
+            }
+            resume = iter.position();
+            tokio::select! {
+                () = &mut shutdown => return Ok(next_seq),
+                () = tokio::time::sleep(poll) => {}
+            }
+        }
+    }
+}
+
+/// Iterator over rows across files; see [`AuditReader::rows_from`].
+#[derive(Debug)]
+pub struct RowIter {
+    files: Vec<(u64, PathBuf)>,
+    index: usize,
+    reader: Option<BufReader<File>>,
+    /// Offset in `files[index]` just past the last complete line consumed.
+    offset: u64,
+    since: u64,
+    seam: Option<String>,
+    error: Option<AuditError>,
+    line: Vec<u8>,
+}
+
+impl RowIter {
+    fn new(files: Vec<(u64, PathBuf)>, since: u64, seam: Option<&str>) -> Self {
+        // Skip files that end before `since`: the next file starts at or below it.
+        let index = files
+            .iter()
+            .rposition(|(first, _)| *first <= since)
+            .unwrap_or(0);
+        Self {
+            files,
+            index,
+            reader: None,
+            offset: 0,
+            since,
+            seam: seam.map(str::to_owned),
+            error: None,
+            line: Vec::new(),
+        }
+    }
+
+    fn resume(
+        files: Vec<(u64, PathBuf)>,
+        since: u64,
+        seam: Option<&str>,
+        at: Option<(PathBuf, u64)>,
+    ) -> Self {
+        let mut iter = Self::new(files, since, seam);
+        if let Some((path, offset)) = at
+            && let Some(index) = iter.files.iter().position(|(_, p)| *p == path)
+        {
+            iter.index = index;
+            iter.offset = offset;
+        }
+        iter
+    }
+
+    fn failed(error: AuditError) -> Self {
+        let mut iter = Self::new(Vec::new(), 0, None);
+        iter.error = Some(error);
+        iter
+    }
+
+    /// The file and offset to resume from.
+    fn position(&self) -> Option<(PathBuf, u64)> {
+        self.files
+            .get(self.index)
+            .map(|(_, path)| (path.clone(), self.offset))
+    }
+
+    /// The next complete line, moving to the next file at the end of one.
+    fn next_line(&mut self) -> Option<Result<(PathBuf, u64), AuditError>> {
+        loop {
+            let (_, path) = self.files.get(self.index)?;
+            let path = path.clone();
+            if self.reader.is_none() {
+                let opened = File::open(&path).and_then(|mut f| {
+                    f.seek(SeekFrom::Start(self.offset))?;
+                    Ok(f)
+                });
+                match opened {
+                    Ok(f) => self.reader = Some(BufReader::new(f)),
+                    Err(e) => {
+                        self.index = self.files.len();
+                        return Some(Err(AuditError::io(path, e)));
+                    }
+                }
+            }
+            let reader = self.reader.as_mut()?;
+            self.line.clear();
+            let n = match reader.read_until(b'\n', &mut self.line) {
+                Ok(n) => n,
+                Err(e) => {
+                    self.index = self.files.len();
+                    return Some(Err(AuditError::io(path, e)));
+                }
+            };
+            if n > 0 && self.line.last() == Some(&b'\n') {
+                let start = self.offset;
+                self.offset += n as u64;
+                return Some(Ok((path, start)));
+            }
+            // End of file, or a torn line still being written. Only the newest
+            // file can grow, so stay on it (and do not consume the fragment).
+            if self.index + 1 >= self.files.len() {
+                self.reader = None;
+                return None;
+            }
+            self.index += 1;
+            self.offset = 0;
+            self.reader = None;
+        }
+    }
+}
+
+impl Iterator for RowIter {
+    type Item = Result<AuditRow, AuditError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(error) = self.error.take() {
+            return Some(Err(error));
+        }
+        loop {
+            let (path, offset) = match self.next_line()? {
+                Ok(at) => at,
+                Err(error) => return Some(Err(error)),
+            };
+            let body = &self.line[..self.line.len() - 1];
+            let row = match serde_json::from_slice::<AuditRow>(body) {
+                Ok(row) => row,
+                Err(e) => {
+                    return Some(Err(AuditError::CorruptRow {
+                        path,
+                        offset,
+                        reason: e.to_string(),
+                    }));
+                }
+            };
+            if row.seq < self.since {
+                continue;
+            }
+            if let Some(filter) = &self.seam
+                && !seam_matches(filter, &row.seam)
+            {
+                continue;
+            }
+            return Some(Ok(row));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

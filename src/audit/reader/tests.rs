@@ -1,0 +1,142 @@
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::super::test_support::{append_bytes, line};
+use super::super::{NewRow, file_name};
+use super::*;
+
+fn seqs(iter: RowIter) -> Vec<u64> {
+    iter.map(|r| r.unwrap().seq).collect()
+}
+
+fn sample(dir: &Path) {
+    // Two files: 1..=3 and 4..=6, with mixed seams.
+    let seams = [
+        "probe.wake_requested",
+        "supervision.restarted",
+        "supervision.backoff",
+    ];
+    for (first, range) in [(1, 1..=3u64), (4, 4..=6)] {
+        for seq in range {
+            append_bytes(
+                &dir.join(file_name(first)),
+                &line(seq, seams[(seq % 3) as usize]),
+            );
+        }
+    }
+}
+
+#[test]
+fn filters_by_since_and_seam() {
+    let dir = tempfile::tempdir().unwrap();
+    sample(dir.path());
+    let reader = AuditReader::open(dir.path()).unwrap();
+    assert_eq!(seqs(reader.rows_from(0, None)), [1, 2, 3, 4, 5, 6]);
+    assert_eq!(seqs(reader.rows_from(5, None)), [5, 6]);
+    assert_eq!(seqs(reader.rows_from(7, None)), Vec::<u64>::new());
+    assert_eq!(
+        seqs(reader.rows_from(0, Some("supervision.restarted"))),
+        [1, 4]
+    );
+    assert_eq!(
+        seqs(reader.rows_from(0, Some("supervision.*"))),
+        [1, 2, 4, 5]
+    );
+    assert_eq!(seqs(reader.rows_from(2, Some("supervision.*"))), [2, 4, 5]);
+    assert_eq!(
+        seqs(reader.rows_from(0, Some("supervision"))),
+        Vec::<u64>::new()
+    );
+    assert_eq!(reader.last_seq().unwrap(), Some(6));
+}
+
+#[test]
+fn torn_last_line_is_invisible_until_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    sample(dir.path());
+    let path = dir.path().join(file_name(4));
+    let next = line(7, "x");
+    append_bytes(&path, &next[..10]);
+    let reader = AuditReader::open(dir.path()).unwrap();
+    assert_eq!(seqs(reader.rows_from(0, None)).len(), 6);
+    assert_eq!(reader.last_seq().unwrap(), Some(6));
+    append_bytes(&path, &next[10..]);
+    assert_eq!(seqs(reader.rows_from(6, None)), [6, 7]);
+}
+
+#[test]
+fn corrupt_row_is_an_error_and_reading_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(file_name(1));
+    append_bytes(&path, &line(1, "x"));
+    append_bytes(&path, b"not json\n");
+    append_bytes(&path, &line(2, "x"));
+    let items: Vec<_> = AuditReader::open(dir.path())
+        .unwrap()
+        .rows_from(0, None)
+        .collect();
+    assert_eq!(items.len(), 3);
+    assert!(
+        matches!(items[1], Err(AuditError::CorruptRow { offset, .. }) if offset == line(1, "x").len() as u64)
+    );
+    assert_eq!(items[2].as_ref().unwrap().seq, 2);
+}
+
+#[test]
+fn missing_dir_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(matches!(
+        AuditReader::open(&dir.path().join("nope")),
+        Err(AuditError::Io { .. })
+    ));
+}
+
+#[tokio::test]
+async fn follow_sees_new_rows_across_rotation_and_stops_on_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, mut args) = super::super::test_support::args(dir.path());
+    args.rotate_bytes = 200;
+    let w = super::super::test_support::spawn(log, args).await;
+    w.log
+        .append(NewRow::new("a.one", serde_json::json!({})))
+        .await
+        .unwrap();
+
+    let reader = AuditReader::open(dir.path()).unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let follower = tokio::spawn(async move {
+        reader
+            .follow(
+                1,
+                Some("a.*"),
+                Duration::from_millis(5),
+                async {
+                    let _ = stopped.await;
+                },
+                |row| tx.send(row.seq).map_err(|_| AuditError::WriterGone),
+            )
+            .await
+    });
+    assert_eq!(rx.recv().await, Some(1));
+    for i in 0..6 {
+        let seam = if i % 2 == 0 { "a.two" } else { "b.other" };
+        w.log
+            .append(NewRow::new(seam, serde_json::json!({ "i": i })))
+            .await
+            .unwrap();
+    }
+    for expected in [2, 4, 6] {
+        assert_eq!(rx.recv().await, Some(expected));
+    }
+    stop.send(()).unwrap();
+    let next = tokio::time::timeout(Duration::from_secs(5), follower)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(next, 7);
+    assert!(super::super::file::list_files(dir.path()).unwrap().len() > 1);
+    w.stop().await;
+}
