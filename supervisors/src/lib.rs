@@ -8,13 +8,13 @@
 //! with the same child names can run in one process.
 //!
 //! # Layout
-//! - [`ladder`]: the pure restart budget ([`Ladder`], [`LadderState`]).
-//! - [`backoff`]: exponential backoff with jitter.
-//! - [`child`]: [`ChildSpec`] (start function, restart type, shutdown).
-//! - [`exit`]: [`ExitKind`], classifying ractor's supervision events.
-//! - [`strategy`]: [`Strategy`].
-//! - [`supervisor`]: the [`Supervisor`] actor, its messages and [`shutdown`].
-//! - [`observer`]: the [`Observer`] hook and the [`SupervisionEvent`]s it receives.
+//! - [`ladder`] holds the pure restart budget ([`Ladder`], [`LadderState`]).
+//! - [`backoff`] holds exponential backoff with jitter.
+//! - [`child`] holds [`ChildSpec`] (start function, restart type, shutdown).
+//! - [`exit`] holds [`ExitKind`], classifying ractor's supervision events.
+//! - [`strategy`] holds [`Strategy`].
+//! - [`supervisor`] holds the [`Supervisor`] actor, its messages and [`shutdown`].
+//! - [`observer`] holds the [`Observer`] hook and the [`SupervisionEvent`]s it receives.
 //!
 //! # Example
 //! ```

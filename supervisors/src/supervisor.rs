@@ -23,7 +23,9 @@ use tokio::time::Instant;
 use crate::exit::SHUTDOWN_REASON;
 use crate::{ChildKind, ChildSpec, ExitKind, Ladder, NoopObserver, Observer, Restart, Strategy};
 
+mod calls;
 mod state;
+mod stop;
 
 pub use state::SupervisorState;
 
@@ -310,7 +312,7 @@ pub async fn shutdown(
     };
     if result.is_err() {
         sup.kill();
-        let _ = sup.wait(Some(state::KILL_WAIT)).await;
+        let _ = sup.wait(Some(stop::KILL_WAIT)).await;
     }
     result
 }

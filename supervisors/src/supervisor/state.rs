@@ -7,40 +7,37 @@ use std::time::Duration;
 use ractor::{ActorCell, ActorId, ActorRef};
 use tokio::time::Instant;
 
-use super::{ChildInfo, SupervisorError, SupervisorMsg, SupervisorSpec};
-use crate::exit::{MELTDOWN_PREFIX, SHUTDOWN_REASON};
+use super::stop::{KILL_WAIT, stop_cell};
+use super::{SupervisorMsg, SupervisorSpec};
+use crate::exit::MELTDOWN_PREFIX;
 use crate::{
-    ChildSpec, ExitKind, LadderState, LadderStep, Observer, Restart, Shutdown, Strategy,
-    SupervisionEvent,
+    ChildSpec, ExitKind, LadderState, LadderStep, Observer, Restart, Strategy, SupervisionEvent,
 };
 
-/// How long to wait for a killed actor to finish stopping.
-pub(crate) const KILL_WAIT: Duration = Duration::from_secs(5);
-
 /// One child slot, in start order.
-struct Child {
-    spec: ChildSpec,
+pub(super) struct Child {
+    pub(super) spec: ChildSpec,
     /// The running instance; `None` while stopped or waiting for a restart.
-    cell: Option<ActorCell>,
+    pub(super) cell: Option<ActorCell>,
     /// Successful restarts so far.
-    restarts: u32,
+    pub(super) restarts: u32,
     /// Waiting for a (possibly delayed) restart.
-    pending: bool,
+    pub(super) pending: bool,
 }
 
 /// State of a running [`Supervisor`](super::Supervisor) (opaque).
 pub struct SupervisorState {
-    name: String,
-    strategy: Strategy,
-    observer: Arc<dyn Observer>,
-    max_children: Option<usize>,
-    children: Vec<Child>,
-    ladder: LadderState,
+    pub(super) name: String,
+    pub(super) strategy: Strategy,
+    pub(super) observer: Arc<dyn Observer>,
+    pub(super) max_children: Option<usize>,
+    pub(super) children: Vec<Child>,
+    pub(super) ladder: LadderState,
     /// Bumped whenever a restart is scheduled or cancelled, so that stale
     /// delayed-restart timers are dropped.
-    generation: u64,
+    pub(super) generation: u64,
     /// Attempt number reported for the pending restarts.
-    pending_attempt: u32,
+    pub(super) pending_attempt: u32,
 }
 
 /// Result of a decision that may end in meltdown: `Err` carries the stop reason.
@@ -108,7 +105,11 @@ impl SupervisorState {
     }
 
     /// Runs child `idx`'s start function; reports `ChildStarted` or `StartFailed`.
-    async fn start_child(&mut self, myself: &ActorCell, idx: usize) -> Result<(), String> {
+    pub(super) async fn start_child(
+        &mut self,
+        myself: &ActorCell,
+        idx: usize,
+    ) -> Result<(), String> {
         let child = &self.children[idx];
         let id = child.spec.id.clone();
         match child.spec.start(myself.clone()).await {
@@ -135,7 +136,7 @@ impl SupervisorState {
     }
 
     /// Stops child `idx` if it is running, per its shutdown rule, and waits.
-    async fn stop_child(&mut self, idx: usize) {
+    pub(super) async fn stop_child(&mut self, idx: usize) {
         let Some(cell) = self.children[idx].cell.take() else {
             return;
         };
@@ -368,89 +369,6 @@ impl SupervisorState {
                 myself.send_after(delay, move || SupervisorMsg::RestartPending(generation));
                 return Ok(());
             }
-        }
-    }
-
-    /// `StartChild`: appends and starts a child. A failure here is returned to
-    /// the caller and does not count as a restart.
-    pub(super) async fn add_child(
-        &mut self,
-        myself: &ActorCell,
-        spec: ChildSpec,
-    ) -> Result<(), SupervisorError> {
-        if self.children.iter().any(|child| child.spec.id == spec.id) {
-            return Err(SupervisorError::DuplicateChild(spec.id));
-        }
-        if let Some(max) = self.max_children
-            && self.children.len() >= max
-        {
-            return Err(SupervisorError::MaxChildren(max));
-        }
-        let id = spec.id.clone();
-        self.children.push(Child {
-            spec,
-            cell: None,
-            restarts: 0,
-            pending: false,
-        });
-        let idx = self.children.len() - 1;
-        if let Err(error) = self.start_child(myself, idx).await {
-            self.children.pop();
-            return Err(SupervisorError::StartFailed { child: id, error });
-        }
-        Ok(())
-    }
-
-    /// `TerminateChild`: stops the child per its shutdown rule and removes it.
-    pub(super) async fn terminate_child(&mut self, id: &str) -> Result<(), SupervisorError> {
-        let Some(idx) = self.children.iter().position(|child| child.spec.id == id) else {
-            return Err(SupervisorError::ChildNotFound(id.to_string()));
-        };
-        self.stop_child(idx).await;
-        self.children.remove(idx);
-        Ok(())
-    }
-
-    /// `WhichChildren`.
-    pub(super) fn which_children(&self) -> Vec<ChildInfo> {
-        self.children
-            .iter()
-            .map(|child| ChildInfo {
-                id: child.spec.id.clone(),
-                kind: child.spec.kind,
-                restart: child.spec.restart,
-                cell: child.cell.clone(),
-                actor_id: child.cell.as_ref().map(ActorCell::get_id),
-                restarts: child.restarts,
-            })
-            .collect()
-    }
-}
-
-/// Stops one actor per `shutdown` and waits until it has fully stopped.
-/// Returns whether it had to be killed.
-async fn stop_cell(cell: &ActorCell, shutdown: Shutdown) -> bool {
-    match shutdown {
-        Shutdown::BrutalKill => {
-            cell.kill();
-            let _ = cell.wait(Some(KILL_WAIT)).await;
-            true
-        }
-        Shutdown::Timeout(timeout) => {
-            cell.stop(Some(SHUTDOWN_REASON.to_string()));
-            if cell.wait(Some(timeout)).await.is_ok() {
-                return false;
-            }
-            cell.kill();
-            if let Err(error) = cell.wait(Some(KILL_WAIT)).await {
-                tracing::error!(actor = %cell.get_id(), error = %error, "Child did not stop after kill.");
-            }
-            true
-        }
-        Shutdown::Infinity => {
-            cell.stop(Some(SHUTDOWN_REASON.to_string()));
-            let _ = cell.wait(None).await;
-            false
         }
     }
 }
