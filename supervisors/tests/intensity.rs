@@ -251,3 +251,29 @@ async fn meltdown_escalates_through_two_levels() {
     );
     assert_eq!(log.lines().last().map(String::as_str), Some("stop:v"));
 }
+
+/// A multi-rung policy: retries and escalations both restart; only the end of
+/// the last rung melts down.
+#[tokio::test(start_paused = true)]
+async fn every_rung_of_a_ladder_policy_is_used_before_meltdown() {
+    let log = Log::default();
+    let recorder = Recorder::default();
+    let ladder = Ladder::new(vec![
+        Rung::new("fast", 1, Duration::from_secs(60)).backoff(Backoff::none()),
+        Rung::new("slow", 1, Duration::from_secs(60)).backoff(Backoff::none()),
+    ]);
+    let spec = SupervisorSpec::new("sup", Strategy::OneForOne)
+        .policy(ladder)
+        .observer(recorder.arc())
+        .children(vec![worker("a", &log)]);
+    let (sup, handle) = Supervisor::spawn(None, spec).await.unwrap();
+    kill_and_await_restart(&sup, "a").await; // rung "fast", attempt 1
+    kill_and_await_restart(&sup, "a").await; // escalated to "slow", attempt 1
+    make_exit(&child_cell(&sup, "a").await, How::Kill);
+    tokio::time::timeout(Duration::from_secs(5), handle)
+        .await
+        .unwrap()
+        .unwrap();
+    let restarts = recorder.count(|e| matches!(e, SupervisionEvent::ChildRestarted { .. }));
+    assert_eq!((restarts, recorder.count(is_meltdown)), (2, 1));
+}
