@@ -115,6 +115,8 @@ async fn initial_start_failures_count_as_restarts() {
         2
     );
     assert_eq!(log.lines(), vec!["start:a", "start:b"]);
+    let scheduled = |e: &SupervisionEvent| matches!(e, SupervisionEvent::RestartScheduled { child, .. } if child == "b");
+    assert_eq!(recorder.count(scheduled), 2);
     warden_supervisors::shutdown(&sup, Duration::from_secs(5))
         .await
         .unwrap();

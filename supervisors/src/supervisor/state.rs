@@ -86,10 +86,17 @@ impl SupervisorState {
             match self.start_child(myself, idx).await {
                 Ok(()) => idx += 1,
                 Err(error) => {
-                    let (_, delay) = match self.next_restart() {
+                    let (attempt, delay) = match self.next_restart() {
                         Ok(next) => next,
                         Err(reason) => return Err(self.meltdown(reason).await),
                     };
+                    self.emit(SupervisionEvent::RestartScheduled {
+                        supervisor: self.name.clone(),
+                        child: self.children[idx].spec.id.clone(),
+                        attempt,
+                        delay,
+                        reason: ExitKind::Error(error.clone()),
+                    });
                     tracing::warn!(
                         supervisor = %self.name,
                         child = %self.children[idx].spec.id,
