@@ -169,3 +169,11 @@ async fn temporary_child_death_leaves_siblings_alone() {
         .unwrap();
     handle.await.unwrap();
 }
+
+/// The same decisions on a real multi-threaded runtime and clock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_for_all_permanent_on_a_multi_thread_runtime() {
+    for how in ALL_EXITS {
+        run_case(Strategy::OneForAll, Restart::Permanent, how).await;
+    }
+}
