@@ -3,6 +3,14 @@
 //! # Layout
 //! - [`settings`]: typed configuration, layered loading, validation.
 //! - [`audit`]: the append-only audit log, Warden's source of truth.
+//! - [`control`]: operational state (RUNNING / PAUSED / STOPPED) and boot gates.
+//! - [`telemetry`]: logging setup.
+//! - [`api`]: the HTTP API (axum) and the actor that serves it.
+//! - [`app`]: the supervision tree, boot gates and process lifecycle.
 
+pub mod api;
+pub mod app;
 pub mod audit;
+pub mod control;
 pub mod settings;
+pub mod telemetry;

@@ -1,2 +1,181 @@
-//! The `warden` binary.
-fn main() {}
+//! The `warden` binary: parses the command line, loads the configuration and
+//! maps every failure to a clear message and an exit code (0 ok, 1 runtime
+//! failure, 2 bad configuration or usage).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use warden::app::{self, AppError};
+use warden::audit::{TailOptions, tail_command};
+use warden::settings::{self, ConfigSource, Settings};
+
+/// Watches your services, heals what it may, escalates the rest with the evidence gathered.
+#[derive(Debug, Parser)]
+#[command(name = "warden", version, about)]
+struct Cli {
+    /// Configuration file (TOML). Without it, the embedded config/default.toml is used.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run Warden until SIGTERM or SIGINT (a second signal forces exit).
+    Run,
+    /// Validate the configuration: prints `config OK` and a summary, or every problem (exit 2).
+    CheckConfig,
+    /// Read the audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Print audit rows, optionally following new ones.
+    Tail {
+        /// Keep printing rows as they are appended, until interrupted.
+        #[arg(long, short)]
+        follow: bool,
+        /// Only rows of this seam; a trailing `*` matches a prefix (`supervision.*`).
+        #[arg(long)]
+        seam: Option<String>,
+        /// Start at this seq (inclusive) instead of the last rows.
+        #[arg(long)]
+        since: Option<u64>,
+        /// How many of the last rows to show when --since is not given.
+        #[arg(long, default_value_t = 20)]
+        last: usize,
+        /// Print raw JSON rows, one per line.
+        #[arg(long)]
+        json: bool,
+        /// Read this state directory instead of the configured service.state_dir.
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+    },
+}
+
+const EXIT_RUNTIME: u8 = 1;
+const EXIT_CONFIG: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let source = ConfigSource::from_arg(cli.config.clone());
+    match cli.command {
+        Command::CheckConfig => check_config(&source),
+        Command::Run => run(&source),
+        Command::Audit {
+            command:
+                AuditCommand::Tail {
+                    follow,
+                    seam,
+                    since,
+                    last,
+                    json,
+                    state_dir,
+                },
+        } => {
+            let dir = match state_dir {
+                Some(dir) => dir,
+                None => match load(&source) {
+                    Ok(settings) => settings.service.state_dir,
+                    Err(code) => return code,
+                },
+            };
+            let options = TailOptions {
+                follow,
+                seam,
+                since,
+                json,
+                last,
+            };
+            audit_tail(dir, options)
+        }
+    }
+}
+
+fn load(source: &ConfigSource) -> Result<Settings, ExitCode> {
+    settings::load(source).map_err(|error| {
+        eprintln!("error: {error}");
+        for line in error
+            .lines()
+            .iter()
+            .filter(|_| matches!(error, settings::SettingsError::Invalid(_)))
+        {
+            eprintln!("  {line}");
+        }
+        ExitCode::from(EXIT_CONFIG)
+    })
+}
+
+fn check_config(source: &ConfigSource) -> ExitCode {
+    match load(source) {
+        Ok(settings) => {
+            println!("config OK: {}", settings.summary());
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| {
+            eprintln!("error: cannot start the async runtime: {error}");
+            ExitCode::from(EXIT_RUNTIME)
+        })
+}
+
+fn run(source: &ConfigSource) -> ExitCode {
+    let settings = match load(source) {
+        Ok(settings) => settings,
+        Err(code) => return code,
+    };
+    if let Err(error) = warden::telemetry::init(&settings.telemetry) {
+        eprintln!("error: {error}");
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
+    };
+    let result = runtime.block_on(app::run(settings, app::shutdown_signal()));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(error = %error, "Warden stopped with an error.");
+            eprintln!("error: {error}");
+            match error {
+                AppError::Secret { .. } => ExitCode::from(EXIT_CONFIG),
+                _ => ExitCode::from(EXIT_RUNTIME),
+            }
+        }
+    }
+}
+
+fn audit_tail(dir: PathBuf, options: TailOptions) -> ExitCode {
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
+    };
+    let result = runtime.block_on(async move {
+        let mut out = std::io::stdout();
+        let stop = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        tail_command(&dir.join("audit"), options, &mut out, stop).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
+    }
+}

@@ -103,10 +103,10 @@ fn deserialize_collecting(mut tree: Value) -> (Option<Settings>, Vec<Problem>) {
         };
         let mut path: Vec<String> = error.path().iter().filter_map(segment_key).collect();
         let message = strip_key_suffix(&error.inner().to_string());
-        if let Some(field) = unknown_field(&message) {
-            if path.last().map(String::as_str) != Some(field) {
-                path.push(field.to_owned());
-            }
+        if let Some(field) = unknown_field(&message)
+            && path.last().map(String::as_str) != Some(field)
+        {
+            path.push(field.to_owned());
         }
         let from_env = node(&tree, &path).and_then(Value::origin) == Some(ENV_ORIGIN);
         problems.push(Problem::new(

@@ -233,3 +233,46 @@ fn missing_file_is_a_read_error_naming_the_path() {
     .unwrap_err();
     assert!(error.to_string().contains("/nonexistent/warden.toml"));
 }
+
+fn leaf_keys(prefix: &str, value: &serde_json::Value, out: &mut Vec<String>) {
+    match value {
+        serde_json::Value::Object(map) if !map.is_empty() => {
+            for (key, child) in map {
+                let path = if prefix.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                leaf_keys(&path, child, out);
+            }
+        }
+        serde_json::Value::Array(items)
+            if items.first().is_some_and(serde_json::Value::is_object) =>
+        {
+            leaf_keys(&format!("{prefix}[]"), &items[0], out);
+        }
+        _ => out.push(prefix.to_owned()),
+    }
+}
+
+#[test]
+fn every_key_is_documented() {
+    let settings = Settings {
+        probes: vec![ProbeSettings::default()],
+        components: vec![ComponentSettings::default()],
+        ..Settings::default()
+    };
+    let mut keys = Vec::new();
+    leaf_keys("", &serde_json::to_value(&settings).unwrap(), &mut keys);
+    let doc_path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/configuration.md");
+    let doc = std::fs::read_to_string(doc_path).unwrap();
+    let missing: Vec<&String> = keys
+        .iter()
+        .filter(|key| !doc.contains(&format!("`{key}`")))
+        .collect();
+    assert!(keys.len() > 30, "walked only {keys:?}");
+    assert!(
+        missing.is_empty(),
+        "keys missing from docs/configuration.md: {missing:?}"
+    );
+}

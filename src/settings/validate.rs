@@ -71,10 +71,10 @@ fn service(settings: &Settings, problems: &mut Problems) {
             "set either operator_token or operator_token_file, not both",
         );
     }
-    if let Some(token) = &service.operator_token {
-        if token.expose().len() < 16 {
-            problems.push("service.operator_token", "must be at least 16 characters");
-        }
+    if let Some(token) = &service.operator_token
+        && token.expose().len() < 16
+    {
+        problems.push("service.operator_token", "must be at least 16 characters");
     }
     positive(
         problems,

@@ -272,10 +272,14 @@ impl Actor for Supervisor {
         let Some(exit) = ExitKind::from_event(&event) else {
             return Ok(());
         };
-        let Some(cell) = event.actor_cell() else {
+        let Some(cell) = event.actor_cell().cloned() else {
             return Ok(());
         };
-        if let Err(reason) = state.on_child_exit(&myself, cell, exit).await {
+        // ractor moves a stopped child's final state into `ActorTerminated`.
+        // Drop it before acting: that state may own resources (a bound
+        // listener, a file lock) the replacement instance needs in pre_start.
+        drop(event);
+        if let Err(reason) = state.on_child_exit(&myself, &cell, exit).await {
             myself.stop(Some(reason));
         }
         Ok(())

@@ -1,0 +1,60 @@
+//! The HTTP API (axum): health, boot status, operational state and the audit
+//! log over HTTP. Every error is JSON of one shape,
+//! `{"error": {"code": "...", "message": "..."}}`, so scripts can match on
+//! `code` without parsing prose.
+//!
+//! The server itself runs inside the supervised [`ApiServer`] actor; the
+//! listener is bound once by `app.rs`, so a restarted server keeps its port.
+
+mod actor;
+mod audit;
+mod auth;
+mod error;
+mod status;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::{get, post};
+use tokio::time::Instant;
+
+use crate::audit::AuditLog;
+use crate::control::{BootStatus, OperationalState};
+use crate::settings::Secret;
+
+pub use actor::{ApiServer, ApiServerArgs, ApiServerMsg, SharedListener};
+pub use error::ApiError;
+
+/// Everything a handler may read. Cloned per request (all fields are handles).
+#[derive(Clone)]
+pub struct ApiContext {
+    /// Shared operational state.
+    pub state: OperationalState,
+    /// Boot gate results.
+    pub boot: BootStatus,
+    /// Append side of the audit log.
+    pub audit: AuditLog,
+    /// Directory the audit log lives in, for reads.
+    pub audit_dir: PathBuf,
+    /// Accepted operator tokens; empty disables mutating calls.
+    pub operator_tokens: Vec<Secret>,
+    /// Reports whether the supervision tree is up.
+    pub tree: crate::app::TreeHandle,
+    /// Timeout of calls into actors.
+    pub call_timeout: Duration,
+    /// When this instance started, for uptime.
+    pub started: Instant,
+}
+
+/// Builds the router with every route.
+pub fn router(context: ApiContext) -> Router {
+    Router::new()
+        .route("/api/health", get(status::health))
+        .route("/api/boot-status", get(status::boot_status))
+        .route("/api/operational-state", get(status::operational_state))
+        .route("/api/audit", get(audit::rows))
+        .route("/api/audit/notes", post(audit::add_note))
+        .fallback(error::not_found)
+        .with_state(context)
+}

@@ -1,0 +1,13 @@
+//! Operational control: whether Warden may act (RUNNING), is holding still
+//! with reasons (PAUSED), or is going down (STOPPED), and the boot gates that
+//! decide the first of those.
+//!
+//! The state is shared, not owned by one actor, because the HTTP API, the
+//! audit writer's fault reporting and every acting component read it on hot
+//! paths; it is created once per Warden instance and survives actor restarts.
+
+mod boot;
+mod state;
+
+pub use boot::{BootGate, BootReport, BootStatus, GateStatus, check_state_dir};
+pub use state::{OperationalState, RunState, StateSnapshot};

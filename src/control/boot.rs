@@ -1,0 +1,108 @@
+//! Boot gates: the checks that must pass, in order, before Warden reports
+//! RUNNING. Their results are kept for `GET /api/boot-status` so an operator
+//! sees why a boot failed or what it repaired.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+/// Outcome of one gate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GateStatus {
+    /// The gate passed.
+    Pass,
+    /// The gate failed; Warden does not become RUNNING.
+    Fail,
+}
+
+/// One gate's result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BootGate {
+    /// Stable gate name, e.g. `state_dir_writable`.
+    pub name: String,
+    /// Pass or fail.
+    pub status: GateStatus,
+    /// What was checked or repaired, or why it failed.
+    pub detail: String,
+    /// When the gate ran, RFC 3339 UTC.
+    pub at: String,
+}
+
+/// Results of every gate run so far, shared with the API.
+#[derive(Debug, Clone, Default)]
+pub struct BootStatus {
+    gates: Arc<Mutex<Vec<BootGate>>>,
+}
+
+/// The JSON shape of `GET /api/boot-status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct BootReport {
+    /// True when every gate passed.
+    pub ready: bool,
+    /// The gates in the order they ran.
+    pub gates: Vec<BootGate>,
+}
+
+impl BootStatus {
+    /// Records a gate's result and returns whether it passed.
+    pub fn record(&self, name: &str, result: Result<String, String>) -> bool {
+        let (status, detail) = match result {
+            Ok(detail) => (GateStatus::Pass, detail),
+            Err(reason) => (GateStatus::Fail, reason),
+        };
+        let gate = BootGate {
+            name: name.to_owned(),
+            status,
+            detail,
+            at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+        };
+        self.gates
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(gate);
+        status == GateStatus::Pass
+    }
+
+    /// A copy of every result so far.
+    pub fn report(&self) -> BootReport {
+        let gates = self
+            .gates
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        BootReport {
+            ready: !gates.is_empty() && gates.iter().all(|g| g.status == GateStatus::Pass),
+            gates,
+        }
+    }
+
+    /// Gates that failed, for error messages.
+    pub fn failures(&self) -> Vec<BootGate> {
+        self.report()
+            .gates
+            .into_iter()
+            .filter(|gate| gate.status == GateStatus::Fail)
+            .collect()
+    }
+}
+
+/// The `state_dir_writable` gate: the directory exists (created if missing)
+/// and a file can be written, synced and removed in it.
+pub fn check_state_dir(dir: &Path) -> Result<String, String> {
+    let describe =
+        |what: &str, error: std::io::Error| format!("cannot {what} {}: {error}", dir.display());
+    std::fs::create_dir_all(dir).map_err(|e| describe("create", e))?;
+    let probe = dir.join(".warden-write-check");
+    let write = || -> std::io::Result<()> {
+        use std::io::Write;
+        let mut file = std::fs::File::create(&probe)?;
+        file.write_all(b"ok")?;
+        file.sync_all()?;
+        std::fs::remove_file(&probe)
+    };
+    write().map_err(|e| describe("write to", e))?;
+    Ok(format!("{} is writable", dir.display()))
+}

@@ -1,0 +1,193 @@
+//! The operational state machine shared by the API and the actors.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+/// Whether Warden may act.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RunState {
+    /// Probing, notifying and (where enabled) acting.
+    Running,
+    /// Probing and notifying, but every action is frozen until the reasons clear.
+    Paused,
+    /// Shutting down or stopped.
+    Stopped,
+}
+
+/// What `GET /api/operational-state` returns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StateSnapshot {
+    /// The current state.
+    pub state: RunState,
+    /// Why Warden is paused (empty unless PAUSED), e.g. `audit_unwritable`.
+    pub degradation_reasons: Vec<String>,
+    /// When the state last changed, RFC 3339 UTC.
+    pub since: String,
+}
+
+/// A condition that pauses Warden while it holds, checked on every read.
+type Condition = Arc<dyn Fn() -> bool + Send + Sync>;
+
+struct Inner {
+    stopped: bool,
+    reasons: BTreeSet<String>,
+    conditions: Vec<(String, Condition)>,
+    since: SystemTime,
+}
+
+impl Inner {
+    fn all_reasons(&self) -> BTreeSet<String> {
+        let mut reasons = self.reasons.clone();
+        for (reason, holds) in &self.conditions {
+            if holds() {
+                reasons.insert(reason.clone());
+            }
+        }
+        reasons
+    }
+
+    fn run_state(&self, reasons: &BTreeSet<String>) -> RunState {
+        match (self.stopped, reasons.is_empty()) {
+            (true, _) => RunState::Stopped,
+            (false, true) => RunState::Running,
+            (false, false) => RunState::Paused,
+        }
+    }
+}
+
+/// Shared operational state. PAUSED is derived: any degradation reason pauses
+/// Warden, and the last reason clearing resumes it, so two independent faults
+/// cannot resume each other by accident. Reasons are either set and cleared
+/// explicitly ([`OperationalState::pause`]) or derived from a live condition
+/// ([`OperationalState::watch`]), such as the audit writer failing to write,
+/// which then clears itself the moment the fault does.
+#[derive(Clone)]
+pub struct OperationalState {
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl Default for OperationalState {
+    fn default() -> Self {
+        Self {
+            inner: Arc::new(Mutex::new(Inner {
+                stopped: false,
+                reasons: BTreeSet::new(),
+                conditions: Vec::new(),
+                since: SystemTime::now(),
+            })),
+        }
+    }
+}
+
+impl OperationalState {
+    fn with<T>(&self, f: impl FnOnce(&mut Inner) -> T) -> T {
+        // A panic while holding this lock cannot leave the set half-updated, so
+        // a poisoned lock is still safe to use.
+        let mut guard = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        f(&mut guard)
+    }
+
+    /// Adds a degradation reason; returns true when this paused a running Warden.
+    pub fn pause(&self, reason: &str) -> bool {
+        self.with(|inner| {
+            let was_running = !inner.stopped && inner.reasons.is_empty();
+            if inner.reasons.insert(reason.to_owned()) && !inner.stopped {
+                inner.since = SystemTime::now();
+            }
+            was_running
+        })
+    }
+
+    /// Clears one degradation reason; returns true when this resumed Warden.
+    pub fn clear(&self, reason: &str) -> bool {
+        self.with(|inner| {
+            let removed = inner.reasons.remove(reason);
+            let resumed = removed && inner.reasons.is_empty() && !inner.stopped;
+            if resumed {
+                inner.since = SystemTime::now();
+            }
+            resumed
+        })
+    }
+
+    /// Pauses Warden with `reason` for as long as `holds` returns true.
+    pub fn watch(&self, reason: &str, holds: impl Fn() -> bool + Send + Sync + 'static) {
+        self.with(|inner| inner.conditions.push((reason.to_owned(), Arc::new(holds))));
+    }
+
+    /// Marks Warden as stopping; it never leaves STOPPED.
+    pub fn stop(&self) {
+        self.with(|inner| {
+            if !inner.stopped {
+                inner.stopped = true;
+                inner.since = SystemTime::now();
+            }
+        });
+    }
+
+    /// The current state.
+    pub fn state(&self) -> RunState {
+        self.with(|inner| inner.run_state(&inner.all_reasons()))
+    }
+
+    /// The state, its reasons and when it last changed.
+    pub fn snapshot(&self) -> StateSnapshot {
+        self.with(|inner| {
+            let reasons = inner.all_reasons();
+            StateSnapshot {
+                state: inner.run_state(&reasons),
+                degradation_reasons: reasons.into_iter().collect(),
+                since: humantime::format_rfc3339_millis(inner.since).to_string(),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_pause_and_only_the_last_one_resumes() {
+        let state = OperationalState::default();
+        assert_eq!(state.state(), RunState::Running);
+        assert!(state.pause("audit_unwritable"));
+        assert!(!state.pause("operator"));
+        assert_eq!(
+            state.snapshot().degradation_reasons,
+            ["audit_unwritable", "operator"]
+        );
+        assert!(!state.clear("audit_unwritable"));
+        assert_eq!(state.state(), RunState::Paused);
+        assert!(state.clear("operator"));
+        assert_eq!(state.state(), RunState::Running);
+    }
+
+    #[test]
+    fn watched_conditions_pause_while_they_hold() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let state = OperationalState::default();
+        let failing = Arc::new(AtomicBool::new(false));
+        let flag = failing.clone();
+        state.watch("audit_unwritable", move || flag.load(Ordering::Relaxed));
+        assert_eq!(state.state(), RunState::Running);
+        failing.store(true, Ordering::Relaxed);
+        assert_eq!(state.snapshot().degradation_reasons, ["audit_unwritable"]);
+        assert_eq!(state.state(), RunState::Paused);
+        failing.store(false, Ordering::Relaxed);
+        assert_eq!(state.state(), RunState::Running);
+    }
+
+    #[test]
+    fn stopped_is_final() {
+        let state = OperationalState::default();
+        state.pause("operator");
+        state.stop();
+        assert!(!state.clear("operator"));
+        assert_eq!(state.state(), RunState::Stopped);
+    }
+}

@@ -1,0 +1,119 @@
+//! The command line as an operator uses it: exit codes and messages.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::process::{Command, Output};
+
+fn warden(args: &[&str]) -> Output {
+    Command::new(support::process::warden_bin())
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap()
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+const BROKEN: &str = r#"
+[service]
+state_dir = "./var"
+listen_adress = "127.0.0.1:9400"
+
+[[probes]]
+name = "api"
+kind = "http"
+url = "http://127.0.0.1:8080/health"
+interval = "-5s"
+
+[[components]]
+name = "site"
+probes = ["api", "missing-probe"]
+"#;
+
+#[test]
+fn check_config_accepts_the_embedded_default() {
+    let output = warden(&["check-config"]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert!(
+        text(&output).starts_with("config OK: 0 probe(s)"),
+        "{}",
+        text(&output)
+    );
+}
+
+#[test]
+fn check_config_accepts_the_shipped_default_file_and_examples() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    for file in ["config/default.toml", "config/examples/small-team.toml"] {
+        let output = warden(&["check-config", "--config", &format!("{root}/{file}")]);
+        assert_eq!(output.status.code(), Some(0), "{file}: {}", text(&output));
+    }
+}
+
+#[test]
+fn check_config_names_every_problem_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broken.toml");
+    std::fs::write(&path, BROKEN).unwrap();
+    let output = warden(&["check-config", "--config", path.to_str().unwrap()]);
+    let shown = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{shown}");
+    assert!(
+        shown.contains("service.listen_adress: unknown field"),
+        "{shown}"
+    );
+    assert!(shown.contains("probes[0].interval:"), "{shown}");
+    assert!(
+        shown.contains("components[0].probes[1]: unknown probe \"missing-probe\""),
+        "{shown}"
+    );
+}
+
+#[test]
+fn run_refuses_an_invalid_config_with_the_same_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broken.toml");
+    std::fs::write(&path, BROKEN).unwrap();
+    let output = warden(&["--config", path.to_str().unwrap(), "run"]);
+    let shown = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{shown}");
+    assert!(
+        shown.contains("components[0].probes[1]: unknown probe"),
+        "{shown}"
+    );
+    assert!(
+        !dir.path().join("var").exists(),
+        "nothing may be created for an invalid config"
+    );
+}
+
+#[test]
+fn environment_overrides_apply_and_are_validated() {
+    let output = Command::new(support::process::warden_bin())
+        .args(["check-config"])
+        .env("WARDEN__SUPERVISION__MAX_RESTARTS", "seven")
+        .output()
+        .unwrap();
+    let shown = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{shown}");
+    assert!(
+        shown.contains("WARDEN__SUPERVISION__MAX_RESTARTS"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn missing_config_file_and_bad_usage_exit_2() {
+    let output = warden(&["check-config", "--config", "/nonexistent/warden.toml"]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(text(&output).contains("/nonexistent/warden.toml"));
+    let output = warden(&["frobnicate"]);
+    assert_eq!(output.status.code(), Some(2));
+}

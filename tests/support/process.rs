@@ -1,0 +1,92 @@
+//! Runs the real `warden` binary for tests: writes a config into a temp dir,
+//! starts `warden run`, learns the API address from its JSON log, and keeps
+//! draining its output so it never blocks on a full pipe.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// The operator token the test configs use.
+pub const TOKEN: &str = "test-operator-token-0123456789";
+
+/// Path of the binary under test.
+pub fn warden_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_warden"))
+}
+
+/// Writes a config for a state dir under `dir` with an ephemeral API port and JSON logs.
+pub fn write_config(dir: &Path, extra: &str) -> PathBuf {
+    let path = dir.join("warden.toml");
+    let text = format!(
+        "[service]\nstate_dir = \"{}\"\napi_listen = \"127.0.0.1:0\"\noperator_token = \"{TOKEN}\"\nshutdown_timeout = \"10s\"\n\n[telemetry]\nlog_format = \"json\"\n\n{extra}\n",
+        dir.join("var").display()
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A running `warden run`.
+pub struct Running {
+    /// The child process.
+    pub child: Child,
+    /// `http://<addr>` of its API.
+    pub base: String,
+}
+
+/// Starts `warden --config <config> run` and waits until its API is listening.
+pub async fn start(config: &Path) -> Running {
+    let mut child = Command::new(warden_bin())
+        .arg("--config")
+        .arg(config)
+        .arg("run")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (addr_tx, addr_rx) = tokio::sync::oneshot::channel::<String>();
+    tokio::spawn(async move {
+        let mut addr_tx = Some(addr_tx);
+        let mut lines = BufReader::new(stdout).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Ok(value) = serde_json::from_str::<serde_json::Value>(&line)
+                && value["message"] == "API listening."
+                && let Some(addr) = value["addr"].as_str()
+                && let Some(tx) = addr_tx.take()
+            {
+                let _ = tx.send(addr.to_owned());
+            }
+        }
+    });
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stderr).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            eprintln!("warden stderr: {line}");
+        }
+    });
+    let addr = tokio::time::timeout(Duration::from_secs(60), addr_rx)
+        .await
+        .expect("warden did not report its API address within 60s")
+        .expect("warden exited before its API was listening");
+    Running {
+        child,
+        base: format!("http://{addr}"),
+    }
+}
+
+/// Sends SIGTERM (a graceful stop) to the process.
+pub fn terminate(child: &Child) {
+    let pid = child.id().expect("the child is still running");
+    let status = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
