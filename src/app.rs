@@ -303,8 +303,10 @@ pub async fn start(settings: Settings) -> Result<Warden, AppError> {
         telemetry: _,      // applied by main before the runtime starts
         supervision: _,    // read through restart_ladder
         probe_defaults: _, // probe actors arrive with the detection pipeline
+        debounce: _,
         probes: _,
         components: _,
+        maintenance: _,
     } = &settings;
 
     let tokens = operator_tokens(&settings)?;

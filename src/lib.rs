@@ -12,5 +12,8 @@ pub mod api;
 pub mod app;
 pub mod audit;
 pub mod control;
+pub mod debounce;
+pub mod messages;
+pub mod probes;
 pub mod settings;
 pub mod telemetry;

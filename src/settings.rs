@@ -11,7 +11,9 @@
 
 mod audit;
 mod components;
+mod debounce;
 mod load;
+mod maintenance;
 mod probes;
 mod secret;
 mod service;
@@ -26,7 +28,9 @@ use serde::{Deserialize, Serialize};
 
 pub use audit::AuditSettings;
 pub use components::ComponentSettings;
+pub use debounce::{DebounceOverride, DebounceSettings};
 pub use load::{ConfigSource, DEFAULT_CONFIG, load, load_with_env};
+pub use maintenance::MaintenanceSettings;
 pub use probes::{ProbeDefaults, ProbeKind, ProbeSettings, Severity};
 pub use secret::Secret;
 pub use service::ServiceSettings;
@@ -48,10 +52,14 @@ pub struct Settings {
     pub supervision: SupervisionSettings,
     /// Defaults applied to every probe that does not set its own value.
     pub probe_defaults: ProbeDefaults,
+    /// When failing observations become issues and wakes.
+    pub debounce: DebounceSettings,
     /// The probes: what Warden watches. Empty by default.
     pub probes: Vec<ProbeSettings>,
     /// Components: named groups of probes that heal and escalate together.
     pub components: Vec<ComponentSettings>,
+    /// Maintenance windows: issues inside one are recorded, not woken.
+    pub maintenance: Vec<MaintenanceSettings>,
 }
 
 /// Why a configuration could not be loaded.

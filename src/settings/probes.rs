@@ -8,7 +8,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use bytesize::ByteSize;
 use serde::{Deserialize, Serialize};
+
+use super::DebounceOverride;
 
 /// The kinds of probe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,6 +81,13 @@ pub struct ProbeSettings {
     pub timeout: Option<Duration>,
     /// Severity of the issue raised when unhealthy. Default `critical`.
     pub severity: Severity,
+    /// Category of the issue raised when unhealthy. Default `service_unhealthy`
+    /// (`credential_expiring` for kind credential_expiry).
+    pub category: Option<String>,
+    /// Category of the issue raised when degraded. Default `service_degraded`.
+    pub degraded_category: Option<String>,
+    /// Per-probe overrides of `[debounce]`.
+    pub debounce: DebounceOverride,
     /// Conditions that make an observation unhealthy, e.g. `status != 200`.
     pub unhealthy_if: Vec<String>,
     /// Conditions that make an observation degraded, e.g. `latency > 500ms`.
@@ -92,6 +102,10 @@ pub struct ProbeSettings {
     pub body: Option<String>,
     /// `http`: the expected status code. Default: any 2xx.
     pub expect_status: Option<u16>,
+    /// `http`: most of the response body read (the rest is discarded). Default `64KiB`.
+    pub max_body_bytes: Option<ByteSize>,
+    /// `http`: redirects followed before giving up. Default 5; 0 disables following.
+    pub max_redirects: Option<u32>,
     /// `tcp`: `host:port` to connect to.
     pub address: Option<String>,
     /// `command`: the argv to run (no shell unless you write one).
@@ -101,6 +115,10 @@ pub struct ProbeSettings {
     pub max_silence: Option<Duration>,
     /// `credential_expiry`: when the credential expires, RFC 3339.
     pub expires_at: Option<String>,
+    /// `credential_expiry`: a file whose content is the RFC 3339 expiry.
+    pub expires_at_file: Option<std::path::PathBuf>,
+    /// `credential_expiry`: an environment variable holding the RFC 3339 expiry.
+    pub expires_at_env: Option<String>,
     /// `credential_expiry`: days before expiry at which to warn. Default `[30, 14, 7, 1]`.
     pub alert_days: Option<Vec<u32>>,
 }

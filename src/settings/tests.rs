@@ -260,6 +260,7 @@ fn every_key_is_documented() {
     let settings = Settings {
         probes: vec![ProbeSettings::default()],
         components: vec![ComponentSettings::default()],
+        maintenance: vec![MaintenanceSettings::default()],
         ..Settings::default()
     };
     let mut keys = Vec::new();

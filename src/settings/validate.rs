@@ -55,8 +55,10 @@ pub(crate) fn validate(settings: &Settings) -> Vec<Problem> {
     audit(settings, &mut problems);
     telemetry(settings, &mut problems);
     supervision(settings, &mut problems);
+    debounce(settings, &mut problems);
     probes(settings, &mut problems);
     components(settings, &mut problems);
+    maintenance(settings, &mut problems);
     problems.0
 }
 
@@ -119,6 +121,73 @@ fn supervision(settings: &Settings, problems: &mut Problems) {
     }
     if !(0.0..=1.0).contains(&s.backoff_jitter) {
         problems.push("supervision.backoff_jitter", "must be between 0.0 and 1.0");
+    }
+}
+
+fn debounce_rules(problems: &mut Problems, at: &str, d: &super::DebounceSettings) {
+    if d.failure_threshold == 0 {
+        problems.push(format!("{at}.failure_threshold"), "must be at least 1");
+    }
+    if d.recovery_threshold == 0 {
+        problems.push(format!("{at}.recovery_threshold"), "must be at least 1");
+    }
+    if d.remind_after.is_zero() {
+        problems.push(format!("{at}.remind_after"), "must be greater than zero");
+    }
+    if d.remind_max < d.remind_after {
+        problems.push(format!("{at}.remind_max"), "must be at least remind_after");
+    }
+    if d.flap_threshold == 0 {
+        problems.push(format!("{at}.flap_threshold"), "must be at least 1");
+    }
+    if d.flap_window.is_zero() {
+        problems.push(format!("{at}.flap_window"), "must be greater than zero");
+    }
+}
+
+fn debounce(settings: &Settings, problems: &mut Problems) {
+    debounce_rules(problems, "debounce", &settings.debounce);
+}
+
+fn valid_category(category: &str) -> bool {
+    !category.is_empty()
+        && category.len() <= 64
+        && category
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+fn maintenance(settings: &Settings, problems: &mut Problems) {
+    let components: BTreeSet<&str> = settings
+        .components
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    let mut seen = BTreeSet::new();
+    for (index, window) in settings.maintenance.iter().enumerate() {
+        let at = format!("maintenance[{index}]");
+        name_rules(
+            problems,
+            format!("{at}.name"),
+            &window.name,
+            &mut seen,
+            "maintenance window",
+        );
+        for (c, component) in window.components.iter().enumerate() {
+            let implicit = settings
+                .probes
+                .iter()
+                .any(|p| p.component_name() == component);
+            if !components.contains(component.as_str()) && !implicit {
+                problems.push(
+                    format!("{at}.components[{c}]"),
+                    format!("unknown component \"{component}\""),
+                );
+            }
+        }
+        for (key, message) in crate::debounce::maintenance::check(window) {
+            problems.push(format!("{at}.{key}"), message);
+        }
     }
 }
 
@@ -188,6 +257,37 @@ fn probes(settings: &Settings, problems: &mut Problems) {
                 ),
             );
         }
+        for (key, category) in [
+            ("category", &probe.category),
+            ("degraded_category", &probe.degraded_category),
+        ] {
+            if let Some(category) = category
+                && !valid_category(category)
+            {
+                problems.push(
+                    format!("{at}.{key}"),
+                    "use 1-64 characters from a-z, 0-9 and '_'",
+                );
+            }
+        }
+        debounce_rules(
+            problems,
+            &format!("{at}.debounce"),
+            &settings.debounce.with(&probe.debounce),
+        );
+        for (key, list) in [
+            ("unhealthy_if", &probe.unhealthy_if),
+            ("degraded_if", &probe.degraded_if),
+        ] {
+            for (c, expression) in list.iter().enumerate() {
+                if let Err(error) = crate::probes::classify::parse(expression) {
+                    problems.push(
+                        format!("{at}.{key}[{c}]"),
+                        format!("invalid condition \"{expression}\": {error}"),
+                    );
+                }
+            }
+        }
         match probe.kind {
             None => problems.push(
                 format!("{at}.kind"),
@@ -200,11 +300,14 @@ fn probes(settings: &Settings, problems: &mut Problems) {
 
 fn probe_kind_fields(problems: &mut Problems, at: &str, kind: ProbeKind, probe: &ProbeSettings) {
     let uses = |field: &str| match field {
-        "url" | "method" | "headers" | "body" | "expect_status" => kind == ProbeKind::Http,
+        "url" | "method" | "headers" | "body" | "expect_status" | "max_body_bytes"
+        | "max_redirects" => kind == ProbeKind::Http,
         "address" => kind == ProbeKind::Tcp,
         "command" => kind == ProbeKind::Command,
         "max_silence" => kind == ProbeKind::Heartbeat,
-        "expires_at" | "alert_days" => kind == ProbeKind::CredentialExpiry,
+        "expires_at" | "expires_at_file" | "expires_at_env" | "alert_days" => {
+            kind == ProbeKind::CredentialExpiry
+        }
         _ => true,
     };
     let given = [
@@ -213,10 +316,14 @@ fn probe_kind_fields(problems: &mut Problems, at: &str, kind: ProbeKind, probe: 
         ("headers", !probe.headers.is_empty()),
         ("body", probe.body.is_some()),
         ("expect_status", probe.expect_status.is_some()),
+        ("max_body_bytes", probe.max_body_bytes.is_some()),
+        ("max_redirects", probe.max_redirects.is_some()),
         ("address", probe.address.is_some()),
         ("command", !probe.command.is_empty()),
         ("max_silence", probe.max_silence.is_some()),
         ("expires_at", probe.expires_at.is_some()),
+        ("expires_at_file", probe.expires_at_file.is_some()),
+        ("expires_at_env", probe.expires_at_env.is_some()),
         ("alert_days", probe.alert_days.is_some()),
     ];
     for (field, present) in given {
@@ -277,21 +384,29 @@ fn probe_kind_fields(problems: &mut Problems, at: &str, kind: ProbeKind, probe: 
             Some(_) => {}
         },
         ProbeKind::CredentialExpiry => {
-            match probe.expires_at.as_deref() {
-                None => problems.push(
+            let sources = [
+                probe.expires_at.is_some(),
+                probe.expires_at_file.is_some(),
+                probe.expires_at_env.is_some(),
+            ];
+            match sources.iter().filter(|given| **given).count() {
+                0 => problems.push(
                     format!("{at}.expires_at"),
-                    "is required for kind credential_expiry",
+                    "kind credential_expiry needs one of expires_at, expires_at_file or expires_at_env",
                 ),
-                Some(when) => {
-                    if humantime::parse_rfc3339_weak(when.trim_end_matches('Z')).is_err() {
-                        problems.push(
-                            format!("{at}.expires_at"),
-                            format!(
-                                "\"{when}\" is not an RFC 3339 time such as 2026-12-18T00:00:00Z"
-                            ),
-                        );
-                    }
-                }
+                1 => {}
+                _ => problems.push(
+                    format!("{at}.expires_at"),
+                    "set only one of expires_at, expires_at_file and expires_at_env",
+                ),
+            }
+            if let Some(when) = probe.expires_at.as_deref()
+                && when.parse::<jiff::Timestamp>().is_err()
+            {
+                problems.push(
+                    format!("{at}.expires_at"),
+                    format!("\"{when}\" is not an RFC 3339 time such as 2026-12-18T00:00:00Z"),
+                );
             }
             if probe.alert_days.as_ref().is_some_and(Vec::is_empty) {
                 problems.push(format!("{at}.alert_days"), "must list at least one day");

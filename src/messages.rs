@@ -1,0 +1,44 @@
+//! The payloads that cross actors. They are serde types so they can be
+//! written to the audit log, served by the API, and one day sent between
+//! nodes unchanged (DESIGN §7).
+
+use serde::{Deserialize, Serialize};
+
+/// How a probe found its target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    /// Working as expected.
+    Healthy,
+    /// Working, but outside what is acceptable (slow, partial).
+    Degraded,
+    /// Not working.
+    Unhealthy,
+}
+
+impl Health {
+    /// Whether this counts as a failure for debouncing.
+    pub fn is_failing(self) -> bool {
+        self != Health::Healthy
+    }
+}
+
+/// One check's result, as the probe actor publishes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Observation {
+    /// The probe's name.
+    pub probe: String,
+    /// The component the probe reports under.
+    pub component: String,
+    /// The verdict after the probe kind's own rules and the configured conditions.
+    pub status: Health,
+    /// How long the check took, in milliseconds.
+    pub latency_ms: u64,
+    /// Why the observation is not healthy (empty when healthy), e.g.
+    /// `status 503 (expected 2xx)` or `condition "latency < 300ms" failed (latency 812ms)`.
+    pub reasons: Vec<String>,
+    /// Kind-specific facts (status code, exit code, body excerpt, expiry), for operators.
+    pub details: serde_json::Value,
+    /// When the check finished, RFC 3339 UTC with milliseconds.
+    pub at: String,
+}

@@ -1,0 +1,16 @@
+//! Probes: one supervised actor per configured probe, each running cheap,
+//! bounded checks on its own cadence (no LLM, no heavy work), classifying the
+//! result and publishing an [`Observation`](crate::messages::Observation).
+//!
+//! # Layout
+//! - `facts.rs`: [`Facts`] and [`CheckOutcome`], what a check measured; the
+//!   contract between the kinds and the condition language.
+//! - one file per kind: `http.rs`, `tcp.rs`, `command.rs`, `heartbeat.rs`,
+//!   `credential_expiry.rs`; each turns a probe's settings into a check.
+//! - `classify.rs`: the condition language (`status == 200`, `latency < 300ms`,
+//!   `body.status == "ok"`) and the final verdict.
+
+mod facts;
+
+pub use facts::{CheckOutcome, Facts};
+pub mod classify;

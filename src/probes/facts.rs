@@ -1,0 +1,66 @@
+//! What one check measured. Every kind fills the fields that make sense for
+//! it and leaves the rest `None`; conditions read them by name
+//! (`status`, `latency`, `body`, `exit_code`, `cert_expires_in`, ...).
+
+use std::time::Duration;
+
+use crate::messages::Health;
+
+/// Measurements of one check.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Facts {
+    /// Wall time of the check.
+    pub latency: Duration,
+    /// `http`: the response status code.
+    pub status: Option<u16>,
+    /// `http`: the response body (up to the cap); `command`: stdout (bounded).
+    pub body: Option<String>,
+    /// True when `body` was cut at the cap.
+    pub body_truncated: bool,
+    /// `command`: the exit code (None when killed by a signal or on timeout).
+    pub exit_code: Option<i32>,
+    /// `command`: stderr (bounded).
+    pub stderr: Option<String>,
+    /// `tcp`: whether the connection was established.
+    pub connected: Option<bool>,
+    /// `http` over TLS: the peer certificate; `credential_expiry`: the
+    /// credential. Seconds until expiry, negative once expired.
+    pub cert_expires_in: Option<i64>,
+    /// `heartbeat`: time since the last heartbeat (None if none ever arrived).
+    pub since_last_heartbeat: Option<Duration>,
+    /// The check could not complete: timeout, refused, reset, DNS, invalid
+    /// response. A clear, operator-facing sentence.
+    pub error: Option<String>,
+}
+
+/// A check's result before conditions apply: the facts and the kind's own
+/// verdict (e.g. `http` without `expect_status` calls a non-2xx unhealthy).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckOutcome {
+    /// What was measured.
+    pub facts: Facts,
+    /// The kind's verdict.
+    pub verdict: Health,
+    /// Why the verdict is not healthy (empty when healthy).
+    pub reasons: Vec<String>,
+}
+
+impl CheckOutcome {
+    /// A healthy outcome.
+    pub fn healthy(facts: Facts) -> Self {
+        Self {
+            facts,
+            verdict: Health::Healthy,
+            reasons: Vec::new(),
+        }
+    }
+
+    /// An outcome with a verdict and one reason.
+    pub fn with(facts: Facts, verdict: Health, reason: impl Into<String>) -> Self {
+        Self {
+            facts,
+            verdict,
+            reasons: vec![reason.into()],
+        }
+    }
+}
