@@ -37,6 +37,11 @@ pub struct Observation {
     /// Why the observation is not healthy (empty when healthy), e.g.
     /// `status 503 (expected 2xx)` or `condition "latency < 300ms" failed (latency 812ms)`.
     pub reasons: Vec<String>,
+    /// How far into trouble the target is, when the kind has stages: for
+    /// `credential_expiry` the alert threshold crossed (`30d`, `14d`, `7d`,
+    /// `1d`) or `expired`. A new stage on an open issue wakes the operator
+    /// again, so each threshold alerts once rather than once per cycle.
+    pub stage: Option<String>,
     /// Kind-specific facts (status code, exit code, body excerpt, expiry), for operators.
     pub details: serde_json::Value,
     /// When the check finished, RFC 3339 UTC with milliseconds.

@@ -43,6 +43,8 @@ pub struct CheckOutcome {
     pub verdict: Health,
     /// Why the verdict is not healthy (empty when healthy).
     pub reasons: Vec<String>,
+    /// The stage, for kinds that have stages (see `Observation::stage`).
+    pub stage: Option<String>,
 }
 
 impl CheckOutcome {
@@ -52,6 +54,7 @@ impl CheckOutcome {
             facts,
             verdict: Health::Healthy,
             reasons: Vec::new(),
+            stage: None,
         }
     }
 
@@ -61,6 +64,7 @@ impl CheckOutcome {
             facts,
             verdict,
             reasons: vec![reason.into()],
+            stage: None,
         }
     }
 }
