@@ -10,6 +10,7 @@ mod actor;
 mod audit;
 mod auth;
 mod error;
+mod probes;
 mod status;
 
 use std::path::PathBuf;
@@ -25,6 +26,7 @@ use crate::settings::Secret;
 
 pub use actor::{ApiServer, ApiServerArgs, ApiServerMsg, SharedListener};
 pub use error::ApiError;
+pub use probes::ProbesView;
 
 /// Everything a handler may read. Cloned per request (all fields are handles).
 #[derive(Clone)]
@@ -45,6 +47,8 @@ pub struct ApiContext {
     pub call_timeout: Duration,
     /// When this instance started, for uptime.
     pub started: Instant,
+    /// Probes, their latest observations and open issues.
+    pub probes: ProbesView,
 }
 
 /// Builds the router with every route.
@@ -55,6 +59,9 @@ pub fn router(context: ApiContext) -> Router {
         .route("/api/operational-state", get(status::operational_state))
         .route("/api/audit", get(audit::rows))
         .route("/api/audit/notes", post(audit::add_note))
+        .route("/api/probes", get(probes::list))
+        .route("/api/probes/{name}", get(probes::one))
+        .route("/api/heartbeats/{probe}", post(probes::heartbeat))
         .fallback(error::not_found)
         .with_state(context)
 }

@@ -4,9 +4,10 @@
 //!
 //! ```text
 //! warden (root, one_for_one)
-//! ├─ audit   AuditWriter
-//! ├─ probes  supervisor (dynamic; one ProbeActor per probe)
-//! └─ api     ApiServer
+//! ├─ audit      AuditWriter
+//! ├─ debouncer  Debouncer
+//! ├─ probes     supervisor (dynamic; one ProbeActor per probe)
+//! └─ api        ApiServer
 //! ```
 //! Children start in that order and stop in reverse, so the audit writer is
 //! the last to go and records everything the others did on the way down.
@@ -27,7 +28,12 @@ use warden_supervisors::{
     Backoff, ChildSpec, Ladder, Observer, Rung, Strategy, Supervisor, SupervisorSpec,
 };
 
-use crate::api::{ApiContext, ApiServer, ApiServerArgs};
+use crate::api::{ApiContext, ApiServer, ApiServerArgs, ProbesView};
+use crate::debounce::{
+    DebounceConfig, DebounceStore, Debouncer, DebouncerArgs, IssueBus, LatestObservations, ObservationQueue, ProbeRules,
+};
+use crate::probes::{CheckContext, Heartbeats, ProbeActor, ProbeActorArgs};
+use crate::settings::ProbeKind;
 use crate::audit::{AuditLog, AuditWriter, AuditWriterArgs, NewRow};
 use crate::control::{BootStatus, OperationalState, check_state_dir};
 use crate::settings::{Secret, Settings, SupervisionSettings};
@@ -196,7 +202,75 @@ struct Shared {
     audit: AuditLog,
     audit_args: AuditWriterArgs,
     api_args: ApiServerArgs,
+    debouncer_args: DebouncerArgs,
+    probe_args: Vec<ProbeActorArgs>,
     observer: Arc<dyn Observer>,
+}
+
+/// How often the debouncer evaluates time-driven rules (reminders, settling).
+const DEBOUNCE_TICK: Duration = Duration::from_secs(1);
+
+/// The default issue category of a probe, by kind.
+fn default_category(kind: Option<ProbeKind>) -> &'static str {
+    match kind {
+        Some(ProbeKind::CredentialExpiry) => "credential_expiring",
+        _ => "service_unhealthy",
+    }
+}
+
+/// The debouncer's view of the settings.
+fn debounce_config(settings: &Settings) -> DebounceConfig {
+    let rules = settings
+        .probes
+        .iter()
+        .map(|probe| {
+            let rules = ProbeRules {
+                component: probe.component_name().to_owned(),
+                category: probe.category.clone().unwrap_or_else(|| default_category(probe.kind).to_owned()),
+                degraded_category: probe.degraded_category.clone().unwrap_or_else(|| "service_degraded".to_owned()),
+                severity: probe.severity,
+                settings: settings.debounce.with(&probe.debounce),
+            };
+            (probe.name.clone(), rules)
+        })
+        .collect();
+    let depends_on = settings
+        .components
+        .iter()
+        .map(|component| (component.name.clone(), component.depends_on.clone()))
+        .collect();
+    // check-config already rejected windows that do not parse.
+    let windows = settings
+        .maintenance
+        .iter()
+        .filter_map(|window| crate::debounce::maintenance::Window::parse(window).ok())
+        .collect();
+    DebounceConfig {
+        rules,
+        depends_on,
+        windows,
+    }
+}
+
+/// Seeds the debounce store with the issues that were open when Warden last
+/// stopped, so an outage spanning a restart is not woken twice.
+fn restore_open_issues(dir: &Path, config: &DebounceConfig, store: &DebounceStore) -> usize {
+    match crate::debounce::open_issues(dir) {
+        Ok(open) => {
+            let mut restored = 0;
+            for (probe, at_boot) in open {
+                if let Some(rules) = config.rules.get(&probe) {
+                    crate::debounce::restore_entry(store, &probe, rules, at_boot.issue, at_boot.session);
+                    restored += 1;
+                }
+            }
+            restored
+        }
+        Err(error) => {
+            tracing::error!(error = %error, "Could not rebuild open issues from the audit log; they may be woken again.");
+            0
+        }
+    }
 }
 
 fn root_spec(shared: &Shared) -> SupervisorSpec {
@@ -214,9 +288,37 @@ fn root_spec(shared: &Shared) -> SupervisorSpec {
     })
     .shutdown(warden_supervisors::Shutdown::Timeout(child_timeout));
 
+    let debouncer_name = shared.names.of("debouncer");
+    let debouncer_args = shared.debouncer_args.clone();
+    let debouncer = ChildSpec::worker("debouncer", move |parent: ActorCell| {
+        let (name, args) = (debouncer_name.clone(), debouncer_args.clone());
+        Box::pin(async move {
+            let (actor, _) = Actor::spawn_linked(Some(name), Debouncer, args, parent).await?;
+            Ok(actor.get_cell())
+        })
+    })
+    .shutdown(warden_supervisors::Shutdown::Timeout(child_timeout));
+
+    let probe_children: Vec<ChildSpec> = shared
+        .probe_args
+        .iter()
+        .map(|args| {
+            let name = shared.names.of(&format!("probe.{}", args.probe.name));
+            let args = args.clone();
+            ChildSpec::worker(format!("probe:{}", args.probe.name), move |parent: ActorCell| {
+                let (name, args) = (name.clone(), args.clone());
+                Box::pin(async move {
+                    let (actor, _) = Actor::spawn_linked(Some(name), ProbeActor, args, parent).await?;
+                    Ok(actor.get_cell())
+                })
+            })
+            .shutdown(warden_supervisors::Shutdown::Timeout(child_timeout))
+        })
+        .collect();
     let probes_name = shared.names.probes();
     let probes_spec = SupervisorSpec::new("probes", Strategy::OneForOne)
         .policy(ladder.clone())
+        .children(probe_children)
         .observer(shared.observer.clone());
     let probes = ChildSpec::supervisor("probes", move |parent: ActorCell| {
         let (name, spec) = (probes_name.clone(), probes_spec.clone());
@@ -239,7 +341,7 @@ fn root_spec(shared: &Shared) -> SupervisorSpec {
 
     SupervisorSpec::new("warden", Strategy::OneForOne)
         .policy(ladder)
-        .children(vec![audit, probes, api])
+        .children(vec![audit, debouncer, probes, api])
         .observer(shared.observer.clone())
 }
 
@@ -255,6 +357,14 @@ pub struct Warden {
     pub state: OperationalState,
     /// The current root supervisor.
     pub tree: TreeHandle,
+    /// Issue events, published after each issue row is durable.
+    pub issues: IssueBus,
+    /// Debounce state per probe.
+    pub store: DebounceStore,
+    /// Latest observation per probe.
+    pub latest: LatestObservations,
+    /// Heartbeat store (what `POST /api/heartbeats/<probe>` writes).
+    pub heartbeats: Heartbeats,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     lifecycle: tokio::task::JoinHandle<Result<(), AppError>>,
 }
@@ -302,11 +412,11 @@ pub async fn start(settings: Settings) -> Result<Warden, AppError> {
         audit: audit_settings,
         telemetry: _,      // applied by main before the runtime starts
         supervision: _,    // read through restart_ladder
-        probe_defaults: _, // probe actors arrive with the detection pipeline
-        debounce: _,
-        probes: _,
-        components: _,
-        maintenance: _,
+        probe_defaults: _, // passed to every ProbeActor
+        debounce: _,      // read through debounce_config
+        probes: _,        // one ProbeActor each
+        components: _,    // dependencies, through debounce_config
+        maintenance: _,   // windows, through debounce_config
     } = &settings;
 
     let tokens = operator_tokens(&settings)?;
@@ -334,6 +444,39 @@ pub async fn start(settings: Settings) -> Result<Warden, AppError> {
         source,
     })?;
     let tree = TreeHandle::default();
+    let config = Arc::new(debounce_config(&settings));
+    let store: DebounceStore = Arc::default();
+    let restored = restore_open_issues(&dir, &config, &store);
+    let latest: LatestObservations = Arc::default();
+    let queue = ObservationQueue::default();
+    let heartbeats = Heartbeats::default();
+    let issues: IssueBus = Arc::new(ractor::OutputPort::default());
+    let http = crate::probes::http_client().map_err(|error| AppError::Spawn(error.to_string()))?;
+    let check_ctx = CheckContext {
+        http,
+        heartbeats: heartbeats.clone(),
+    };
+    let debouncer_args = DebouncerArgs {
+        config: config.clone(),
+        store: store.clone(),
+        queue: queue.clone(),
+        latest: latest.clone(),
+        audit: audit.clone(),
+        issues: issues.clone(),
+        tick: DEBOUNCE_TICK,
+    };
+    let probe_args: Vec<ProbeActorArgs> = settings
+        .probes
+        .iter()
+        .map(|probe| ProbeActorArgs {
+            probe: probe.clone(),
+            defaults: settings.probe_defaults.clone(),
+            ctx: check_ctx.clone(),
+            latest: latest.clone(),
+            queue: queue.clone(),
+            debouncer: names.of("debouncer"),
+        })
+        .collect();
     let api_args = ApiServerArgs {
         listener: Arc::new(Mutex::new(Some(listener))),
         addr,
@@ -346,6 +489,13 @@ pub async fn start(settings: Settings) -> Result<Warden, AppError> {
             tree: tree.clone(),
             call_timeout: service.call_timeout,
             started,
+            probes: ProbesView {
+                probes: Arc::new(settings.probes.clone()),
+                defaults: settings.probe_defaults.clone(),
+                latest: latest.clone(),
+                store: store.clone(),
+                heartbeats: heartbeats.clone(),
+            },
         },
     };
     let shared = Shared {
@@ -355,10 +505,12 @@ pub async fn start(settings: Settings) -> Result<Warden, AppError> {
         audit: audit.clone(),
         audit_args,
         api_args,
+        debouncer_args,
+        probe_args,
     };
     audit.append_nowait(NewRow::new(
         "service.boot",
-        json!({ "version": env!("CARGO_PKG_VERSION"), "pid": std::process::id(), "api": addr.to_string(), "gates": boot.report().gates }),
+        json!({ "version": env!("CARGO_PKG_VERSION"), "pid": std::process::id(), "api": addr.to_string(), "gates": boot.report().gates, "open_issues_restored": restored }),
     ));
 
     let root = spawn_root(&shared, &tree, 1).await?;
@@ -381,6 +533,10 @@ pub async fn start(settings: Settings) -> Result<Warden, AppError> {
         audit,
         state,
         tree,
+        issues,
+        store,
+        latest,
+        heartbeats,
         stop: Some(stop),
         lifecycle,
     })

@@ -128,7 +128,7 @@ pub use file::{CorruptRow, RecoveryReport, Truncation, file_name, inspect, recov
 pub use health::{AuditHealth, AuditHealthSnapshot};
 pub use queue::{AuditLog, AuditQueue};
 pub use reader::{AuditReader, RowIter};
-pub use row::{AuditRow, NewRow, seam_matches};
+pub use row::{AuditRow, NewRow, SEQ_PLACEHOLDER, seam_matches};
 pub use tail::{TailOptions, tail_command};
 pub use writer::{AuditMsg, AuditWriter, AuditWriterArgs, AuditWriterState};
 

@@ -47,3 +47,26 @@ pub struct Observation {
     /// When the check finished, RFC 3339 UTC with milliseconds.
     pub at: String,
 }
+
+/// Published in-process after an issue row is durable in the audit log, so
+/// the wake consumer, escalation and incidents react at once instead of
+/// polling. The audit log stays the source of truth: a subscriber that missed
+/// an event replays it from its cursor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IssueEvent {
+    /// The audit row's seq (the idempotency key of everything it causes).
+    pub seq: u64,
+    /// The row's seam: `probe.wake_requested`, `probe.wake_suppressed`,
+    /// `probe.flapping`, `probe.resolved` or `probe.flapping_settled`.
+    pub seam: String,
+    /// `probe:<probe>:<category>:<seq of the issue's first row>`.
+    pub caller_session_id: Option<String>,
+    /// The probe.
+    pub probe: String,
+    /// Its component.
+    pub component: String,
+    /// The issue category, e.g. `service_unhealthy`.
+    pub category: String,
+    /// `critical`, `warning` or `info`.
+    pub severity: crate::settings::Severity,
+}

@@ -10,7 +10,9 @@
 //! - `classify.rs`: the condition language (`status == 200`, `latency < 300ms`,
 //!   `body.status == "ok"`) and the final verdict.
 
+mod actor;
 mod facts;
 
+pub use actor::{ProbeActor, ProbeActorArgs, ProbeMsg, ProbeStartError};
 pub use facts::{CheckOutcome, Facts};
 pub mod classify;

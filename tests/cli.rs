@@ -117,3 +117,47 @@ fn missing_config_file_and_bad_usage_exit_2() {
     let output = warden(&["frobnicate"]);
     assert_eq!(output.status.code(), Some(2));
 }
+
+#[test]
+fn check_config_rejects_a_bad_condition_naming_probe_and_expression() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("conditions.toml");
+    std::fs::write(
+        &path,
+        "[[probes]]\nname = \"api\"\nkind = \"http\"\nurl = \"http://127.0.0.1:1/\"\nunhealthy_if = [\"status != 200\", \"stauts == 500\"]\n",
+    )
+    .unwrap();
+    let output = warden(&["check-config", "--config", path.to_str().unwrap()]);
+    let shown = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{shown}");
+    assert!(shown.contains("probes[0].unhealthy_if[1]: invalid condition \"stauts == 500\""), "{shown}");
+    assert!(!shown.contains("unhealthy_if[0]"), "{shown}");
+}
+
+#[test]
+fn audit_tail_reads_a_state_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit");
+    std::fs::create_dir_all(&audit).unwrap();
+    let rows = [
+        r#"{"seq":1,"ts":"2026-11-22T08:00:00.000Z","seam":"service.boot","caller_session_id":null,"trace_id":null,"component":null,"details":{}}"#,
+        r#"{"seq":2,"ts":"2026-11-22T08:00:00.001Z","seam":"supervision.started","caller_session_id":null,"trace_id":null,"component":null,"details":{"child":"audit"}}"#,
+        r#"{"seq":3,"ts":"2026-11-22T08:00:00.002Z","seam":"operator.note","caller_session_id":"s-1","trace_id":null,"component":"db","details":{"text":"hi"}}"#,
+    ];
+    std::fs::write(audit.join("audit-00000000000000000001.jsonl"), format!("{}\n", rows.join("\n"))).unwrap();
+    let state_dir = dir.path().to_str().unwrap();
+
+    let output = warden(&["audit", "tail", "--state-dir", state_dir]);
+    let shown = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{shown}");
+    assert_eq!(shown.lines().count(), 3, "{shown}");
+    assert!(shown.lines().last().unwrap().starts_with("#3 "), "{shown}");
+
+    let output = warden(&["audit", "tail", "--state-dir", state_dir, "--seam", "supervision.*", "--json"]);
+    let shown = text(&output);
+    assert_eq!(shown.trim(), rows[1], "{shown}");
+
+    let output = warden(&["audit", "tail", "--state-dir", state_dir, "--since", "3"]);
+    assert!(text(&output).contains("operator.note"));
+    assert_eq!(text(&output).lines().count(), 1);
+}

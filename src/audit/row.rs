@@ -65,13 +65,22 @@ impl NewRow {
             seq,
             ts: humantime::format_rfc3339_millis(now).to_string(),
             seam: self.seam.clone(),
-            caller_session_id: self.caller_session_id.clone(),
+            // A story that starts with this row is named after the row's own
+            // seq, which only exists now; `{seq}` in the id is filled in here.
+            caller_session_id: self
+                .caller_session_id
+                .as_ref()
+                .map(|id| id.replace(SEQ_PLACEHOLDER, &seq.to_string())),
             trace_id: self.trace_id.clone(),
             component: self.component.clone(),
             details: self.details.clone(),
         }
     }
 }
+
+/// Written in a `caller_session_id`, replaced by the row's seq when the row is
+/// written, e.g. `probe:api:service_unhealthy:{seq}` → `...:42`.
+pub const SEQ_PLACEHOLDER: &str = "{seq}";
 
 /// One stored row: one line of the log. Field order is the on-disk order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -33,6 +33,51 @@ pub struct Facts {
     pub error: Option<String>,
 }
 
+/// Longest excerpt of a body or stderr kept in an observation's details.
+const EXCERPT_CHARS: usize = 512;
+
+fn excerpt(text: &str) -> String {
+    match text.char_indices().nth(EXCERPT_CHARS) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
+    }
+}
+
+impl Facts {
+    /// The facts as an observation's `details`: what was measured, with
+    /// bodies cut to an excerpt so observations stay small.
+    pub fn to_details(&self) -> serde_json::Value {
+        let mut details = serde_json::Map::new();
+        details.insert("latency_ms".into(), (self.latency.as_millis() as u64).into());
+        if let Some(status) = self.status {
+            details.insert("status".into(), status.into());
+        }
+        if let Some(body) = &self.body {
+            details.insert("body_excerpt".into(), excerpt(body).into());
+            details.insert("body_truncated".into(), self.body_truncated.into());
+        }
+        if let Some(code) = self.exit_code {
+            details.insert("exit_code".into(), code.into());
+        }
+        if let Some(stderr) = &self.stderr {
+            details.insert("stderr_excerpt".into(), excerpt(stderr).into());
+        }
+        if let Some(connected) = self.connected {
+            details.insert("connected".into(), connected.into());
+        }
+        if let Some(seconds) = self.cert_expires_in {
+            details.insert("expires_in_s".into(), seconds.into());
+        }
+        if let Some(silence) = self.since_last_heartbeat {
+            details.insert("since_last_heartbeat_ms".into(), (silence.as_millis() as u64).into());
+        }
+        if let Some(error) = &self.error {
+            details.insert("error".into(), error.clone().into());
+        }
+        serde_json::Value::Object(details)
+    }
+}
+
 /// A check's result before conditions apply: the facts and the kind's own
 /// verdict (e.g. `http` without `expect_status` calls a non-2xx unhealthy).
 #[derive(Debug, Clone, PartialEq)]

@@ -1,0 +1,100 @@
+//! Probe routes: the latest observation and open issue per probe, and the
+//! push endpoint heartbeat probes listen to.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use super::{ApiContext, ApiError};
+use crate::debounce::{DebounceStore, LatestObservations};
+use crate::probes::Heartbeats;
+use crate::settings::{ProbeDefaults, ProbeKind, ProbeSettings};
+
+/// What the probe routes read; every part survives actor restarts.
+#[derive(Clone)]
+pub struct ProbesView {
+    /// The configured probes.
+    pub probes: Arc<Vec<ProbeSettings>>,
+    /// Interval and timeout defaults.
+    pub defaults: ProbeDefaults,
+    /// Latest observation per probe.
+    pub latest: LatestObservations,
+    /// Debounce state per probe.
+    pub store: DebounceStore,
+    /// Heartbeat store.
+    pub heartbeats: Heartbeats,
+}
+
+fn kind_name(kind: Option<ProbeKind>) -> Value {
+    serde_json::to_value(kind).unwrap_or(Value::Null)
+}
+
+fn describe(view: &ProbesView, probe: &ProbeSettings) -> Value {
+    let now = Instant::now();
+    let issue = view.store.get(&probe.name).and_then(|entry| {
+        entry.machine.open_issue().map(|issue| {
+            json!({
+                "category": issue.category,
+                "severity": issue.severity,
+                "woken": issue.woken,
+                "stage": issue.stage,
+                "caller_session_id": entry.session,
+                "open_for_s": now.saturating_duration_since(issue.opened_at).as_secs(),
+            })
+        })
+    });
+    json!({
+        "name": probe.name,
+        "kind": kind_name(probe.kind),
+        "component": probe.component_name(),
+        "interval_ms": probe.interval.unwrap_or(view.defaults.interval).as_millis() as u64,
+        "timeout_ms": probe.timeout.unwrap_or(view.defaults.timeout).as_millis() as u64,
+        "latest": view.latest.get(&probe.name).map(|o| o.clone()),
+        "issue": issue,
+    })
+}
+
+fn not_found(name: &str) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no probe named {name:?}"))
+}
+
+/// `GET /api/probes`: every probe with its latest observation and open issue.
+pub(super) async fn list(State(context): State<ApiContext>) -> Json<Value> {
+    let view = &context.probes;
+    let probes: Vec<Value> = view.probes.iter().map(|probe| describe(view, probe)).collect();
+    Json(json!({ "probes": probes }))
+}
+
+/// `GET /api/probes/{name}`.
+pub(super) async fn one(State(context): State<ApiContext>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
+    let view = &context.probes;
+    let probe = view.probes.iter().find(|p| p.name == name).ok_or_else(|| not_found(&name))?;
+    Ok(Json(describe(view, probe)))
+}
+
+/// `POST /api/heartbeats/{probe}`: the watched service says it is alive.
+/// Unauthenticated on purpose (the pushing job has no operator token); the
+/// API listens on loopback by default, and only heartbeat probes accept it.
+pub(super) async fn heartbeat(State(context): State<ApiContext>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
+    let view = &context.probes;
+    let is_heartbeat = view
+        .probes
+        .iter()
+        .any(|p| p.name == name && p.kind == Some(ProbeKind::Heartbeat));
+    if !is_heartbeat {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no heartbeat probe named {name:?}"),
+        ));
+    }
+    view.heartbeats.beat(&name);
+    Ok(Json(json!({
+        "probe": name,
+        "received_at": humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+    })))
+}

@@ -1,0 +1,469 @@
+//! `Debouncer`: applies observations to each probe's debounce state and turns
+//! the resulting effects into durable audit rows, then publishes them.
+//!
+//! In: [`DebouncerMsg::Drain`] (probes pushed to the [`ObservationQueue`]),
+//! [`DebouncerMsg::Tick`] (reminders, flap settling, suppression ending),
+//! [`DebouncerMsg::OpenIssues`]. Out: `probe.wake_requested`,
+//! `probe.wake_suppressed`, `probe.flapping`, `probe.flapping_settled` and
+//! `probe.resolved` rows, each appended (and durable) before an
+//! [`IssueEvent`] is published on the issue bus.
+//!
+//! Restart safety: the per-probe state and the effects not yet written live in
+//! the shared [`DebounceStore`]; observations wait in the shared queue. A new
+//! instance first writes any pending effects, then drains the queue.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, OutputPort, RpcReplyPort};
+use serde::Serialize;
+use serde_json::json;
+use tokio::time::Instant;
+
+use super::maintenance::{self, Window};
+use super::queue::ObservationQueue;
+use super::state::{Context, Effect, Input, ProbeDebounce, RestoredIssue, Suppression, WakeKind};
+use crate::audit::{AuditLog, NewRow, SEQ_PLACEHOLDER};
+use crate::messages::{IssueEvent, Observation};
+use crate::settings::{DebounceSettings, Severity};
+
+/// What the debouncer needs to know about one probe.
+#[derive(Debug, Clone)]
+pub struct ProbeRules {
+    /// The probe's component.
+    pub component: String,
+    /// Category when unhealthy.
+    pub category: String,
+    /// Category when degraded.
+    pub degraded_category: String,
+    /// Severity when unhealthy.
+    pub severity: Severity,
+    /// Effective debounce settings.
+    pub settings: DebounceSettings,
+}
+
+/// Per-instance configuration, built once from the settings.
+#[derive(Debug, Default)]
+pub struct DebounceConfig {
+    /// Rules per probe name.
+    pub rules: HashMap<String, ProbeRules>,
+    /// `depends_on` per component.
+    pub depends_on: HashMap<String, Vec<String>>,
+    /// Maintenance windows.
+    pub windows: Vec<Window>,
+}
+
+/// One probe's debounce state plus what must survive a debouncer restart.
+#[derive(Debug, Clone)]
+pub struct DebounceEntry {
+    /// The pure state machine.
+    pub machine: ProbeDebounce,
+    /// The open issue's `caller_session_id`, once its first row is written.
+    pub session: Option<String>,
+    /// Id of the last observation applied (so a replayed one is skipped).
+    pub applied: u64,
+    /// Effects computed but not yet durably written.
+    pub pending: Vec<Effect>,
+}
+
+/// Debounce state of every probe, made once in `app.rs`.
+pub type DebounceStore = Arc<dashmap::DashMap<String, DebounceEntry>>;
+/// The latest observation per probe, shared with the probes and the API.
+pub type LatestObservations = Arc<dashmap::DashMap<String, Observation>>;
+/// In-process subscribers to issue rows (wake consumer, escalation, incidents).
+pub type IssueBus = Arc<OutputPort<IssueEvent>>;
+
+/// Creates the store entry for a probe, or restores it from the audit log.
+pub fn new_entry(rules: &ProbeRules) -> DebounceEntry {
+    DebounceEntry {
+        machine: ProbeDebounce::new(rules.settings.clone()),
+        session: None,
+        applied: 0,
+        pending: Vec::new(),
+    }
+}
+
+/// Seeds the store with an issue that was open when Warden last stopped.
+pub fn restore_entry(store: &DebounceStore, probe: &str, rules: &ProbeRules, issue: RestoredIssue, session: Option<String>) {
+    let mut entry = store.entry(probe.to_owned()).or_insert_with(|| new_entry(rules));
+    entry.machine.restore(issue, Instant::now());
+    entry.session = session;
+}
+
+/// Arguments, cloneable so the supervisor can respawn the debouncer.
+#[derive(Clone)]
+pub struct DebouncerArgs {
+    /// Probe rules, dependencies, maintenance windows.
+    pub config: Arc<DebounceConfig>,
+    /// Shared per-probe state.
+    pub store: DebounceStore,
+    /// Shared observation queue.
+    pub queue: ObservationQueue,
+    /// Latest observation per probe (for the snapshot in wake rows).
+    pub latest: LatestObservations,
+    /// The audit log.
+    pub audit: AuditLog,
+    /// Where issue events are published.
+    pub issues: IssueBus,
+    /// How often time-driven rules (reminders, settling) are evaluated.
+    pub tick: Duration,
+}
+
+/// Messages to the debouncer.
+#[derive(Debug)]
+pub enum DebouncerMsg {
+    /// New observations are waiting in the queue.
+    Drain,
+    /// Time passed: evaluate reminders, flap settling and ended suppressions.
+    Tick,
+    /// Every open issue, for the API.
+    OpenIssues(RpcReplyPort<Vec<OpenIssueView>>),
+}
+
+/// An open issue as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct OpenIssueView {
+    /// The probe.
+    pub probe: String,
+    /// Its component.
+    pub component: String,
+    /// The category.
+    pub category: String,
+    /// Its severity.
+    pub severity: Severity,
+    /// Whether the operator was woken for it.
+    pub woken: bool,
+    /// The issue's story id.
+    pub caller_session_id: Option<String>,
+    /// How long it has been open, in seconds.
+    pub open_for_s: u64,
+}
+
+/// The debouncer's runtime state (rebuilt from args on every start).
+pub struct DebouncerState {
+    args: DebouncerArgs,
+    ticker: Option<ractor::concurrency::JoinHandle<()>>,
+}
+
+/// The debouncer actor.
+pub struct Debouncer;
+
+impl Actor for Debouncer {
+    type Msg = DebouncerMsg;
+    type State = DebouncerState;
+    type Arguments = DebouncerArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        args: DebouncerArgs,
+    ) -> Result<DebouncerState, ActorProcessingErr> {
+        let ticker = myself.send_interval(args.tick, || DebouncerMsg::Tick);
+        // Work left by a previous instance: its unwritten effects, then the queue.
+        myself.cast(DebouncerMsg::Drain)?;
+        Ok(DebouncerState {
+            args,
+            ticker: Some(ticker),
+        })
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        state: &mut DebouncerState,
+    ) -> Result<(), ActorProcessingErr> {
+        if let Some(ticker) = state.ticker.take() {
+            ticker.abort();
+        }
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        message: DebouncerMsg,
+        state: &mut DebouncerState,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            DebouncerMsg::Drain => on_drain(&state.args).await,
+            DebouncerMsg::Tick => on_tick(&state.args).await,
+            DebouncerMsg::OpenIssues(reply) => {
+                let _ = reply.send(open_issues(&state.args));
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Drop for DebouncerState {
+    fn drop(&mut self) {
+        // A killed debouncer skips post_stop; its ticker must not outlive it.
+        if let Some(ticker) = self.ticker.take() {
+            ticker.abort();
+        }
+    }
+}
+
+fn open_issues(args: &DebouncerArgs) -> Vec<OpenIssueView> {
+    let now = Instant::now();
+    let mut views: Vec<OpenIssueView> = args
+        .store
+        .iter()
+        .filter_map(|entry| {
+            let issue = entry.machine.open_issue()?;
+            let component = args.config.rules.get(entry.key()).map(|r| r.component.clone()).unwrap_or_default();
+            Some(OpenIssueView {
+                probe: entry.key().clone(),
+                component,
+                category: issue.category.clone(),
+                severity: issue.severity,
+                woken: issue.woken,
+                caller_session_id: entry.session.clone(),
+                open_for_s: now.saturating_duration_since(issue.opened_at).as_secs(),
+            })
+        })
+        .collect();
+    views.sort_by(|a, b| a.probe.cmp(&b.probe));
+    views
+}
+
+/// The context a probe's issue is judged in: is a dependency down, is a
+/// maintenance window active.
+fn context(args: &DebouncerArgs, component: &str) -> Context {
+    let dependency_down = args.config.depends_on.get(component).and_then(|deps| {
+        deps.iter().find(|dependency| {
+            args.config.rules.iter().any(|(probe, rules)| {
+                &rules.component == *dependency
+                    && args.store.get(probe).is_some_and(|entry| {
+                        entry
+                            .machine
+                            .open_issue()
+                            .is_some_and(|issue| issue.severity == Severity::Critical)
+                    })
+            })
+        })
+    });
+    let maintenance = maintenance::active(&args.config.windows, component, jiff::Timestamp::now()).map(str::to_owned);
+    Context {
+        dependency_down: dependency_down.cloned(),
+        maintenance,
+    }
+}
+
+async fn on_drain(args: &DebouncerArgs) -> Result<(), ActorProcessingErr> {
+    flush_all(args).await?;
+    // Bounded: each round removes the front entry.
+    while let Some((id, observation)) = args.queue.front() {
+        if let Some(rules) = args.config.rules.get(&observation.probe) {
+            let ctx = context(args, &rules.component);
+            let now = Instant::now();
+            {
+                let mut entry = args
+                    .store
+                    .entry(observation.probe.clone())
+                    .or_insert_with(|| new_entry(rules));
+                if entry.applied < id {
+                    let input = Input::Observed {
+                        status: observation.status,
+                        severity_if_unhealthy: rules.severity,
+                        category: rules.category.clone(),
+                        degraded_category: rules.degraded_category.clone(),
+                        stage: observation.stage.clone(),
+                        ctx,
+                    };
+                    let effects = entry.machine.step(input, now);
+                    entry.applied = id;
+                    entry.pending.extend(effects);
+                }
+            }
+            args.queue.done(id);
+            flush(args, &observation.probe).await?;
+        } else {
+            args.queue.done(id);
+        }
+    }
+    Ok(())
+}
+
+async fn on_tick(args: &DebouncerArgs) -> Result<(), ActorProcessingErr> {
+    let now = Instant::now();
+    let probes: Vec<String> = args.store.iter().map(|entry| entry.key().clone()).collect();
+    for probe in probes {
+        let Some(rules) = args.config.rules.get(&probe) else { continue };
+        let ctx = context(args, &rules.component);
+        if let Some(mut entry) = args.store.get_mut(&probe) {
+            let effects = entry.machine.step(Input::Tick { ctx }, now);
+            entry.pending.extend(effects);
+        }
+        flush(args, &probe).await?;
+    }
+    Ok(())
+}
+
+async fn flush_all(args: &DebouncerArgs) -> Result<(), ActorProcessingErr> {
+    let probes: Vec<String> = args
+        .store
+        .iter()
+        .filter(|entry| !entry.pending.is_empty())
+        .map(|entry| entry.key().clone())
+        .collect();
+    for probe in probes {
+        flush(args, &probe).await?;
+    }
+    Ok(())
+}
+
+/// Writes a probe's pending effects in order, each durable before it is
+/// removed from the entry and published. An append error fails the actor (its
+/// supervisor restarts it) with the effect still pending: nothing is lost.
+async fn flush(args: &DebouncerArgs, probe: &str) -> Result<(), ActorProcessingErr> {
+    loop {
+        let (effect, session) = match args.store.get(probe) {
+            Some(entry) => match entry.pending.first() {
+                Some(effect) => (effect.clone(), entry.session.clone()),
+                None => return Ok(()),
+            },
+            None => return Ok(()),
+        };
+        let Some(rules) = args.config.rules.get(probe) else { return Ok(()) };
+        let row = effect_row(args, probe, rules, &effect, session.as_deref());
+        let seam = row.seam.clone();
+        let starts_story = row
+            .caller_session_id
+            .as_deref()
+            .is_some_and(|id| id.contains(SEQ_PLACEHOLDER));
+        let template = row.caller_session_id.clone();
+        let seq = args.audit.append(row).await?;
+        let session = template.map(|id| id.replace(SEQ_PLACEHOLDER, &seq.to_string()));
+        if let Some(mut entry) = args.store.get_mut(probe) {
+            if !entry.pending.is_empty() {
+                entry.pending.remove(0);
+            }
+            match &effect {
+                Effect::Resolved { .. } => entry.session = None,
+                // Flapping has its own story; it must not replace the issue's.
+                Effect::Wake { kind: WakeKind::Flapping, .. } | Effect::FlappingSettled { .. } => {}
+                Effect::Wake { .. } | Effect::Suppressed { .. } if starts_story => entry.session = session.clone(),
+                Effect::Wake { .. } | Effect::Suppressed { .. } => {}
+            }
+        }
+        let (category, severity) = effect_key(&effect, rules);
+        args.issues.send(IssueEvent {
+            seq,
+            seam,
+            caller_session_id: session,
+            probe: probe.to_owned(),
+            component: rules.component.clone(),
+            category,
+            severity,
+        });
+    }
+}
+
+fn effect_key(effect: &Effect, rules: &ProbeRules) -> (String, Severity) {
+    match effect {
+        Effect::Wake { category, severity, .. }
+        | Effect::Suppressed { category, severity, .. }
+        | Effect::Resolved { category, severity, .. } => (category.clone(), *severity),
+        Effect::FlappingSettled { category } => (category.clone(), rules.severity),
+    }
+}
+
+fn kind_name(kind: &WakeKind) -> &'static str {
+    match kind {
+        WakeKind::Fired => "fired",
+        WakeKind::Reminder => "reminder",
+        WakeKind::Escalated => "escalated",
+        WakeKind::Resumed => "resumed",
+        WakeKind::Flapping => "flapping",
+    }
+}
+
+fn suppression(reason: &Suppression) -> serde_json::Value {
+    match reason {
+        Suppression::Window { .. } => json!({ "reason": "window" }),
+        Suppression::Dependency(dependency) => json!({ "reason": "dependency", "suppressed_by": dependency }),
+        Suppression::Maintenance(window) => json!({ "reason": "maintenance", "suppressed_by": window }),
+        Suppression::Flapping => json!({ "reason": "flapping" }),
+    }
+}
+
+fn title(probe: &str, category: &str, kind: &WakeKind, stage: Option<&str>) -> String {
+    match (kind, stage) {
+        (WakeKind::Flapping, _) => format!("{probe} is flapping"),
+        (_, Some("expired")) => format!("{probe}: credential has expired"),
+        (_, Some(stage)) => format!("{probe}: credential expires within {stage}"),
+        (WakeKind::Reminder, None) => format!("{probe} is still failing ({category})"),
+        _ => format!("{probe}: {}", category.replace('_', " ")),
+    }
+}
+
+fn effect_row(args: &DebouncerArgs, probe: &str, rules: &ProbeRules, effect: &Effect, session: Option<&str>) -> NewRow {
+    let snapshot = args.latest.get(probe).map(|o| o.clone());
+    let detail = snapshot.as_ref().map(|o| o.reasons.join("; ")).unwrap_or_default();
+    let new_story = |category: &str| format!("probe:{probe}:{category}:{SEQ_PLACEHOLDER}");
+    let (seam, details, session) = match effect {
+        Effect::Wake { kind, category, severity, consecutive_failures, stage, reminder } => {
+            let session = match (kind, session) {
+                (WakeKind::Fired | WakeKind::Flapping, _) | (_, None) => new_story(category),
+                (_, Some(existing)) => existing.to_owned(),
+            };
+            let seam = if matches!(kind, WakeKind::Flapping) { "probe.flapping" } else { "probe.wake_requested" };
+            let details = json!({
+                "probe": probe,
+                "component": rules.component,
+                "severity": severity,
+                "category": category,
+                "kind": kind_name(kind),
+                "title": title(probe, category, kind, stage.as_deref()),
+                "detail": detail,
+                "observation": snapshot,
+                "consecutive_failures": consecutive_failures,
+                "stage": stage,
+                "reminder": reminder,
+                "envelope_status": "not_configured",
+            });
+            (seam, details, session)
+        }
+        Effect::Suppressed { kind, category, severity, reason, suppressed_count } => {
+            let session = match (kind, session) {
+                (WakeKind::Fired, _) | (_, None) => new_story(category),
+                (_, Some(existing)) => existing.to_owned(),
+            };
+            let details = json!({
+                "probe": probe,
+                "component": rules.component,
+                "severity": severity,
+                "category": category,
+                "kind": kind_name(kind),
+                "title": title(probe, category, kind, None),
+                "detail": detail,
+                "observation": snapshot,
+                "suppression": suppression(reason),
+                "suppressed_count": suppressed_count,
+            });
+            ("probe.wake_suppressed", details, session)
+        }
+        Effect::Resolved { category, severity, open_for, woken } => {
+            let session = session.map_or_else(|| new_story(category), str::to_owned);
+            let details = json!({
+                "probe": probe,
+                "component": rules.component,
+                "severity": severity,
+                "category": category,
+                "title": format!("{probe} recovered"),
+                "open_for_ms": open_for.as_millis() as u64,
+                "woken": woken,
+                "observation": snapshot,
+            });
+            ("probe.resolved", details, session)
+        }
+        Effect::FlappingSettled { category } => {
+            let session = session.map_or_else(|| new_story(category), str::to_owned);
+            let details = json!({ "probe": probe, "component": rules.component, "category": category });
+            ("probe.flapping_settled", details, session)
+        }
+    };
+    NewRow::new(seam, details).session(session).component(rules.component.clone())
+}
