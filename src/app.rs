@@ -210,11 +210,14 @@ struct Shared {
 /// How often the debouncer evaluates time-driven rules (reminders, settling).
 const DEBOUNCE_TICK: Duration = Duration::from_secs(1);
 
-/// The default issue category of a probe, by kind.
-fn default_category(kind: Option<ProbeKind>) -> &'static str {
+/// The default issue categories of a probe, by kind: (unhealthy, degraded).
+/// A credential inside its alert window is degraded (`credential_expiring`,
+/// a warning); once expired it is unhealthy (`credential_expired`), which the
+/// incident rules treat as an integrity problem.
+fn default_categories(kind: Option<ProbeKind>) -> (&'static str, &'static str) {
     match kind {
-        Some(ProbeKind::CredentialExpiry) => "credential_expiring",
-        _ => "service_unhealthy",
+        Some(ProbeKind::CredentialExpiry) => ("credential_expired", "credential_expiring"),
+        _ => ("service_unhealthy", "service_degraded"),
     }
 }
 
@@ -224,10 +227,11 @@ fn debounce_config(settings: &Settings) -> DebounceConfig {
         .probes
         .iter()
         .map(|probe| {
+            let (unhealthy, degraded) = default_categories(probe.kind);
             let rules = ProbeRules {
                 component: probe.component_name().to_owned(),
-                category: probe.category.clone().unwrap_or_else(|| default_category(probe.kind).to_owned()),
-                degraded_category: probe.degraded_category.clone().unwrap_or_else(|| "service_degraded".to_owned()),
+                category: probe.category.clone().unwrap_or_else(|| unhealthy.to_owned()),
+                degraded_category: probe.degraded_category.clone().unwrap_or_else(|| degraded.to_owned()),
                 severity: probe.severity,
                 settings: settings.debounce.with(&probe.debounce),
             };

@@ -82,9 +82,10 @@ pub struct ProbeSettings {
     /// Severity of the issue raised when unhealthy. Default `critical`.
     pub severity: Severity,
     /// Category of the issue raised when unhealthy. Default `service_unhealthy`
-    /// (`credential_expiring` for kind credential_expiry).
+    /// (`credential_expired` for kind credential_expiry).
     pub category: Option<String>,
-    /// Category of the issue raised when degraded. Default `service_degraded`.
+    /// Category of the issue raised when degraded. Default `service_degraded`
+    /// (`credential_expiring` for kind credential_expiry).
     pub degraded_category: Option<String>,
     /// Per-probe overrides of `[debounce]`.
     pub debounce: DebounceOverride,

@@ -31,9 +31,12 @@ fn problems(toml: &str, environment: Option<HashMap<String, String>>) -> Vec<Str
 }
 
 #[test]
-fn embedded_default_is_valid_and_has_no_probes() {
+fn embedded_default_is_valid_and_watches_its_own_api() {
     let settings = load_with_env(&ConfigSource::Embedded, no_env()).unwrap();
-    assert!(settings.probes.is_empty());
+    let names: Vec<&str> = settings.probes.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["warden-api"]);
+    let url = settings.probes[0].url.as_deref().unwrap();
+    assert!(url.contains(&settings.service.api_listen.to_string()), "{url}");
     assert_eq!(settings.audit, AuditSettings::default());
     assert_eq!(settings.service, ServiceSettings::default());
 }
