@@ -3,6 +3,7 @@
 //! result and publishing an [`Observation`](crate::messages::Observation).
 //!
 //! # Layout
+//! - `check.rs`: [`Check`], one probe's settings built into a bounded check.
 //! - `facts.rs`: [`Facts`] and [`CheckOutcome`], what a check measured; the
 //!   contract between the kinds and the condition language.
 //! - one file per kind: `http.rs`, `tcp.rs`, `command.rs`, `heartbeat.rs`,
@@ -10,7 +11,16 @@
 //! - `classify.rs`: the condition language (`status == 200`, `latency < 300ms`,
 //!   `body.status == "ok"`) and the final verdict.
 
+mod check;
+mod command;
+mod credential_expiry;
 mod facts;
+mod heartbeat;
+mod http;
+mod tcp;
 
+pub use check::{Check, CheckContext, ProbeError};
 pub use facts::{CheckOutcome, Facts};
+pub use heartbeat::Heartbeats;
+pub use http::http_client;
 pub mod classify;
