@@ -131,7 +131,9 @@ impl HttpCheck {
             }
             let response = match request.send().await {
                 Ok(response) => response,
-                Err(err) => return CheckOutcome::failed(facts, describe(&err)),
+                Err(err) => {
+                    return CheckOutcome::failed(facts, describe(&err, url.scheme() == "https"));
+                }
             };
             let status = response.status();
             let location = response.headers().get(LOCATION).cloned();
@@ -313,7 +315,7 @@ fn cert_expires_in(response: &reqwest::Response) -> Option<i64> {
 
 /// An operator-facing cause for a failed request: the root of the error
 /// chain, with the common cases named plainly.
-fn describe(err: &reqwest::Error) -> String {
+fn describe(err: &reqwest::Error, https: bool) -> String {
     let mut chain: Vec<&(dyn std::error::Error + 'static)> = vec![err];
     let mut next = err.source();
     while let Some(source) = next {
@@ -337,10 +339,20 @@ fn describe(err: &reqwest::Error) -> String {
     {
         return dns.clone();
     }
-    let tls = messages.iter().any(|message| {
-        let message = message.to_ascii_lowercase();
-        message.contains("certificate") || message.contains("tls") || message.contains("handshake")
-    });
+    // rustls errors surface as io::Error(InvalidData) from the TLS stream.
+    let tls = (https && io_kind == Some(std::io::ErrorKind::InvalidData))
+        || messages.iter().any(|message| {
+            let message = message.to_ascii_lowercase();
+            [
+                "certificate",
+                "tls",
+                "handshake",
+                "received fatal alert",
+                "corrupt message",
+            ]
+            .iter()
+            .any(|needle| message.contains(needle))
+        });
     if tls {
         return format!("TLS: {root}");
     }
