@@ -307,10 +307,13 @@ fn text(mut bytes: Vec<u8>, truncated: bool) -> Result<String, (String, usize)> 
 /// Seconds until the peer certificate's notAfter, for TLS responses.
 fn cert_expires_in(response: &reqwest::Response) -> Option<i64> {
     let info = response.extensions().get::<reqwest::tls::TlsInfo>()?;
-    let der = info.peer_certificate()?;
+    seconds_until_not_after(info.peer_certificate()?, jiff::Timestamp::now().as_second())
+}
+
+/// Seconds from `now` (Unix seconds) to a DER certificate's notAfter.
+fn seconds_until_not_after(der: &[u8], now: i64) -> Option<i64> {
     let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
-    let not_after = cert.validity().not_after.timestamp();
-    Some(not_after - jiff::Timestamp::now().as_second())
+    Some(cert.validity().not_after.timestamp() - now)
 }
 
 /// An operator-facing cause for a failed request: the root of the error

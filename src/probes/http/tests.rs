@@ -431,3 +431,26 @@ async fn bad_settings_are_build_errors_naming_the_probe() {
     let err = build(&settings).err().unwrap().to_string();
     assert_eq!(err, "probe web: url is required for kind http");
 }
+
+/// A self-signed P-256 certificate for CN=localhost, notAfter
+/// 2027-12-01T01:22:01Z (made with `openssl req -x509 -days 365`).
+const SELF_SIGNED: &[u8] = include_bytes!("self_signed.der");
+const SELF_SIGNED_NOT_AFTER: i64 = 1_827_624_121;
+
+#[test]
+fn the_certificate_expiry_is_read_from_der() {
+    let now = SELF_SIGNED_NOT_AFTER - 86_400;
+    assert_eq!(
+        super::seconds_until_not_after(SELF_SIGNED, now),
+        Some(86_400)
+    );
+    let later = SELF_SIGNED_NOT_AFTER + 10;
+    assert_eq!(
+        super::seconds_until_not_after(SELF_SIGNED, later),
+        Some(-10)
+    );
+    assert_eq!(
+        super::seconds_until_not_after(b"not a certificate", now),
+        None
+    );
+}
