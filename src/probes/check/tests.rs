@@ -66,3 +66,63 @@ fn check_and_error_are_send_sync() {
     assert_send_sync::<ProbeError>();
     assert_send_sync::<CheckContext>();
 }
+
+fn context() -> CheckContext {
+    CheckContext {
+        http: super::super::http_client().unwrap(),
+        heartbeats: Heartbeats::default(),
+    }
+}
+
+#[tokio::test]
+async fn run_bounds_a_command_by_the_probe_timeout_and_measures_latency() {
+    let probe = ProbeSettings {
+        name: "slow".into(),
+        kind: Some(ProbeKind::Command),
+        command: vec!["sleep".into(), "5".into()],
+        timeout: Some(Duration::from_millis(90)),
+        ..ProbeSettings::default()
+    };
+    let check = Check::build(&probe, &ProbeDefaults::default(), &context()).unwrap();
+    let outcome = check.run().await;
+    assert_eq!(outcome.verdict, Health::Unhealthy);
+    assert_eq!(
+        outcome.reasons,
+        vec!["timed out after 90ms (process killed)"]
+    );
+    let latency = outcome.facts.latency;
+    assert!(latency >= Duration::from_millis(90), "{latency:?}");
+    assert!(latency < Duration::from_millis(600), "{latency:?}");
+}
+
+#[tokio::test]
+async fn run_reports_tcp_outcomes_with_latency() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let probe = ProbeSettings {
+        name: "port".into(),
+        kind: Some(ProbeKind::Tcp),
+        address: Some(listener.local_addr().unwrap().to_string()),
+        ..ProbeSettings::default()
+    };
+    let check = Check::build(&probe, &ProbeDefaults::default(), &context()).unwrap();
+    let outcome = check.run().await;
+    assert_eq!(outcome.verdict, Health::Healthy);
+    assert_eq!(outcome.facts.connected, Some(true));
+    assert!(outcome.facts.latency > Duration::ZERO);
+}
+
+#[tokio::test]
+async fn missing_fields_are_build_errors() {
+    let probe = ProbeSettings {
+        name: "port".into(),
+        kind: Some(ProbeKind::Tcp),
+        ..ProbeSettings::default()
+    };
+    let err = Check::build(&probe, &ProbeDefaults::default(), &context())
+        .err()
+        .unwrap();
+    assert_eq!(
+        err.to_string(),
+        "probe port: address is required for kind tcp"
+    );
+}

@@ -91,13 +91,13 @@ async fn timeout_kills_the_whole_group() {
     let script = format!("sleep 30 & echo $! > {}; wait", pidfile.display());
     let started = Instant::now();
     let outcome = check(&["sh", "-c", &script])
-        .run(Duration::from_millis(300))
+        .run(Duration::from_millis(500))
         .await;
     let took = started.elapsed();
     assert_eq!(outcome.verdict, Health::Unhealthy);
     assert_eq!(
         outcome.reasons,
-        vec!["timed out after 300ms (process killed)"]
+        vec!["timed out after 500ms (process killed)"]
     );
     assert_eq!(outcome.facts.exit_code, None);
     assert!(took < Duration::from_secs(2), "took {took:?}");
