@@ -3,6 +3,8 @@
 //! result and publishing an [`Observation`](crate::messages::Observation).
 //!
 //! # Layout
+//! - `actor.rs`: [`ProbeActor`], the schedule and the hand-off to the debouncer.
+//! - `check.rs`: [`Check`], one probe's settings built into a bounded check.
 //! - `facts.rs`: [`Facts`] and [`CheckOutcome`], what a check measured; the
 //!   contract between the kinds and the condition language.
 //! - one file per kind: `http.rs`, `tcp.rs`, `command.rs`, `heartbeat.rs`,
@@ -11,8 +13,17 @@
 //!   `body.status == "ok"`) and the final verdict.
 
 mod actor;
+mod check;
+mod command;
+mod credential_expiry;
 mod facts;
+mod heartbeat;
+mod http;
+mod tcp;
 
 pub use actor::{ProbeActor, ProbeActorArgs, ProbeMsg, ProbeStartError};
+pub use check::{Check, CheckContext, ProbeError};
 pub use facts::{CheckOutcome, Facts};
+pub use heartbeat::Heartbeats;
+pub use http::http_client;
 pub mod classify;

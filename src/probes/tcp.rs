@@ -1,0 +1,79 @@
+//! `tcp`: can a connection to `host:port` be established? Resolution and
+//! connect are both inside the check's timeout (enforced by
+//! [`Check::run`](super::Check::run)).
+
+use std::io;
+
+use super::check::ProbeError;
+use super::facts::{CheckOutcome, Facts};
+
+pub(crate) struct TcpCheck {
+    address: String,
+}
+
+impl TcpCheck {
+    pub(crate) fn build(probe: &crate::settings::ProbeSettings) -> Result<Self, ProbeError> {
+        let address = probe
+            .address
+            .clone()
+            .ok_or_else(|| ProbeError::MissingField {
+                probe: probe.name.clone(),
+                kind: "tcp",
+                field: "address",
+            })?;
+        Ok(Self { address })
+    }
+
+    pub(crate) async fn run(&self) -> CheckOutcome {
+        let down = |reason: String| {
+            CheckOutcome::failed(
+                Facts {
+                    connected: Some(false),
+                    ..Facts::default()
+                },
+                reason,
+            )
+        };
+        let addrs: Vec<_> = match tokio::net::lookup_host(&self.address).await {
+            Ok(addrs) => addrs.collect(),
+            Err(err) => return down(format!("dns error resolving {}: {err}", self.address)),
+        };
+        if addrs.is_empty() {
+            return down(format!(
+                "dns error: {} resolved to no address",
+                self.address
+            ));
+        }
+        let mut last = None;
+        for addr in addrs {
+            match tokio::net::TcpStream::connect(addr).await {
+                Ok(_stream) => {
+                    return CheckOutcome::healthy(Facts {
+                        connected: Some(true),
+                        ..Facts::default()
+                    });
+                }
+                Err(err) => last = Some((addr, err)),
+            }
+        }
+        match last {
+            Some((addr, err)) => down(format!("connect to {addr} failed: {}", io_cause(&err))),
+            None => down(format!("could not connect to {}", self.address)),
+        }
+    }
+}
+
+/// A short, lowercase cause for the common socket errors; the OS text otherwise.
+pub(crate) fn io_cause(err: &io::Error) -> String {
+    match err.kind() {
+        io::ErrorKind::ConnectionRefused => "connection refused".to_owned(),
+        io::ErrorKind::ConnectionReset => "connection reset by peer".to_owned(),
+        io::ErrorKind::TimedOut => "connection timed out".to_owned(),
+        io::ErrorKind::NotFound => "not found".to_owned(),
+        io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
+        _ => err.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests;
