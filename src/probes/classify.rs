@@ -20,7 +20,8 @@
 //! a check we cannot judge is not a healthy one.
 //!
 //! # Layout
-//! - `parse.rs`: the grammar and the parse-time type checks.
+//! - `parse.rs`: the grammar.
+//! - `ast.rs`: the parsed form and the parse-time type checks.
 //! - `eval.rs`: reading facts, comparing, and the operator-facing texts.
 //! - `tests.rs`: unit tests and proptests.
 
@@ -30,6 +31,7 @@ use crate::messages::Health;
 
 use super::facts::{CheckOutcome, Facts};
 
+mod ast;
 mod eval;
 mod parse;
 
@@ -158,7 +160,7 @@ pub struct Condition {
     /// The expression as the operator wrote it, trimmed.
     text: String,
     /// What it reads, how it compares, and to what.
-    parsed: parse::Parsed,
+    parsed: ast::Parsed,
 }
 
 impl Condition {

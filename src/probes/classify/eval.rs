@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::Value as Json;
 
-use super::parse::{Field, Literal, Op, Parsed, PathDisplay, Segment};
+use super::ast::{Field, Literal, Op, Parsed, PathDisplay, Segment};
 use crate::probes::Facts;
 
 /// Longest excerpt of a text or JSON value quoted in a reason.
