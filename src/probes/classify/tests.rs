@@ -745,7 +745,7 @@ proptest! {
     ) {
         if let Ok(condition) = parse(&input) {
             let _ = condition.eval(&facts);
-            let _ = classify(CheckOutcome::healthy(facts), &[condition.clone()], &[condition]);
+            let _ = classify(CheckOutcome::healthy(facts), std::slice::from_ref(&condition), std::slice::from_ref(&condition));
         }
     }
 
