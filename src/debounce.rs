@@ -7,3 +7,4 @@
 //! - `maintenance.rs`: whether a maintenance window is active at an instant.
 
 pub mod maintenance;
+pub mod state;
