@@ -44,10 +44,17 @@ async fn run(fsync: FsyncPolicy, appenders: u64, per_appender: u64) -> String {
 }
 
 fn main() {
-    let args: Vec<u64> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let args: Vec<u64> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
     let appenders = args.first().copied().unwrap_or(64);
     let per_appender = args.get(1).copied().unwrap_or(200);
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     println!("| fsync | appenders | rows | appends/s | fsyncs | rows per fsync |");
     println!("|---|---|---|---|---|---|");
     for (fsync, per) in [

@@ -55,7 +55,14 @@ async fn run(n: usize, seconds: u64, url: &str, hits: &AtomicUsize) -> String {
             "[[probes]]\nname = \"p{i}\"\nkind = \"http\"\nurl = \"{url}\"\ninterval = \"1s\"\ntimeout = \"900ms\"\nunhealthy_if = [\"status != 200\", \"body.status != \\\"ok\\\"\"]\ndegraded_if = [\"latency > 300ms\"]\n"
         );
     }
-    let settings = load_with_env(&ConfigSource::Text { name: "bench".into(), toml }, Some(HashMap::new())).unwrap();
+    let settings = load_with_env(
+        &ConfigSource::Text {
+            name: "bench".into(),
+            toml,
+        },
+        Some(HashMap::new()),
+    )
+    .unwrap();
     let before = rss_kib();
     let warden = warden::app::start(settings).await.unwrap();
     // Warm-up: one full interval so every probe has started and pools are filled.
@@ -81,7 +88,10 @@ async fn run(n: usize, seconds: u64, url: &str, hits: &AtomicUsize) -> String {
 }
 
 fn main() {
-    let mut sizes: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let mut sizes: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
     let seconds = if sizes.len() > 1 && sizes.last().is_some_and(|s| *s < 1000) {
         sizes.pop().map(|s| s as u64).unwrap_or(10)
     } else {
@@ -90,7 +100,10 @@ fn main() {
     if sizes.is_empty() {
         sizes = vec![1_000, 10_000];
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async {
         let (url, hits) = target().await;
         println!("| probes | measured | checks/s | of configured rate | RSS per probe | not healthy at end |");

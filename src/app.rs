@@ -29,13 +29,14 @@ use warden_supervisors::{
 };
 
 use crate::api::{ApiContext, ApiServer, ApiServerArgs, ProbesView};
+use crate::audit::{AuditLog, AuditWriter, AuditWriterArgs, NewRow};
+use crate::control::{BootStatus, OperationalState, check_state_dir};
 use crate::debounce::{
-    DebounceConfig, DebounceStore, Debouncer, DebouncerArgs, IssueBus, LatestObservations, ObservationQueue, ProbeRules,
+    DebounceConfig, DebounceStore, Debouncer, DebouncerArgs, IssueBus, LatestObservations,
+    ObservationQueue, ProbeRules,
 };
 use crate::probes::{CheckContext, Heartbeats, ProbeActor, ProbeActorArgs};
 use crate::settings::ProbeKind;
-use crate::audit::{AuditLog, AuditWriter, AuditWriterArgs, NewRow};
-use crate::control::{BootStatus, OperationalState, check_state_dir};
 use crate::settings::{Secret, Settings, SupervisionSettings};
 
 pub use names::Names;
@@ -230,8 +231,14 @@ fn debounce_config(settings: &Settings) -> DebounceConfig {
             let (unhealthy, degraded) = default_categories(probe.kind);
             let rules = ProbeRules {
                 component: probe.component_name().to_owned(),
-                category: probe.category.clone().unwrap_or_else(|| unhealthy.to_owned()),
-                degraded_category: probe.degraded_category.clone().unwrap_or_else(|| degraded.to_owned()),
+                category: probe
+                    .category
+                    .clone()
+                    .unwrap_or_else(|| unhealthy.to_owned()),
+                degraded_category: probe
+                    .degraded_category
+                    .clone()
+                    .unwrap_or_else(|| degraded.to_owned()),
                 severity: probe.severity,
                 settings: settings.debounce.with(&probe.debounce),
             };
@@ -264,7 +271,13 @@ fn restore_open_issues(dir: &Path, config: &DebounceConfig, store: &DebounceStor
             let mut restored = 0;
             for (probe, at_boot) in open {
                 if let Some(rules) = config.rules.get(&probe) {
-                    crate::debounce::restore_entry(store, &probe, rules, at_boot.issue, at_boot.session);
+                    crate::debounce::restore_entry(
+                        store,
+                        &probe,
+                        rules,
+                        at_boot.issue,
+                        at_boot.session,
+                    );
                     restored += 1;
                 }
             }
@@ -309,13 +322,17 @@ fn root_spec(shared: &Shared) -> SupervisorSpec {
         .map(|args| {
             let name = shared.names.of(&format!("probe.{}", args.probe.name));
             let args = args.clone();
-            ChildSpec::worker(format!("probe:{}", args.probe.name), move |parent: ActorCell| {
-                let (name, args) = (name.clone(), args.clone());
-                Box::pin(async move {
-                    let (actor, _) = Actor::spawn_linked(Some(name), ProbeActor, args, parent).await?;
-                    Ok(actor.get_cell())
-                })
-            })
+            ChildSpec::worker(
+                format!("probe:{}", args.probe.name),
+                move |parent: ActorCell| {
+                    let (name, args) = (name.clone(), args.clone());
+                    Box::pin(async move {
+                        let (actor, _) =
+                            Actor::spawn_linked(Some(name), ProbeActor, args, parent).await?;
+                        Ok(actor.get_cell())
+                    })
+                },
+            )
             .shutdown(warden_supervisors::Shutdown::Timeout(child_timeout))
         })
         .collect();
@@ -417,10 +434,10 @@ pub async fn start(settings: Settings) -> Result<Warden, AppError> {
         telemetry: _,      // applied by main before the runtime starts
         supervision: _,    // read through restart_ladder
         probe_defaults: _, // passed to every ProbeActor
-        debounce: _,      // read through debounce_config
-        probes: _,        // one ProbeActor each
-        components: _,    // dependencies, through debounce_config
-        maintenance: _,   // windows, through debounce_config
+        debounce: _,       // read through debounce_config
+        probes: _,         // one ProbeActor each
+        components: _,     // dependencies, through debounce_config
+        maintenance: _,    // windows, through debounce_config
     } = &settings;
 
     let tokens = operator_tokens(&settings)?;

@@ -130,7 +130,10 @@ fn check_config_rejects_a_bad_condition_naming_probe_and_expression() {
     let output = warden(&["check-config", "--config", path.to_str().unwrap()]);
     let shown = text(&output);
     assert_eq!(output.status.code(), Some(2), "{shown}");
-    assert!(shown.contains("probes[0].unhealthy_if[1]: invalid condition \"stauts == 500\""), "{shown}");
+    assert!(
+        shown.contains("probes[0].unhealthy_if[1]: invalid condition \"stauts == 500\""),
+        "{shown}"
+    );
     assert!(!shown.contains("unhealthy_if[0]"), "{shown}");
 }
 
@@ -144,7 +147,11 @@ fn audit_tail_reads_a_state_dir() {
         r#"{"seq":2,"ts":"2026-11-22T08:00:00.001Z","seam":"supervision.started","caller_session_id":null,"trace_id":null,"component":null,"details":{"child":"audit"}}"#,
         r#"{"seq":3,"ts":"2026-11-22T08:00:00.002Z","seam":"operator.note","caller_session_id":"s-1","trace_id":null,"component":"db","details":{"text":"hi"}}"#,
     ];
-    std::fs::write(audit.join("audit-00000000000000000001.jsonl"), format!("{}\n", rows.join("\n"))).unwrap();
+    std::fs::write(
+        audit.join("audit-00000000000000000001.jsonl"),
+        format!("{}\n", rows.join("\n")),
+    )
+    .unwrap();
     let state_dir = dir.path().to_str().unwrap();
 
     let output = warden(&["audit", "tail", "--state-dir", state_dir]);
@@ -153,7 +160,15 @@ fn audit_tail_reads_a_state_dir() {
     assert_eq!(shown.lines().count(), 3, "{shown}");
     assert!(shown.lines().last().unwrap().starts_with("#3 "), "{shown}");
 
-    let output = warden(&["audit", "tail", "--state-dir", state_dir, "--seam", "supervision.*", "--json"]);
+    let output = warden(&[
+        "audit",
+        "tail",
+        "--state-dir",
+        state_dir,
+        "--seam",
+        "supervision.*",
+        "--json",
+    ]);
     let shown = text(&output);
     assert_eq!(shown.trim(), rows[1], "{shown}");
 

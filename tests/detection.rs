@@ -22,18 +22,31 @@ async fn start(dir: &Path, body: &str) -> Warden {
         "[service]\nstate_dir = \"{}\"\napi_listen = \"127.0.0.1:0\"\n\n{body}",
         dir.join("var").display()
     );
-    let settings = load_with_env(&ConfigSource::Text { name: "test".into(), toml }, Some(HashMap::new()))
-        .unwrap_or_else(|e| panic!("{:?}", e.lines()));
+    let settings = load_with_env(
+        &ConfigSource::Text {
+            name: "test".into(),
+            toml,
+        },
+        Some(HashMap::new()),
+    )
+    .unwrap_or_else(|e| panic!("{:?}", e.lines()));
     app::start(settings).await.unwrap()
 }
 
 fn rows(dir: &Path, seam: &str) -> Vec<AuditRow> {
-    let Ok(reader) = AuditReader::open(&dir.join("var/audit")) else { return Vec::new() };
-    reader.rows_from(1, Some(seam)).filter_map(Result::ok).collect()
+    let Ok(reader) = AuditReader::open(&dir.join("var/audit")) else {
+        return Vec::new();
+    };
+    reader
+        .rows_from(1, Some(seam))
+        .filter_map(Result::ok)
+        .collect()
 }
 
 fn kinds(rows: &[AuditRow]) -> Vec<String> {
-    rows.iter().map(|r| r.details["kind"].as_str().unwrap_or("").to_owned()).collect()
+    rows.iter()
+        .map(|r| r.details["kind"].as_str().unwrap_or("").to_owned())
+        .collect()
 }
 
 async fn wait_rows(dir: &Path, seam: &str, n: usize) -> Vec<AuditRow> {
@@ -43,7 +56,11 @@ async fn wait_rows(dir: &Path, seam: &str, n: usize) -> Vec<AuditRow> {
     })
     .await;
     let all = rows(dir, seam);
-    assert!(found, "expected {n} {seam} row(s) within {WAIT:?}, got {}: {all:#?}", all.len());
+    assert!(
+        found,
+        "expected {n} {seam} row(s) within {WAIT:?}, got {}: {all:#?}",
+        all.len()
+    );
     all
 }
 
@@ -62,11 +79,16 @@ async fn an_outage_wakes_once_reminds_resolves_and_a_relapse_in_the_window_is_su
         http_probe("api", &target.url, "")
     );
     let warden = start(dir.path(), &config).await;
-    assert!(support::eventually(WAIT, || {
-        let healthy = warden.latest.get("api").is_some_and(|o| o.status == Health::Healthy);
-        async move { healthy }
-    })
-    .await);
+    assert!(
+        support::eventually(WAIT, || {
+            let healthy = warden
+                .latest
+                .get("api")
+                .is_some_and(|o| o.status == Health::Healthy);
+            async move { healthy }
+        })
+        .await
+    );
 
     target.set(503);
     let wakes = wait_rows(dir.path(), "probe.wake_requested", 1).await;
@@ -75,24 +97,43 @@ async fn an_outage_wakes_once_reminds_resolves_and_a_relapse_in_the_window_is_su
     assert_eq!(fired.details["consecutive_failures"], 3);
     assert_eq!(fired.details["category"], "service_unhealthy");
     assert_eq!(fired.details["severity"], "critical");
-    assert!(fired.details["detail"].as_str().unwrap().contains("503"), "{}", fired.details);
+    assert!(
+        fired.details["detail"].as_str().unwrap().contains("503"),
+        "{}",
+        fired.details
+    );
     let session = fired.caller_session_id.clone().unwrap();
-    assert_eq!(session, format!("probe:api:service_unhealthy:{}", fired.seq));
+    assert_eq!(
+        session,
+        format!("probe:api:service_unhealthy:{}", fired.seq)
+    );
 
     // Still failing: a reminder after remind_after, never a second "fired".
     let wakes = wait_rows(dir.path(), "probe.wake_requested", 2).await;
     assert_eq!(kinds(&wakes), ["fired", "reminder"]);
-    assert_eq!(wakes[1].caller_session_id.as_deref(), Some(session.as_str()));
+    assert_eq!(
+        wakes[1].caller_session_id.as_deref(),
+        Some(session.as_str())
+    );
 
     target.set(200);
     let resolved = wait_rows(dir.path(), "probe.resolved", 1).await;
-    assert_eq!(resolved[0].caller_session_id.as_deref(), Some(session.as_str()));
+    assert_eq!(
+        resolved[0].caller_session_id.as_deref(),
+        Some(session.as_str())
+    );
 
     // A relapse within the window is recorded, not woken.
     target.set(503);
     let suppressed = wait_rows(dir.path(), "probe.wake_suppressed", 1).await;
     assert_eq!(suppressed[0].details["suppression"]["reason"], "window");
-    assert_eq!(kinds(&rows(dir.path(), "probe.wake_requested")).iter().filter(|k| *k == "fired").count(), 1);
+    assert_eq!(
+        kinds(&rows(dir.path(), "probe.wake_requested"))
+            .iter()
+            .filter(|k| *k == "fired")
+            .count(),
+        1
+    );
     warden.shutdown().await.unwrap();
 }
 
@@ -112,13 +153,20 @@ async fn a_flapping_target_wakes_once_as_flapping() {
     let warden = start(dir.path(), &config).await;
     wait_rows(dir.path(), "probe.flapping", 1).await;
     // Let it flap ten more times: still exactly one flapping wake, and no issue fired.
-    let runs = |path: &Path| std::fs::read_to_string(path).ok().and_then(|n| n.trim().parse::<u64>().ok()).unwrap_or(0);
+    let runs = |path: &Path| {
+        std::fs::read_to_string(path)
+            .ok()
+            .and_then(|n| n.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     let seen = runs(&counter);
-    assert!(support::eventually(WAIT, || {
-        let now = runs(&counter);
-        async move { now >= seen + 10 }
-    })
-    .await);
+    assert!(
+        support::eventually(WAIT, || {
+            let now = runs(&counter);
+            async move { now >= seen + 10 }
+        })
+        .await
+    );
     assert_eq!(rows(dir.path(), "probe.flapping").len(), 1);
     assert!(rows(dir.path(), "probe.wake_requested").is_empty());
     warden.shutdown().await.unwrap();
@@ -129,7 +177,10 @@ async fn a_dependant_of_a_down_dependency_is_suppressed() {
     let dir = tempfile::tempdir().unwrap();
     let web = Switchable::start(503).await;
     // A port nothing listens on: the database is down.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let config = format!(
         "[[probes]]\nname = \"db\"\nkind = \"tcp\"\naddress = \"{closed}\"\ninterval = \"100ms\"\ntimeout = \"80ms\"\ndebounce = {{ failure_threshold = 2 }}\n\n{}\n[[components]]\nname = \"db\"\nprobes = [\"db\"]\n\n[[components]]\nname = \"web\"\nprobes = [\"web\"]\ndepends_on = [\"db\"]\n",
         http_probe("web", &web.url, "debounce = { failure_threshold = 6 }")
@@ -160,8 +211,14 @@ async fn a_maintenance_window_records_without_waking() {
     );
     let warden = start(dir.path(), &config).await;
     let suppressed = wait_rows(dir.path(), "probe.wake_suppressed", 1).await;
-    assert_eq!(suppressed[0].details["suppression"]["reason"], "maintenance");
-    assert_eq!(suppressed[0].details["suppression"]["suppressed_by"], "upgrade");
+    assert_eq!(
+        suppressed[0].details["suppression"]["reason"],
+        "maintenance"
+    );
+    assert_eq!(
+        suppressed[0].details["suppression"]["suppressed_by"],
+        "upgrade"
+    );
     assert!(rows(dir.path(), "probe.wake_requested").is_empty());
     warden.shutdown().await.unwrap();
 }
@@ -175,11 +232,13 @@ async fn killing_the_debouncer_mid_count_loses_no_count() {
     let name = warden.names.of("debouncer");
     // Kill it twice while the count runs.
     for _ in 0..2 {
-        assert!(support::eventually(WAIT, || {
-            let hits = target.hits();
-            async move { hits >= 2 }
-        })
-        .await);
+        assert!(
+            support::eventually(WAIT, || {
+                let hits = target.hits();
+                async move { hits >= 2 }
+            })
+            .await
+        );
         if let Some(debouncer) = ractor::registry::where_is(name.clone()) {
             debouncer.kill();
         }
@@ -188,7 +247,10 @@ async fn killing_the_debouncer_mid_count_loses_no_count() {
     let wakes = wait_rows(dir.path(), "probe.wake_requested", 1).await;
     assert_eq!(wakes[0].details["consecutive_failures"], 8);
     let restarted = rows(dir.path(), "supervision.restarted");
-    assert!(restarted.iter().any(|r| r.details["child"] == "debouncer"), "{restarted:#?}");
+    assert!(
+        restarted.iter().any(|r| r.details["child"] == "debouncer"),
+        "{restarted:#?}"
+    );
     warden.shutdown().await.unwrap();
 }
 
@@ -205,12 +267,18 @@ async fn an_outage_across_a_restart_is_not_woken_again_and_still_resolves() {
     let warden = start(dir.path(), &config).await;
     let hits = target.hits();
     // Several more failing cycles than the threshold.
-    assert!(support::eventually(WAIT, || {
-        let now = target.hits();
-        async move { now >= hits + 8 }
-    })
-    .await);
-    assert_eq!(rows(dir.path(), "probe.wake_requested").len(), 1, "the outage was woken again");
+    assert!(
+        support::eventually(WAIT, || {
+            let now = target.hits();
+            async move { now >= hits + 8 }
+        })
+        .await
+    );
+    assert_eq!(
+        rows(dir.path(), "probe.wake_requested").len(),
+        1,
+        "the outage was woken again"
+    );
     target.set(200);
     let resolved = wait_rows(dir.path(), "probe.resolved", 1).await;
     assert_eq!(resolved[0].caller_session_id, session);
@@ -229,19 +297,28 @@ async fn misbehaving_targets_are_unhealthy_with_clear_reasons_and_others_keep_ca
         ("cut", Misbehaviour::ClosesMidResponse),
     ] {
         let url = misbehaving(how).await;
-        config.push_str(&http_probe(name, &url, "unhealthy_if = [\"body contains \\\"never\\\"\"]"));
+        config.push_str(&http_probe(
+            name,
+            &url,
+            "unhealthy_if = [\"body contains \\\"never\\\"\"]",
+        ));
     }
     let warden = start(dir.path(), &config).await;
     let started = healthy.hits();
     let all_seen = support::eventually(WAIT, || {
-        let seen = ["hang", "huge", "garbage", "cut"].iter().all(|p| warden.latest.contains_key(*p));
+        let seen = ["hang", "huge", "garbage", "cut"]
+            .iter()
+            .all(|p| warden.latest.contains_key(*p));
         async move { seen }
     })
     .await;
     assert!(all_seen);
     tokio::time::sleep(Duration::from_secs(2)).await; // a fixed observation period for the cadence check
     let served = healthy.hits() - started;
-    assert!(served >= 12, "the healthy probe ran only {served} checks in 2s at a 100ms interval");
+    assert!(
+        served >= 12,
+        "the healthy probe ran only {served} checks in 2s at a 100ms interval"
+    );
     let reason = |probe: &str| {
         let o = warden.latest.get(probe).unwrap().clone();
         (o.status, o.reasons.join("; "))
@@ -266,21 +343,52 @@ async fn heartbeats_arrive_through_the_api() {
     let warden = start(dir.path(), config).await;
     let client = reqwest::Client::new();
     let base = format!("http://{}", warden.addr);
-    let response = client.post(format!("{base}/api/heartbeats/nightly")).send().await.unwrap();
+    let response = client
+        .post(format!("{base}/api/heartbeats/nightly"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
-    let response = client.post(format!("{base}/api/heartbeats/nobody")).send().await.unwrap();
+    let response = client
+        .post(format!("{base}/api/heartbeats/nobody"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 404);
-    assert!(support::eventually(WAIT, || {
-        let healthy = warden.latest.get("nightly").is_some_and(|o| o.status == Health::Healthy);
-        async move { healthy }
-    })
-    .await);
-    let probes: Value = client.get(format!("{base}/api/probes")).send().await.unwrap().json().await.unwrap();
+    assert!(
+        support::eventually(WAIT, || {
+            let healthy = warden
+                .latest
+                .get("nightly")
+                .is_some_and(|o| o.status == Health::Healthy);
+            async move { healthy }
+        })
+        .await
+    );
+    let probes: Value = client
+        .get(format!("{base}/api/probes"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(probes["probes"][0]["name"], "nightly");
     assert_eq!(probes["probes"][0]["latest"]["status"], "healthy");
-    let one: Value = client.get(format!("{base}/api/probes/nightly")).send().await.unwrap().json().await.unwrap();
+    let one: Value = client
+        .get(format!("{base}/api/probes/nightly"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(one["kind"], "heartbeat");
-    let missing = client.get(format!("{base}/api/probes/nope")).send().await.unwrap();
+    let missing = client
+        .get(format!("{base}/api/probes/nope"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(missing.status(), 404);
     warden.shutdown().await.unwrap();
 }

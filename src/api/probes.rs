@@ -59,27 +59,45 @@ fn describe(view: &ProbesView, probe: &ProbeSettings) -> Value {
 }
 
 fn not_found(name: &str) -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no probe named {name:?}"))
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no probe named {name:?}"),
+    )
 }
 
 /// `GET /api/probes`: every probe with its latest observation and open issue.
 pub(super) async fn list(State(context): State<ApiContext>) -> Json<Value> {
     let view = &context.probes;
-    let probes: Vec<Value> = view.probes.iter().map(|probe| describe(view, probe)).collect();
+    let probes: Vec<Value> = view
+        .probes
+        .iter()
+        .map(|probe| describe(view, probe))
+        .collect();
     Json(json!({ "probes": probes }))
 }
 
 /// `GET /api/probes/{name}`.
-pub(super) async fn one(State(context): State<ApiContext>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
+pub(super) async fn one(
+    State(context): State<ApiContext>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let view = &context.probes;
-    let probe = view.probes.iter().find(|p| p.name == name).ok_or_else(|| not_found(&name))?;
+    let probe = view
+        .probes
+        .iter()
+        .find(|p| p.name == name)
+        .ok_or_else(|| not_found(&name))?;
     Ok(Json(describe(view, probe)))
 }
 
 /// `POST /api/heartbeats/{probe}`: the watched service says it is alive.
 /// Unauthenticated on purpose (the pushing job has no operator token); the
 /// API listens on loopback by default, and only heartbeat probes accept it.
-pub(super) async fn heartbeat(State(context): State<ApiContext>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
+pub(super) async fn heartbeat(
+    State(context): State<ApiContext>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let view = &context.probes;
     let is_heartbeat = view
         .probes

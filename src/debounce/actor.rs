@@ -85,8 +85,16 @@ pub fn new_entry(rules: &ProbeRules) -> DebounceEntry {
 }
 
 /// Seeds the store with an issue that was open when Warden last stopped.
-pub fn restore_entry(store: &DebounceStore, probe: &str, rules: &ProbeRules, issue: RestoredIssue, session: Option<String>) {
-    let mut entry = store.entry(probe.to_owned()).or_insert_with(|| new_entry(rules));
+pub fn restore_entry(
+    store: &DebounceStore,
+    probe: &str,
+    rules: &ProbeRules,
+    issue: RestoredIssue,
+    session: Option<String>,
+) {
+    let mut entry = store
+        .entry(probe.to_owned())
+        .or_insert_with(|| new_entry(rules));
     entry.machine.restore(issue, Instant::now());
     entry.session = session;
 }
@@ -212,7 +220,12 @@ fn open_issues(args: &DebouncerArgs) -> Vec<OpenIssueView> {
         .iter()
         .filter_map(|entry| {
             let issue = entry.machine.open_issue()?;
-            let component = args.config.rules.get(entry.key()).map(|r| r.component.clone()).unwrap_or_default();
+            let component = args
+                .config
+                .rules
+                .get(entry.key())
+                .map(|r| r.component.clone())
+                .unwrap_or_default();
             Some(OpenIssueView {
                 probe: entry.key().clone(),
                 component,
@@ -244,7 +257,8 @@ fn context(args: &DebouncerArgs, component: &str) -> Context {
             })
         })
     });
-    let maintenance = maintenance::active(&args.config.windows, component, jiff::Timestamp::now()).map(str::to_owned);
+    let maintenance = maintenance::active(&args.config.windows, component, jiff::Timestamp::now())
+        .map(str::to_owned);
     Context {
         dependency_down: dependency_down.cloned(),
         maintenance,
@@ -290,7 +304,9 @@ async fn on_tick(args: &DebouncerArgs) -> Result<(), ActorProcessingErr> {
     let now = Instant::now();
     let probes: Vec<String> = args.store.iter().map(|entry| entry.key().clone()).collect();
     for probe in probes {
-        let Some(rules) = args.config.rules.get(&probe) else { continue };
+        let Some(rules) = args.config.rules.get(&probe) else {
+            continue;
+        };
         let ctx = context(args, &rules.component);
         if let Some(mut entry) = args.store.get_mut(&probe) {
             let effects = entry.machine.step(Input::Tick { ctx }, now);
@@ -326,7 +342,9 @@ async fn flush(args: &DebouncerArgs, probe: &str) -> Result<(), ActorProcessingE
             },
             None => return Ok(()),
         };
-        let Some(rules) = args.config.rules.get(probe) else { return Ok(()) };
+        let Some(rules) = args.config.rules.get(probe) else {
+            return Ok(());
+        };
         let row = effect_row(args, probe, rules, &effect, session.as_deref());
         let seam = row.seam.clone();
         let starts_story = row
@@ -343,8 +361,14 @@ async fn flush(args: &DebouncerArgs, probe: &str) -> Result<(), ActorProcessingE
             match &effect {
                 Effect::Resolved { .. } => entry.session = None,
                 // Flapping has its own story; it must not replace the issue's.
-                Effect::Wake { kind: WakeKind::Flapping, .. } | Effect::FlappingSettled { .. } => {}
-                Effect::Wake { .. } | Effect::Suppressed { .. } if starts_story => entry.session = session.clone(),
+                Effect::Wake {
+                    kind: WakeKind::Flapping,
+                    ..
+                }
+                | Effect::FlappingSettled { .. } => {}
+                Effect::Wake { .. } | Effect::Suppressed { .. } if starts_story => {
+                    entry.session = session.clone()
+                }
                 Effect::Wake { .. } | Effect::Suppressed { .. } => {}
             }
         }
@@ -363,9 +387,15 @@ async fn flush(args: &DebouncerArgs, probe: &str) -> Result<(), ActorProcessingE
 
 fn effect_key(effect: &Effect, rules: &ProbeRules) -> (String, Severity) {
     match effect {
-        Effect::Wake { category, severity, .. }
-        | Effect::Suppressed { category, severity, .. }
-        | Effect::Resolved { category, severity, .. } => (category.clone(), *severity),
+        Effect::Wake {
+            category, severity, ..
+        }
+        | Effect::Suppressed {
+            category, severity, ..
+        }
+        | Effect::Resolved {
+            category, severity, ..
+        } => (category.clone(), *severity),
         Effect::FlappingSettled { category } => (category.clone(), rules.severity),
     }
 }
@@ -383,8 +413,12 @@ fn kind_name(kind: &WakeKind) -> &'static str {
 fn suppression(reason: &Suppression) -> serde_json::Value {
     match reason {
         Suppression::Window { .. } => json!({ "reason": "window" }),
-        Suppression::Dependency(dependency) => json!({ "reason": "dependency", "suppressed_by": dependency }),
-        Suppression::Maintenance(window) => json!({ "reason": "maintenance", "suppressed_by": window }),
+        Suppression::Dependency(dependency) => {
+            json!({ "reason": "dependency", "suppressed_by": dependency })
+        }
+        Suppression::Maintenance(window) => {
+            json!({ "reason": "maintenance", "suppressed_by": window })
+        }
         Suppression::Flapping => json!({ "reason": "flapping" }),
     }
 }
@@ -399,17 +433,37 @@ fn title(probe: &str, category: &str, kind: &WakeKind, stage: Option<&str>) -> S
     }
 }
 
-fn effect_row(args: &DebouncerArgs, probe: &str, rules: &ProbeRules, effect: &Effect, session: Option<&str>) -> NewRow {
+fn effect_row(
+    args: &DebouncerArgs,
+    probe: &str,
+    rules: &ProbeRules,
+    effect: &Effect,
+    session: Option<&str>,
+) -> NewRow {
     let snapshot = args.latest.get(probe).map(|o| o.clone());
-    let detail = snapshot.as_ref().map(|o| o.reasons.join("; ")).unwrap_or_default();
+    let detail = snapshot
+        .as_ref()
+        .map(|o| o.reasons.join("; "))
+        .unwrap_or_default();
     let new_story = |category: &str| format!("probe:{probe}:{category}:{SEQ_PLACEHOLDER}");
     let (seam, details, session) = match effect {
-        Effect::Wake { kind, category, severity, consecutive_failures, stage, reminder } => {
+        Effect::Wake {
+            kind,
+            category,
+            severity,
+            consecutive_failures,
+            stage,
+            reminder,
+        } => {
             let session = match (kind, session) {
                 (WakeKind::Fired | WakeKind::Flapping, _) | (_, None) => new_story(category),
                 (_, Some(existing)) => existing.to_owned(),
             };
-            let seam = if matches!(kind, WakeKind::Flapping) { "probe.flapping" } else { "probe.wake_requested" };
+            let seam = if matches!(kind, WakeKind::Flapping) {
+                "probe.flapping"
+            } else {
+                "probe.wake_requested"
+            };
             let details = json!({
                 "probe": probe,
                 "component": rules.component,
@@ -426,7 +480,13 @@ fn effect_row(args: &DebouncerArgs, probe: &str, rules: &ProbeRules, effect: &Ef
             });
             (seam, details, session)
         }
-        Effect::Suppressed { kind, category, severity, reason, suppressed_count } => {
+        Effect::Suppressed {
+            kind,
+            category,
+            severity,
+            reason,
+            suppressed_count,
+        } => {
             let session = match (kind, session) {
                 (WakeKind::Fired, _) | (_, None) => new_story(category),
                 (_, Some(existing)) => existing.to_owned(),
@@ -445,7 +505,12 @@ fn effect_row(args: &DebouncerArgs, probe: &str, rules: &ProbeRules, effect: &Ef
             });
             ("probe.wake_suppressed", details, session)
         }
-        Effect::Resolved { category, severity, open_for, woken } => {
+        Effect::Resolved {
+            category,
+            severity,
+            open_for,
+            woken,
+        } => {
             let session = session.map_or_else(|| new_story(category), str::to_owned);
             let details = json!({
                 "probe": probe,
@@ -461,9 +526,12 @@ fn effect_row(args: &DebouncerArgs, probe: &str, rules: &ProbeRules, effect: &Ef
         }
         Effect::FlappingSettled { category } => {
             let session = session.map_or_else(|| new_story(category), str::to_owned);
-            let details = json!({ "probe": probe, "component": rules.component, "category": category });
+            let details =
+                json!({ "probe": probe, "component": rules.component, "category": category });
             ("probe.flapping_settled", details, session)
         }
     };
-    NewRow::new(seam, details).session(session).component(rules.component.clone())
+    NewRow::new(seam, details)
+        .session(session)
+        .component(rules.component.clone())
 }

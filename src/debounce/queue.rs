@@ -40,7 +40,10 @@ impl std::fmt::Debug for ObservationQueue {
 
 impl ObservationQueue {
     fn items(&self) -> std::sync::MutexGuard<'_, VecDeque<(u64, Observation)>> {
-        self.inner.items.lock().unwrap_or_else(PoisonError::into_inner)
+        self.inner
+            .items
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Adds an observation at the back.

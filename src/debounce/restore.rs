@@ -33,10 +33,16 @@ pub fn open_issues(audit_dir: &Path) -> Result<HashMap<String, OpenAtBoot>, Audi
             Err(AuditError::CorruptRow { .. }) => continue,
             Err(other) => return Err(other),
         };
-        let Some(probe) = row.details["probe"].as_str().map(str::to_owned) else { continue };
+        let Some(probe) = row.details["probe"].as_str().map(str::to_owned) else {
+            continue;
+        };
         let kind = row.details["kind"].as_str().unwrap_or("fired");
-        let category = row.details["category"].as_str().unwrap_or("service_unhealthy").to_owned();
-        let severity: Severity = serde_json::from_value(row.details["severity"].clone()).unwrap_or_default();
+        let category = row.details["category"]
+            .as_str()
+            .unwrap_or("service_unhealthy")
+            .to_owned();
+        let severity: Severity =
+            serde_json::from_value(row.details["severity"].clone()).unwrap_or_default();
         let stage = row.details["stage"].as_str().map(str::to_owned);
         match row.seam.as_str() {
             "probe.wake_requested" => {

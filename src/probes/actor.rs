@@ -13,8 +13,8 @@
 
 use std::time::{Duration, SystemTime};
 
-use rand::Rng;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
+use rand::Rng;
 use tokio::time::Instant;
 
 use super::check::{Check, CheckContext};
@@ -137,7 +137,10 @@ impl Actor for ProbeActor {
     }
 }
 
-async fn on_tick(myself: &ActorRef<ProbeMsg>, state: &mut ProbeState) -> Result<(), ActorProcessingErr> {
+async fn on_tick(
+    myself: &ActorRef<ProbeMsg>,
+    state: &mut ProbeState,
+) -> Result<(), ActorProcessingErr> {
     let limit = state.check.timeout() + TIMEOUT_GRACE;
     let started = Instant::now();
     let outcome = match tokio::time::timeout(limit, state.check.run()).await {
@@ -145,11 +148,17 @@ async fn on_tick(myself: &ActorRef<ProbeMsg>, state: &mut ProbeState) -> Result<
         Err(_) => super::CheckOutcome::with(
             super::Facts {
                 latency: started.elapsed(),
-                error: Some(format!("timed out after {}", humantime::format_duration(limit))),
+                error: Some(format!(
+                    "timed out after {}",
+                    humantime::format_duration(limit)
+                )),
                 ..super::Facts::default()
             },
             crate::messages::Health::Unhealthy,
-            format!("check timed out after {}", humantime::format_duration(limit)),
+            format!(
+                "check timed out after {}",
+                humantime::format_duration(limit)
+            ),
         ),
     };
     let latency = outcome.facts.latency;
@@ -167,7 +176,10 @@ async fn on_tick(myself: &ActorRef<ProbeMsg>, state: &mut ProbeState) -> Result<
         details,
         at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
     };
-    state.args.latest.insert(probe.name.clone(), observation.clone());
+    state
+        .args
+        .latest
+        .insert(probe.name.clone(), observation.clone());
     state.args.queue.push(observation);
     if let Some(debouncer) = ActorRef::<DebouncerMsg>::where_is(state.args.debouncer.clone()) {
         // A debouncer that is restarting drains the queue when it starts.
@@ -186,5 +198,7 @@ fn schedule_next(myself: &ActorRef<ProbeMsg>, state: &mut ProbeState) {
         let skipped = behind.as_nanos() / state.interval.as_nanos().max(1) + 1;
         state.next_at += state.interval * u32::try_from(skipped).unwrap_or(u32::MAX);
     }
-    myself.send_after(state.next_at.saturating_duration_since(now), || ProbeMsg::Tick);
+    myself.send_after(state.next_at.saturating_duration_since(now), || {
+        ProbeMsg::Tick
+    });
 }

@@ -48,7 +48,10 @@ impl Facts {
     /// bodies cut to an excerpt so observations stay small.
     pub fn to_details(&self) -> serde_json::Value {
         let mut details = serde_json::Map::new();
-        details.insert("latency_ms".into(), (self.latency.as_millis() as u64).into());
+        details.insert(
+            "latency_ms".into(),
+            (self.latency.as_millis() as u64).into(),
+        );
         if let Some(status) = self.status {
             details.insert("status".into(), status.into());
         }
@@ -69,7 +72,10 @@ impl Facts {
             details.insert("expires_in_s".into(), seconds.into());
         }
         if let Some(silence) = self.since_last_heartbeat {
-            details.insert("since_last_heartbeat_ms".into(), (silence.as_millis() as u64).into());
+            details.insert(
+                "since_last_heartbeat_ms".into(),
+                (silence.as_millis() as u64).into(),
+            );
         }
         if let Some(error) = &self.error {
             details.insert("error".into(), error.clone().into());

@@ -36,7 +36,10 @@ fn embedded_default_is_valid_and_watches_its_own_api() {
     let names: Vec<&str> = settings.probes.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(names, ["warden-api"]);
     let url = settings.probes[0].url.as_deref().unwrap();
-    assert!(url.contains(&settings.service.api_listen.to_string()), "{url}");
+    assert!(
+        url.contains(&settings.service.api_listen.to_string()),
+        "{url}"
+    );
     assert_eq!(settings.audit, AuditSettings::default());
     assert_eq!(settings.service, ServiceSettings::default());
 }

@@ -34,7 +34,8 @@ impl Switchable {
                 let (status, hits) = (status.clone(), hits.clone());
                 async move {
                     hits.fetch_add(1, Ordering::SeqCst);
-                    let code = axum::http::StatusCode::from_u16(status.load(Ordering::SeqCst)).unwrap();
+                    let code =
+                        axum::http::StatusCode::from_u16(status.load(Ordering::SeqCst)).unwrap();
                     (code, "{\"status\":\"ok\"}")
                 }
             }),
@@ -75,7 +76,9 @@ pub async fn misbehaving(how: Misbehaviour) -> String {
     let url = format!("http://{}/", listener.local_addr().unwrap());
     tokio::spawn(async move {
         loop {
-            let Ok((mut socket, _)) = listener.accept().await else { return };
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
             tokio::spawn(async move {
                 let mut request = [0u8; 4096];
                 let _ = socket.read(&mut request).await;
@@ -99,7 +102,8 @@ pub async fn misbehaving(how: Misbehaviour) -> String {
                     }
                     Misbehaviour::InvalidUtf8 => {
                         let body: &[u8] = &[0xff, 0xfe, 0xfd, b'o', b'k', 0xc3, 0x28];
-                        let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", body.len());
+                        let head =
+                            format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", body.len());
                         let _ = socket.write_all(head.as_bytes()).await;
                         let _ = socket.write_all(body).await;
                     }

@@ -57,5 +57,8 @@ fn seq_placeholder_in_session_id_becomes_the_rows_seq() {
     let row = NewRow::new("probe.wake_requested", serde_json::json!({}))
         .session(format!("probe:api:service_unhealthy:{}", SEQ_PLACEHOLDER))
         .stamp(42, std::time::SystemTime::UNIX_EPOCH);
-    assert_eq!(row.caller_session_id.as_deref(), Some("probe:api:service_unhealthy:42"));
+    assert_eq!(
+        row.caller_session_id.as_deref(),
+        Some("probe:api:service_unhealthy:42")
+    );
 }
