@@ -10,7 +10,7 @@
 //!
 //! Memory is bounded: flap timestamps are capped at `flap_threshold + 1`, the
 //! per-category last-wake map is pruned to the window and capped at
-//! [`MAX_CATEGORIES`], and an issue remembers at most [`MAX_STAGES`] stages.
+//! `MAX_CATEGORIES` (4), and an issue remembers at most `MAX_STAGES` (16) stages.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
