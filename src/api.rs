@@ -10,6 +10,7 @@ mod actor;
 mod audit;
 mod auth;
 mod error;
+mod issues;
 mod probes;
 mod status;
 
@@ -49,6 +50,13 @@ pub struct ApiContext {
     pub started: Instant,
     /// Probes, their latest observations and open issues.
     pub probes: ProbesView,
+    /// The wake consumer's counters.
+    pub wake: crate::wake::WakeStatus,
+}
+
+/// `GET /api/wake`: the wake consumer's cursor, backlog and undelivered notices.
+async fn wake_status(axum::extract::State(context): axum::extract::State<ApiContext>) -> axum::Json<crate::wake::WakeSnapshot> {
+    axum::Json(context.wake.snapshot())
 }
 
 /// Builds the router with every route.
@@ -62,6 +70,9 @@ pub fn router(context: ApiContext) -> Router {
         .route("/api/probes", get(probes::list))
         .route("/api/probes/{name}", get(probes::one))
         .route("/api/heartbeats/{probe}", post(probes::heartbeat))
+        .route("/api/issues", get(issues::list))
+        .route("/api/issues/{session}/ack", post(issues::ack))
+        .route("/api/wake", get(wake_status))
         .fallback(error::not_found)
         .with_state(context)
 }

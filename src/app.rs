@@ -6,6 +6,7 @@
 //! warden (root, one_for_one)
 //! ├─ audit      AuditWriter
 //! ├─ debouncer  Debouncer
+//! ├─ wake       WakeConsumer
 //! ├─ probes     supervisor (dynamic; one ProbeActor per probe)
 //! └─ api        ApiServer
 //! ```
@@ -33,9 +34,10 @@ use crate::audit::{AuditLog, AuditWriter, AuditWriterArgs, NewRow};
 use crate::control::{BootStatus, OperationalState, check_state_dir};
 use crate::debounce::{
     DebounceConfig, DebounceStore, Debouncer, DebouncerArgs, IssueBus, LatestObservations,
-    ObservationQueue, ProbeRules,
+    ObservationHistory, ObservationQueue, ProbeRules,
 };
 use crate::probes::{CheckContext, Heartbeats, ProbeActor, ProbeActorArgs};
+use crate::wake::{WakeConsumer, WakeConsumerArgs, WakeStatus};
 use crate::settings::ProbeKind;
 use crate::settings::{Secret, Settings, SupervisionSettings};
 
@@ -70,6 +72,10 @@ pub enum AppError {
     /// The root supervisor could not be started.
     #[error("cannot start the supervision tree: {0}")]
     Spawn(String),
+    /// A configured part (investigator, notifier) could not be set up, e.g.
+    /// its secret file is unreadable.
+    #[error("{0}")]
+    Setup(String),
     /// The root supervisor melted down twice; Warden stopped itself.
     #[error(
         "the supervision tree melted down twice; Warden stopped to avoid acting in a broken state"
@@ -204,6 +210,7 @@ struct Shared {
     audit_args: AuditWriterArgs,
     api_args: ApiServerArgs,
     debouncer_args: DebouncerArgs,
+    wake_args: WakeConsumerArgs,
     probe_args: Vec<ProbeActorArgs>,
     observer: Arc<dyn Observer>,
 }
@@ -316,6 +323,17 @@ fn root_spec(shared: &Shared) -> SupervisorSpec {
     })
     .shutdown(warden_supervisors::Shutdown::Timeout(child_timeout));
 
+    let wake_name = shared.names.of("wake");
+    let wake_args = shared.wake_args.clone();
+    let wake = ChildSpec::worker("wake", move |parent: ActorCell| {
+        let (name, args) = (wake_name.clone(), wake_args.clone());
+        Box::pin(async move {
+            let (actor, _) = Actor::spawn_linked(Some(name), WakeConsumer, args, parent).await?;
+            Ok(actor.get_cell())
+        })
+    })
+    .shutdown(warden_supervisors::Shutdown::Timeout(child_timeout));
+
     let probe_children: Vec<ChildSpec> = shared
         .probe_args
         .iter()
@@ -362,7 +380,7 @@ fn root_spec(shared: &Shared) -> SupervisorSpec {
 
     SupervisorSpec::new("warden", Strategy::OneForOne)
         .policy(ladder)
-        .children(vec![audit, debouncer, probes, api])
+        .children(vec![audit, debouncer, wake, probes, api])
         .observer(shared.observer.clone())
 }
 
@@ -384,6 +402,10 @@ pub struct Warden {
     pub store: DebounceStore,
     /// Latest observation per probe.
     pub latest: LatestObservations,
+    /// Recent observations per probe.
+    pub history: ObservationHistory,
+    /// The wake consumer's counters.
+    pub wake: WakeStatus,
     /// Heartbeat store (what `POST /api/heartbeats/<probe>` writes).
     pub heartbeats: Heartbeats,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -438,6 +460,9 @@ pub async fn start(settings: Settings) -> Result<Warden, AppError> {
         probes: _,         // one ProbeActor each
         components: _,     // dependencies, through debounce_config
         maintenance: _,    // windows, through debounce_config
+        wake: wake_settings,
+        investigator: investigator_settings,
+        notifiers: notifier_settings,
     } = &settings;
 
     let tokens = operator_tokens(&settings)?;
@@ -473,6 +498,26 @@ pub async fn start(settings: Settings) -> Result<Warden, AppError> {
     let heartbeats = Heartbeats::default();
     let issues: IssueBus = Arc::new(ractor::OutputPort::default());
     let http = crate::probes::http_client().map_err(|error| AppError::Spawn(error.to_string()))?;
+    let history: ObservationHistory = Arc::default();
+    let wake_status = WakeStatus::default();
+    let investigator = crate::investigate::Investigator::from_settings(investigator_settings, http.clone())
+        .map_err(|error| AppError::Setup(error.to_string()))?;
+    let notifiers = crate::notify::Notifiers::from_settings(notifier_settings, http.clone())
+        .map_err(|error| AppError::Setup(error.to_string()))?;
+    crate::wake::seed_budget(&dir, &investigator);
+    let wake_args = WakeConsumerArgs {
+        audit: audit.clone(),
+        audit_dir: dir.clone(),
+        cursor_dir: service.state_dir.join("cursors"),
+        investigator,
+        notifiers,
+        history: history.clone(),
+        store: store.clone(),
+        config: config.clone(),
+        settings: wake_settings.clone(),
+        runbook: investigator_settings.runbook_url.clone(),
+        status: wake_status.clone(),
+    };
     let check_ctx = CheckContext {
         http,
         heartbeats: heartbeats.clone(),
@@ -494,6 +539,8 @@ pub async fn start(settings: Settings) -> Result<Warden, AppError> {
             defaults: settings.probe_defaults.clone(),
             ctx: check_ctx.clone(),
             latest: latest.clone(),
+            history: history.clone(),
+            history_len: wake_settings.history,
             queue: queue.clone(),
             debouncer: names.of("debouncer"),
         })
@@ -517,6 +564,7 @@ pub async fn start(settings: Settings) -> Result<Warden, AppError> {
                 store: store.clone(),
                 heartbeats: heartbeats.clone(),
             },
+            wake: wake_status.clone(),
         },
     };
     let shared = Shared {
@@ -527,6 +575,7 @@ pub async fn start(settings: Settings) -> Result<Warden, AppError> {
         audit_args,
         api_args,
         debouncer_args,
+        wake_args,
         probe_args,
     };
     audit.append_nowait(NewRow::new(
@@ -557,6 +606,8 @@ pub async fn start(settings: Settings) -> Result<Warden, AppError> {
         issues,
         store,
         latest,
+        history,
+        wake: wake_status,
         heartbeats,
         stop: Some(stop),
         lifecycle,

@@ -127,7 +127,7 @@ pub use faults::AuditFaults;
 pub use file::{CorruptRow, RecoveryReport, Truncation, file_name, inspect, recover};
 pub use health::{AuditHealth, AuditHealthSnapshot};
 pub use queue::{AuditLog, AuditQueue};
-pub use reader::{AuditReader, RowIter};
+pub use reader::{AuditReader, ReadPosition, RowIter};
 pub use row::{AuditRow, NewRow, SEQ_PLACEHOLDER, seam_matches};
 pub use tail::{TailOptions, tail_command};
 pub use writer::{AuditMsg, AuditWriter, AuditWriterArgs, AuditWriterState};

@@ -18,7 +18,7 @@ pub mod state;
 
 pub use actor::{
     DebounceConfig, DebounceEntry, DebounceStore, Debouncer, DebouncerArgs, DebouncerMsg, IssueBus,
-    LatestObservations, OpenIssueView, ProbeRules, new_entry, restore_entry,
+    LatestObservations, ObservationHistory, OpenIssueView, ProbeRules, new_entry, restore_entry,
 };
 pub use queue::{ObservationQueue, QUEUE_CAPACITY};
 pub use restore::{OpenAtBoot, open_issues};

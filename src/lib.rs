@@ -17,3 +17,4 @@ pub mod messages;
 pub mod probes;
 pub mod settings;
 pub mod telemetry;
+pub mod wake;

@@ -152,7 +152,7 @@ fn run(source: &ConfigSource) -> ExitCode {
             tracing::error!(error = %error, "Warden stopped with an error.");
             eprintln!("error: {error}");
             match error {
-                AppError::Secret { .. } => ExitCode::from(EXIT_CONFIG),
+                AppError::Secret { .. } | AppError::Setup(_) => ExitCode::from(EXIT_CONFIG),
                 _ => ExitCode::from(EXIT_RUNTIME),
             }
         }

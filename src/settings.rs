@@ -20,6 +20,7 @@ mod service;
 mod supervision;
 mod telemetry;
 mod validate;
+mod wake;
 
 #[cfg(test)]
 mod tests;
@@ -37,6 +38,7 @@ pub use service::ServiceSettings;
 pub use supervision::SupervisionSettings;
 pub use telemetry::{LogFormat, TelemetrySettings};
 pub use validate::Problem;
+pub use wake::WakeSettings;
 
 /// The whole configuration of one Warden instance.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -60,6 +62,8 @@ pub struct Settings {
     pub components: Vec<ComponentSettings>,
     /// Maintenance windows: issues inside one are recorded, not woken.
     pub maintenance: Vec<MaintenanceSettings>,
+    /// The wake consumer: issue rows to investigation and notices.
+    pub wake: WakeSettings,
 }
 
 /// Why a configuration could not be loaded.

@@ -42,7 +42,7 @@ fn check_config_accepts_the_embedded_default() {
     let output = warden(&["check-config"]);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
     assert!(
-        text(&output).starts_with("config OK: 1 probe(s)"),
+        text(&output).starts_with("config OK: 2 probe(s)"),
         "{}",
         text(&output)
     );

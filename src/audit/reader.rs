@@ -36,6 +36,16 @@ impl AuditReader {
         }
     }
 
+    /// Like [`rows_from`](Self::rows_from), but continues from where an
+    /// earlier iterator stopped ([`RowIter::position`]) instead of scanning
+    /// the file from its start: a long-lived consumer reads each line once.
+    pub fn rows_resume(&self, since_seq: u64, seam: Option<&str>, at: Option<ReadPosition>) -> RowIter {
+        match list_files(&self.dir) {
+            Ok(files) => RowIter::resume(files, since_seq, seam, at.map(|p| (p.path, p.offset))),
+            Err(error) => RowIter::failed(error),
+        }
+    }
+
     /// The seq of the last complete row, if any.
     pub fn last_seq(&self) -> Result<Option<u64>, AuditError> {
         for (_, path) in list_files(&self.dir)?.iter().rev() {
@@ -81,13 +91,20 @@ impl AuditReader {
                     }
                 }
             }
-            resume = iter.position();
+            resume = iter.position_raw();
             tokio::select! {
                 () = &mut shutdown => return Ok(next_seq),
                 () = tokio::time::sleep(poll) => {}
             }
         }
     }
+}
+
+/// A place in the log files, opaque to callers; see [`RowIter::position`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadPosition {
+    path: PathBuf,
+    offset: u64,
 }
 
 /// Iterator over rows across files; see [`AuditReader::rows_from`].
@@ -146,10 +163,16 @@ impl RowIter {
     }
 
     /// The file and offset to resume from.
-    fn position(&self) -> Option<(PathBuf, u64)> {
+    fn position_raw(&self) -> Option<(PathBuf, u64)> {
         self.files
             .get(self.index)
             .map(|(_, path)| (path.clone(), self.offset))
+    }
+
+    /// Where this iterator stopped, for [`AuditReader::rows_resume`]: just
+    /// past the last line it consumed (rows filtered out count as consumed).
+    pub fn position(&self) -> Option<ReadPosition> {
+        self.position_raw().map(|(path, offset)| ReadPosition { path, offset })
     }
 
     /// The next complete line, moving to the next file at the end of one.

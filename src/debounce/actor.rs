@@ -65,12 +65,17 @@ pub struct DebounceEntry {
     pub applied: u64,
     /// Effects computed but not yet durably written.
     pub pending: Vec<Effect>,
+    /// The operator acknowledged the open issue: no more reminders for it.
+    pub acked: bool,
 }
 
 /// Debounce state of every probe, made once in `app.rs`.
 pub type DebounceStore = Arc<dashmap::DashMap<String, DebounceEntry>>;
 /// The latest observation per probe, shared with the probes and the API.
 pub type LatestObservations = Arc<dashmap::DashMap<String, Observation>>;
+/// The recent observations per probe (oldest first, bounded by
+/// `wake.history`), for the investigator.
+pub type ObservationHistory = Arc<dashmap::DashMap<String, std::collections::VecDeque<Observation>>>;
 /// In-process subscribers to issue rows (wake consumer, escalation, incidents).
 pub type IssueBus = Arc<OutputPort<IssueEvent>>;
 
@@ -81,6 +86,7 @@ pub fn new_entry(rules: &ProbeRules) -> DebounceEntry {
         session: None,
         applied: 0,
         pending: Vec::new(),
+        acked: false,
     }
 }
 
@@ -265,6 +271,25 @@ fn context(args: &DebouncerArgs, component: &str) -> Context {
     }
 }
 
+/// Queues effects for writing. An acknowledged issue's reminders are dropped
+/// (the operator knows); anything else still goes out, and the
+/// acknowledgement ends with the issue.
+fn accept(entry: &mut DebounceEntry, effects: Vec<Effect>) {
+    for effect in effects {
+        let reminder = matches!(
+            effect,
+            Effect::Wake { kind: WakeKind::Reminder, .. } | Effect::Suppressed { kind: WakeKind::Reminder, .. }
+        );
+        if entry.acked && reminder {
+            continue;
+        }
+        if matches!(effect, Effect::Resolved { .. }) {
+            entry.acked = false;
+        }
+        entry.pending.push(effect);
+    }
+}
+
 async fn on_drain(args: &DebouncerArgs) -> Result<(), ActorProcessingErr> {
     flush_all(args).await?;
     // Bounded: each round removes the front entry.
@@ -288,7 +313,7 @@ async fn on_drain(args: &DebouncerArgs) -> Result<(), ActorProcessingErr> {
                     };
                     let effects = entry.machine.step(input, now);
                     entry.applied = id;
-                    entry.pending.extend(effects);
+                    accept(&mut entry, effects);
                 }
             }
             args.queue.done(id);
@@ -310,7 +335,7 @@ async fn on_tick(args: &DebouncerArgs) -> Result<(), ActorProcessingErr> {
         let ctx = context(args, &rules.component);
         if let Some(mut entry) = args.store.get_mut(&probe) {
             let effects = entry.machine.step(Input::Tick { ctx }, now);
-            entry.pending.extend(effects);
+            accept(&mut entry, effects);
         }
         flush(args, &probe).await?;
     }

@@ -19,7 +19,7 @@ use tokio::time::Instant;
 
 use super::check::{Check, CheckContext};
 use super::classify::{self, Condition};
-use crate::debounce::{DebouncerMsg, LatestObservations, ObservationQueue};
+use crate::debounce::{DebouncerMsg, LatestObservations, ObservationHistory, ObservationQueue};
 use crate::messages::Observation;
 use crate::settings::{ProbeDefaults, ProbeSettings};
 
@@ -38,6 +38,10 @@ pub struct ProbeActorArgs {
     pub ctx: CheckContext,
     /// Latest observation per probe (survives restarts).
     pub latest: LatestObservations,
+    /// Recent observations per probe, for the investigator.
+    pub history: ObservationHistory,
+    /// How many observations `history` keeps per probe.
+    pub history_len: usize,
     /// Where observations go.
     pub queue: ObservationQueue,
     /// Registered name of the debouncer.
@@ -180,6 +184,13 @@ async fn on_tick(
         .args
         .latest
         .insert(probe.name.clone(), observation.clone());
+    {
+        let mut history = state.args.history.entry(probe.name.clone()).or_default();
+        while history.len() >= state.args.history_len.max(1) {
+            history.pop_front();
+        }
+        history.push_back(observation.clone());
+    }
     state.args.queue.push(observation);
     if let Some(debouncer) = ActorRef::<DebouncerMsg>::where_is(state.args.debouncer.clone()) {
         // A debouncer that is restarting drains the queue when it starts.

@@ -34,7 +34,7 @@ fn problems(toml: &str, environment: Option<HashMap<String, String>>) -> Vec<Str
 fn embedded_default_is_valid_and_watches_its_own_api() {
     let settings = load_with_env(&ConfigSource::Embedded, no_env()).unwrap();
     let names: Vec<&str> = settings.probes.iter().map(|p| p.name.as_str()).collect();
-    assert_eq!(names, ["warden-api"]);
+    assert_eq!(names, ["warden-api", "demo"]);
     let url = settings.probes[0].url.as_deref().unwrap();
     assert!(
         url.contains(&settings.service.api_listen.to_string()),

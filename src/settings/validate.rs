@@ -59,6 +59,7 @@ pub(crate) fn validate(settings: &Settings) -> Vec<Problem> {
     probes(settings, &mut problems);
     components(settings, &mut problems);
     maintenance(settings, &mut problems);
+    wake(settings, &mut problems);
     problems.0
 }
 
@@ -188,6 +189,20 @@ fn maintenance(settings: &Settings, problems: &mut Problems) {
         for (key, message) in crate::debounce::maintenance::check(window) {
             problems.push(format!("{at}.{key}"), message);
         }
+    }
+}
+
+fn wake(settings: &Settings, problems: &mut Problems) {
+    let wake = &settings.wake;
+    if wake.max_concurrency == 0 {
+        problems.push("wake.max_concurrency", "must be at least 1");
+    }
+    if wake.max_in_flight < wake.max_concurrency {
+        problems.push("wake.max_in_flight", "must be at least wake.max_concurrency");
+    }
+    positive(problems, "wake.redeliver_every", wake.redeliver_every);
+    if wake.history == 0 || wake.history > 1000 {
+        problems.push("wake.history", "must be between 1 and 1000");
     }
 }
 

@@ -1,0 +1,98 @@
+//! Issue routes: the open issues, and the operator's acknowledgement, which
+//! stops reminders for an issue while probing goes on.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use super::auth::require_operator;
+use super::{ApiContext, ApiError};
+use crate::audit::NewRow;
+
+/// Longest acknowledgement note accepted.
+const MAX_NOTE_BYTES: usize = 4096;
+
+/// `GET /api/issues`: every open issue, by probe.
+pub(super) async fn list(State(context): State<ApiContext>) -> Json<Value> {
+    let now = Instant::now();
+    let view = &context.probes;
+    let mut issues: Vec<Value> = view
+        .store
+        .iter()
+        .filter_map(|entry| {
+            let issue = entry.machine.open_issue()?;
+            let component = view
+                .probes
+                .iter()
+                .find(|p| &p.name == entry.key())
+                .map(|p| p.component_name().to_owned());
+            Some(json!({
+                "probe": entry.key(),
+                "component": component,
+                "category": issue.category,
+                "severity": issue.severity,
+                "stage": issue.stage,
+                "woken": issue.woken,
+                "acknowledged": entry.acked,
+                "caller_session_id": entry.session,
+                "open_for_s": now.saturating_duration_since(issue.opened_at).as_secs(),
+            }))
+        })
+        .collect();
+    issues.sort_by(|a, b| a["probe"].as_str().cmp(&b["probe"].as_str()));
+    Json(json!({ "issues": issues }))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AckRequest {
+    note: Option<String>,
+    author: Option<String>,
+}
+
+/// `POST /api/issues/{caller_session_id}/ack` (operator token).
+pub(super) async fn ack(
+    State(context): State<ApiContext>,
+    headers: HeaderMap,
+    Path(session): Path<String>,
+    body: Option<Json<AckRequest>>,
+) -> Result<Json<Value>, ApiError> {
+    require_operator(&context, &headers)?;
+    let request = body.map(|Json(b)| b).unwrap_or_default();
+    if request.note.as_ref().is_some_and(|n| n.len() > MAX_NOTE_BYTES) {
+        return Err(ApiError::bad_request(format!("`note` is longer than {MAX_NOTE_BYTES} bytes")));
+    }
+    let store = &context.probes.store;
+    let probe = store
+        .iter()
+        .find(|entry| entry.session.as_deref() == Some(session.as_str()) && entry.machine.open_issue().is_some())
+        .map(|entry| entry.key().clone())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no open issue with caller_session_id {session:?}"),
+            )
+        })?;
+    let already = store.get(&probe).is_some_and(|entry| entry.acked);
+    let row = NewRow::new(
+        "issue.acknowledged",
+        json!({ "probe": probe, "note": request.note, "author": request.author, "again": already }),
+    )
+    .session(session.clone());
+    // Durable first: an acknowledgement that is not in the log did not happen.
+    let seq = context
+        .audit
+        .append(row)
+        .await
+        .map_err(|e| ApiError::unavailable(format!("the acknowledgement was not recorded: {e}")))?;
+    if let Some(mut entry) = store.get_mut(&probe)
+        && entry.session.as_deref() == Some(session.as_str())
+    {
+        entry.acked = true;
+    }
+    Ok(Json(json!({ "acknowledged": session, "probe": probe, "seq": seq })))
+}

@@ -1,0 +1,345 @@
+//! One wake event's work: build what the investigator needs, investigate,
+//! turn the result into a notice, hand it to every notifier that wants it,
+//! and record each step in the audit log under the issue's story.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use tokio::task::JoinSet;
+
+use super::ledger::{COMPLETED_SEAM, FAILED_SEAM, SENT_SEAM};
+use crate::audit::{AuditError, AuditLog, AuditRow, NewRow};
+use crate::debounce::{DebounceConfig, DebounceStore, ObservationHistory};
+use crate::investigate::{Investigation, InvestigationRequest, Investigator};
+use crate::messages::Health;
+use crate::notify::{Delivery, DeliveryOutcome, Notice, NoticeStatus, Notifiers};
+use crate::settings::Severity;
+
+/// What every event task shares.
+pub(super) struct EventContext {
+    pub(super) audit: AuditLog,
+    pub(super) investigator: Investigator,
+    pub(super) notifiers: Notifiers,
+    pub(super) history: ObservationHistory,
+    pub(super) store: DebounceStore,
+    pub(super) config: Arc<DebounceConfig>,
+    pub(super) runbook: Option<String>,
+}
+
+/// One event to handle.
+pub(super) struct EventInput {
+    pub(super) row: AuditRow,
+    /// Earlier rows of the same story.
+    pub(super) related: Vec<Value>,
+    /// The notice, when the investigation was recorded before a restart.
+    pub(super) prior: Option<Notice>,
+    /// Notifiers that already took the notice.
+    pub(super) sent: HashSet<String>,
+}
+
+/// How an event ended.
+#[derive(Debug)]
+pub(super) struct EventResult {
+    /// The notice, when one was due.
+    pub(super) notice: Option<Notice>,
+    /// Notifiers that refused it after their retries (to offer again later).
+    pub(super) undelivered: Vec<String>,
+}
+
+/// Whether a row needs a notice at all.
+pub(super) fn needs_notice(row: &AuditRow, store: &DebounceStore) -> bool {
+    let probe = row.details["probe"].as_str().unwrap_or_default();
+    match row.seam.as_str() {
+        // Nobody was told about an issue that was never woken; its recovery is
+        // in the log but is not news to anyone.
+        "probe.resolved" => row.details["woken"].as_bool().unwrap_or(true),
+        "probe.wake_requested" if row.details["kind"] == "reminder" => {
+            // An acknowledged issue gets no reminders.
+            !store.get(probe).is_some_and(|entry| {
+                entry.acked && entry.session.is_some() && entry.session == row.caller_session_id
+            })
+        }
+        _ => true,
+    }
+}
+
+/// Handles one event. Errors are audit append failures only: the caller
+/// leaves the row unfinished so it is replayed.
+pub(super) async fn handle(ctx: Arc<EventContext>, input: EventInput) -> Result<EventResult, AuditError> {
+    let EventInput { row, related, prior, sent } = input;
+    let (notice, investigation) = match prior {
+        Some(notice) => (notice, None),
+        None => {
+            let request = request(&ctx, &row, related);
+            let investigation = ctx.investigator.investigate(&request).await;
+            (notice_for(&ctx, &row, &investigation), Some(investigation))
+        }
+    };
+    let deliveries = deliver(&ctx, &notice, &sent).await;
+    for delivery in &deliveries {
+        ctx.audit.append(delivery_row(&row, &notice, delivery, false)).await?;
+    }
+    let undelivered: Vec<String> = deliveries
+        .iter()
+        .filter(|d| d.outcome != DeliveryOutcome::Sent)
+        .map(|d| d.notifier.clone())
+        .collect();
+    if let Some(investigation) = investigation {
+        ctx.audit.append(completed_row(&row, &notice, &investigation, &deliveries)).await?;
+    }
+    Ok(EventResult {
+        notice: Some(notice),
+        undelivered,
+    })
+}
+
+/// Offers `notice` again to the notifiers in `names`; returns those that still refuse it.
+pub(super) async fn redeliver(
+    ctx: Arc<EventContext>,
+    row: AuditRow,
+    notice: Notice,
+    names: Vec<String>,
+) -> Result<Vec<String>, AuditError> {
+    let already: HashSet<String> = ctx
+        .notifiers
+        .names()
+        .into_iter()
+        .filter(|name| !names.contains(name))
+        .collect();
+    let deliveries = deliver(&ctx, &notice, &already).await;
+    let mut still = Vec::new();
+    for delivery in &deliveries {
+        ctx.audit.append(delivery_row(&row, &notice, delivery, true)).await?;
+        if delivery.outcome != DeliveryOutcome::Sent {
+            still.push(delivery.notifier.clone());
+        }
+    }
+    Ok(still)
+}
+
+/// Sends `notice` to every notifier that wants it and has not taken it yet,
+/// concurrently, so a slow notifier does not hold the others back.
+async fn deliver(ctx: &Arc<EventContext>, notice: &Notice, skip: &HashSet<String>) -> Vec<Delivery> {
+    let mut tasks = JoinSet::new();
+    for notifier in ctx.notifiers.for_notice(notice) {
+        let name = notifier.name().to_owned();
+        if skip.contains(&name) {
+            continue;
+        }
+        let (ctx, notice) = (ctx.clone(), notice.clone());
+        tasks.spawn(async move {
+            match ctx.notifiers.get(&name) {
+                Some(notifier) => notifier.send(&notice).await,
+                None => Delivery {
+                    notifier: name,
+                    outcome: DeliveryOutcome::Failed,
+                    attempts: 0,
+                    last_status: None,
+                    error: Some("notifier no longer configured".into()),
+                    duration_ms: 0,
+                },
+            }
+        });
+    }
+    let mut deliveries = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok(delivery) => deliveries.push(delivery),
+            Err(error) => tracing::error!(error = %error, "A notifier task panicked; its notice stays undelivered."),
+        }
+    }
+    deliveries.sort_by(|a, b| a.notifier.cmp(&b.notifier));
+    deliveries
+}
+
+fn kind_of(row: &AuditRow) -> String {
+    match row.seam.as_str() {
+        "probe.resolved" => "resolved".into(),
+        "probe.flapping" => "flapping".into(),
+        _ => row.details["kind"].as_str().unwrap_or("fired").to_owned(),
+    }
+}
+
+fn text(row: &AuditRow, key: &str) -> String {
+    row.details[key].as_str().unwrap_or_default().to_owned()
+}
+
+fn severity(row: &AuditRow) -> Severity {
+    serde_json::from_value(row.details["severity"].clone()).unwrap_or_default()
+}
+
+/// The investigator's view of the event.
+fn request(ctx: &EventContext, row: &AuditRow, related: Vec<Value>) -> InvestigationRequest {
+    let probe = text(row, "probe");
+    let component = text(row, "component");
+    let history: Vec<crate::messages::Observation> = ctx
+        .history
+        .get(&probe)
+        .map(|h| h.iter().cloned().collect())
+        .unwrap_or_default();
+    let last_good_at = history
+        .iter()
+        .rev()
+        .find(|o| o.status == Health::Healthy)
+        .map(|o| o.at.clone());
+    // The first failure of the current run of failures.
+    let first_failed_at = history
+        .iter()
+        .rev()
+        .take_while(|o| o.status != Health::Healthy)
+        .last()
+        .map(|o| o.at.clone());
+    let open_issues: Vec<Value> = ctx
+        .store
+        .iter()
+        .filter(|entry| entry.key() != &probe)
+        .filter_map(|entry| {
+            let issue = entry.machine.open_issue()?;
+            let same_component = ctx
+                .config
+                .rules
+                .get(entry.key())
+                .is_some_and(|rules| rules.component == component);
+            same_component.then(|| {
+                json!({
+                    "probe": entry.key(),
+                    "category": issue.category,
+                    "severity": issue.severity,
+                    "woken": issue.woken,
+                    "caller_session_id": entry.session,
+                })
+            })
+        })
+        .collect();
+    InvestigationRequest {
+        seq: row.seq,
+        seam: row.seam.clone(),
+        kind: kind_of(row),
+        caller_session_id: row.caller_session_id.clone(),
+        probe,
+        component,
+        category: text(row, "category"),
+        severity: severity(row),
+        title: text(row, "title"),
+        detail: text(row, "detail"),
+        first_failed_at,
+        consecutive_failures: row.details["consecutive_failures"].as_u64(),
+        observation: Some(row.details["observation"].clone()).filter(|o| !o.is_null()),
+        recent_observations: history
+            .iter()
+            .filter_map(|o| serde_json::to_value(o).ok())
+            .collect(),
+        last_good_at,
+        open_issues,
+        related_rows: related,
+        envelope_status: row.details["envelope_status"]
+            .as_str()
+            .unwrap_or("not_configured")
+            .to_owned(),
+        envelope_action: None,
+        runbook: ctx.runbook.clone(),
+    }
+}
+
+fn notice_for(ctx: &EventContext, row: &AuditRow, investigation: &Investigation) -> Notice {
+    let kind = kind_of(row);
+    let status = if kind == "resolved" {
+        NoticeStatus::Resolved
+    } else {
+        NoticeStatus::Firing
+    };
+    Notice {
+        idempotency_key: format!("warden-{}", row.seq),
+        seq: row.seq,
+        caller_session_id: row.caller_session_id.clone(),
+        probe: text(row, "probe"),
+        component: text(row, "component"),
+        severity: severity(row),
+        category: text(row, "category"),
+        kind,
+        status,
+        title: text(row, "title"),
+        summary: investigation.summary.clone(),
+        actions: investigation.actions.clone(),
+        runbook: ctx.runbook.clone(),
+        at: row.ts.clone(),
+        details: json!({
+            "observation": row.details["observation"],
+            "consecutive_failures": row.details["consecutive_failures"],
+            "stage": row.details["stage"],
+            "reminder": row.details["reminder"],
+            "open_for_ms": row.details["open_for_ms"],
+            "investigation": { "engine": investigation.engine, "model": investigation.model, "fallback": investigation.fallback },
+        }),
+    }
+}
+
+fn delivery_row(row: &AuditRow, notice: &Notice, delivery: &Delivery, redelivered: bool) -> NewRow {
+    let seam = if delivery.outcome == DeliveryOutcome::Sent { SENT_SEAM } else { FAILED_SEAM };
+    let mut new = NewRow::new(
+        seam,
+        json!({
+            "wake_seq": row.seq,
+            "notifier": delivery.notifier,
+            "idempotency_key": notice.idempotency_key,
+            "kind": notice.kind,
+            "status": notice.status,
+            "attempts": delivery.attempts,
+            "last_status": delivery.last_status,
+            "error": delivery.error,
+            "duration_ms": delivery.duration_ms,
+            "redelivered": redelivered,
+        }),
+    )
+    .component(notice.component.clone());
+    if let Some(session) = &row.caller_session_id {
+        new = new.session(session.clone());
+    }
+    new
+}
+
+/// `dm_status`: did the operator get the notice, and from which engine.
+fn dm_status(investigation: &Investigation, deliveries: &[Delivery]) -> &'static str {
+    let failed = deliveries.iter().any(|d| d.outcome != DeliveryOutcome::Sent);
+    match (investigation.fallback.is_some(), deliveries.is_empty(), failed) {
+        (_, true, _) => "no_notifier",
+        (false, false, false) => "sent",
+        (false, false, true) => "failed_send",
+        (true, false, false) => "engine_unavailable_fallback",
+        (true, false, true) => "engine_unavailable_failed_send",
+    }
+}
+
+fn completed_row(row: &AuditRow, notice: &Notice, investigation: &Investigation, deliveries: &[Delivery]) -> NewRow {
+    let mut new = NewRow::new(
+        COMPLETED_SEAM,
+        json!({
+            "wake_seq": row.seq,
+            "wake_seam": row.seam,
+            "probe": notice.probe,
+            "component": notice.component,
+            "category": notice.category,
+            "severity": notice.severity,
+            "kind": notice.kind,
+            "engine": investigation.engine,
+            "model": investigation.model,
+            "tokens_in": investigation.tokens_in,
+            "tokens_out": investigation.tokens_out,
+            "cost_usd": investigation.cost_usd,
+            "duration_ms": investigation.duration_ms,
+            "summary": investigation.summary,
+            "actions": investigation.actions,
+            "fallback": investigation.fallback,
+            "dm_status": dm_status(investigation, deliveries),
+            "autofix_attempted": false,
+            "deliveries": deliveries,
+            "notice": notice,
+        }),
+    )
+    .component(notice.component.clone());
+    if let Some(session) = &row.caller_session_id {
+        new = new.session(session.clone());
+    }
+    new
+}

@@ -1,0 +1,74 @@
+//! The recent rows of each issue story (`caller_session_id`), kept as the
+//! consumer reads the log so the investigator sees what already happened
+//! (earlier wakes, suppressions, notices) without a scan of the log per event.
+//! Bounded: a few rows per story and a fixed number of stories, oldest first out.
+
+use std::collections::{HashMap, VecDeque};
+
+use serde_json::{Value, json};
+
+use crate::audit::AuditRow;
+
+/// Rows kept per story.
+const ROWS_PER_SESSION: usize = 20;
+/// Stories kept.
+const SESSIONS: usize = 2048;
+
+/// Recent rows per story.
+#[derive(Debug, Default)]
+pub struct Sessions {
+    rows: HashMap<String, VecDeque<Value>>,
+    order: VecDeque<String>,
+}
+
+impl Sessions {
+    /// Records `row` under its story, if it has one.
+    pub fn observe(&mut self, row: &AuditRow) {
+        let Some(session) = &row.caller_session_id else { return };
+        if !self.rows.contains_key(session) {
+            if self.order.len() >= SESSIONS
+                && let Some(oldest) = self.order.pop_front()
+            {
+                self.rows.remove(&oldest);
+            }
+            self.order.push_back(session.clone());
+        }
+        let rows = self.rows.entry(session.clone()).or_default();
+        if rows.len() >= ROWS_PER_SESSION {
+            rows.pop_front();
+        }
+        rows.push_back(json!({
+            "seq": row.seq,
+            "ts": row.ts,
+            "seam": row.seam,
+            "details": compact(&row.details),
+        }));
+    }
+
+    /// The story's rows before `seq`, oldest first.
+    pub fn before(&self, session: &str, seq: u64) -> Vec<Value> {
+        self.rows
+            .get(session)
+            .map(|rows| {
+                rows.iter()
+                    .filter(|r| r["seq"].as_u64().is_some_and(|s| s < seq))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// The details without bulky fields (observation snapshots, notices), so a
+/// story of twenty rows stays a few kilobytes.
+fn compact(details: &Value) -> Value {
+    match details {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(key, _)| !matches!(key.as_str(), "observation" | "notice" | "deliveries"))
+                .map(|(key, value)| (key.clone(), value.clone()))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
