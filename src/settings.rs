@@ -14,6 +14,7 @@ mod components;
 mod debounce;
 mod load;
 mod maintenance;
+mod notifiers;
 mod probes;
 mod secret;
 mod service;
@@ -31,6 +32,7 @@ pub use components::ComponentSettings;
 pub use debounce::{DebounceOverride, DebounceSettings};
 pub use load::{ConfigSource, DEFAULT_CONFIG, load, load_with_env};
 pub use maintenance::MaintenanceSettings;
+pub use notifiers::{NotifierKind, NotifierSettings};
 pub use probes::{ProbeDefaults, ProbeKind, ProbeSettings, Severity};
 pub use secret::Secret;
 pub use service::ServiceSettings;
@@ -60,6 +62,8 @@ pub struct Settings {
     pub components: Vec<ComponentSettings>,
     /// Maintenance windows: issues inside one are recorded, not woken.
     pub maintenance: Vec<MaintenanceSettings>,
+    /// Notifiers: where notices about issues are delivered.
+    pub notifiers: Vec<NotifierSettings>,
 }
 
 /// Why a configuration could not be loaded.
