@@ -20,7 +20,8 @@ pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
 /// The header carrying `sha256=<hex HMAC-SHA256 of the body>`.
 pub const SIGNATURE_HEADER: &str = "x-warden-signature";
 
-/// The header carrying the send time, in Unix seconds.
+/// The header carrying when the delivery started, in Unix seconds (the
+/// same on every retry; the signature covers the body only).
 pub const TIMESTAMP_HEADER: &str = "x-warden-timestamp";
 
 pub(super) struct Webhook {
