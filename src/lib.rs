@@ -5,6 +5,7 @@
 //! - [`audit`]: the append-only audit log, Warden's source of truth.
 //! - [`control`]: operational state (RUNNING / PAUSED / STOPPED) and boot gates.
 //! - [`telemetry`]: logging setup.
+//! - [`notify`]: notifiers (log, webhook, Slack, PagerDuty) and delivery retries.
 //! - [`api`]: the HTTP API (axum) and the actor that serves it.
 //! - [`app`]: the supervision tree, boot gates and process lifecycle.
 
@@ -14,6 +15,7 @@ pub mod audit;
 pub mod control;
 pub mod debounce;
 pub mod messages;
+pub mod notify;
 pub mod probes;
 pub mod settings;
 pub mod telemetry;

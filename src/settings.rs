@@ -14,6 +14,7 @@ mod components;
 mod debounce;
 mod load;
 mod maintenance;
+mod notifiers;
 mod probes;
 mod secret;
 mod service;
@@ -32,6 +33,7 @@ pub use components::ComponentSettings;
 pub use debounce::{DebounceOverride, DebounceSettings};
 pub use load::{ConfigSource, DEFAULT_CONFIG, load, load_with_env};
 pub use maintenance::MaintenanceSettings;
+pub use notifiers::{NotifierKind, NotifierSettings};
 pub use probes::{ProbeDefaults, ProbeKind, ProbeSettings, Severity};
 pub use secret::Secret;
 pub use service::ServiceSettings;
@@ -64,6 +66,8 @@ pub struct Settings {
     pub maintenance: Vec<MaintenanceSettings>,
     /// The wake consumer: issue rows to investigation and notices.
     pub wake: WakeSettings,
+    /// Notifiers: where notices about issues are delivered.
+    pub notifiers: Vec<NotifierSettings>,
 }
 
 /// Why a configuration could not be loaded.

@@ -42,6 +42,12 @@ fn embedded_default_is_valid_and_watches_its_own_api() {
     );
     assert_eq!(settings.audit, AuditSettings::default());
     assert_eq!(settings.service, ServiceSettings::default());
+    let notifiers: Vec<(&str, Option<NotifierKind>)> = settings
+        .notifiers
+        .iter()
+        .map(|n| (n.name.as_str(), n.kind))
+        .collect();
+    assert_eq!(notifiers, [("console", Some(NotifierKind::Log))]);
 }
 
 #[test]
@@ -173,6 +179,74 @@ name = "no kind"
 }
 
 #[test]
+fn notifier_problems_name_their_keys() {
+    let lines = problems(
+        r#"
+[[notifiers]]
+name = "hook"
+kind = "webhook"
+secret = "k1"
+secret_file = "/k"
+timeout = "0s"
+backoff_min = "2s"
+backoff_max = "1s"
+
+[[notifiers]]
+name = "hook"
+kind = "slack"
+url = "ftp://nope"
+routing_key = "rk"
+
+[[notifiers]]
+name = "pd"
+kind = "pagerduty"
+
+[[notifiers]]
+name = "nothing"
+"#,
+        no_env(),
+    );
+    let joined = lines.join("\n");
+    for needle in [
+        "notifiers[0].url: is required for kind webhook",
+        "notifiers[0].secret: set either secret or secret_file, not both",
+        "notifiers[0].timeout: must be greater than zero",
+        "notifiers[0].backoff_min: must not exceed notifiers[0].backoff_max",
+        "notifiers[1].name: duplicate notifier name \"hook\"",
+        "notifiers[1].url: \"ftp://nope\" is not an http(s) URL",
+        "notifiers[1].routing_key: is not used by kind slack",
+        "notifiers[2].routing_key: kind pagerduty needs routing_key or routing_key_file",
+        "notifiers[3].kind: is required",
+    ] {
+        assert!(joined.contains(needle), "missing {needle:?} in:\n{joined}");
+    }
+    assert!(!joined.contains("notifiers[2].url"), "{joined}");
+    assert!(
+        !joined.contains("k1") && !joined.contains("rk\""),
+        "{joined}"
+    );
+}
+
+#[test]
+fn notifier_defaults_and_durations() {
+    let settings = load_with_env(
+        &text(
+            "[[notifiers]]\nname = \"pd\"\nkind = \"pagerduty\"\nrouting_key = \"r\"\nmin_severity = \"critical\"\nbackoff_min = \"10ms\"\n",
+        ),
+        no_env(),
+    )
+    .unwrap();
+    let pd = &settings.notifiers[0];
+    assert_eq!(pd.kind, Some(NotifierKind::Pagerduty));
+    assert_eq!(pd.min_severity, Severity::Critical);
+    assert_eq!(pd.backoff_min, Duration::from_millis(10));
+    assert_eq!(pd.backoff_max, Duration::from_secs(30));
+    assert_eq!(pd.timeout, Duration::from_secs(10));
+    assert_eq!(pd.retries, 5);
+    assert_eq!(NotifierSettings::default().min_severity, Severity::Info);
+}
+
+#[test]
 fn dependency_cycles_and_unknown_dependencies_are_rejected() {
     let lines = problems(
         r#"
@@ -267,6 +341,7 @@ fn every_key_is_documented() {
         probes: vec![ProbeSettings::default()],
         components: vec![ComponentSettings::default()],
         maintenance: vec![MaintenanceSettings::default()],
+        notifiers: vec![NotifierSettings::default()],
         ..Settings::default()
     };
     let mut keys = Vec::new();

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::Duration;
 
-use super::{ProbeKind, ProbeSettings, Settings};
+use super::{NotifierKind, NotifierSettings, ProbeKind, ProbeSettings, Settings};
 
 /// The shortest probe interval Warden accepts; faster polling is load, not insight.
 const MIN_INTERVAL: Duration = Duration::from_millis(100);
@@ -60,6 +60,7 @@ pub(crate) fn validate(settings: &Settings) -> Vec<Problem> {
     components(settings, &mut problems);
     maintenance(settings, &mut problems);
     wake(settings, &mut problems);
+    notifiers(settings, &mut problems);
     problems.0
 }
 
@@ -204,6 +205,115 @@ fn wake(settings: &Settings, problems: &mut Problems) {
     if wake.history == 0 || wake.history > 1000 {
         problems.push("wake.history", "must be between 1 and 1000");
     }
+}
+
+fn notifiers(settings: &Settings, problems: &mut Problems) {
+    let mut seen = BTreeSet::new();
+    for (index, notifier) in settings.notifiers.iter().enumerate() {
+        let at = format!("notifiers[{index}]");
+        name_rules(
+            problems,
+            format!("{at}.name"),
+            &notifier.name,
+            &mut seen,
+            "notifier",
+        );
+        positive(problems, &format!("{at}.timeout"), notifier.timeout);
+        if notifier.backoff_min > notifier.backoff_max {
+            problems.push(
+                format!("{at}.backoff_min"),
+                format!("must not exceed {at}.backoff_max"),
+            );
+        }
+        if notifier.secret.is_some() && notifier.secret_file.is_some() {
+            problems.push(
+                format!("{at}.secret"),
+                "set either secret or secret_file, not both",
+            );
+        }
+        if notifier.routing_key.is_some() && notifier.routing_key_file.is_some() {
+            problems.push(
+                format!("{at}.routing_key"),
+                "set either routing_key or routing_key_file, not both",
+            );
+        }
+        if let Some(url) = notifier.dashboard_url.as_deref()
+            && !http_url(url)
+        {
+            problems.push(
+                format!("{at}.dashboard_url"),
+                format!("\"{url}\" is not an http(s) URL"),
+            );
+        }
+        match notifier.kind {
+            None => problems.push(
+                format!("{at}.kind"),
+                "is required (log, webhook, slack or pagerduty)",
+            ),
+            Some(kind) => notifier_kind_fields(problems, &at, kind, notifier),
+        }
+    }
+}
+
+fn notifier_kind_fields(
+    problems: &mut Problems,
+    at: &str,
+    kind: NotifierKind,
+    notifier: &NotifierSettings,
+) {
+    let uses = |field: &str| match field {
+        "url" => kind != NotifierKind::Log,
+        "secret" | "secret_file" | "headers" => kind == NotifierKind::Webhook,
+        "routing_key" | "routing_key_file" => kind == NotifierKind::Pagerduty,
+        "channel" => kind == NotifierKind::Slack,
+        _ => true,
+    };
+    let given = [
+        ("url", notifier.url.is_some()),
+        ("secret", notifier.secret.is_some()),
+        ("secret_file", notifier.secret_file.is_some()),
+        ("headers", !notifier.headers.is_empty()),
+        ("routing_key", notifier.routing_key.is_some()),
+        ("routing_key_file", notifier.routing_key_file.is_some()),
+        ("channel", notifier.channel.is_some()),
+    ];
+    for (field, present) in given {
+        if present && !uses(field) {
+            problems.push(
+                format!("{at}.{field}"),
+                format!("is not used by kind {}", kind.as_str()),
+            );
+        }
+    }
+    match (kind, notifier.url.as_deref()) {
+        (NotifierKind::Log | NotifierKind::Pagerduty, None) => {}
+        (NotifierKind::Webhook | NotifierKind::Slack, None) => problems.push(
+            format!("{at}.url"),
+            format!("is required for kind {}", kind.as_str()),
+        ),
+        (_, Some(url)) => {
+            if !http_url(url) {
+                problems.push(
+                    format!("{at}.url"),
+                    format!("\"{url}\" is not an http(s) URL"),
+                );
+            }
+        }
+    }
+    if kind == NotifierKind::Pagerduty
+        && notifier.routing_key.is_none()
+        && notifier.routing_key_file.is_none()
+    {
+        problems.push(
+            format!("{at}.routing_key"),
+            "kind pagerduty needs routing_key or routing_key_file",
+        );
+    }
+}
+
+fn http_url(url: &str) -> bool {
+    url.parse::<axum::http::Uri>()
+        .is_ok_and(|uri| matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some())
 }
 
 fn positive(problems: &mut Problems, key: &str, value: Duration) {

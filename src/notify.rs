@@ -1,0 +1,420 @@
+//! Notifiers: deliver a [`Notice`] about an issue to the log, a signed
+//! webhook, Slack or PagerDuty, retrying where the channel is remote.
+//!
+//! [`Notifiers`] is built once from `[[notifiers]]` (secret files are read
+//! there, so a missing key fails at start, not at 3 a.m.) and is cheap to
+//! clone. [`Notifier::send`] never panics and never returns `Err`: a receiver
+//! that is down or answers 500 is an outcome, recorded in the [`Delivery`]
+//! it returns (fault vs outcome, STYLE §7). What to do with a failed delivery
+//! (record it, escalate) is the caller's decision.
+//!
+//! Only `webhook` and `pagerduty` let the receiver drop duplicates (an
+//! `Idempotency-Key` header, a `dedup_key`); a retried Slack or log notice
+//! may be seen twice.
+
+mod console;
+mod pagerduty;
+mod retry;
+mod slack;
+mod webhook;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use reqwest::Url;
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
+use serde::{Deserialize, Serialize};
+
+use crate::settings::{NotifierKind, NotifierSettings, Secret, Severity};
+use retry::{Request, RetryPolicy};
+use webhook::Webhook;
+
+pub use webhook::{IDEMPOTENCY_KEY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign_body};
+
+/// Where `pagerduty` notifiers send events when no `url` is configured.
+pub const PAGERDUTY_EVENTS_URL: &str = "https://events.pagerduty.com/v2/enqueue";
+
+/// What every notifier delivers. The webhook body is exactly this, as JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Notice {
+    /// `warden-<seq>` of the audit row that caused the notice; the same on
+    /// every retry, so a receiver can drop duplicates.
+    pub idempotency_key: String,
+    /// Seq of that audit row.
+    pub seq: u64,
+    /// The caller session handling the issue, if any; PagerDuty's `dedup_key`.
+    pub caller_session_id: Option<String>,
+    /// The probe that raised the issue.
+    pub probe: String,
+    /// The component the probe reports under.
+    pub component: String,
+    /// How serious the issue is.
+    pub severity: Severity,
+    /// The issue's category, e.g. `service_unhealthy`.
+    pub category: String,
+    /// What happened: `fired`, `reminder`, `escalated`, `resumed`, `flapping` or `resolved`.
+    pub kind: String,
+    /// Whether the issue is still open.
+    pub status: NoticeStatus,
+    /// One line, e.g. `api: service unhealthy`.
+    pub title: String,
+    /// A few sentences: what is wrong and since when.
+    pub summary: String,
+    /// Suggested next steps from the investigation.
+    pub actions: Vec<String>,
+    /// A runbook link, if the issue has one.
+    pub runbook: Option<String>,
+    /// RFC 3339 UTC time the issue row was written.
+    pub at: String,
+    /// Anything else worth sending along (observation snapshot etc.).
+    pub details: serde_json::Value,
+}
+
+/// Whether a notice is about an open or a closed issue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NoticeStatus {
+    /// The issue is open.
+    Firing,
+    /// The issue is closed.
+    Resolved,
+}
+
+impl NoticeStatus {
+    /// `firing` or `resolved`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NoticeStatus::Firing => "firing",
+            NoticeStatus::Resolved => "resolved",
+        }
+    }
+}
+
+/// How one delivery ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryOutcome {
+    /// The receiver accepted the notice (a 2xx answer, or written to the log).
+    Sent,
+    /// Every allowed attempt failed, or the receiver refused the notice.
+    Failed,
+}
+
+/// The record of one [`Notifier::send`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Delivery {
+    /// The notifier's name.
+    pub notifier: String,
+    /// Sent or failed.
+    pub outcome: DeliveryOutcome,
+    /// Attempts made (1 without retries; 0 if the request could not be built).
+    pub attempts: u32,
+    /// HTTP status of the last answer, if there was one.
+    pub last_status: Option<u16>,
+    /// Why the last attempt failed; never contains a secret.
+    pub error: Option<String>,
+    /// Wall time of the whole delivery, retries included, in milliseconds.
+    pub duration_ms: u64,
+}
+
+/// Why notifiers could not be built from their settings.
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    /// Two notifiers share a name.
+    #[error("duplicate notifier name \"{0}\"")]
+    DuplicateName(String),
+    /// A field the kind needs is absent.
+    #[error("notifier \"{notifier}\": {field} is required")]
+    MissingField {
+        /// The notifier.
+        notifier: String,
+        /// The missing field.
+        field: &'static str,
+    },
+    /// `url` is not an http(s) URL. The URL itself is not repeated: a Slack
+    /// webhook URL is a credential.
+    #[error("notifier \"{notifier}\": url is not a valid http(s) URL ({reason})")]
+    BadUrl {
+        /// The notifier.
+        notifier: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A configured header name or value is not valid HTTP (the value is not shown).
+    #[error("notifier \"{notifier}\": header \"{header}\" is not a valid HTTP header")]
+    BadHeader {
+        /// The notifier.
+        notifier: String,
+        /// The header name, as configured.
+        header: String,
+    },
+    /// A secret file could not be read.
+    #[error("notifier \"{notifier}\": cannot read {path}: {source}")]
+    ReadSecret {
+        /// The notifier.
+        notifier: String,
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// A secret file holds only whitespace.
+    #[error("notifier \"{notifier}\": {path} is empty")]
+    EmptySecret {
+        /// The notifier.
+        notifier: String,
+        /// The file.
+        path: PathBuf,
+    },
+}
+
+/// Every configured notifier, built once; cloning shares them.
+#[derive(Debug, Clone, Default)]
+pub struct Notifiers {
+    all: Arc<[Notifier]>,
+}
+
+impl Notifiers {
+    /// Builds every notifier, reading secret files now. `http` is the shared client.
+    pub fn from_settings(
+        settings: &[NotifierSettings],
+        http: reqwest::Client,
+    ) -> Result<Notifiers, NotifyError> {
+        let mut seen = BTreeSet::new();
+        let mut all = Vec::with_capacity(settings.len());
+        for notifier in settings {
+            if !seen.insert(notifier.name.as_str()) {
+                return Err(NotifyError::DuplicateName(notifier.name.clone()));
+            }
+            all.push(Notifier::build(notifier, http.clone())?);
+        }
+        Ok(Notifiers { all: all.into() })
+    }
+
+    /// The notifiers' names, in configuration order.
+    pub fn names(&self) -> Vec<String> {
+        self.all.iter().map(|n| n.name.clone()).collect()
+    }
+
+    /// The notifier called `name`.
+    pub fn get(&self, name: &str) -> Option<&Notifier> {
+        self.all.iter().find(|n| n.name == name)
+    }
+
+    /// The notifiers that want `notice`: those whose `min_severity` it reaches.
+    pub fn for_notice(&self, notice: &Notice) -> Vec<&Notifier> {
+        self.all
+            .iter()
+            .filter(|n| n.min_severity <= notice.severity)
+            .collect()
+    }
+}
+
+/// One configured notifier.
+pub struct Notifier {
+    name: String,
+    kind: NotifierKind,
+    min_severity: Severity,
+    /// Linked from every message when set.
+    dashboard_url: Option<String>,
+    channel: Channel,
+    policy: RetryPolicy,
+    http: reqwest::Client,
+}
+
+/// What a notifier kind needs at send time.
+enum Channel {
+    Log,
+    Webhook(Webhook),
+    Slack { url: Url, channel: Option<String> },
+    Pagerduty { url: Url, routing_key: Secret },
+}
+
+impl fmt::Debug for Notifier {
+    // By hand: the URL (a Slack webhook URL is a credential) and headers stay out.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Notifier")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("min_severity", &self.min_severity)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Notifier {
+    fn build(settings: &NotifierSettings, http: reqwest::Client) -> Result<Self, NotifyError> {
+        let name = settings.name.clone();
+        let kind = settings.kind.ok_or_else(|| NotifyError::MissingField {
+            notifier: name.clone(),
+            field: "kind",
+        })?;
+        let channel = match kind {
+            NotifierKind::Log => Channel::Log,
+            NotifierKind::Webhook => {
+                let secret = secret(
+                    &name,
+                    settings.secret.as_ref(),
+                    settings.secret_file.as_deref(),
+                )?;
+                let url = url(&name, settings.url.as_deref())?;
+                Channel::Webhook(Webhook::build(&name, url, secret, &settings.headers)?)
+            }
+            NotifierKind::Slack => Channel::Slack {
+                url: url(&name, settings.url.as_deref())?,
+                channel: settings.channel.clone(),
+            },
+            NotifierKind::Pagerduty => Channel::Pagerduty {
+                url: url(
+                    &name,
+                    Some(settings.url.as_deref().unwrap_or(PAGERDUTY_EVENTS_URL)),
+                )?,
+                routing_key: secret(
+                    &name,
+                    settings.routing_key.as_ref(),
+                    settings.routing_key_file.as_deref(),
+                )?
+                .ok_or_else(|| NotifyError::MissingField {
+                    notifier: name.clone(),
+                    field: "routing_key",
+                })?,
+            },
+        };
+        Ok(Notifier {
+            name,
+            kind,
+            min_severity: settings.min_severity,
+            dashboard_url: settings.dashboard_url.clone(),
+            channel,
+            policy: RetryPolicy::from_settings(settings),
+            http,
+        })
+    }
+
+    /// The configured name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The notifier kind.
+    pub fn kind(&self) -> NotifierKind {
+        self.kind
+    }
+
+    /// The least severity this notifier delivers.
+    pub fn min_severity(&self) -> Severity {
+        self.min_severity
+    }
+
+    /// Whether the receiver can drop a duplicate of a retried notice:
+    /// `webhook` (the `Idempotency-Key` header and body field) and
+    /// `pagerduty` (`dedup_key`) can; `slack` and `log` cannot.
+    pub fn honours_idempotency_key(&self) -> bool {
+        matches!(self.kind, NotifierKind::Webhook | NotifierKind::Pagerduty)
+    }
+
+    /// Delivers `notice`, retrying remote kinds as configured. Never panics;
+    /// every failure is described in the returned [`Delivery`].
+    pub async fn send(&self, notice: &Notice) -> Delivery {
+        let dashboard = self.dashboard_url.as_deref();
+        let built = match &self.channel {
+            Channel::Log => {
+                console::write(&self.name, notice, dashboard);
+                return Delivery {
+                    notifier: self.name.clone(),
+                    outcome: DeliveryOutcome::Sent,
+                    attempts: 1,
+                    last_status: None,
+                    error: None,
+                    duration_ms: 0,
+                };
+            }
+            Channel::Webhook(webhook) => webhook.request(notice),
+            Channel::Slack { url, channel } => json_request(
+                url,
+                &slack::payload(notice, channel.as_deref(), dashboard),
+                Vec::new(),
+            ),
+            Channel::Pagerduty { url, routing_key } => json_request(
+                url,
+                &pagerduty::payload(notice, routing_key, dashboard),
+                vec![routing_key.clone()],
+            ),
+        };
+        match built {
+            Ok(request) => retry::deliver(&self.http, &self.name, self.policy, request).await,
+            Err(error) => Delivery {
+                notifier: self.name.clone(),
+                outcome: DeliveryOutcome::Failed,
+                attempts: 0,
+                last_status: None,
+                error: Some(error),
+                duration_ms: 0,
+            },
+        }
+    }
+}
+
+/// A POST of `body` as JSON.
+fn json_request(
+    url: &Url,
+    body: &serde_json::Value,
+    redact: Vec<Secret>,
+) -> Result<Request, String> {
+    let body = serde_json::to_vec(body).map_err(|error| format!("cannot encode: {error}"))?;
+    let mut headers = HeaderMap::new();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(Request {
+        url: url.clone(),
+        headers,
+        body,
+        redact,
+    })
+}
+
+fn url(notifier: &str, raw: Option<&str>) -> Result<Url, NotifyError> {
+    let raw = raw.ok_or_else(|| NotifyError::MissingField {
+        notifier: notifier.to_owned(),
+        field: "url",
+    })?;
+    let bad = |reason: String| NotifyError::BadUrl {
+        notifier: notifier.to_owned(),
+        reason,
+    };
+    let url = Url::parse(raw).map_err(|error| bad(error.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad("the scheme must be http or https".into()));
+    }
+    Ok(url)
+}
+
+/// The secret given inline or in a file (trimmed); `None` if neither is set.
+fn secret(
+    notifier: &str,
+    inline: Option<&Secret>,
+    file: Option<&Path>,
+) -> Result<Option<Secret>, NotifyError> {
+    if let Some(secret) = inline {
+        return Ok(Some(secret.clone()));
+    }
+    let Some(path) = file else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(path).map_err(|source| NotifyError::ReadSecret {
+        notifier: notifier.to_owned(),
+        path: path.to_owned(),
+        source,
+    })?;
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        return Err(NotifyError::EmptySecret {
+            notifier: notifier.to_owned(),
+            path: path.to_owned(),
+        });
+    }
+    Ok(Some(Secret::new(trimmed)))
+}

@@ -1,0 +1,574 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use hmac::{Hmac, Mac as _};
+use sha2::Sha256;
+use tokio::time::Instant;
+
+use super::retry::{RetryPolicy, retry_after};
+use super::*;
+
+/// What the test server answers, in order; 200 once the script runs out.
+#[derive(Clone, Copy)]
+enum Reply {
+    Status(u16),
+    RetryAfter(&'static str),
+    Hang,
+}
+
+struct Hit {
+    headers: HeaderMap,
+    body: Bytes,
+    at: Instant,
+}
+
+#[derive(Clone, Default)]
+struct Receiver {
+    hits: Arc<Mutex<Vec<Hit>>>,
+    script: Arc<Mutex<VecDeque<Reply>>>,
+}
+
+impl Receiver {
+    fn hits(&self) -> usize {
+        self.hits.lock().unwrap().len()
+    }
+
+    fn body(&self, index: usize) -> serde_json::Value {
+        serde_json::from_slice(&self.hits.lock().unwrap()[index].body).unwrap()
+    }
+
+    fn header(&self, index: usize, name: &str) -> Option<String> {
+        self.hits.lock().unwrap()[index]
+            .headers
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+    }
+}
+
+async fn answer(State(receiver): State<Receiver>, headers: HeaderMap, body: Bytes) -> Response {
+    receiver.hits.lock().unwrap().push(Hit {
+        headers,
+        body,
+        at: Instant::now(),
+    });
+    let reply = receiver.script.lock().unwrap().pop_front();
+    match reply {
+        None => StatusCode::OK.into_response(),
+        Some(Reply::Status(code)) => StatusCode::from_u16(code).unwrap().into_response(),
+        Some(Reply::RetryAfter(after)) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(axum::http::header::RETRY_AFTER, after)],
+        )
+            .into_response(),
+        Some(Reply::Hang) => std::future::pending().await,
+    }
+}
+
+/// A receiver on `127.0.0.1:0` answering `script`; returns it and its URL.
+async fn receiver(script: &[Reply]) -> (Receiver, String) {
+    let receiver = Receiver::default();
+    receiver
+        .script
+        .lock()
+        .unwrap()
+        .extend(script.iter().copied());
+    let app = axum::Router::new()
+        .route("/hook", axum::routing::post(answer))
+        .with_state(receiver.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (receiver, format!("http://{addr}/hook"))
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().build().unwrap()
+}
+
+fn settings(name: &str, kind: NotifierKind, url: Option<&str>) -> NotifierSettings {
+    NotifierSettings {
+        name: name.to_owned(),
+        kind: Some(kind),
+        url: url.map(str::to_owned),
+        timeout: Duration::from_secs(2),
+        retries: 3,
+        backoff_min: Duration::from_millis(10),
+        backoff_max: Duration::from_millis(40),
+        ..NotifierSettings::default()
+    }
+}
+
+fn one(settings: NotifierSettings) -> Notifiers {
+    Notifiers::from_settings(&[settings], client()).unwrap()
+}
+
+fn notice(severity: Severity, status: NoticeStatus) -> Notice {
+    Notice {
+        idempotency_key: "warden-42".to_owned(),
+        seq: 42,
+        caller_session_id: Some("session-7".to_owned()),
+        probe: "api-health".to_owned(),
+        component: "api".to_owned(),
+        severity,
+        category: "service_unhealthy".to_owned(),
+        kind: "fired".to_owned(),
+        status,
+        title: "api: service unhealthy".to_owned(),
+        summary: "GET /health answered 503 three times since 10:02.".to_owned(),
+        actions: vec![
+            "check the api pods".to_owned(),
+            "roll back 1.4.2".to_owned(),
+        ],
+        runbook: Some("https://runbooks.example/api".to_owned()),
+        at: "2026-03-01T10:04:00Z".to_owned(),
+        details: serde_json::json!({ "status": 503 }),
+    }
+}
+
+fn firing() -> Notice {
+    notice(Severity::Critical, NoticeStatus::Firing)
+}
+
+#[tokio::test]
+async fn webhook_posts_the_notice_with_idempotency_key_and_signature() {
+    let (receiver, url) = receiver(&[]).await;
+    let mut webhook = settings("hook", NotifierKind::Webhook, Some(&url));
+    webhook.secret = Some(Secret::new("k3y"));
+    webhook.headers = BTreeMap::from([("X-Team".to_owned(), "ops".to_owned())]);
+    let notifiers = one(webhook);
+    let notifier = notifiers.get("hook").unwrap();
+    assert!(notifier.honours_idempotency_key());
+    assert_eq!(notifier.kind(), NotifierKind::Webhook);
+
+    let delivery = notifier.send(&firing()).await;
+    assert_eq!(delivery.outcome, DeliveryOutcome::Sent, "{delivery:?}");
+    assert_eq!((delivery.attempts, delivery.last_status), (1, Some(200)));
+    assert_eq!(delivery.notifier, "hook");
+
+    let sent: Notice = serde_json::from_value(receiver.body(0)).unwrap();
+    assert_eq!(sent, firing());
+    assert_eq!(receiver.body(0)["status"], "firing");
+    assert_eq!(receiver.body(0)["severity"], "critical");
+    assert_eq!(receiver.header(0, "idempotency-key").unwrap(), "warden-42");
+    assert_eq!(
+        receiver.header(0, "content-type").unwrap(),
+        "application/json"
+    );
+    assert_eq!(receiver.header(0, "x-team").unwrap(), "ops");
+    let timestamp: i64 = receiver
+        .header(0, "x-warden-timestamp")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(timestamp > 1_700_000_000);
+    let signature = receiver.header(0, "x-warden-signature").unwrap();
+    let digest = hex::decode(signature.strip_prefix("sha256=").unwrap()).unwrap();
+    let mut mac = Hmac::<Sha256>::new_from_slice(b"k3y").unwrap();
+    mac.update(&receiver.hits.lock().unwrap()[0].body);
+    mac.verify_slice(&digest).expect("signature verifies");
+}
+
+#[tokio::test]
+async fn webhook_without_secret_is_not_signed() {
+    let (receiver, url) = receiver(&[]).await;
+    let notifiers = one(settings("hook", NotifierKind::Webhook, Some(&url)));
+    let delivery = notifiers.get("hook").unwrap().send(&firing()).await;
+    assert_eq!(delivery.outcome, DeliveryOutcome::Sent);
+    assert!(receiver.header(0, "x-warden-signature").is_none());
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_until_sent() {
+    let (receiver, url) = receiver(&[Reply::Status(500), Reply::Status(503)]).await;
+    let notifiers = one(settings("hook", NotifierKind::Webhook, Some(&url)));
+    let delivery = notifiers.get("hook").unwrap().send(&firing()).await;
+    assert_eq!(delivery.outcome, DeliveryOutcome::Sent, "{delivery:?}");
+    assert_eq!(delivery.attempts, 3);
+    assert_eq!(delivery.last_status, Some(200));
+    assert_eq!(receiver.hits(), 3);
+    for hit in 0..3 {
+        assert_eq!(
+            receiver.header(hit, "idempotency-key").unwrap(),
+            "warden-42"
+        );
+    }
+}
+
+#[tokio::test]
+async fn retries_run_out() {
+    let (receiver, url) = receiver(&[Reply::Status(502); 5]).await;
+    let mut webhook = settings("hook", NotifierKind::Webhook, Some(&url));
+    webhook.retries = 2;
+    let delivery = one(webhook).get("hook").unwrap().send(&firing()).await;
+    assert_eq!(delivery.outcome, DeliveryOutcome::Failed);
+    assert_eq!((delivery.attempts, delivery.last_status), (3, Some(502)));
+    assert!(delivery.error.unwrap().contains("502"));
+    assert_eq!(receiver.hits(), 3);
+}
+
+#[tokio::test]
+async fn client_errors_fail_at_once() {
+    let (receiver, url) = receiver(&[Reply::Status(400)]).await;
+    let notifiers = one(settings("hook", NotifierKind::Webhook, Some(&url)));
+    let delivery = notifiers.get("hook").unwrap().send(&firing()).await;
+    assert_eq!(delivery.outcome, DeliveryOutcome::Failed);
+    assert_eq!((delivery.attempts, delivery.last_status), (1, Some(400)));
+    assert!(delivery.error.unwrap().contains("400"));
+    assert_eq!(receiver.hits(), 1);
+}
+
+#[tokio::test]
+async fn too_many_requests_waits_for_retry_after() {
+    let (receiver, url) = receiver(&[Reply::RetryAfter("1")]).await;
+    let mut webhook = settings("hook", NotifierKind::Webhook, Some(&url));
+    // The cap on Retry-After is four times backoff_max.
+    webhook.backoff_max = Duration::from_secs(1);
+    let delivery = one(webhook).get("hook").unwrap().send(&firing()).await;
+    assert_eq!(delivery.outcome, DeliveryOutcome::Sent, "{delivery:?}");
+    assert_eq!(delivery.attempts, 2);
+    let hits = receiver.hits.lock().unwrap();
+    let gap = hits[1].at - hits[0].at;
+    assert!(gap >= Duration::from_millis(990), "{gap:?}");
+    assert!(gap < Duration::from_secs(5), "{gap:?}");
+}
+
+#[tokio::test]
+async fn retry_after_is_capped() {
+    let (receiver, url) = receiver(&[Reply::RetryAfter("3600")]).await;
+    let webhook = settings("hook", NotifierKind::Webhook, Some(&url));
+    let started = Instant::now();
+    let delivery = one(webhook).get("hook").unwrap().send(&firing()).await;
+    assert_eq!(delivery.outcome, DeliveryOutcome::Sent);
+    assert_eq!(receiver.hits(), 2);
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn a_hanging_receiver_times_out_each_attempt_then_fails() {
+    let (receiver, url) = receiver(&[Reply::Hang; 8]).await;
+    let mut webhook = settings("hook", NotifierKind::Webhook, Some(&url));
+    webhook.timeout = Duration::from_millis(100);
+    webhook.retries = 2;
+    let started = Instant::now();
+    let delivery = one(webhook).get("hook").unwrap().send(&firing()).await;
+    assert_eq!(delivery.outcome, DeliveryOutcome::Failed);
+    assert_eq!((delivery.attempts, delivery.last_status), (3, None));
+    assert!(
+        delivery.error.as_deref().unwrap().contains("timed out"),
+        "{delivery:?}"
+    );
+    assert_eq!(receiver.hits(), 3);
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn slack_message_carries_the_issue() {
+    let (receiver, url) = receiver(&[]).await;
+    let mut slack = settings("chat", NotifierKind::Slack, Some(&url));
+    slack.channel = Some("#ops".to_owned());
+    slack.dashboard_url = Some("https://grafana.example/d/api".to_owned());
+    let notifiers = one(slack);
+    let notifier = notifiers.get("chat").unwrap();
+    assert!(!notifier.honours_idempotency_key());
+    let delivery = notifier.send(&firing()).await;
+    assert_eq!(delivery.outcome, DeliveryOutcome::Sent, "{delivery:?}");
+
+    let body = receiver.body(0);
+    assert_eq!(body["channel"], "#ops");
+    let text = body["text"].as_str().unwrap();
+    assert!(
+        text.contains("FIRING") && text.contains("critical"),
+        "{text}"
+    );
+    assert!(text.contains("api: service unhealthy"), "{text}");
+    let blocks = body["blocks"].as_array().unwrap();
+    assert_eq!(blocks[0]["type"], "header");
+    let all = serde_json::to_string(blocks).unwrap();
+    for needle in [
+        "GET /health answered 503",
+        "*Severity*\\ncritical",
+        "*Component*\\napi",
+        "*Probe*\\napi-health",
+        "• check the api pods",
+        "• roll back 1.4.2",
+        "<https://runbooks.example/api|Runbook>",
+        "<https://grafana.example/d/api|Dashboard>",
+    ] {
+        assert!(all.contains(needle), "missing {needle:?} in {all}");
+    }
+}
+
+#[tokio::test]
+async fn slack_without_channel_sends_none() {
+    let (receiver, url) = receiver(&[]).await;
+    let notifiers = one(settings("chat", NotifierKind::Slack, Some(&url)));
+    let resolved = notice(Severity::Warning, NoticeStatus::Resolved);
+    notifiers.get("chat").unwrap().send(&resolved).await;
+    let body = receiver.body(0);
+    assert!(body.get("channel").is_none());
+    assert!(
+        body["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("[RESOLVED] warning")
+    );
+}
+
+#[tokio::test]
+async fn pagerduty_trigger_and_resolve_share_the_dedup_key() {
+    let (receiver, url) = receiver(&[Reply::Status(202), Reply::Status(202)]).await;
+    let mut pd = settings("pager", NotifierKind::Pagerduty, Some(&url));
+    pd.routing_key = Some(Secret::new("rk-0123456789"));
+    pd.dashboard_url = Some("https://grafana.example/d/api".to_owned());
+    let notifiers = one(pd);
+    let notifier = notifiers.get("pager").unwrap();
+    assert!(notifier.honours_idempotency_key());
+
+    let mut trigger = firing();
+    trigger.summary = "x".repeat(2000);
+    let delivery = notifier.send(&trigger).await;
+    assert_eq!(delivery.outcome, DeliveryOutcome::Sent, "{delivery:?}");
+    assert_eq!(delivery.last_status, Some(202));
+    let resolve = notice(Severity::Critical, NoticeStatus::Resolved);
+    assert_eq!(notifier.send(&resolve).await.outcome, DeliveryOutcome::Sent);
+
+    let first = receiver.body(0);
+    assert_eq!(first["routing_key"], "rk-0123456789");
+    assert_eq!(first["event_action"], "trigger");
+    assert_eq!(first["dedup_key"], "session-7");
+    let payload = &first["payload"];
+    let summary = payload["summary"].as_str().unwrap();
+    assert!(
+        summary.starts_with("api: service unhealthy: xxx"),
+        "{summary}"
+    );
+    assert_eq!(summary.chars().count(), 1024);
+    assert_eq!(payload["source"], "api");
+    assert_eq!(payload["component"], "api");
+    assert_eq!(payload["severity"], "critical");
+    assert_eq!(payload["class"], "service_unhealthy");
+    assert_eq!(payload["custom_details"]["idempotency_key"], "warden-42");
+    assert_eq!(payload["custom_details"]["details"]["status"], 503);
+    let links = first["links"].as_array().unwrap();
+    assert_eq!(links.len(), 2);
+    assert_eq!(links[0]["href"], "https://runbooks.example/api");
+
+    let second = receiver.body(1);
+    assert_eq!(second["event_action"], "resolve");
+    assert_eq!(second["dedup_key"], first["dedup_key"]);
+    assert_eq!(second["routing_key"], "rk-0123456789");
+}
+
+#[test]
+fn pagerduty_dedup_key_falls_back_to_the_idempotency_key() {
+    let mut orphan = notice(Severity::Warning, NoticeStatus::Firing);
+    orphan.caller_session_id = None;
+    orphan.runbook = None;
+    let body = pagerduty::payload(&orphan, &Secret::new("rk"), None);
+    assert_eq!(body["dedup_key"], "warden-42");
+    assert_eq!(body["payload"]["severity"], "warning");
+    assert_eq!(body["links"], serde_json::json!([]));
+}
+
+#[test]
+fn pagerduty_url_defaults_to_the_events_api() {
+    let mut pd = settings("pager", NotifierKind::Pagerduty, None);
+    pd.routing_key = Some(Secret::new("rk"));
+    let notifiers = one(pd);
+    let Channel::Pagerduty { url, .. } = &notifiers.get("pager").unwrap().channel else {
+        panic!("not a pagerduty channel");
+    };
+    assert_eq!(url.as_str(), PAGERDUTY_EVENTS_URL);
+}
+
+#[tokio::test]
+async fn for_notice_keeps_notifiers_whose_min_severity_is_reached() {
+    let levels = [
+        ("all", Severity::Info),
+        ("warn", Severity::Warning),
+        ("crit", Severity::Critical),
+    ];
+    let all: Vec<NotifierSettings> = levels
+        .iter()
+        .map(|(name, min)| NotifierSettings {
+            min_severity: *min,
+            ..settings(name, NotifierKind::Log, None)
+        })
+        .collect();
+    let notifiers = Notifiers::from_settings(&all, client()).unwrap();
+    assert_eq!(notifiers.names(), ["all", "warn", "crit"]);
+    let names = |severity| -> Vec<String> {
+        notifiers
+            .for_notice(&notice(severity, NoticeStatus::Firing))
+            .iter()
+            .map(|n| n.name().to_owned())
+            .collect()
+    };
+    assert_eq!(names(Severity::Info), ["all"]);
+    assert_eq!(names(Severity::Warning), ["all", "warn"]);
+    assert_eq!(names(Severity::Critical), ["all", "warn", "crit"]);
+    assert!(notifiers.get("nope").is_none());
+
+    let log = notifiers.get("crit").unwrap();
+    assert!(!log.honours_idempotency_key());
+    let delivery = log.send(&firing()).await;
+    assert_eq!(delivery.outcome, DeliveryOutcome::Sent);
+    assert_eq!(delivery.attempts, 1);
+}
+
+#[test]
+fn the_console_line_reads_like_a_sentence() {
+    assert_eq!(
+        console::human_line(&firing()),
+        "[warden] FIRING critical api: api: service unhealthy — GET /health answered 503 three times since 10:02."
+    );
+}
+
+#[tokio::test]
+async fn from_settings_reads_secret_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("hook.key");
+    std::fs::write(&key, "  s3cret\n").unwrap();
+    let (receiver, url) = receiver(&[]).await;
+    let mut webhook = settings("hook", NotifierKind::Webhook, Some(&url));
+    webhook.secret_file = Some(key);
+    let delivery = one(webhook).get("hook").unwrap().send(&firing()).await;
+    assert_eq!(delivery.outcome, DeliveryOutcome::Sent);
+    let body = receiver.hits.lock().unwrap()[0].body.clone();
+    assert_eq!(
+        receiver.header(0, "x-warden-signature").unwrap(),
+        sign_body(b"s3cret", &body)
+    );
+
+    let routing = dir.path().join("pd.key");
+    std::fs::write(&routing, "rk-from-file\n").unwrap();
+    let mut pd = settings("pager", NotifierKind::Pagerduty, Some(&url));
+    pd.routing_key_file = Some(routing);
+    one(pd).get("pager").unwrap().send(&firing()).await;
+    assert_eq!(receiver.body(1)["routing_key"], "rk-from-file");
+
+    let mut missing = settings("hook", NotifierKind::Webhook, Some(&url));
+    missing.secret_file = Some(dir.path().join("absent.key"));
+    let error = Notifiers::from_settings(&[missing], client()).unwrap_err();
+    assert!(matches!(error, NotifyError::ReadSecret { .. }), "{error}");
+    assert!(error.to_string().contains("absent.key"), "{error}");
+
+    let empty = dir.path().join("empty.key");
+    std::fs::write(&empty, " \n").unwrap();
+    let mut blank = settings("pager", NotifierKind::Pagerduty, None);
+    blank.routing_key_file = Some(empty);
+    let error = Notifiers::from_settings(&[blank], client()).unwrap_err();
+    assert!(matches!(error, NotifyError::EmptySecret { .. }), "{error}");
+}
+
+#[test]
+fn from_settings_rejects_what_validation_would() {
+    let error = |settings: NotifierSettings| {
+        Notifiers::from_settings(&[settings], client())
+            .unwrap_err()
+            .to_string()
+    };
+    assert!(error(settings("w", NotifierKind::Webhook, None)).contains("url is required"));
+    assert!(error(settings("p", NotifierKind::Pagerduty, None)).contains("routing_key"));
+    let bad = error(settings(
+        "s",
+        NotifierKind::Slack,
+        Some("ftp://hooks.example/T0/SECRETPATH"),
+    ));
+    assert!(
+        bad.contains("http or https") && !bad.contains("SECRETPATH"),
+        "{bad}"
+    );
+    let mut header = settings("w", NotifierKind::Webhook, Some("http://127.0.0.1:1/"));
+    header.headers = BTreeMap::from([("Authorization".to_owned(), "Bearer tok\n".to_owned())]);
+    let bad = error(header);
+    assert!(
+        bad.contains("Authorization") && !bad.contains("tok"),
+        "{bad}"
+    );
+    let twice = [
+        settings("same", NotifierKind::Log, None),
+        settings("same", NotifierKind::Log, None),
+    ];
+    assert!(matches!(
+        Notifiers::from_settings(&twice, client()),
+        Err(NotifyError::DuplicateName(_))
+    ));
+}
+
+#[tokio::test]
+async fn errors_and_debug_never_show_secrets() {
+    // A port nobody listens on: bind, note it, close.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let mut slack = settings(
+        "chat",
+        NotifierKind::Slack,
+        Some(&format!("http://127.0.0.1:{port}/services/T0/SECRETPATH")),
+    );
+    slack.retries = 1;
+    let notifiers = one(slack);
+    let notifier = notifiers.get("chat").unwrap();
+    let delivery = notifier.send(&firing()).await;
+    assert_eq!(delivery.outcome, DeliveryOutcome::Failed);
+    assert_eq!((delivery.attempts, delivery.last_status), (2, None));
+    let shown = format!("{delivery:?} {notifiers:?}");
+    assert!(!shown.contains("SECRETPATH"), "{shown}");
+
+    let mut pd = settings("pager", NotifierKind::Pagerduty, None);
+    pd.routing_key = Some(Secret::new("rk-very-secret"));
+    let shown = format!("{:?}", one(pd));
+    assert!(!shown.contains("rk-very-secret"), "{shown}");
+}
+
+#[test]
+fn backoff_doubles_and_is_capped() {
+    let policy = RetryPolicy {
+        timeout: Duration::from_secs(1),
+        retries: 10,
+        backoff_min: Duration::from_millis(500),
+        backoff_max: Duration::from_secs(3),
+    };
+    let delays: Vec<u128> = (1..=5).map(|n| policy.backoff(n).as_millis()).collect();
+    assert_eq!(delays, [500, 1000, 2000, 3000, 3000]);
+    assert_eq!(policy.backoff(u32::MAX), Duration::from_secs(3));
+}
+
+#[test]
+fn retry_after_reads_seconds_and_http_dates() {
+    use axum::http::HeaderValue;
+    assert_eq!(
+        retry_after(&HeaderValue::from_static("7")),
+        Some(Duration::from_secs(7))
+    );
+    let later = std::time::SystemTime::now() + Duration::from_secs(120);
+    let date = httpdate::fmt_http_date(later);
+    let wait = retry_after(&HeaderValue::from_str(&date).unwrap()).unwrap();
+    assert!(
+        wait > Duration::from_secs(100) && wait <= Duration::from_secs(120),
+        "{wait:?}"
+    );
+    assert_eq!(
+        retry_after(&HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT")),
+        Some(Duration::ZERO)
+    );
+    assert_eq!(retry_after(&HeaderValue::from_static("soon")), None);
+}
+
+#[test]
+fn notice_round_trips_with_lowercase_enums() {
+    let value = serde_json::to_value(firing()).unwrap();
+    assert_eq!(value["status"], "firing");
+    assert_eq!(value["severity"], "critical");
+    let back: Notice = serde_json::from_value(value).unwrap();
+    assert_eq!(back, firing());
+}

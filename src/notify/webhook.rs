@@ -1,0 +1,97 @@
+//! `webhook`: a POST of the [`Notice`] as JSON, with an `Idempotency-Key`
+//! header (the receiver drops duplicates of a retried delivery) and, when a
+//! secret is configured, an HMAC-SHA256 signature of the exact body bytes
+//! so the receiver can tell Warden from anyone who learnt the URL.
+
+use std::collections::BTreeMap;
+
+use hmac::{Hmac, Mac as _};
+use reqwest::Url;
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use sha2::Sha256;
+
+use super::retry::Request;
+use super::{Notice, NotifyError};
+use crate::settings::Secret;
+
+/// The header carrying the notice's idempotency key.
+pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
+
+/// The header carrying `sha256=<hex HMAC-SHA256 of the body>`.
+pub const SIGNATURE_HEADER: &str = "x-warden-signature";
+
+/// The header carrying when the delivery started, in Unix seconds (the
+/// same on every retry; the signature covers the body only).
+pub const TIMESTAMP_HEADER: &str = "x-warden-timestamp";
+
+pub(super) struct Webhook {
+    url: Url,
+    secret: Option<Secret>,
+    /// The configured headers, parsed once.
+    headers: HeaderMap,
+}
+
+impl Webhook {
+    pub(super) fn build(
+        notifier: &str,
+        url: Url,
+        secret: Option<Secret>,
+        configured: &BTreeMap<String, String>,
+    ) -> Result<Self, NotifyError> {
+        let mut headers = HeaderMap::new();
+        for (name, value) in configured {
+            let bad = || NotifyError::BadHeader {
+                notifier: notifier.to_owned(),
+                header: name.clone(),
+            };
+            let name = HeaderName::try_from(name.as_str()).map_err(|_| bad())?;
+            let mut value = HeaderValue::try_from(value.as_str()).map_err(|_| bad())?;
+            value.set_sensitive(true);
+            headers.insert(name, value);
+        }
+        Ok(Self {
+            url,
+            secret,
+            headers,
+        })
+    }
+
+    pub(super) fn request(&self, notice: &Notice) -> Result<Request, String> {
+        let body =
+            serde_json::to_vec(notice).map_err(|error| format!("cannot encode notice: {error}"))?;
+        // Configured headers first, so they cannot replace the ones below.
+        let mut headers = self.headers.clone();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let key = HeaderValue::try_from(notice.idempotency_key.as_str())
+            .map_err(|_| "the idempotency key is not a valid header value".to_owned())?;
+        headers.insert(HeaderName::from_static(IDEMPOTENCY_KEY_HEADER), key);
+        headers.insert(
+            HeaderName::from_static(TIMESTAMP_HEADER),
+            HeaderValue::from(jiff::Timestamp::now().as_second()),
+        );
+        let mut redact = Vec::new();
+        if let Some(secret) = &self.secret {
+            let signature = HeaderValue::try_from(sign_body(secret.expose().as_bytes(), &body))
+                .map_err(|_| "cannot encode the signature".to_owned())?;
+            headers.insert(HeaderName::from_static(SIGNATURE_HEADER), signature);
+            redact.push(secret.clone());
+        }
+        Ok(Request {
+            url: self.url.clone(),
+            headers,
+            body,
+            redact,
+        })
+    }
+}
+
+/// `sha256=<hex HMAC-SHA256 of body under key>`.
+pub fn sign_body(key: &[u8], body: &[u8]) -> String {
+    // HMAC takes a key of any length, so this never fails in practice; an
+    // empty signature would simply not verify.
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key) else {
+        return String::new();
+    };
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}

@@ -1,0 +1,101 @@
+//! `[[notifiers]]`: where notices about issues are delivered (the log, a
+//! signed webhook, Slack, PagerDuty) and how hard delivery is retried.
+//!
+//! One flat table per notifier with a `kind` tag, like `[[probes]]`; which
+//! kind needs which field is checked in [`super::validate`].
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Secret, Severity};
+
+/// The kinds of notifier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotifierKind {
+    /// One log line plus one human line on stdout per notice.
+    Log,
+    /// A JSON POST of the notice, optionally HMAC-signed; `url` required.
+    Webhook,
+    /// A Slack incoming webhook; `url` required.
+    Slack,
+    /// PagerDuty Events API v2; `routing_key` (or `routing_key_file`) required.
+    Pagerduty,
+}
+
+impl NotifierKind {
+    /// The kind as written in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotifierKind::Log => "log",
+            NotifierKind::Webhook => "webhook",
+            NotifierKind::Slack => "slack",
+            NotifierKind::Pagerduty => "pagerduty",
+        }
+    }
+}
+
+/// One notifier.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotifierSettings {
+    /// Unique name; appears in delivery records. Required.
+    pub name: String,
+    /// The notifier kind. Required.
+    pub kind: Option<NotifierKind>,
+    /// Least severity delivered; quieter notices are skipped. Default `info`.
+    pub min_severity: Severity,
+    /// `webhook`, `slack`: the URL to POST to (required). `pagerduty`:
+    /// default `https://events.pagerduty.com/v2/enqueue`.
+    pub url: Option<String>,
+    /// `webhook`: HMAC-SHA256 key; signs each body (`X-Warden-Signature`).
+    pub secret: Option<Secret>,
+    /// `webhook`: a file holding the HMAC key (surrounding whitespace ignored).
+    pub secret_file: Option<PathBuf>,
+    /// `pagerduty`: the integration's routing key.
+    pub routing_key: Option<Secret>,
+    /// `pagerduty`: a file holding the routing key.
+    pub routing_key_file: Option<PathBuf>,
+    /// `webhook`: extra request headers.
+    pub headers: BTreeMap<String, String>,
+    /// Longest one delivery attempt may take. Default `10s`.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Retries after the first attempt fails. Default 5.
+    pub retries: u32,
+    /// Delay before the first retry; doubles for each further one. Default `500ms`.
+    #[serde(with = "humantime_serde")]
+    pub backoff_min: Duration,
+    /// Upper bound of the retry delay. Default `30s`.
+    #[serde(with = "humantime_serde")]
+    pub backoff_max: Duration,
+    /// `slack`: channel override (the webhook's own channel when absent).
+    pub channel: Option<String>,
+    /// A dashboard link included in every message.
+    pub dashboard_url: Option<String>,
+}
+
+impl Default for NotifierSettings {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            kind: None,
+            min_severity: Severity::Info,
+            url: None,
+            secret: None,
+            secret_file: None,
+            routing_key: None,
+            routing_key_file: None,
+            headers: BTreeMap::new(),
+            timeout: Duration::from_secs(10),
+            retries: 5,
+            backoff_min: Duration::from_millis(500),
+            backoff_max: Duration::from_secs(30),
+            channel: None,
+            dashboard_url: None,
+        }
+    }
+}
