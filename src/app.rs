@@ -438,6 +438,7 @@ pub async fn start(settings: Settings) -> Result<Warden, AppError> {
         probes: _,         // one ProbeActor each
         components: _,     // dependencies, through debounce_config
         maintenance: _,    // windows, through debounce_config
+        investigator: _,   // built by the wake consumer (Investigator::from_settings)
     } = &settings;
 
     let tokens = operator_tokens(&settings)?;

@@ -5,6 +5,7 @@
 //! - [`audit`]: the append-only audit log, Warden's source of truth.
 //! - [`control`]: operational state (RUNNING / PAUSED / STOPPED) and boot gates.
 //! - [`telemetry`]: logging setup.
+//! - [`investigate`]: investigators that write the summary sent with a wake.
 //! - [`api`]: the HTTP API (axum) and the actor that serves it.
 //! - [`app`]: the supervision tree, boot gates and process lifecycle.
 
@@ -13,6 +14,7 @@ pub mod app;
 pub mod audit;
 pub mod control;
 pub mod debounce;
+pub mod investigate;
 pub mod messages;
 pub mod probes;
 pub mod settings;

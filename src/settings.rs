@@ -12,6 +12,7 @@
 mod audit;
 mod components;
 mod debounce;
+mod investigator;
 mod load;
 mod maintenance;
 mod probes;
@@ -29,6 +30,7 @@ use serde::{Deserialize, Serialize};
 pub use audit::AuditSettings;
 pub use components::ComponentSettings;
 pub use debounce::{DebounceOverride, DebounceSettings};
+pub use investigator::{InvestigatorKind, InvestigatorSettings};
 pub use load::{ConfigSource, DEFAULT_CONFIG, load, load_with_env};
 pub use maintenance::MaintenanceSettings;
 pub use probes::{ProbeDefaults, ProbeKind, ProbeSettings, Severity};
@@ -60,6 +62,8 @@ pub struct Settings {
     pub components: Vec<ComponentSettings>,
     /// Maintenance windows: issues inside one are recorded, not woken.
     pub maintenance: Vec<MaintenanceSettings>,
+    /// Who writes the summary in a wake, and how much it may spend.
+    pub investigator: InvestigatorSettings,
 }
 
 /// Why a configuration could not be loaded.
