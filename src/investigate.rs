@@ -13,10 +13,11 @@
 //! # Layout
 //! - `builtin`: the deterministic summary and next actions.
 //! - `budget`: the pure budget core (sliding hour, UTC day).
-//! - `webhook`, `openai`: the outside engines.
+//! - `webhook`, `openai`: the outside engines; `http`: what they share.
 
 mod budget;
 mod builtin;
+mod http;
 mod openai;
 mod webhook;
 
@@ -391,40 +392,4 @@ fn builtin_investigation(
 
 fn elapsed_ms(started: tokio::time::Instant) -> u64 {
     u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
-}
-
-/// Sends an engine request and reads a 2xx body of at most
-/// [`webhook::MAX_ANSWER_BYTES`]; `Err` is the fallback reason. Errors are
-/// shown without their URL, which is the operator's, not the engine's, concern.
-async fn send(
-    builder: reqwest::RequestBuilder,
-    engine: &str,
-    timeout: Duration,
-) -> Result<Vec<u8>, String> {
-    let failed = |error: reqwest::Error| {
-        if error.is_timeout() {
-            format!(
-                "{engine} timed out after {}",
-                humantime::format_duration(timeout)
-            )
-        } else {
-            format!("{engine} unreachable: {}", error.without_url())
-        }
-    };
-    let mut response = builder.send().await.map_err(failed)?;
-    let status = response.status();
-    if !status.is_success() {
-        return Err(format!("{engine} returned {}", status.as_u16()));
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(failed)? {
-        if body.len() + chunk.len() > webhook::MAX_ANSWER_BYTES {
-            return Err(format!(
-                "{engine} answered more than {} bytes",
-                webhook::MAX_ANSWER_BYTES
-            ));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
 }

@@ -78,7 +78,7 @@ pub(crate) async fn call(
     if let Some(key) = call.api_key {
         builder = builder.bearer_auth(key);
     }
-    let bytes = super::send(builder, "openai", call.timeout).await?;
+    let bytes = super::http::send(builder, "openai", call.timeout).await?;
     let completion: Completion = serde_json::from_slice(&bytes)
         .map_err(|error| format!("openai answered invalid JSON: {error}"))?;
     let content = completion

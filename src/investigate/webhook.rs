@@ -9,9 +9,6 @@ use serde::Deserialize;
 
 use super::{EngineAnswer, InvestigationRequest};
 
-/// The largest answer read; a summary is a few sentences.
-pub(crate) const MAX_ANSWER_BYTES: usize = 1024 * 1024;
-
 /// What a webhook answers. Only `summary` is required.
 #[derive(Debug, Deserialize)]
 struct Answer {
@@ -43,7 +40,7 @@ pub(crate) async fn call(
     if let Some(key) = api_key {
         builder = builder.bearer_auth(key);
     }
-    let body = super::send(builder, "webhook", timeout).await?;
+    let body = super::http::send(builder, "webhook", timeout).await?;
     let answer: Answer = serde_json::from_slice(&body)
         .map_err(|error| format!("webhook answered invalid JSON: {error}"))?;
     let summary = answer.summary.trim();
