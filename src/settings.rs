@@ -12,6 +12,7 @@
 mod audit;
 mod components;
 mod debounce;
+mod investigator;
 mod load;
 mod maintenance;
 mod notifiers;
@@ -31,6 +32,7 @@ use serde::{Deserialize, Serialize};
 pub use audit::AuditSettings;
 pub use components::ComponentSettings;
 pub use debounce::{DebounceOverride, DebounceSettings};
+pub use investigator::{InvestigatorKind, InvestigatorSettings};
 pub use load::{ConfigSource, DEFAULT_CONFIG, load, load_with_env};
 pub use maintenance::MaintenanceSettings;
 pub use notifiers::{NotifierKind, NotifierSettings};
@@ -68,6 +70,8 @@ pub struct Settings {
     pub wake: WakeSettings,
     /// Notifiers: where notices about issues are delivered.
     pub notifiers: Vec<NotifierSettings>,
+    /// Who writes the summary in a wake, and how much it may spend.
+    pub investigator: InvestigatorSettings,
 }
 
 /// Why a configuration could not be loaded.

@@ -358,3 +358,57 @@ fn every_key_is_documented() {
         "keys missing from docs/configuration.md: {missing:?}"
     );
 }
+
+#[test]
+fn investigator_problems_name_their_keys() {
+    let lines = problems(
+        r#"
+[investigator]
+kind = "webhook"
+url = "ftp://nope"
+timeout = "0s"
+daily_budget_usd = -1.0
+api_key = "sk-secret-value"
+api_key_env = "KEY"
+"#,
+        no_env(),
+    );
+    let joined = lines.join("\n");
+    for needle in [
+        "investigator.url: \"ftp://nope\" is not an http(s) URL",
+        "investigator.timeout: must be greater than zero",
+        "investigator.daily_budget_usd: must be a finite number of at least 0",
+        "investigator.api_key: set only one of api_key, api_key_file and api_key_env",
+    ] {
+        assert!(joined.contains(needle), "missing {needle:?} in {joined}");
+    }
+    assert!(!joined.contains("sk-secret-value"), "{joined}");
+    assert_eq!(lines.len(), 4, "{joined}");
+
+    let lines = problems("[investigator]\nkind = \"openai\"\n", no_env());
+    assert_eq!(
+        lines,
+        [
+            "investigator.base_url: is required for kind openai",
+            "investigator.model: is required for kind openai",
+        ]
+    );
+    let lines = problems("[investigator]\nkind = \"webhook\"\n", no_env());
+    assert_eq!(lines, ["investigator.url: is required for kind webhook"]);
+}
+
+#[test]
+fn investigator_defaults_and_openai_settings_load() {
+    let settings = load_with_env(&ConfigSource::Embedded, no_env()).unwrap();
+    assert_eq!(settings.investigator, InvestigatorSettings::default());
+    let settings = load_with_env(
+        &text(
+            "[investigator]\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:11434/v1\"\nmodel = \"llama3.1:8b\"\ntimeout = \"20s\"\n",
+        ),
+        env(&[("WARDEN__INVESTIGATOR__MAX_PER_HOUR", "5")]),
+    )
+    .unwrap();
+    assert_eq!(settings.investigator.kind, InvestigatorKind::Openai);
+    assert_eq!(settings.investigator.timeout, Duration::from_secs(20));
+    assert_eq!(settings.investigator.max_per_hour, 5);
+}

@@ -7,6 +7,7 @@ use std::fmt;
 use std::time::Duration;
 
 use super::{NotifierKind, NotifierSettings, ProbeKind, ProbeSettings, Settings};
+use super::{InvestigatorKind, ProbeKind, ProbeSettings, Settings};
 
 /// The shortest probe interval Warden accepts; faster polling is load, not insight.
 const MIN_INTERVAL: Duration = Duration::from_millis(100);
@@ -61,6 +62,7 @@ pub(crate) fn validate(settings: &Settings) -> Vec<Problem> {
     maintenance(settings, &mut problems);
     wake(settings, &mut problems);
     notifiers(settings, &mut problems);
+    investigator(settings, &mut problems);
     problems.0
 }
 
@@ -314,6 +316,72 @@ fn notifier_kind_fields(
 fn http_url(url: &str) -> bool {
     url.parse::<axum::http::Uri>()
         .is_ok_and(|uri| matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some())
+fn investigator(settings: &Settings, problems: &mut Problems) {
+    let inv = &settings.investigator;
+    match inv.kind {
+        InvestigatorKind::None => {}
+        InvestigatorKind::Webhook => match inv.url.as_deref() {
+            None => problems.push("investigator.url", "is required for kind webhook"),
+            Some(url) => http_url(problems, "investigator.url", url),
+        },
+        InvestigatorKind::Openai => {
+            match inv.base_url.as_deref() {
+                None => problems.push("investigator.base_url", "is required for kind openai"),
+                Some(url) => http_url(problems, "investigator.base_url", url),
+            }
+            if inv
+                .model
+                .as_deref()
+                .is_none_or(|model| model.trim().is_empty())
+            {
+                problems.push("investigator.model", "is required for kind openai");
+            }
+        }
+    }
+    positive(problems, "investigator.timeout", inv.timeout);
+    if !inv.daily_budget_usd.is_finite() || inv.daily_budget_usd < 0.0 {
+        problems.push(
+            "investigator.daily_budget_usd",
+            "must be a finite number of at least 0",
+        );
+    }
+    for (key, price) in [
+        (
+            "investigator.price_in_per_mtok_usd",
+            inv.price_in_per_mtok_usd,
+        ),
+        (
+            "investigator.price_out_per_mtok_usd",
+            inv.price_out_per_mtok_usd,
+        ),
+    ] {
+        if !price.is_finite() || price < 0.0 {
+            problems.push(key, "must be a finite number of at least 0");
+        }
+    }
+    let sources = [
+        inv.api_key.is_some(),
+        inv.api_key_file.is_some(),
+        inv.api_key_env.is_some(),
+    ];
+    if sources.iter().filter(|given| **given).count() > 1 {
+        problems.push(
+            "investigator.api_key",
+            "set only one of api_key, api_key_file and api_key_env",
+        );
+    }
+    if let Some(name) = inv.api_key_env.as_deref()
+        && name.is_empty()
+    {
+        problems.push("investigator.api_key_env", "must not be empty");
+    }
+}
+
+fn http_url(problems: &mut Problems, key: &str, url: &str) {
+    match url.parse::<axum::http::Uri>() {
+        Ok(uri) if matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some() => {}
+        _ => problems.push(key, format!("\"{url}\" is not an http(s) URL")),
+    }
 }
 
 fn positive(problems: &mut Problems, key: &str, value: Duration) {
