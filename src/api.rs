@@ -55,7 +55,9 @@ pub struct ApiContext {
 }
 
 /// `GET /api/wake`: the wake consumer's cursor, backlog and undelivered notices.
-async fn wake_status(axum::extract::State(context): axum::extract::State<ApiContext>) -> axum::Json<crate::wake::WakeSnapshot> {
+async fn wake_status(
+    axum::extract::State(context): axum::extract::State<ApiContext>,
+) -> axum::Json<crate::wake::WakeSnapshot> {
     axum::Json(context.wake.snapshot())
 }
 

@@ -37,9 +37,9 @@ use crate::debounce::{
     ObservationHistory, ObservationQueue, ProbeRules,
 };
 use crate::probes::{CheckContext, Heartbeats, ProbeActor, ProbeActorArgs};
-use crate::wake::{WakeConsumer, WakeConsumerArgs, WakeStatus};
 use crate::settings::ProbeKind;
 use crate::settings::{Secret, Settings, SupervisionSettings};
+use crate::wake::{WakeConsumer, WakeConsumerArgs, WakeStatus};
 
 pub use names::Names;
 pub use observer::{AuditObserver, event_row};
@@ -500,8 +500,9 @@ pub async fn start(settings: Settings) -> Result<Warden, AppError> {
     let http = crate::probes::http_client().map_err(|error| AppError::Spawn(error.to_string()))?;
     let history: ObservationHistory = Arc::default();
     let wake_status = WakeStatus::default();
-    let investigator = crate::investigate::Investigator::from_settings(investigator_settings, http.clone())
-        .map_err(|error| AppError::Setup(error.to_string()))?;
+    let investigator =
+        crate::investigate::Investigator::from_settings(investigator_settings, http.clone())
+            .map_err(|error| AppError::Setup(error.to_string()))?;
     let notifiers = crate::notify::Notifiers::from_settings(notifier_settings, http.clone())
         .map_err(|error| AppError::Setup(error.to_string()))?;
     crate::wake::seed_budget(&dir, &investigator);

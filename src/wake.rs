@@ -29,8 +29,10 @@ mod ledger;
 mod sessions;
 
 pub use consumer::{WakeConsumer, WakeConsumerArgs, WakeMsg, WakeSnapshot, WakeStatus};
+pub use event::EventResult;
 pub use flight::Flight;
 pub use ledger::Ledger;
+pub use ledger::{COMPLETED_SEAM, FAILED_SEAM, SENT_SEAM};
 pub use sessions::Sessions;
 
 /// Seams the consumer acts on; every other row only moves the cursor.
@@ -60,7 +62,9 @@ pub fn seed_budget(audit_dir: &std::path::Path, investigator: &crate::investigat
         if row.details["engine"] == "none" {
             continue;
         }
-        let Ok(at) = row.ts.parse::<jiff::Timestamp>() else { continue };
+        let Ok(at) = row.ts.parse::<jiff::Timestamp>() else {
+            continue;
+        };
         if at >= since {
             investigator.seed_spend(at, row.details["cost_usd"].as_f64().unwrap_or(0.0));
         }

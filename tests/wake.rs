@@ -23,14 +23,25 @@ async fn start(dir: &Path, body: &str) -> Warden {
         "[service]\nstate_dir = \"{}\"\napi_listen = \"127.0.0.1:0\"\noperator_token = \"{TOKEN}\"\n\n{body}",
         dir.join("var").display()
     );
-    let settings = load_with_env(&ConfigSource::Text { name: "test".into(), toml }, Some(HashMap::new()))
-        .unwrap_or_else(|e| panic!("{:?}", e.lines()));
+    let settings = load_with_env(
+        &ConfigSource::Text {
+            name: "test".into(),
+            toml,
+        },
+        Some(HashMap::new()),
+    )
+    .unwrap_or_else(|e| panic!("{:?}", e.lines()));
     app::start(settings).await.unwrap()
 }
 
 fn rows(dir: &Path, seam: &str) -> Vec<AuditRow> {
-    let Ok(reader) = AuditReader::open(&dir.join("var/audit")) else { return Vec::new() };
-    reader.rows_from(1, Some(seam)).filter_map(Result::ok).collect()
+    let Ok(reader) = AuditReader::open(&dir.join("var/audit")) else {
+        return Vec::new();
+    };
+    reader
+        .rows_from(1, Some(seam))
+        .filter_map(Result::ok)
+        .collect()
 }
 
 async fn wait_rows(dir: &Path, seam: &str, n: usize) -> Vec<AuditRow> {
@@ -40,7 +51,11 @@ async fn wait_rows(dir: &Path, seam: &str, n: usize) -> Vec<AuditRow> {
     })
     .await;
     let all = rows(dir, seam);
-    assert!(found, "expected {n} {seam} row(s) within {WAIT:?}, got {}: {all:#?}", all.len());
+    assert!(
+        found,
+        "expected {n} {seam} row(s) within {WAIT:?}, got {}: {all:#?}",
+        all.len()
+    );
     all
 }
 
@@ -52,7 +67,9 @@ fn failing_probe(url: &str) -> String {
 }
 
 fn webhook(name: &str, url: &str, extra: &str) -> String {
-    format!("[[notifiers]]\nname = \"{name}\"\nkind = \"webhook\"\nurl = \"{url}\"\ntimeout = \"2s\"\nbackoff_min = \"10ms\"\nbackoff_max = \"50ms\"\n{extra}\n")
+    format!(
+        "[[notifiers]]\nname = \"{name}\"\nkind = \"webhook\"\nurl = \"{url}\"\ntimeout = \"2s\"\nbackoff_min = \"10ms\"\nbackoff_max = \"50ms\"\n{extra}\n"
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -90,22 +107,39 @@ async fn one_wake_is_investigated_once_and_reaches_each_notifier_once() {
     // Deliveries are recorded before the investigation row, so counting now is exact.
     let key = format!("warden-{}", wake.seq);
     for receiver in [&ops, &oncall] {
-        assert_eq!(receiver.delivered_by_key(), [(key.clone(), 1)].into_iter().collect());
+        assert_eq!(
+            receiver.delivered_by_key(),
+            [(key.clone(), 1)].into_iter().collect()
+        );
         let notice = &receiver.received()[0].body;
         assert_eq!(notice["idempotency_key"], key);
         assert_eq!(notice["status"], "firing");
         assert_eq!(notice["probe"], "api");
         assert_eq!(notice["severity"], "critical");
-        assert_eq!(notice["summary"], "The API answers 503 since the last deploy.");
-        assert_eq!(notice["caller_session_id"], wake.caller_session_id.clone().unwrap());
+        assert_eq!(
+            notice["summary"],
+            "The API answers 503 since the last deploy."
+        );
+        assert_eq!(
+            notice["caller_session_id"],
+            wake.caller_session_id.clone().unwrap()
+        );
     }
     let request = &investigator.received()[0];
     assert_eq!(request.body["probe"], "api");
     assert_eq!(request.body["seq"], wake.seq);
-    assert!(!request.body["recent_observations"].as_array().unwrap().is_empty());
+    assert!(
+        !request.body["recent_observations"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
     let sent = rows(dir.path(), "notification.sent");
     assert_eq!(sent.len(), 2);
-    assert!(sent.iter().all(|r| r.caller_session_id == wake.caller_session_id));
+    assert!(
+        sent.iter()
+            .all(|r| r.caller_session_id == wake.caller_session_id)
+    );
 
     // Recovery: a resolved notice under the same story, once per notifier.
     target.set(200);
@@ -120,7 +154,10 @@ async fn one_wake_is_investigated_once_and_reaches_each_notifier_once() {
 async fn an_investigator_that_is_down_falls_back_and_the_notice_still_goes_out() {
     let dir = tempfile::tempdir().unwrap();
     let target = Switchable::start(503).await;
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let ops = Receiver::start().await;
     let config = format!(
         "{}\n[investigator]\nkind = \"webhook\"\nurl = \"http://{closed}/investigate\"\ntimeout = \"1s\"\n\n{}",
@@ -129,11 +166,17 @@ async fn an_investigator_that_is_down_falls_back_and_the_notice_still_goes_out()
     );
     let warden = start(dir.path(), &config).await;
     let completed = wait_rows(dir.path(), "probe.investigation_completed", 1).await;
-    assert_eq!(completed[0].details["dm_status"], "engine_unavailable_fallback");
+    assert_eq!(
+        completed[0].details["dm_status"],
+        "engine_unavailable_fallback"
+    );
     assert_eq!(completed[0].details["engine"], "none");
     assert!(completed[0].details["fallback"].as_str().is_some());
     let notice = &ops.received()[0].body;
-    assert!(notice["summary"].as_str().unwrap().contains("api"), "{notice}");
+    assert!(
+        notice["summary"].as_str().unwrap().contains("api"),
+        "{notice}"
+    );
     warden.shutdown().await.unwrap();
 }
 
@@ -157,14 +200,19 @@ async fn a_notifier_down_for_a_while_gets_the_notice_once_when_it_recovers() {
     let sent = rows(dir.path(), "notification.sent");
     assert_eq!(sent[0].details["redelivered"], true);
     assert!(!rows(dir.path(), "notification.failed").is_empty());
-    assert_eq!(ops.delivered_by_key().values().copied().collect::<Vec<_>>(), [1]);
+    assert_eq!(
+        ops.delivered_by_key().values().copied().collect::<Vec<_>>(),
+        [1]
+    );
     // The cursor passes the row only once the notice is delivered.
     let wake_seq = completed[0].details["wake_seq"].as_u64().unwrap();
-    assert!(support::eventually(WAIT, || {
-        let cursor = warden.wake.snapshot().cursor;
-        async move { cursor >= wake_seq }
-    })
-    .await);
+    assert!(
+        support::eventually(WAIT, || {
+            let cursor = warden.wake.snapshot().cursor;
+            async move { cursor >= wake_seq }
+        })
+        .await
+    );
     warden.shutdown().await.unwrap();
 }
 
@@ -174,14 +222,22 @@ async fn retry_after_from_a_429_is_honoured() {
     let target = Switchable::start(503).await;
     let ops = Receiver::start().await;
     ops.script(&[(429, Some("1"))]);
-    let config = format!("{}\n{}", failing_probe(&target.url), webhook("ops", &ops.url, "backoff_max = \"5s\""));
+    let config = format!(
+        "{}\n{}",
+        failing_probe(&target.url),
+        // Retry-After is honoured up to four times backoff_max.
+        webhook("ops", &ops.url, "").replace("backoff_max = \"50ms\"", "backoff_max = \"5s\"")
+    );
     let warden = start(dir.path(), &config).await;
     wait_rows(dir.path(), "notification.sent", 1).await;
     let received = ops.received();
     assert_eq!(received[0].answered, 429);
     assert_eq!(received[1].answered, 200);
     let waited = received[1].at.duration_since(received[0].at);
-    assert!(waited >= Duration::from_millis(950), "retried after {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(950),
+        "retried after {waited:?}"
+    );
     warden.shutdown().await.unwrap();
 }
 
@@ -205,7 +261,11 @@ async fn an_acknowledged_issue_gets_no_more_reminders() {
 
     let client = reqwest::Client::new();
     let base = format!("http://{}", warden.addr);
-    let denied = client.post(format!("{base}/api/issues/{session}/ack")).send().await.unwrap();
+    let denied = client
+        .post(format!("{base}/api/issues/{session}/ack"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(denied.status(), 401);
     let unknown = client
         .post(format!("{base}/api/issues/probe:nope:x:1/ack"))
@@ -222,17 +282,28 @@ async fn an_acknowledged_issue_gets_no_more_reminders() {
         .await
         .unwrap();
     assert_eq!(acked.status(), 200);
-    let ack_seq = acked.json::<serde_json::Value>().await.unwrap()["seq"].as_u64().unwrap();
-    let issues: serde_json::Value = client.get(format!("{base}/api/issues")).send().await.unwrap().json().await.unwrap();
+    let ack_seq = acked.json::<serde_json::Value>().await.unwrap()["seq"]
+        .as_u64()
+        .unwrap();
+    let issues: serde_json::Value = client
+        .get(format!("{base}/api/issues"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(issues["issues"][0]["acknowledged"], true);
 
     // Several reminder periods of probing later: no reminder after the ack.
     let hits = target.hits();
-    assert!(support::eventually(WAIT, || {
-        let now = target.hits();
-        async move { now >= hits + 15 }
-    })
-    .await);
+    assert!(
+        support::eventually(WAIT, || {
+            let now = target.hits();
+            async move { now >= hits + 15 }
+        })
+        .await
+    );
     let later: Vec<AuditRow> = rows(dir.path(), "probe.wake_requested")
         .into_iter()
         .filter(|r| r.seq > ack_seq)

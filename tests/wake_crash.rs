@@ -57,7 +57,11 @@ async fn kill_9_during_a_burst_of_wakes_loses_no_notice_and_repeats_none() {
     })
     .await;
     let delivered = receiver.delivered_by_key();
-    assert!(all, "only {} of {PROBES} issues reached the receiver", delivered.len());
+    assert!(
+        all,
+        "only {} of {PROBES} issues reached the receiver",
+        delivered.len()
+    );
     process::terminate(&warden.child);
     let _ = tokio::time::timeout(Duration::from_secs(30), warden.child.wait()).await;
 
@@ -68,7 +72,11 @@ async fn kill_9_during_a_burst_of_wakes_loses_no_notice_and_repeats_none() {
         .filter_map(Result::ok)
         .map(|row| format!("warden-{}", row.seq))
         .collect();
-    assert_eq!(wakes.len(), PROBES, "one issue per probe, none woken again after the restart");
+    assert_eq!(
+        wakes.len(),
+        PROBES,
+        "one issue per probe, none woken again after the restart"
+    );
     let keys: BTreeSet<String> = delivered.keys().cloned().collect();
     assert_eq!(keys, wakes);
     // Repeats only for notices in flight at the kill, and always with the same key.
@@ -77,5 +85,8 @@ async fn kill_9_during_a_burst_of_wakes_loses_no_notice_and_repeats_none() {
         "wake crash test: {before_restart} delivered before the kill, {} after, {repeated} repeated (same key)",
         delivered.len()
     );
-    assert!(repeated <= MAX_CONCURRENCY, "{repeated} notices repeated: {delivered:?}");
+    assert!(
+        repeated <= MAX_CONCURRENCY,
+        "{repeated} notices repeated: {delivered:?}"
+    );
 }

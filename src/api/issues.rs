@@ -62,13 +62,22 @@ pub(super) async fn ack(
 ) -> Result<Json<Value>, ApiError> {
     require_operator(&context, &headers)?;
     let request = body.map(|Json(b)| b).unwrap_or_default();
-    if request.note.as_ref().is_some_and(|n| n.len() > MAX_NOTE_BYTES) {
-        return Err(ApiError::bad_request(format!("`note` is longer than {MAX_NOTE_BYTES} bytes")));
+    if request
+        .note
+        .as_ref()
+        .is_some_and(|n| n.len() > MAX_NOTE_BYTES)
+    {
+        return Err(ApiError::bad_request(format!(
+            "`note` is longer than {MAX_NOTE_BYTES} bytes"
+        )));
     }
     let store = &context.probes.store;
     let probe = store
         .iter()
-        .find(|entry| entry.session.as_deref() == Some(session.as_str()) && entry.machine.open_issue().is_some())
+        .find(|entry| {
+            entry.session.as_deref() == Some(session.as_str())
+                && entry.machine.open_issue().is_some()
+        })
         .map(|entry| entry.key().clone())
         .ok_or_else(|| {
             ApiError::new(
@@ -84,15 +93,16 @@ pub(super) async fn ack(
     )
     .session(session.clone());
     // Durable first: an acknowledgement that is not in the log did not happen.
-    let seq = context
-        .audit
-        .append(row)
-        .await
-        .map_err(|e| ApiError::unavailable(format!("the acknowledgement was not recorded: {e}")))?;
+    let seq =
+        context.audit.append(row).await.map_err(|e| {
+            ApiError::unavailable(format!("the acknowledgement was not recorded: {e}"))
+        })?;
     if let Some(mut entry) = store.get_mut(&probe)
         && entry.session.as_deref() == Some(session.as_str())
     {
         entry.acked = true;
     }
-    Ok(Json(json!({ "acknowledged": session, "probe": probe, "seq": seq })))
+    Ok(Json(
+        json!({ "acknowledged": session, "probe": probe, "seq": seq }),
+    ))
 }

@@ -39,7 +39,12 @@ impl AuditReader {
     /// Like [`rows_from`](Self::rows_from), but continues from where an
     /// earlier iterator stopped ([`RowIter::position`]) instead of scanning
     /// the file from its start: a long-lived consumer reads each line once.
-    pub fn rows_resume(&self, since_seq: u64, seam: Option<&str>, at: Option<ReadPosition>) -> RowIter {
+    pub fn rows_resume(
+        &self,
+        since_seq: u64,
+        seam: Option<&str>,
+        at: Option<ReadPosition>,
+    ) -> RowIter {
         match list_files(&self.dir) {
             Ok(files) => RowIter::resume(files, since_seq, seam, at.map(|p| (p.path, p.offset))),
             Err(error) => RowIter::failed(error),
@@ -172,7 +177,8 @@ impl RowIter {
     /// Where this iterator stopped, for [`AuditReader::rows_resume`]: just
     /// past the last line it consumed (rows filtered out count as consumed).
     pub fn position(&self) -> Option<ReadPosition> {
-        self.position_raw().map(|(path, offset)| ReadPosition { path, offset })
+        self.position_raw()
+            .map(|(path, offset)| ReadPosition { path, offset })
     }
 
     /// The next complete line, moving to the next file at the end of one.

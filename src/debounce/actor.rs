@@ -75,7 +75,8 @@ pub type DebounceStore = Arc<dashmap::DashMap<String, DebounceEntry>>;
 pub type LatestObservations = Arc<dashmap::DashMap<String, Observation>>;
 /// The recent observations per probe (oldest first, bounded by
 /// `wake.history`), for the investigator.
-pub type ObservationHistory = Arc<dashmap::DashMap<String, std::collections::VecDeque<Observation>>>;
+pub type ObservationHistory =
+    Arc<dashmap::DashMap<String, std::collections::VecDeque<Observation>>>;
 /// In-process subscribers to issue rows (wake consumer, escalation, incidents).
 pub type IssueBus = Arc<OutputPort<IssueEvent>>;
 
@@ -278,7 +279,13 @@ fn accept(entry: &mut DebounceEntry, effects: Vec<Effect>) {
     for effect in effects {
         let reminder = matches!(
             effect,
-            Effect::Wake { kind: WakeKind::Reminder, .. } | Effect::Suppressed { kind: WakeKind::Reminder, .. }
+            Effect::Wake {
+                kind: WakeKind::Reminder,
+                ..
+            } | Effect::Suppressed {
+                kind: WakeKind::Reminder,
+                ..
+            }
         );
         if entry.acked && reminder {
             continue;

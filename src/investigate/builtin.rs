@@ -117,7 +117,12 @@ fn resolved_summary(r: &InvestigationRequest) -> String {
         "Resolved: probe {} on {} recovered from {}.",
         r.probe,
         r.component,
-        issue_name(r)
+        // The resolved row's title only says "recovered"; the category names what was wrong.
+        if r.category.is_empty() {
+            issue_name(r)
+        } else {
+            r.category.replace('_', " ")
+        }
     );
     match open_for(r) {
         Some((opened, open)) => sentence(

@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::Duration;
 
+use super::InvestigatorKind;
 use super::{NotifierKind, NotifierSettings, ProbeKind, ProbeSettings, Settings};
-use super::{InvestigatorKind, ProbeKind, ProbeSettings, Settings};
 
 /// The shortest probe interval Warden accepts; faster polling is load, not insight.
 const MIN_INTERVAL: Duration = Duration::from_millis(100);
@@ -201,7 +201,10 @@ fn wake(settings: &Settings, problems: &mut Problems) {
         problems.push("wake.max_concurrency", "must be at least 1");
     }
     if wake.max_in_flight < wake.max_concurrency {
-        problems.push("wake.max_in_flight", "must be at least wake.max_concurrency");
+        problems.push(
+            "wake.max_in_flight",
+            "must be at least wake.max_concurrency",
+        );
     }
     positive(problems, "wake.redeliver_every", wake.redeliver_every);
     if wake.history == 0 || wake.history > 1000 {
@@ -316,18 +319,20 @@ fn notifier_kind_fields(
 fn http_url(url: &str) -> bool {
     url.parse::<axum::http::Uri>()
         .is_ok_and(|uri| matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some())
+}
+
 fn investigator(settings: &Settings, problems: &mut Problems) {
     let inv = &settings.investigator;
     match inv.kind {
         InvestigatorKind::None => {}
         InvestigatorKind::Webhook => match inv.url.as_deref() {
             None => problems.push("investigator.url", "is required for kind webhook"),
-            Some(url) => http_url(problems, "investigator.url", url),
+            Some(url) => check_http_url(problems, "investigator.url", url),
         },
         InvestigatorKind::Openai => {
             match inv.base_url.as_deref() {
                 None => problems.push("investigator.base_url", "is required for kind openai"),
-                Some(url) => http_url(problems, "investigator.base_url", url),
+                Some(url) => check_http_url(problems, "investigator.base_url", url),
             }
             if inv
                 .model
@@ -377,7 +382,7 @@ fn investigator(settings: &Settings, problems: &mut Problems) {
     }
 }
 
-fn http_url(problems: &mut Problems, key: &str, url: &str) {
+fn check_http_url(problems: &mut Problems, key: &str, url: &str) {
     match url.parse::<axum::http::Uri>() {
         Ok(uri) if matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some() => {}
         _ => problems.push(key, format!("\"{url}\" is not an http(s) URL")),

@@ -126,7 +126,7 @@ pub enum WakeMsg {
         /// The row (kept for redelivery).
         row: Box<AuditRow>,
         /// What it did, or the audit error that stopped it.
-        result: Result<EventResult, String>,
+        result: Box<Result<EventResult, String>>,
     },
     /// Time to offer undelivered notices again.
     Redeliver,
@@ -174,7 +174,11 @@ pub struct WakeConsumer;
 
 /// Where the consumer starts: its stored cursor, or the log's tail on a
 /// fresh install (history written before Warden had a consumer is not sent).
-fn starting_point(cursor: &Cursor, reader: &AuditReader, audit: &AuditLog) -> Result<u64, AuditError> {
+fn starting_point(
+    cursor: &Cursor,
+    reader: &AuditReader,
+    audit: &AuditLog,
+) -> Result<u64, AuditError> {
     match cursor.current() {
         Ok(Some(seq)) => Ok(seq),
         Ok(None) => {
@@ -259,7 +263,11 @@ impl Actor for WakeConsumer {
         })
     }
 
-    async fn post_stop(&self, _myself: ActorRef<Self::Msg>, state: &mut WakeState) -> Result<(), ActorProcessingErr> {
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        state: &mut WakeState,
+    ) -> Result<(), ActorProcessingErr> {
         state.tasks.abort_all();
         for handle in &state.background {
             handle.abort();
@@ -277,7 +285,12 @@ impl Actor for WakeConsumer {
         while state.tasks.try_join_next().is_some() {}
         match message {
             WakeMsg::Pump => {}
-            WakeMsg::Finished { seq, key, row, result } => {
+            WakeMsg::Finished {
+                seq,
+                key,
+                row,
+                result,
+            } => {
                 let result = result.map_err(|error| format!("wake event {seq}: {error}"))?;
                 state.args.status.0.handled.fetch_add(1, Ordering::Relaxed);
                 match result.notice {
@@ -334,7 +347,11 @@ fn read(state: &mut WakeState) {
             count += 1;
             match item {
                 Ok(row) => admit(state, row),
-                Err(AuditError::CorruptRow { path, offset, reason }) => {
+                Err(AuditError::CorruptRow {
+                    path,
+                    offset,
+                    reason,
+                }) => {
                     tracing::error!(path = %path.display(), offset, %reason, "Skipped a corrupt audit row.");
                 }
                 Err(error) => {
@@ -354,16 +371,24 @@ fn read(state: &mut WakeState) {
 fn admit(state: &mut WakeState, row: AuditRow) {
     state.next_seq = row.seq + 1;
     state.sessions.observe(&row);
-    state.args.status.0.read_up_to.store(row.seq, Ordering::Relaxed);
-    let wanted = WAKE_SEAMS.contains(&row.seam.as_str()) && event::needs_notice(&row, &state.args.store);
+    state
+        .args
+        .status
+        .0
+        .read_up_to
+        .store(row.seq, Ordering::Relaxed);
+    let wanted =
+        WAKE_SEAMS.contains(&row.seam.as_str()) && event::needs_notice(&row, &state.args.store);
     if !wanted {
         state.flight.skip(row.seq);
         return;
     }
-    let key = row
-        .caller_session_id
-        .clone()
-        .unwrap_or_else(|| format!("probe:{}", row.details["probe"].as_str().unwrap_or_default()));
+    let key = row.caller_session_id.clone().unwrap_or_else(|| {
+        format!(
+            "probe:{}",
+            row.details["probe"].as_str().unwrap_or_default()
+        )
+    });
     let related = row
         .caller_session_id
         .as_deref()
@@ -382,18 +407,24 @@ fn start_ready(myself: &ActorRef<WakeMsg>, state: &mut WakeState) {
         };
         let (ctx, me) = (state.ctx.clone(), myself.clone());
         state.tasks.spawn(async move {
-            let result = event::handle(ctx, input).await.map_err(|error| error.to_string());
+            let result = event::handle(ctx, input)
+                .await
+                .map_err(|error| error.to_string());
             let _ = me.cast(WakeMsg::Finished {
                 seq,
                 key,
                 row: Box::new(row),
-                result,
+                result: Box::new(result),
             });
         });
     }
     let status = &state.args.status.0;
-    status.in_flight.store(state.flight.in_flight() as u64, Ordering::Relaxed);
-    status.undelivered.store(state.undelivered.len() as u64, Ordering::Relaxed);
+    status
+        .in_flight
+        .store(state.flight.in_flight() as u64, Ordering::Relaxed);
+    status
+        .undelivered
+        .store(state.undelivered.len() as u64, Ordering::Relaxed);
 }
 
 /// One redelivery round at a time, oldest notice first. A notifier that

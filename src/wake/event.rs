@@ -40,11 +40,11 @@ pub(super) struct EventInput {
 
 /// How an event ended.
 #[derive(Debug)]
-pub(super) struct EventResult {
+pub struct EventResult {
     /// The notice, when one was due.
-    pub(super) notice: Option<Notice>,
+    pub notice: Option<Notice>,
     /// Notifiers that refused it after their retries (to offer again later).
-    pub(super) undelivered: Vec<String>,
+    pub undelivered: Vec<String>,
 }
 
 /// Whether a row needs a notice at all.
@@ -66,8 +66,16 @@ pub(super) fn needs_notice(row: &AuditRow, store: &DebounceStore) -> bool {
 
 /// Handles one event. Errors are audit append failures only: the caller
 /// leaves the row unfinished so it is replayed.
-pub(super) async fn handle(ctx: Arc<EventContext>, input: EventInput) -> Result<EventResult, AuditError> {
-    let EventInput { row, related, prior, sent } = input;
+pub(super) async fn handle(
+    ctx: Arc<EventContext>,
+    input: EventInput,
+) -> Result<EventResult, AuditError> {
+    let EventInput {
+        row,
+        related,
+        prior,
+        sent,
+    } = input;
     let (notice, investigation) = match prior {
         Some(notice) => (notice, None),
         None => {
@@ -78,7 +86,9 @@ pub(super) async fn handle(ctx: Arc<EventContext>, input: EventInput) -> Result<
     };
     let deliveries = deliver(&ctx, &notice, &sent).await;
     for delivery in &deliveries {
-        ctx.audit.append(delivery_row(&row, &notice, delivery, false)).await?;
+        ctx.audit
+            .append(delivery_row(&row, &notice, delivery, false))
+            .await?;
     }
     let undelivered: Vec<String> = deliveries
         .iter()
@@ -86,7 +96,9 @@ pub(super) async fn handle(ctx: Arc<EventContext>, input: EventInput) -> Result<
         .map(|d| d.notifier.clone())
         .collect();
     if let Some(investigation) = investigation {
-        ctx.audit.append(completed_row(&row, &notice, &investigation, &deliveries)).await?;
+        ctx.audit
+            .append(completed_row(&row, &notice, &investigation, &deliveries))
+            .await?;
     }
     Ok(EventResult {
         notice: Some(notice),
@@ -110,7 +122,9 @@ pub(super) async fn redeliver(
     let deliveries = deliver(&ctx, &notice, &already).await;
     let mut still = Vec::new();
     for delivery in &deliveries {
-        ctx.audit.append(delivery_row(&row, &notice, delivery, true)).await?;
+        ctx.audit
+            .append(delivery_row(&row, &notice, delivery, true))
+            .await?;
         if delivery.outcome != DeliveryOutcome::Sent {
             still.push(delivery.notifier.clone());
         }
@@ -120,7 +134,11 @@ pub(super) async fn redeliver(
 
 /// Sends `notice` to every notifier that wants it and has not taken it yet,
 /// concurrently, so a slow notifier does not hold the others back.
-async fn deliver(ctx: &Arc<EventContext>, notice: &Notice, skip: &HashSet<String>) -> Vec<Delivery> {
+async fn deliver(
+    ctx: &Arc<EventContext>,
+    notice: &Notice,
+    skip: &HashSet<String>,
+) -> Vec<Delivery> {
     let mut tasks = JoinSet::new();
     for notifier in ctx.notifiers.for_notice(notice) {
         let name = notifier.name().to_owned();
@@ -146,7 +164,9 @@ async fn deliver(ctx: &Arc<EventContext>, notice: &Notice, skip: &HashSet<String
     while let Some(joined) = tasks.join_next().await {
         match joined {
             Ok(delivery) => deliveries.push(delivery),
-            Err(error) => tracing::error!(error = %error, "A notifier task panicked; its notice stays undelivered."),
+            Err(error) => {
+                tracing::error!(error = %error, "A notifier task panicked; its notice stays undelivered.")
+            }
         }
     }
     deliveries.sort_by(|a, b| a.notifier.cmp(&b.notifier));
@@ -276,7 +296,11 @@ fn notice_for(ctx: &EventContext, row: &AuditRow, investigation: &Investigation)
 }
 
 fn delivery_row(row: &AuditRow, notice: &Notice, delivery: &Delivery, redelivered: bool) -> NewRow {
-    let seam = if delivery.outcome == DeliveryOutcome::Sent { SENT_SEAM } else { FAILED_SEAM };
+    let seam = if delivery.outcome == DeliveryOutcome::Sent {
+        SENT_SEAM
+    } else {
+        FAILED_SEAM
+    };
     let mut new = NewRow::new(
         seam,
         json!({
@@ -301,8 +325,14 @@ fn delivery_row(row: &AuditRow, notice: &Notice, delivery: &Delivery, redelivere
 
 /// `dm_status`: did the operator get the notice, and from which engine.
 fn dm_status(investigation: &Investigation, deliveries: &[Delivery]) -> &'static str {
-    let failed = deliveries.iter().any(|d| d.outcome != DeliveryOutcome::Sent);
-    match (investigation.fallback.is_some(), deliveries.is_empty(), failed) {
+    let failed = deliveries
+        .iter()
+        .any(|d| d.outcome != DeliveryOutcome::Sent);
+    match (
+        investigation.fallback.is_some(),
+        deliveries.is_empty(),
+        failed,
+    ) {
         (_, true, _) => "no_notifier",
         (false, false, false) => "sent",
         (false, false, true) => "failed_send",
@@ -311,7 +341,12 @@ fn dm_status(investigation: &Investigation, deliveries: &[Delivery]) -> &'static
     }
 }
 
-fn completed_row(row: &AuditRow, notice: &Notice, investigation: &Investigation, deliveries: &[Delivery]) -> NewRow {
+fn completed_row(
+    row: &AuditRow,
+    notice: &Notice,
+    investigation: &Investigation,
+    deliveries: &[Delivery],
+) -> NewRow {
     let mut new = NewRow::new(
         COMPLETED_SEAM,
         json!({

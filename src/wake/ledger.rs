@@ -25,16 +25,22 @@ pub struct Ledger {
 impl Ledger {
     /// Takes note of `row` if it records work for a wake row.
     pub fn observe(&mut self, row: &AuditRow) {
-        let Some(wake_seq) = row.details["wake_seq"].as_u64() else { return };
+        let Some(wake_seq) = row.details["wake_seq"].as_u64() else {
+            return;
+        };
         match row.seam.as_str() {
             COMPLETED_SEAM => {
-                if let Ok(notice) = serde_json::from_value::<Notice>(row.details["notice"].clone()) {
+                if let Ok(notice) = serde_json::from_value::<Notice>(row.details["notice"].clone())
+                {
                     self.completed.insert(wake_seq, notice);
                 }
             }
             SENT_SEAM => {
                 if let Some(notifier) = row.details["notifier"].as_str() {
-                    self.sent.entry(wake_seq).or_default().insert(notifier.to_owned());
+                    self.sent
+                        .entry(wake_seq)
+                        .or_default()
+                        .insert(notifier.to_owned());
                 }
             }
             _ => {}

@@ -24,7 +24,9 @@ pub struct Sessions {
 impl Sessions {
     /// Records `row` under its story, if it has one.
     pub fn observe(&mut self, row: &AuditRow) {
-        let Some(session) = &row.caller_session_id else { return };
+        let Some(session) = &row.caller_session_id else {
+            return;
+        };
         if !self.rows.contains_key(session) {
             if self.order.len() >= SESSIONS
                 && let Some(oldest) = self.order.pop_front()

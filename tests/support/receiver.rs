@@ -62,7 +62,10 @@ impl Receiver {
 
     /// Answers these statuses first (with an optional `Retry-After`), then 200.
     pub fn script(&self, replies: &[(u16, Option<&str>)]) {
-        self.inner.lock().unwrap().script = replies.iter().map(|(s, r)| (*s, r.map(str::to_owned))).collect();
+        self.inner.lock().unwrap().script = replies
+            .iter()
+            .map(|(s, r)| (*s, r.map(str::to_owned)))
+            .collect();
     }
 
     /// Waits this long before answering each request.
@@ -94,7 +97,11 @@ impl Receiver {
     }
 }
 
-async fn answer(state: Arc<Mutex<Inner>>, headers: HeaderMap, body: String) -> (StatusCode, HeaderMap, String) {
+async fn answer(
+    state: Arc<Mutex<Inner>>,
+    headers: HeaderMap,
+    body: String,
+) -> (StatusCode, HeaderMap, String) {
     let delay = state.lock().unwrap().delay;
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
@@ -104,7 +111,12 @@ async fn answer(state: Arc<Mutex<Inner>>, headers: HeaderMap, body: String) -> (
     inner.received.push(Received {
         headers: headers
             .iter()
-            .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned()))
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_owned(),
+                    v.to_str().unwrap_or_default().to_owned(),
+                )
+            })
             .collect(),
         body: serde_json::from_str(&body).unwrap_or(Value::Null),
         at: tokio::time::Instant::now(),
@@ -115,7 +127,11 @@ async fn answer(state: Arc<Mutex<Inner>>, headers: HeaderMap, body: String) -> (
         reply_headers.insert("retry-after", after.parse().unwrap());
     }
     let text = if status < 300 {
-        inner.reply.clone().unwrap_or_else(|| serde_json::json!({})).to_string()
+        inner
+            .reply
+            .clone()
+            .unwrap_or_else(|| serde_json::json!({}))
+            .to_string()
     } else {
         "{\"error\":\"scripted\"}".to_owned()
     };

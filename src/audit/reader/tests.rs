@@ -140,3 +140,27 @@ async fn follow_sees_new_rows_across_rotation_and_stops_on_shutdown() {
     assert!(super::super::file::list_files(dir.path()).unwrap().len() > 1);
     w.stop().await;
 }
+
+#[test]
+fn resuming_reads_each_row_once_and_sees_rows_appended_later() {
+    let dir = tempfile::tempdir().unwrap();
+    sample(dir.path());
+    let reader = AuditReader::open(dir.path()).unwrap();
+    let mut first = reader.rows_from(1, None);
+    let taken: Vec<u64> = first.by_ref().take(4).map(|r| r.unwrap().seq).collect();
+    assert_eq!(taken, [1, 2, 3, 4]);
+    let at = first.position();
+    assert_eq!(seqs(reader.rows_resume(5, None, at.clone())), [5, 6]);
+    // A row appended after the position was taken is found from it.
+    append_bytes(&dir.path().join(file_name(4)), &line(7, "probe.resolved"));
+    let mut rest = reader.rows_resume(5, None, at);
+    assert_eq!(
+        rest.by_ref().map(|r| r.unwrap().seq).collect::<Vec<_>>(),
+        [5, 6, 7]
+    );
+    // At the end, the position resumes with nothing new.
+    assert_eq!(
+        seqs(reader.rows_resume(8, None, rest.position())),
+        Vec::<u64>::new()
+    );
+}
