@@ -181,7 +181,7 @@ fn builtin_resolved_summary_says_how_long_it_was_open() {
     let (summary, actions) = builtin::summarise(&request);
     assert_eq!(
         summary,
-        "Resolved: probe api on shop recovered from api is unhealthy (probe api, service_unhealthy). \
+        "Resolved: probe api on shop recovered from service unhealthy. \
          The issue was open for 45m (since 2026-01-01T10:00:00Z). \
          It failed 3 consecutive check(s). \
          No other issue is open on shop. \
