@@ -189,7 +189,12 @@ async fn on_tick(
         while history.len() >= state.args.history_len.max(1) {
             history.pop_front();
         }
-        history.push_back(observation.clone());
+        // The history is for trends (status, latency, reasons over time);
+        // the details of the latest one are in `latest` and in the wake row.
+        history.push_back(Observation {
+            details: serde_json::Value::Null,
+            ..observation.clone()
+        });
     }
     state.args.queue.push(observation);
     if let Some(debouncer) = ActorRef::<DebouncerMsg>::where_is(state.args.debouncer.clone()) {
