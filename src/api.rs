@@ -52,6 +52,8 @@ pub struct ApiContext {
     pub probes: ProbesView,
     /// The wake consumer's counters.
     pub wake: crate::wake::WakeStatus,
+    /// The investigator, for its budget.
+    pub investigator: crate::investigate::Investigator,
 }
 
 /// `GET /api/wake`: the wake consumer's cursor, backlog and undelivered notices.

@@ -566,6 +566,7 @@ pub async fn start(settings: Settings) -> Result<Warden, AppError> {
                 heartbeats: heartbeats.clone(),
             },
             wake: wake_status.clone(),
+            investigator: wake_args.investigator.clone(),
         },
     };
     let shared = Shared {
