@@ -143,7 +143,10 @@ async fn one_wake_is_investigated_once_and_reaches_each_notifier_once() {
         .await
         .unwrap();
     assert_eq!(wake["budget"]["calls_last_hour"], 1, "{wake}");
-    assert!((wake["budget"]["spent_today_usd"].as_f64().unwrap() - 0.002).abs() < 1e-9, "{wake}");
+    assert!(
+        (wake["budget"]["spent_today_usd"].as_f64().unwrap() - 0.002).abs() < 1e-9,
+        "{wake}"
+    );
     assert!(
         sent.iter()
             .all(|r| r.caller_session_id == wake.caller_session_id)
