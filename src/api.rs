@@ -56,11 +56,19 @@ pub struct ApiContext {
     pub investigator: crate::investigate::Investigator,
 }
 
-/// `GET /api/wake`: the wake consumer's cursor, backlog and undelivered notices.
+/// `GET /api/wake`: the wake consumer's cursor, backlog and undelivered
+/// notices, and the investigator's budget use.
 async fn wake_status(
     axum::extract::State(context): axum::extract::State<ApiContext>,
-) -> axum::Json<crate::wake::WakeSnapshot> {
-    axum::Json(context.wake.snapshot())
+) -> axum::Json<serde_json::Value> {
+    let mut body = serde_json::to_value(context.wake.snapshot()).unwrap_or_default();
+    if let Some(map) = body.as_object_mut() {
+        map.insert(
+            "budget".into(),
+            serde_json::to_value(context.investigator.budget()).unwrap_or_default(),
+        );
+    }
+    axum::Json(body)
 }
 
 /// Builds the router with every route.

@@ -136,16 +136,16 @@ async fn one_wake_is_investigated_once_and_reaches_each_notifier_once() {
     );
     let sent = rows(dir.path(), "notification.sent");
     assert_eq!(sent.len(), 2);
-    let wake: serde_json::Value = reqwest::get(format!("http://{}/api/wake", warden.addr))
+    let status: serde_json::Value = reqwest::get(format!("http://{}/api/wake", warden.addr))
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
-    assert_eq!(wake["budget"]["calls_last_hour"], 1, "{wake}");
+    assert_eq!(status["budget"]["calls_last_hour"], 1, "{status}");
     assert!(
-        (wake["budget"]["spent_today_usd"].as_f64().unwrap() - 0.002).abs() < 1e-9,
-        "{wake}"
+        (status["budget"]["spent_today_usd"].as_f64().unwrap() - 0.002).abs() < 1e-9,
+        "{status}"
     );
     assert!(
         sent.iter()
