@@ -30,7 +30,10 @@ mod tests;
 use serde::{Deserialize, Serialize};
 
 pub use audit::AuditSettings;
-pub use components::ComponentSettings;
+pub use components::{
+    ComponentSettings, Criticality, FixActionSettings, FixKind, FixSettings, RestartSettings,
+    RollbackSettings, TierKind, TierSettings,
+};
 pub use debounce::{DebounceOverride, DebounceSettings};
 pub use investigator::{InvestigatorKind, InvestigatorSettings};
 pub use load::{ConfigSource, DEFAULT_CONFIG, load, load_with_env};

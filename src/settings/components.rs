@@ -1,9 +1,33 @@
-//! `[[components]]`: named groups of probes that heal and escalate together.
+//! `[[components]]`: named groups of probes that heal and escalate together,
+//! optionally a process Warden runs itself (`run`), with the self-heal
+//! envelope (`[components.fix]`), the escalation tiers
+//! (`[[components.tiers]]`) and the files restored when the ladder is
+//! exhausted (`rollback.snapshot`).
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bytesize::ByteSize;
 use serde::{Deserialize, Serialize};
 
+/// How much a component matters; incidents use it for severity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Criticality {
+    /// Nice to have.
+    Low,
+    /// The default.
+    #[default]
+    Normal,
+    /// Users notice quickly.
+    High,
+    /// Down means the service is down.
+    Critical,
+}
+
 /// One component.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ComponentSettings {
     /// Unique name. Required.
@@ -14,4 +38,229 @@ pub struct ComponentSettings {
     pub probes: Vec<String>,
     /// Components this one needs; each must exist, and cycles are rejected.
     pub depends_on: Vec<String>,
+    /// How much it matters (`low`, `normal`, `high`, `critical`). Default `normal`.
+    pub criticality: Criticality,
+    /// A process Warden runs and restarts itself (argv, no shell). Empty: not managed.
+    pub run: Vec<String>,
+    /// Extra environment for `run`.
+    pub env: BTreeMap<String, String>,
+    /// Working directory for `run`. Default: Warden's own.
+    pub cwd: Option<PathBuf>,
+    /// Signal that asks the process to stop (`TERM`, `INT`, `HUP`, `QUIT`, `USR1`, `USR2`). Default `TERM`.
+    pub stop_signal: String,
+    /// Time between the stop signal and SIGKILL. Default `10s`.
+    #[serde(with = "humantime_serde")]
+    pub stop_timeout: Duration,
+    /// How long a managed component waits at boot for its `depends_on` to be
+    /// healthy before it starts anyway. Default `30s`.
+    #[serde(with = "humantime_serde")]
+    pub start_timeout: Duration,
+    /// The managed process's restart ladder.
+    pub restart: RestartSettings,
+    /// Size at which the process's captured output rotates. Default `10MiB`.
+    pub log_max_bytes: ByteSize,
+    /// Rotated output files kept. Default 5.
+    pub log_files: u32,
+    /// Escalations (fix attempts and tier calls) in one cycle after which the
+    /// operator is warned. Default 1.
+    pub warning_threshold: u32,
+    /// Attempts across all rungs before the final tier (the last of `tiers`)
+    /// is engaged; 0 never engages it. Default 9.
+    pub final_tier_threshold: u32,
+    /// Last-known-good snapshot restored when the ladder is exhausted.
+    pub rollback: RollbackSettings,
+    /// The self-heal envelope.
+    pub fix: FixSettings,
+    /// Escalation tiers, in order; the last one is the final tier.
+    pub tiers: Vec<TierSettings>,
+}
+
+impl Default for ComponentSettings {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            description: None,
+            probes: Vec::new(),
+            depends_on: Vec::new(),
+            criticality: Criticality::Normal,
+            run: Vec::new(),
+            env: BTreeMap::new(),
+            cwd: None,
+            stop_signal: "TERM".to_owned(),
+            stop_timeout: Duration::from_secs(10),
+            start_timeout: Duration::from_secs(30),
+            restart: RestartSettings::default(),
+            log_max_bytes: ByteSize::mib(10),
+            log_files: 5,
+            warning_threshold: 1,
+            final_tier_threshold: 9,
+            rollback: RollbackSettings::default(),
+            fix: FixSettings::default(),
+            tiers: Vec::new(),
+        }
+    }
+}
+
+impl ComponentSettings {
+    /// Whether Warden runs this component's process.
+    pub fn is_managed(&self) -> bool {
+        !self.run.is_empty()
+    }
+}
+
+/// Restart ladder of a managed process: immediate first restart, then
+/// exponential backoff with jitter; more than `max_restarts` within `period`
+/// marks the component FATAL and escalates.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RestartSettings {
+    /// Restarts allowed within `period`. Default 5.
+    pub max_restarts: u32,
+    /// The sliding window. Default `60s`.
+    #[serde(with = "humantime_serde")]
+    pub period: Duration,
+    /// Second restart's delay; doubles after. Default `200ms`.
+    #[serde(with = "humantime_serde")]
+    pub backoff_min: Duration,
+    /// Longest delay. Default `30s`.
+    #[serde(with = "humantime_serde")]
+    pub backoff_max: Duration,
+    /// Random spread of each delay (0–1). Default 0.2.
+    pub backoff_jitter: f64,
+    /// Running this long counts as stable and resets the backoff. Default `30s`.
+    #[serde(with = "humantime_serde")]
+    pub stable_after: Duration,
+}
+
+impl Default for RestartSettings {
+    fn default() -> Self {
+        Self {
+            max_restarts: 5,
+            period: Duration::from_secs(60),
+            backoff_min: Duration::from_millis(200),
+            backoff_max: Duration::from_secs(30),
+            backoff_jitter: 0.2,
+            stable_after: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Files restored when the ladder is exhausted.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RollbackSettings {
+    /// Files copied at boot and restored byte for byte on exhaustion.
+    pub snapshot: Vec<PathBuf>,
+}
+
+/// What a fix does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FixKind {
+    /// Restart the managed process (`run` required).
+    Restart,
+    /// Run an argv (`command` required).
+    Command,
+    /// Send an HTTP request (`url` required).
+    Http,
+}
+
+/// `[components.fix].action`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FixActionSettings {
+    /// `restart`, `command` or `http`. Required when the envelope is enabled.
+    pub kind: Option<FixKind>,
+    /// `command`: the argv.
+    pub command: Vec<String>,
+    /// `http`: the URL.
+    pub url: Option<String>,
+    /// `http`: the method. Default `POST`.
+    pub method: Option<String>,
+    /// `http`: extra headers.
+    pub headers: BTreeMap<String, String>,
+    /// `http`: the body.
+    pub body: Option<String>,
+    /// Longest the action may take. Default `60s`.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+}
+
+/// `[components.fix]`: the self-heal envelope. Off unless enabled.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FixSettings {
+    /// Whether the fix may run at all. Default false (fail closed).
+    pub enabled: bool,
+    /// What the fix does.
+    pub action: FixActionSettings,
+    /// Fix attempts per issue before escalating to the tiers. Default 1.
+    pub attempts: u32,
+    /// The same fix never runs again on the component within this. Default `10m`.
+    #[serde(with = "humantime_serde")]
+    pub cooldown: Duration,
+    /// How long to wait for the component's probes to be healthy after a fix. Default `30s`.
+    #[serde(with = "humantime_serde")]
+    pub verify_timeout: Duration,
+}
+
+impl Default for FixSettings {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            action: FixActionSettings::default(),
+            attempts: 1,
+            cooldown: Duration::from_secs(600),
+            verify_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What a tier is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TierKind {
+    /// POST the escalation context to `url`; the answer says fixed, rejected or in progress.
+    Webhook,
+    /// Page through a configured notifier (`notifier` names it).
+    Notifier,
+}
+
+/// `[[components.tiers]]`: one step of the escalation ladder.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TierSettings {
+    /// Name, in audit rows and notices. Required.
+    pub name: String,
+    /// `webhook` or `notifier`. Required.
+    pub kind: Option<TierKind>,
+    /// `webhook`: where to POST.
+    pub url: Option<String>,
+    /// `notifier`: the notifier's name.
+    pub notifier: Option<String>,
+    /// Calls to this tier per cycle before moving up. Default 1.
+    pub attempts: Option<u32>,
+    /// Longest one call may take. Default `60s`.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+    /// Whether the tier is called. Default false for webhooks (they can act),
+    /// true for notifiers (they only page).
+    pub enabled: Option<bool>,
+}
+
+impl TierSettings {
+    /// Attempts per cycle.
+    pub fn attempts(&self) -> u32 {
+        self.attempts.unwrap_or(1)
+    }
+
+    /// Call timeout.
+    pub fn timeout(&self) -> Duration {
+        self.timeout.unwrap_or(Duration::from_secs(60))
+    }
+
+    /// Whether the tier is enabled, with the per-kind default.
+    pub fn is_enabled(&self) -> bool {
+        self.enabled.unwrap_or(self.kind == Some(TierKind::Notifier))
+    }
 }
