@@ -72,26 +72,91 @@ pub fn load_with_env(
         }
         ConfigSource::Text { toml, .. } => toml.clone(),
     };
-    let mut environment = Environment::with_prefix("WARDEN")
+    let env: HashMap<String, String> = env.unwrap_or_else(|| std::env::vars().collect());
+    let (env, fix_overrides) = split_fix_overrides(env);
+    let environment = Environment::with_prefix("WARDEN")
         .prefix_separator("__")
-        .separator("__");
-    if env.is_some() {
-        environment = environment.source(env);
-    }
+        .separator("__")
+        .source(Some(env));
     let merged = Config::builder()
         .add_source(File::from_str(&text, FileFormat::Toml))
         .add_source(environment)
         .build()
         .map_err(|error| SettingsError::Parse(error.to_string()))?;
 
-    let (settings, mut problems) = deserialize_collecting(merged.cache);
-    if let Some(settings) = &settings {
+    let (mut settings, mut problems) = deserialize_collecting(merged.cache);
+    if let Some(settings) = &mut settings {
+        problems.extend(apply_fix_overrides(settings, &fix_overrides));
         problems.extend(validate(settings));
     }
     match settings {
         Some(settings) if problems.is_empty() => Ok(settings),
         _ => Err(SettingsError::Invalid(problems)),
     }
+}
+
+/// `WARDEN__COMPONENTS__<NAME>__FIX__ENABLED`: components are a list, which
+/// the generic `SECTION__KEY` mapping cannot index by name, so these variables
+/// are taken out of the environment layer and applied by component name.
+/// Returns the rest of the environment and the overrides (variable, name, value).
+fn split_fix_overrides(
+    env: HashMap<String, String>,
+) -> (HashMap<String, String>, Vec<(String, String, String)>) {
+    let mut rest = HashMap::new();
+    let mut overrides = Vec::new();
+    for (key, value) in env {
+        let upper = key.to_ascii_uppercase();
+        let name = upper
+            .strip_prefix("WARDEN__COMPONENTS__")
+            .and_then(|tail| tail.strip_suffix("__FIX__ENABLED"))
+            .filter(|name| !name.is_empty() && !name.contains("__"));
+        match name {
+            Some(name) => overrides.push((key.clone(), name.to_owned(), value)),
+            None => {
+                rest.insert(key, value);
+            }
+        }
+    }
+    overrides.sort();
+    (rest, overrides)
+}
+
+/// Applies the fix-envelope switches. Names match case-insensitively, with `_`
+/// standing for `-` (environment variable names cannot hold `-`).
+fn apply_fix_overrides(
+    settings: &mut Settings,
+    overrides: &[(String, String, String)],
+) -> Vec<Problem> {
+    let normal = |name: &str| name.to_ascii_uppercase().replace('-', "_");
+    let mut problems = Vec::new();
+    for (variable, name, value) in overrides {
+        let enabled = match value.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => true,
+            "false" | "0" | "no" | "off" => false,
+            _ => {
+                problems.push(Problem::new(
+                    variable.clone(),
+                    format!("must be true or false, got \"{value}\" (from environment variable {variable})"),
+                ));
+                continue;
+            }
+        };
+        match settings
+            .components
+            .iter_mut()
+            .find(|c| normal(&c.name) == *name)
+        {
+            Some(component) => component.fix.enabled = enabled,
+            None => problems.push(Problem::new(
+                variable.clone(),
+                format!(
+                    "no component named \"{}\" (from environment variable {variable})",
+                    name.to_ascii_lowercase()
+                ),
+            )),
+        }
+    }
+    problems
 }
 
 fn deserialize_collecting(mut tree: Value) -> (Option<Settings>, Vec<Problem>) {

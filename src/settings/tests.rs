@@ -412,3 +412,40 @@ fn investigator_defaults_and_openai_settings_load() {
     assert_eq!(settings.investigator.timeout, Duration::from_secs(20));
     assert_eq!(settings.investigator.max_per_hour, 5);
 }
+
+#[test]
+fn a_fix_envelope_is_switched_by_component_name_from_the_environment() {
+    let toml = "[[components]]\nname = \"web-app\"\n[components.fix]\naction = { kind = \"command\", command = [\"true\"] }\n\n[[components]]\nname = \"db\"\n";
+    let env: HashMap<String, String> = [(
+        "WARDEN__COMPONENTS__WEB_APP__FIX__ENABLED".to_owned(),
+        "true".to_owned(),
+    )]
+    .into();
+    let settings = load_with_env(&text(toml), Some(env)).unwrap();
+    assert!(settings.components[0].fix.enabled);
+    assert!(!settings.components[1].fix.enabled);
+
+    let env: HashMap<String, String> = [
+        (
+            "WARDEN__COMPONENTS__NOPE__FIX__ENABLED".to_owned(),
+            "true".to_owned(),
+        ),
+        (
+            "WARDEN__COMPONENTS__DB__FIX__ENABLED".to_owned(),
+            "maybe".to_owned(),
+        ),
+    ]
+    .into();
+    let lines = load_with_env(&text(toml), Some(env)).unwrap_err().lines();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("WARDEN__COMPONENTS__NOPE__FIX__ENABLED")
+                && l.contains("no component named \"nope\"")),
+        "{lines:?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("must be true or false")),
+        "{lines:?}"
+    );
+}
