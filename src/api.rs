@@ -54,6 +54,39 @@ pub struct ApiContext {
     pub wake: crate::wake::WakeStatus,
     /// The investigator, for its budget.
     pub investigator: crate::investigate::Investigator,
+    /// The metrics registry served at `/metrics`.
+    pub metrics: crate::metrics::Metrics,
+}
+
+/// `GET /metrics`: Prometheus/OpenMetrics text. Gauges of live state are
+/// read from the shared handles now, so they are exact at scrape time.
+async fn metrics(
+    axum::extract::State(context): axum::extract::State<ApiContext>,
+) -> impl axum::response::IntoResponse {
+    let m = &context.metrics;
+    let health = context.audit.health().snapshot();
+    m.audit_appends
+        .set(i64::try_from(health.rows_written).unwrap_or(i64::MAX));
+    m.audit_fsyncs
+        .set(i64::try_from(health.fsyncs).unwrap_or(i64::MAX));
+    m.audit_queue
+        .set(i64::try_from(context.audit.queued()).unwrap_or(i64::MAX));
+    m.wake_backlog
+        .set(i64::try_from(context.wake.snapshot().in_flight).unwrap_or(i64::MAX));
+    let open = context
+        .probes
+        .store
+        .iter()
+        .filter(|e| e.machine.open_issue().is_some())
+        .count();
+    m.issues_open.set(i64::try_from(open).unwrap_or(i64::MAX));
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        m.encode(),
+    )
 }
 
 /// `GET /api/wake`: the wake consumer's cursor, backlog and undelivered
@@ -85,6 +118,7 @@ pub fn router(context: ApiContext) -> Router {
         .route("/api/issues", get(issues::list))
         .route("/api/issues/{session}/ack", post(issues::ack))
         .route("/api/wake", get(wake_status))
+        .route("/metrics", get(metrics))
         .fallback(error::not_found)
         .with_state(context)
 }

@@ -499,6 +499,7 @@ pub async fn start(settings: Settings) -> Result<Warden, AppError> {
     let issues: IssueBus = Arc::new(ractor::OutputPort::default());
     let http = crate::probes::http_client().map_err(|error| AppError::Spawn(error.to_string()))?;
     let history: ObservationHistory = Arc::default();
+    let metrics = crate::metrics::Metrics::new();
     let wake_status = WakeStatus::default();
     let investigator =
         crate::investigate::Investigator::from_settings(investigator_settings, http.clone())
@@ -518,6 +519,7 @@ pub async fn start(settings: Settings) -> Result<Warden, AppError> {
         settings: wake_settings.clone(),
         runbook: investigator_settings.runbook_url.clone(),
         status: wake_status.clone(),
+        metrics: metrics.clone(),
     };
     let check_ctx = CheckContext {
         http,
@@ -531,6 +533,7 @@ pub async fn start(settings: Settings) -> Result<Warden, AppError> {
         audit: audit.clone(),
         issues: issues.clone(),
         tick: DEBOUNCE_TICK,
+        metrics: metrics.clone(),
     };
     let probe_args: Vec<ProbeActorArgs> = settings
         .probes
@@ -542,6 +545,7 @@ pub async fn start(settings: Settings) -> Result<Warden, AppError> {
             latest: latest.clone(),
             history: history.clone(),
             history_len: wake_settings.history,
+            metrics: metrics.clone(),
             queue: queue.clone(),
             debouncer: names.of("debouncer"),
         })
@@ -567,10 +571,11 @@ pub async fn start(settings: Settings) -> Result<Warden, AppError> {
             },
             wake: wake_status.clone(),
             investigator: wake_args.investigator.clone(),
+            metrics: metrics.clone(),
         },
     };
     let shared = Shared {
-        observer: Arc::new(AuditObserver::new(audit.clone())),
+        observer: Arc::new(AuditObserver::new(audit.clone()).with_metrics(metrics.clone())),
         settings: settings.clone(),
         names: names.clone(),
         audit: audit.clone(),

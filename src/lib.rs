@@ -17,6 +17,7 @@ pub mod control;
 pub mod debounce;
 pub mod investigate;
 pub mod messages;
+pub mod metrics;
 pub mod notify;
 pub mod probes;
 pub mod settings;

@@ -143,6 +143,25 @@ async fn one_wake_is_investigated_once_and_reaches_each_notifier_once() {
         .await
         .unwrap();
     assert_eq!(status["budget"]["calls_last_hour"], 1, "{status}");
+    let metrics = reqwest::get(format!("http://{}/metrics", warden.addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "warden_investigations_total{engine=\"webhook\",outcome=\"ok\"} 1",
+        "warden_notifications_total{notifier=\"ops\",outcome=\"sent\"} 1",
+        "warden_notifications_total{notifier=\"oncall\",outcome=\"sent\"} 1",
+        "warden_issues_total{event=\"fired\",reason=\"\"} 1",
+        "warden_issues_open 1",
+    ] {
+        assert!(metrics.contains(line), "{line} missing from:\n{metrics}");
+    }
+    assert!(
+        metrics.contains("warden_probe_checks_total{probe=\"api\",status=\"unhealthy\"}"),
+        "{metrics}"
+    );
     assert!(
         (status["budget"]["spent_today_usd"].as_f64().unwrap() - 0.002).abs() < 1e-9,
         "{status}"

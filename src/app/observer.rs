@@ -5,16 +5,27 @@ use serde_json::json;
 use warden_supervisors::{Observer, SupervisionEvent};
 
 use crate::audit::{AuditLog, NewRow};
+use crate::metrics::{ActorLabel, Metrics};
 
 /// Forwards supervision events to the audit log without blocking the supervisor.
 pub struct AuditObserver {
     audit: AuditLog,
+    metrics: Option<Metrics>,
 }
 
 impl AuditObserver {
     /// An observer writing to `audit`.
     pub fn new(audit: AuditLog) -> Self {
-        Self { audit }
+        Self {
+            audit,
+            metrics: None,
+        }
+    }
+
+    /// Also counts restarts and meltdowns in `metrics`.
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 }
 
@@ -85,6 +96,27 @@ pub fn event_row(event: &SupervisionEvent) -> NewRow {
 
 impl Observer for AuditObserver {
     fn observe(&self, event: &SupervisionEvent) {
+        if let Some(metrics) = &self.metrics {
+            match event {
+                SupervisionEvent::ChildRestarted { child, .. } => {
+                    metrics
+                        .restarts
+                        .get_or_create(&ActorLabel {
+                            actor: child.to_string(),
+                        })
+                        .inc();
+                }
+                SupervisionEvent::Meltdown { supervisor, .. } => {
+                    metrics
+                        .meltdowns
+                        .get_or_create(&ActorLabel {
+                            actor: supervisor.to_string(),
+                        })
+                        .inc();
+                }
+                _ => {}
+            }
+        }
         match event {
             SupervisionEvent::RestartScheduled {
                 supervisor,

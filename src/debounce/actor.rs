@@ -123,6 +123,8 @@ pub struct DebouncerArgs {
     pub issues: IssueBus,
     /// How often time-driven rules (reminders, settling) are evaluated.
     pub tick: Duration,
+    /// Metrics (issue rows).
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// Messages to the debouncer.
@@ -404,6 +406,8 @@ async fn flush(args: &DebouncerArgs, probe: &str) -> Result<(), ActorProcessingE
                 Effect::Wake { .. } | Effect::Suppressed { .. } => {}
             }
         }
+        let (event, reason) = effect_labels(&effect);
+        args.metrics.issue(event, reason);
         let (category, severity) = effect_key(&effect, rules);
         args.issues.send(IssueEvent {
             seq,
@@ -414,6 +418,24 @@ async fn flush(args: &DebouncerArgs, probe: &str) -> Result<(), ActorProcessingE
             category,
             severity,
         });
+    }
+}
+
+/// The `event` and `reason` labels of an effect's row.
+fn effect_labels(effect: &Effect) -> (&'static str, &'static str) {
+    match effect {
+        Effect::Wake { kind, .. } => (kind_name(kind), ""),
+        Effect::Suppressed { reason, .. } => (
+            "suppressed",
+            match reason {
+                Suppression::Window { .. } => "window",
+                Suppression::Dependency(_) => "dependency",
+                Suppression::Maintenance(_) => "maintenance",
+                Suppression::Flapping => "flapping",
+            },
+        ),
+        Effect::Resolved { .. } => ("resolved", ""),
+        Effect::FlappingSettled { .. } => ("flapping_settled", ""),
     }
 }
 

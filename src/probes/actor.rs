@@ -42,6 +42,8 @@ pub struct ProbeActorArgs {
     pub history: ObservationHistory,
     /// How many observations `history` keeps per probe.
     pub history_len: usize,
+    /// Metrics (checks and latency).
+    pub metrics: crate::metrics::Metrics,
     /// Where observations go.
     pub queue: ObservationQueue,
     /// Registered name of the debouncer.
@@ -180,6 +182,10 @@ async fn on_tick(
         details,
         at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
     };
+    state
+        .args
+        .metrics
+        .probe_checked(&probe.name, status, latency);
     state
         .args
         .latest

@@ -110,6 +110,8 @@ pub struct WakeConsumerArgs {
     pub runbook: Option<String>,
     /// Live counters.
     pub status: WakeStatus,
+    /// Metrics (investigations, notices).
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// Messages to the consumer.
@@ -229,6 +231,7 @@ impl Actor for WakeConsumer {
             store: args.store.clone(),
             config: args.config.clone(),
             runbook: args.runbook.clone(),
+            metrics: args.metrics.clone(),
         });
         let mut durable = args.audit.subscribe();
         let pump = myself.clone();

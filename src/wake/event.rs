@@ -25,6 +25,7 @@ pub(super) struct EventContext {
     pub(super) store: DebounceStore,
     pub(super) config: Arc<DebounceConfig>,
     pub(super) runbook: Option<String>,
+    pub(super) metrics: crate::metrics::Metrics,
 }
 
 /// One event to handle.
@@ -81,6 +82,23 @@ pub(super) async fn handle(
         None => {
             let request = request(&ctx, &row, related);
             let investigation = ctx.investigator.investigate(&request).await;
+            let outcome = if investigation.fallback.is_some() {
+                "fallback"
+            } else {
+                "ok"
+            };
+            ctx.metrics
+                .investigations
+                .get_or_create(&crate::metrics::InvestigationLabels {
+                    engine: investigation.engine.clone(),
+                    outcome: outcome.to_owned(),
+                })
+                .inc();
+            if investigation.cost_usd.is_finite() && investigation.cost_usd > 0.0 {
+                ctx.metrics
+                    .investigation_cost
+                    .inc_by(investigation.cost_usd);
+            }
             (notice_for(&ctx, &row, &investigation), Some(investigation))
         }
     };
@@ -170,6 +188,20 @@ async fn deliver(
         }
     }
     deliveries.sort_by(|a, b| a.notifier.cmp(&b.notifier));
+    for delivery in &deliveries {
+        let outcome = if delivery.outcome == DeliveryOutcome::Sent {
+            "sent"
+        } else {
+            "failed"
+        };
+        ctx.metrics
+            .notifications
+            .get_or_create(&crate::metrics::NotificationLabels {
+                notifier: delivery.notifier.clone(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
     deliveries
 }
 
