@@ -137,15 +137,27 @@ fn run(source: &ConfigSource) -> ExitCode {
         Ok(settings) => settings,
         Err(code) => return code,
     };
-    if let Err(error) = warden::telemetry::init(&settings.telemetry) {
-        eprintln!("error: {error}");
-        return ExitCode::from(EXIT_CONFIG);
-    }
     let runtime = match runtime() {
         Ok(runtime) => runtime,
         Err(code) => return code,
     };
-    let result = runtime.block_on(app::run(settings, app::shutdown_signal()));
+    // Inside the runtime: the gRPC trace exporter needs a reactor.
+    let result = runtime.block_on(async {
+        let guard = match warden::telemetry::init(&settings.telemetry) {
+            Ok(guard) => guard,
+            Err(error) => return Err(error),
+        };
+        let result = app::run(settings, app::shutdown_signal()).await;
+        guard.shutdown().await;
+        Ok(result)
+    });
+    let result = match result {
+        Ok(result) => result,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

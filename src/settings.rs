@@ -43,7 +43,7 @@ pub use probes::{ProbeDefaults, ProbeKind, ProbeSettings, Severity};
 pub use secret::Secret;
 pub use service::ServiceSettings;
 pub use supervision::SupervisionSettings;
-pub use telemetry::{LogFormat, TelemetrySettings};
+pub use telemetry::{LogFormat, OtlpProtocol, TelemetrySettings};
 pub use validate::Problem;
 pub use wake::WakeSettings;
 

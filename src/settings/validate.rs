@@ -101,6 +101,19 @@ fn audit(settings: &Settings, problems: &mut Problems) {
 }
 
 fn telemetry(settings: &Settings, problems: &mut Problems) {
+    let t = &settings.telemetry;
+    if !(0.0..=1.0).contains(&t.sample_ratio) {
+        problems.push("telemetry.sample_ratio", "must be between 0.0 and 1.0");
+    }
+    if !t.otlp_endpoint.is_empty() && !http_url(&t.otlp_endpoint) {
+        problems.push(
+            "telemetry.otlp_endpoint",
+            format!("\"{}\" is not an http(s) URL", t.otlp_endpoint),
+        );
+    }
+    if t.service_name.trim().is_empty() {
+        problems.push("telemetry.service_name", "must not be empty");
+    }
     if let Err(error) = tracing_subscriber::EnvFilter::try_new(&settings.telemetry.log_level) {
         problems.push(
             "telemetry.log_level",
