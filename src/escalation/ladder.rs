@@ -134,6 +134,9 @@ impl EscalationLadder {
 
     /// The next step, counting it as an attempt. After [`Step::Exhausted`]
     /// every call returns `Exhausted` until [`reset`](Self::reset).
+    // Not an `Iterator`: the ladder never ends (it keeps saying `Exhausted`),
+    // and `reset` restarts it, so `next` returns a `Step`, not an `Option`.
+    #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Step {
         if self.exhausted {
             return Step::Exhausted;

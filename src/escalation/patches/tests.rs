@@ -47,7 +47,7 @@ fn apply_then_revert_restores_bytes_and_removes_created_files() {
 
     let report = history.revert_last("site").unwrap();
     assert_eq!(report.reverted, 1);
-    assert_eq!(report.removed, [created.clone()]);
+    assert_eq!(report.removed, std::slice::from_ref(&created));
     assert_eq!(report.restored.len(), 2);
     assert!(report.drifted.is_empty());
     assert_eq!(std::fs::read(&binary).unwrap(), old_binary);
@@ -82,7 +82,7 @@ fn revert_undoes_the_latest_patch_first_and_notes_drift() {
 
     let report = history.revert_last("site").unwrap();
     assert_eq!(report.reverted, 2);
-    assert_eq!(report.drifted, [file.clone()]);
+    assert_eq!(report.drifted, std::slice::from_ref(&file));
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "v2");
     let report = history.revert_last("site").unwrap();
     assert_eq!(report.reverted, 1);

@@ -15,7 +15,7 @@ fn take_and_restore_binary_content_byte_for_byte() {
     let paths = vec![binary.clone(), text.clone(), missing.clone()];
     let report = Snapshots::take(state.path(), "site", &paths).unwrap();
     assert_eq!(report.copied, [binary.clone(), text.clone()]);
-    assert_eq!(report.missing, [missing.clone()]);
+    assert_eq!(report.missing, std::slice::from_ref(&missing));
     assert!(!report.already_taken);
     let manifest = read_manifest(&report.dir).unwrap().unwrap();
     assert_eq!(manifest.files[0].size, 4096);
@@ -29,7 +29,7 @@ fn take_and_restore_binary_content_byte_for_byte() {
     std::fs::remove_file(&text).unwrap();
     let restored = Snapshots::restore(state.path(), "site").unwrap();
     assert_eq!(restored.restored, [binary.clone(), text.clone()]);
-    assert_eq!(restored.missing, [missing.clone()]);
+    assert_eq!(restored.missing, std::slice::from_ref(&missing));
     assert_eq!(std::fs::read(&binary).unwrap(), bytes);
     assert_eq!(std::fs::read_to_string(&text).unwrap(), "good\n");
     assert!(!missing.exists());
