@@ -5,6 +5,7 @@
 //! - [`audit`]: the append-only audit log, Warden's source of truth.
 //! - [`control`]: operational state (RUNNING / PAUSED / STOPPED) and boot gates.
 //! - [`telemetry`]: logging setup.
+//! - [`escalation`]: fix actions, tier calls, the escalation ladder, patches and snapshots.
 //! - [`notify`]: notifiers (log, webhook, Slack, PagerDuty) and delivery retries.
 //! - [`investigate`]: investigators that write the summary sent with a wake.
 //! - [`api`]: the HTTP API (axum) and the actor that serves it.
@@ -15,6 +16,7 @@ pub mod app;
 pub mod audit;
 pub mod control;
 pub mod debounce;
+pub mod escalation;
 pub mod investigate;
 pub mod messages;
 pub mod metrics;

@@ -448,4 +448,208 @@ fn a_fix_envelope_is_switched_by_component_name_from_the_environment() {
         lines.iter().any(|l| l.contains("must be true or false")),
         "{lines:?}"
     );
+const SITE_PROBE: &str = r#"
+[[probes]]
+name = "site"
+kind = "tcp"
+address = "127.0.0.1:8081"
+
+[[notifiers]]
+name = "console"
+kind = "log"
+"#;
+
+#[test]
+fn the_documented_component_example_is_valid() {
+    let toml = format!(
+        "{SITE_PROBE}{}",
+        r#"
+[[components]]
+name = "site"
+probes = ["site"]
+run = ["warden", "demo-target", "--listen", "127.0.0.1:8081"]
+warning_threshold = 1
+final_tier_threshold = 9
+rollback = { snapshot = ["/etc/site/app.conf"] }
+[components.fix]
+enabled = false
+action = { kind = "command", command = ["systemctl", "restart", "site"] }
+attempts = 2
+cooldown = "10m"
+verify_timeout = "30s"
+[[components.tiers]]
+name = "tier1-agent"
+kind = "webhook"
+url = "http://127.0.0.1:9997/repair"
+attempts = 2
+enabled = false
+[[components.tiers]]
+name = "page"
+kind = "notifier"
+notifier = "console"
+"#
+    );
+    let settings = load_with_env(&text(&toml), no_env()).unwrap();
+    let site = &settings.components[0];
+    assert_eq!(site.fix.attempts, 2);
+    assert_eq!(site.tiers.len(), 2);
+    assert!(!site.tiers[0].is_enabled());
+    assert!(site.tiers[1].is_enabled());
+}
+
+#[test]
+fn stop_signals_accept_sig_prefix_and_any_case() {
+    for good in ["TERM", "sigint", "SigHup", "QUIT", "usr1", "SIGUSR2"] {
+        assert!(validate::valid_stop_signal(good), "{good}");
+    }
+    for bad in ["KILL", "SIGKILL", "", "SIG", "9", "TERMINATE"] {
+        assert!(!validate::valid_stop_signal(bad), "{bad}");
+    }
+}
+
+#[test]
+fn managed_process_problems_name_their_keys() {
+    let lines = problems(
+        r#"
+[[components]]
+name = "svc"
+run = [""]
+stop_signal = "KILL"
+stop_timeout = "0s"
+start_timeout = "0s"
+log_files = 0
+log_max_bytes = "512B"
+rollback = { snapshot = ["relative/app.conf"] }
+[components.restart]
+max_restarts = 0
+period = "0s"
+backoff_min = "10s"
+backoff_max = "1s"
+backoff_jitter = 1.5
+"#,
+        no_env(),
+    );
+    let joined = lines.join("\n");
+    for needle in [
+        "components[0].run: the program (run[0]) must not be empty",
+        "components[0].stop_signal: \"KILL\" is not one of TERM, INT, HUP, QUIT, USR1, USR2",
+        "components[0].stop_timeout: must be greater than zero",
+        "components[0].start_timeout: must be greater than zero",
+        "components[0].restart.period: must be greater than zero",
+        "components[0].restart.max_restarts: must be at least 1",
+        "components[0].restart.backoff_min: must not exceed components[0].restart.backoff_max",
+        "components[0].restart.backoff_jitter: must be between 0.0 and 1.0",
+        "components[0].log_files: must be at least 1",
+        "components[0].log_max_bytes: must be at least 1KiB",
+        "components[0].rollback.snapshot[0]: \"relative/app.conf\" must be an absolute path",
+    ] {
+        assert!(joined.contains(needle), "missing {needle:?} in {joined}");
+    }
+    assert_eq!(lines.len(), 11, "{joined}");
+}
+
+#[test]
+fn fix_problems_name_their_keys() {
+    let lines = problems(
+        r#"
+[[components]]
+name = "a"
+[components.fix]
+enabled = true
+attempts = 0
+cooldown = "0s"
+verify_timeout = "0s"
+
+[[components]]
+name = "b"
+[components.fix]
+action = { kind = "restart", url = "http://x/", command = ["true"] }
+
+[[components]]
+name = "c"
+[components.fix]
+action = { kind = "command", method = "POST" }
+
+[[components]]
+name = "d"
+[components.fix]
+action = { kind = "http", url = "ftp://nope", method = "BAD METHOD", timeout = "0s" }
+
+[[components]]
+name = "e"
+[components.fix]
+action = { kind = "http" }
+"#,
+        no_env(),
+    );
+    let joined = lines.join("\n");
+    for needle in [
+        "components[0].fix.attempts: must be at least 1",
+        "components[0].fix.cooldown: must be greater than zero",
+        "components[0].fix.verify_timeout: must be greater than zero",
+        "components[0].fix.action.kind: is required when fix.enabled is true",
+        "components[1].fix.action.command: is not used by kind restart",
+        "components[1].fix.action.url: is not used by kind restart",
+        "components[1].fix.action.kind: kind restart needs a managed component (set run)",
+        "components[2].fix.action.method: is not used by kind command",
+        "components[2].fix.action.command: is required for kind command",
+        "components[3].fix.action.url: \"ftp://nope\" is not an http(s) URL",
+        "components[3].fix.action.method: \"BAD METHOD\" is not an HTTP method",
+        "components[3].fix.action.timeout: must be greater than zero",
+        "components[4].fix.action.url: is required for kind http",
+    ] {
+        assert!(joined.contains(needle), "missing {needle:?} in {joined}");
+    }
+    assert_eq!(lines.len(), 13, "{joined}");
+}
+
+#[test]
+fn tier_problems_name_their_keys() {
+    let lines = problems(
+        &format!(
+            "{SITE_PROBE}{}",
+            r#"
+[[components]]
+name = "site"
+[[components.tiers]]
+name = "t"
+kind = "webhook"
+[[components.tiers]]
+name = "t"
+kind = "webhook"
+url = "file:///etc/passwd"
+notifier = "console"
+attempts = 0
+timeout = "0s"
+[[components.tiers]]
+name = ""
+[[components.tiers]]
+name = "pager"
+kind = "notifier"
+notifier = "ghost"
+url = "http://x/"
+[[components.tiers]]
+name = "pager2"
+kind = "notifier"
+"#
+        ),
+        no_env(),
+    );
+    let joined = lines.join("\n");
+    for needle in [
+        "components[0].tiers[0].url: is required for kind webhook",
+        "components[0].tiers[1].name: duplicate tier name \"t\"",
+        "components[0].tiers[1].url: \"file:///etc/passwd\" is not an http(s) URL",
+        "components[0].tiers[1].notifier: is not used by kind webhook",
+        "components[0].tiers[1].attempts: must be at least 1",
+        "components[0].tiers[1].timeout: must be greater than zero",
+        "components[0].tiers[2].name: is required",
+        "components[0].tiers[2].kind: is required (webhook or notifier)",
+        "components[0].tiers[3].notifier: unknown notifier \"ghost\"",
+        "components[0].tiers[3].url: is not used by kind notifier",
+        "components[0].tiers[4].notifier: is required for kind notifier",
+    ] {
+        assert!(joined.contains(needle), "missing {needle:?} in {joined}");
+    }
+    assert_eq!(lines.len(), 11, "{joined}");
 }

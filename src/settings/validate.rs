@@ -7,6 +7,7 @@ use std::fmt;
 use std::time::Duration;
 
 use super::InvestigatorKind;
+use super::components::{ComponentSettings, FixKind, TierKind};
 use super::{NotifierKind, NotifierSettings, ProbeKind, ProbeSettings, Settings};
 
 /// The shortest probe interval Warden accepts; faster polling is load, not insight.
@@ -647,6 +648,8 @@ fn components(settings: &Settings, problems: &mut Problems) {
         .iter()
         .map(|c| c.name.as_str())
         .collect();
+    let notifier_names: BTreeSet<&str> =
+        settings.notifiers.iter().map(|n| n.name.as_str()).collect();
     let mut seen = BTreeSet::new();
     for (index, component) in settings.components.iter().enumerate() {
         let at = format!("components[{index}]");
@@ -693,12 +696,226 @@ fn components(settings: &Settings, problems: &mut Problems) {
                 );
             }
         }
+        component_process(problems, &at, component);
+        component_fix(problems, &at, component);
+        component_tiers(problems, &at, component, &notifier_names);
+        for (s, path) in component.rollback.snapshot.iter().enumerate() {
+            // Absolute only: Warden's cwd differs between a shell and a
+            // service manager, and a rollback must restore the file it copied.
+            if !path.is_absolute() {
+                problems.push(
+                    format!("{at}.rollback.snapshot[{s}]"),
+                    format!("\"{}\" must be an absolute path", path.display()),
+                );
+            }
+        }
     }
     if let Some(cycle) = dependency_cycle(settings) {
         problems.push(
             "components",
             format!("depends_on forms a cycle: {}", cycle.join(" -> ")),
         );
+    }
+}
+
+/// The signals a managed process may be asked to stop with.
+const STOP_SIGNALS: [&str; 6] = ["TERM", "INT", "HUP", "QUIT", "USR1", "USR2"];
+
+/// Whether `signal` names one of [`STOP_SIGNALS`], case-insensitively and
+/// with or without the `SIG` prefix.
+pub(crate) fn valid_stop_signal(signal: &str) -> bool {
+    let upper = signal.trim().to_ascii_uppercase();
+    let bare = upper.strip_prefix("SIG").unwrap_or(&upper);
+    STOP_SIGNALS.contains(&bare)
+}
+
+/// The managed-process keys: `run`, `stop_signal`, timeouts, restart ladder, logs.
+fn component_process(problems: &mut Problems, at: &str, component: &ComponentSettings) {
+    if component.run.first().is_some_and(String::is_empty) {
+        problems.push(
+            format!("{at}.run"),
+            "the program (run[0]) must not be empty",
+        );
+    }
+    if !valid_stop_signal(&component.stop_signal) {
+        problems.push(
+            format!("{at}.stop_signal"),
+            format!(
+                "\"{}\" is not one of TERM, INT, HUP, QUIT, USR1, USR2",
+                component.stop_signal
+            ),
+        );
+    }
+    positive(
+        problems,
+        &format!("{at}.stop_timeout"),
+        component.stop_timeout,
+    );
+    positive(
+        problems,
+        &format!("{at}.start_timeout"),
+        component.start_timeout,
+    );
+    let restart = &component.restart;
+    positive(problems, &format!("{at}.restart.period"), restart.period);
+    if restart.max_restarts == 0 {
+        problems.push(format!("{at}.restart.max_restarts"), "must be at least 1");
+    }
+    if restart.backoff_min > restart.backoff_max {
+        problems.push(
+            format!("{at}.restart.backoff_min"),
+            format!("must not exceed {at}.restart.backoff_max"),
+        );
+    }
+    if !(0.0..=1.0).contains(&restart.backoff_jitter) {
+        problems.push(
+            format!("{at}.restart.backoff_jitter"),
+            "must be between 0.0 and 1.0",
+        );
+    }
+    if component.log_files == 0 {
+        problems.push(format!("{at}.log_files"), "must be at least 1");
+    }
+    if component.log_max_bytes.as_u64() < 1024 {
+        problems.push(format!("{at}.log_max_bytes"), "must be at least 1KiB");
+    }
+}
+
+/// `[components.fix]`: the envelope and its action's per-kind fields.
+fn component_fix(problems: &mut Problems, at: &str, component: &ComponentSettings) {
+    let fix = &component.fix;
+    let at = format!("{at}.fix");
+    if fix.attempts == 0 {
+        problems.push(format!("{at}.attempts"), "must be at least 1");
+    }
+    positive(problems, &format!("{at}.cooldown"), fix.cooldown);
+    positive(
+        problems,
+        &format!("{at}.verify_timeout"),
+        fix.verify_timeout,
+    );
+    let action = &fix.action;
+    if let Some(timeout) = action.timeout {
+        positive(problems, &format!("{at}.action.timeout"), timeout);
+    }
+    let Some(kind) = action.kind else {
+        if fix.enabled {
+            problems.push(
+                format!("{at}.action.kind"),
+                "is required when fix.enabled is true (restart, command or http)",
+            );
+        }
+        return;
+    };
+    let name = match kind {
+        FixKind::Restart => "restart",
+        FixKind::Command => "command",
+        FixKind::Http => "http",
+    };
+    let uses = |field: &str| match field {
+        "command" => kind == FixKind::Command,
+        "url" | "method" | "headers" | "body" => kind == FixKind::Http,
+        _ => true,
+    };
+    let given = [
+        ("command", !action.command.is_empty()),
+        ("url", action.url.is_some()),
+        ("method", action.method.is_some()),
+        ("headers", !action.headers.is_empty()),
+        ("body", action.body.is_some()),
+    ];
+    for (field, present) in given {
+        if present && !uses(field) {
+            problems.push(
+                format!("{at}.action.{field}"),
+                format!("is not used by kind {name}"),
+            );
+        }
+    }
+    match kind {
+        FixKind::Restart => {
+            if !component.is_managed() {
+                problems.push(
+                    format!("{at}.action.kind"),
+                    "kind restart needs a managed component (set run)",
+                );
+            }
+        }
+        FixKind::Command => {
+            if action.command.first().is_none_or(String::is_empty) {
+                problems.push(
+                    format!("{at}.action.command"),
+                    "is required for kind command (an argv list)",
+                );
+            }
+        }
+        FixKind::Http => {
+            match action.url.as_deref() {
+                None => problems.push(format!("{at}.action.url"), "is required for kind http"),
+                Some(url) => check_http_url(problems, &format!("{at}.action.url"), url),
+            }
+            if let Some(method) = action.method.as_deref()
+                && axum::http::Method::from_bytes(method.as_bytes()).is_err()
+            {
+                problems.push(
+                    format!("{at}.action.method"),
+                    format!("\"{method}\" is not an HTTP method"),
+                );
+            }
+        }
+    }
+}
+
+/// `[[components.tiers]]`: names, kinds and per-kind fields.
+fn component_tiers(
+    problems: &mut Problems,
+    at: &str,
+    component: &ComponentSettings,
+    notifiers: &BTreeSet<&str>,
+) {
+    let mut seen = BTreeSet::new();
+    for (index, tier) in component.tiers.iter().enumerate() {
+        let at = format!("{at}.tiers[{index}]");
+        name_rules(
+            problems,
+            format!("{at}.name"),
+            &tier.name,
+            &mut seen,
+            "tier",
+        );
+        if tier.attempts == Some(0) {
+            problems.push(format!("{at}.attempts"), "must be at least 1");
+        }
+        if let Some(timeout) = tier.timeout {
+            positive(problems, &format!("{at}.timeout"), timeout);
+        }
+        match tier.kind {
+            None => problems.push(format!("{at}.kind"), "is required (webhook or notifier)"),
+            Some(TierKind::Webhook) => {
+                if tier.notifier.is_some() {
+                    problems.push(format!("{at}.notifier"), "is not used by kind webhook");
+                }
+                match tier.url.as_deref() {
+                    None => problems.push(format!("{at}.url"), "is required for kind webhook"),
+                    Some(url) => check_http_url(problems, &format!("{at}.url"), url),
+                }
+            }
+            Some(TierKind::Notifier) => {
+                if tier.url.is_some() {
+                    problems.push(format!("{at}.url"), "is not used by kind notifier");
+                }
+                match tier.notifier.as_deref() {
+                    None => {
+                        problems.push(format!("{at}.notifier"), "is required for kind notifier")
+                    }
+                    Some(name) if !notifiers.contains(name) => problems.push(
+                        format!("{at}.notifier"),
+                        format!("unknown notifier \"{name}\""),
+                    ),
+                    Some(_) => {}
+                }
+            }
+        }
     }
 }
 

@@ -1,0 +1,186 @@
+//! Calls a `webhook` tier and turns its answer into data.
+//!
+//! The request is a POST of the escalation context (JSON) with an
+//! `Idempotency-Key` header, so a tier that sees the same call twice (Warden
+//! redelivers after a restart) can answer without acting twice. The answer
+//! is `{"status": "fixed" | "rejected" | "in_progress", "notes"?: string,
+//! "patch"?: object}`. Anything else (an unknown status, invalid JSON, a
+//! non-2xx status, a transport error, a timeout, a body over 1 MiB) is
+//! [`TierStatus::Failed`] with the reason in `error`.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use super::{excerpt, millis};
+use crate::notify::IDEMPOTENCY_KEY_HEADER;
+
+/// The largest answer read; a longer one is a failed call.
+pub const MAX_ANSWER_BYTES: usize = 1024 * 1024;
+
+/// One call to a tier, as the coordinator records it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TierCall {
+    /// The tier's name.
+    pub tier: String,
+    /// The tier's attempt number in this cycle (1-based).
+    pub attempt: u32,
+    /// What the call carries: [`EscalationHistory::to_context`](super::EscalationHistory::to_context).
+    pub context: serde_json::Value,
+}
+
+/// What the tier said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TierStatus {
+    /// The tier says it fixed the problem; the coordinator verifies.
+    Fixed,
+    /// The tier declines; the ladder moves on.
+    Rejected,
+    /// The tier is working on it; the coordinator waits and verifies.
+    InProgress,
+    /// No usable answer: transport error, timeout, non-2xx, bad JSON.
+    Failed,
+}
+
+/// A tier's answer, or why there was none.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TierAnswer {
+    /// What the tier said.
+    pub status: TierStatus,
+    /// The tier's notes, for the history and the operator.
+    pub notes: Option<String>,
+    /// A file patch the tier proposes (see [`patches`](super::patches)).
+    pub patch: Option<serde_json::Value>,
+    /// The HTTP status, when a response arrived.
+    pub http_status: Option<u16>,
+    /// Why the call failed, when it did.
+    pub error: Option<String>,
+    /// How long the call took.
+    pub duration_ms: u64,
+}
+
+/// The body a tier answers with.
+#[derive(Deserialize)]
+struct Reply {
+    status: String,
+    #[serde(default)]
+    notes: Option<String>,
+    #[serde(default)]
+    patch: Option<serde_json::Value>,
+}
+
+/// How much of a bad body goes into the error.
+const ERROR_EXCERPT: usize = 200;
+
+/// POSTs `context` to `url` and parses the answer, within `timeout`.
+pub async fn call_webhook(
+    url: &str,
+    timeout: Duration,
+    http: &reqwest::Client,
+    idempotency_key: &str,
+    context: &serde_json::Value,
+) -> TierAnswer {
+    let started = Instant::now();
+    let call = async {
+        let mut response = http
+            .post(url)
+            .header(IDEMPOTENCY_KEY_HEADER, idempotency_key)
+            .json(context)
+            .timeout(timeout)
+            .send()
+            .await
+            .map_err(|error| (None, describe(&error, timeout)))?;
+        let status = response.status().as_u16();
+        if response
+            .content_length()
+            .is_some_and(|length| length > MAX_ANSWER_BYTES as u64)
+        {
+            return Err((Some(status), "answer larger than 1 MiB".to_owned()));
+        }
+        let mut body = Vec::new();
+        loop {
+            match response.chunk().await {
+                Ok(None) => break,
+                Ok(Some(chunk)) => {
+                    if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+                        return Err((Some(status), "answer larger than 1 MiB".to_owned()));
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Err(error) => return Err((Some(status), describe(&error, timeout))),
+            }
+        }
+        Ok((status, body))
+    };
+    let result = match tokio::time::timeout(timeout, call).await {
+        Ok(result) => result,
+        Err(_) => Err((
+            None,
+            format!("timed out after {}", humantime::format_duration(timeout)),
+        )),
+    };
+    let duration_ms = millis(started.elapsed());
+    let failed = |http_status: Option<u16>, error: String| TierAnswer {
+        status: TierStatus::Failed,
+        notes: None,
+        patch: None,
+        http_status,
+        error: Some(error),
+        duration_ms,
+    };
+    let (status, body) = match result {
+        Ok(ok) => ok,
+        Err((http_status, error)) => return failed(http_status, error),
+    };
+    if !(200..300).contains(&status) {
+        let text = String::from_utf8_lossy(&body);
+        let text = excerpt(text.trim(), ERROR_EXCERPT);
+        let error = if text.is_empty() {
+            format!("status {status}")
+        } else {
+            format!("status {status}: {text}")
+        };
+        return failed(Some(status), error);
+    }
+    let reply: Reply = match serde_json::from_slice(&body) {
+        Ok(reply) => reply,
+        Err(error) => return failed(Some(status), format!("answer is not valid JSON: {error}")),
+    };
+    let parsed = match reply.status.as_str() {
+        "fixed" => TierStatus::Fixed,
+        "rejected" => TierStatus::Rejected,
+        "in_progress" => TierStatus::InProgress,
+        other => {
+            return failed(
+                Some(status),
+                format!(
+                    "unknown status \"{}\" (expected fixed, rejected or in_progress)",
+                    excerpt(other, ERROR_EXCERPT)
+                ),
+            );
+        }
+    };
+    TierAnswer {
+        status: parsed,
+        notes: reply.notes,
+        patch: reply.patch,
+        http_status: Some(status),
+        error: None,
+        duration_ms,
+    }
+}
+
+fn describe(error: &reqwest::Error, timeout: Duration) -> String {
+    if error.is_timeout() {
+        format!("timed out after {}", humantime::format_duration(timeout))
+    } else if error.is_connect() {
+        format!("connection failed: {error}")
+    } else {
+        format!("request failed: {error}")
+    }
+}
+
+#[cfg(test)]
+mod tests;
