@@ -8,6 +8,8 @@
 //! ├─ debouncer  Debouncer
 //! ├─ wake       WakeConsumer
 //! ├─ probes     supervisor (dynamic; one ProbeActor per probe)
+//! ├─ escalation supervisor (managed processes in dependency order, then one
+//! │             EscalationCoordinator per component)
 //! └─ api        ApiServer
 //! ```
 //! Children start in that order and stop in reverse, so the audit writer is
@@ -39,6 +41,8 @@ use crate::debounce::{
 use crate::probes::{CheckContext, Heartbeats, ProbeActor, ProbeActorArgs};
 use crate::settings::ProbeKind;
 use crate::settings::{Secret, Settings, SupervisionSettings};
+use crate::escalation::{CoordinatorArgs, CycleContext, CycleStore, EscalationCoordinator};
+use crate::managed::{ManagedArgs, ManagedEvent, ManagedProcess, ManagedStatus};
 use crate::wake::{WakeConsumer, WakeConsumerArgs, WakeStatus};
 
 pub use names::Names;
@@ -212,6 +216,7 @@ struct Shared {
     debouncer_args: DebouncerArgs,
     wake_args: WakeConsumerArgs,
     probe_args: Vec<ProbeActorArgs>,
+    escalation: Arc<Escalation>,
     observer: Arc<dyn Observer>,
 }
 
@@ -367,6 +372,8 @@ fn root_spec(shared: &Shared) -> SupervisorSpec {
         })
     });
 
+    let escalation = escalation_spec(shared, &ladder, child_timeout);
+
     let api_name = shared.names.api();
     let api_args = shared.api_args.clone();
     let api = ChildSpec::worker("api", move |parent: ActorCell| {
@@ -380,8 +387,183 @@ fn root_spec(shared: &Shared) -> SupervisorSpec {
 
     SupervisorSpec::new("warden", Strategy::OneForOne)
         .policy(ladder)
-        .children(vec![audit, debouncer, wake, probes, api])
+        .children(vec![audit, debouncer, wake, probes, escalation, api])
         .observer(shared.observer.clone())
+}
+
+/// What the escalation subtree is built from, made once in [`start`].
+struct Escalation {
+    managed: Vec<(ManagedArgs, Vec<String>)>,
+    coordinators: Vec<CoordinatorArgs>,
+    latest: LatestObservations,
+}
+
+/// The `escalation` supervisor: managed processes first, in dependency order
+/// (each waits, on its first start only, up to its `start_timeout` for the
+/// probes of its `depends_on` to be healthy), then one coordinator per
+/// component. A coordinator failing restarts only itself; a managed process
+/// has its own restart ladder inside its actor.
+fn escalation_spec(shared: &Shared, ladder: &Ladder, child_timeout: Duration) -> ChildSpec {
+    let mut children = Vec::new();
+    for (args, dependency_probes) in &shared.escalation.managed {
+        let name = shared.names.of(&format!("managed.{}", args.component));
+        let (args, dependency_probes) = (args.clone(), dependency_probes.clone());
+        let latest = shared.escalation.latest.clone();
+        let first_start = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let stop_timeout = args.settings.stop_timeout;
+        children.push(
+            ChildSpec::worker(format!("managed:{}", args.component), move |parent: ActorCell| {
+                let (name, args, probes, latest, first) =
+                    (name.clone(), args.clone(), dependency_probes.clone(), latest.clone(), first_start.clone());
+                Box::pin(async move {
+                    if first.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                        wait_for_dependencies(&args.component, &probes, &latest, args.settings.start_timeout).await;
+                    }
+                    let (actor, _) = Actor::spawn_linked(Some(name), ManagedProcess, args, parent).await?;
+                    Ok(actor.get_cell())
+                })
+            })
+            // Its own stop sequence (signal, stop_timeout, kill) must fit.
+            .shutdown(warden_supervisors::Shutdown::Timeout(stop_timeout + child_timeout)),
+        );
+    }
+    for args in &shared.escalation.coordinators {
+        let component = args.ctx.component.name.clone();
+        let name = shared.names.of(&format!("coordinator.{component}"));
+        let args = args.clone();
+        children.push(
+            ChildSpec::worker(format!("coordinator:{component}"), move |parent: ActorCell| {
+                let (name, args) = (name.clone(), args.clone());
+                Box::pin(async move {
+                    let (actor, _) = Actor::spawn_linked(Some(name), EscalationCoordinator, args, parent).await?;
+                    Ok(actor.get_cell())
+                })
+            })
+            .shutdown(warden_supervisors::Shutdown::Timeout(child_timeout)),
+        );
+    }
+    let spec = SupervisorSpec::new("escalation", Strategy::OneForOne)
+        .policy(ladder.clone())
+        .children(children)
+        .observer(shared.observer.clone());
+    let name = shared.names.of("escalation");
+    ChildSpec::supervisor("escalation", move |parent: ActorCell| {
+        let (name, spec) = (name.clone(), spec.clone());
+        Box::pin(async move {
+            let (actor, _) = Supervisor::spawn_linked(Some(name), spec, parent).await?;
+            Ok(actor.get_cell())
+        })
+    })
+}
+
+/// Waits (bounded by `timeout`) until every probe in `probes` has a healthy
+/// latest observation; a dependency that stays down delays the start, it
+/// does not prevent it.
+async fn wait_for_dependencies(component: &str, probes: &[String], latest: &LatestObservations, timeout: Duration) {
+    if probes.is_empty() {
+        return;
+    }
+    let deadline = Instant::now() + timeout;
+    loop {
+        let healthy = probes
+            .iter()
+            .all(|p| latest.get(p).is_some_and(|o| o.status == crate::messages::Health::Healthy));
+        if healthy {
+            return;
+        }
+        if Instant::now() >= deadline {
+            tracing::warn!(component, ?probes, "Dependencies are not healthy after the start timeout; starting anyway.");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Builds the escalation subtree's arguments and takes the boot snapshots.
+#[allow(clippy::too_many_arguments)]
+fn escalation(
+    settings: &Settings,
+    names: &Names,
+    audit: &AuditLog,
+    http: &reqwest::Client,
+    notifiers: &crate::notify::Notifiers,
+    state: &OperationalState,
+    latest: &LatestObservations,
+    store: &DebounceStore,
+    metrics: &crate::metrics::Metrics,
+    events: &Arc<ractor::OutputPort<ManagedEvent>>,
+    issues: &IssueBus,
+) -> Escalation {
+    let state_dir = &settings.service.state_dir;
+    let cycles: CycleStore = Arc::default();
+    let order = crate::managed::start_order(&settings.components);
+    let probes_of = |component: &str| -> Vec<String> {
+        settings
+            .probes
+            .iter()
+            .filter(|p| p.component_name() == component)
+            .map(|p| p.name.clone())
+            .chain(settings.components.iter().filter(|c| c.name == component).flat_map(|c| c.probes.clone()))
+            .collect()
+    };
+    let managed = order
+        .iter()
+        .filter_map(|name| settings.components.iter().find(|c| &c.name == name))
+        .map(|component| {
+            let dependency_probes = component.depends_on.iter().flat_map(|d| probes_of(d)).collect();
+            let args = ManagedArgs {
+                component: component.name.clone(),
+                settings: component.clone(),
+                log_dir: state_dir.join("logs").join(&component.name),
+                audit: audit.clone(),
+                events: events.clone(),
+                status: ManagedStatus::default(),
+            };
+            (args, dependency_probes)
+        })
+        .collect();
+    for component in &settings.components {
+        if component.rollback.snapshot.is_empty() {
+            continue;
+        }
+        let row = match crate::escalation::Snapshots::take(state_dir, &component.name, &component.rollback.snapshot) {
+            Ok(report) => NewRow::new(
+                "escalation.snapshot_taken",
+                json!({ "copied": report.copied, "missing": report.missing, "already_taken": report.already_taken }),
+            ),
+            Err(error) => {
+                tracing::error!(component = %component.name, error = %error, "Could not snapshot the last-known-good files; rollback will not be possible.");
+                NewRow::new("escalation.snapshot_failed", json!({ "error": error.to_string() }))
+            }
+        };
+        audit.append_nowait(row.component(component.name.clone()));
+    }
+    let coordinators = settings
+        .components
+        .iter()
+        .map(|component| CoordinatorArgs {
+            ctx: Arc::new(CycleContext {
+                component: component.clone(),
+                audit: audit.clone(),
+                http: http.clone(),
+                notifiers: notifiers.clone(),
+                state: state.clone(),
+                latest: latest.clone(),
+                debounce: store.clone(),
+                state_dir: state_dir.clone(),
+                managed: component.is_managed().then(|| names.of(&format!("managed.{}", component.name))),
+                metrics: metrics.clone(),
+            }),
+            store: cycles.clone(),
+            issues: issues.clone(),
+            managed: events.clone(),
+        })
+        .collect();
+    Escalation {
+        managed,
+        coordinators,
+        latest: latest.clone(),
+    }
 }
 
 /// A running Warden instance: what tests, chaos scenarios and `run` hold.
@@ -521,6 +703,20 @@ pub async fn start(settings: Settings) -> Result<Warden, AppError> {
         status: wake_status.clone(),
         metrics: metrics.clone(),
     };
+    let managed_events: Arc<ractor::OutputPort<ManagedEvent>> = Arc::new(ractor::OutputPort::default());
+    let escalation = Arc::new(escalation(
+        &settings,
+        &names,
+        &audit,
+        &http,
+        &wake_args.notifiers,
+        &state,
+        &latest,
+        &store,
+        &metrics,
+        &managed_events,
+        &issues,
+    ));
     let check_ctx = CheckContext {
         http,
         heartbeats: heartbeats.clone(),
@@ -584,6 +780,7 @@ pub async fn start(settings: Settings) -> Result<Warden, AppError> {
         debouncer_args,
         wake_args,
         probe_args,
+        escalation,
     };
     audit.append_nowait(NewRow::new(
         "service.boot",

@@ -12,9 +12,14 @@
 //! - [`snapshot`]: the boot-time last-known-good copies restored when the
 //!   ladder is exhausted.
 //!
-//! None of these holds an actor or a timer of its own: the coordinator
+//! - `coordinator.rs` / `cycle.rs`: the `EscalationCoordinator` actor per
+//!   component and the cycle task it owns, which call the blocks above.
+//!
+//! None of the building blocks holds an actor or a timer of its own: the coordinator
 //! decides when to call them and records their outcomes in the audit log.
 
+mod coordinator;
+mod cycle;
 pub mod fix;
 pub mod history;
 pub mod ladder;
@@ -22,6 +27,8 @@ pub mod patches;
 pub mod snapshot;
 pub mod tier;
 
+pub use coordinator::{CoordinatorArgs, CoordinatorMsg, EscalationCoordinator};
+pub use cycle::{CycleContext, CycleRecord, CycleStore, Signal, Trigger};
 pub use fix::{FixOutcome, RestartHook, run_fix};
 pub use history::{EscalationHistory, HistoryEntry, HistoryKind};
 pub use ladder::{EscalationLadder, Step};

@@ -1,0 +1,167 @@
+//! `EscalationCoordinator`: one per component. It watches the component's
+//! issues (the issue bus) and its managed process (FATAL), and runs one
+//! escalation cycle at a time: the self-heal envelope, then the tiers in order,
+//! then rollback to the last-known-good snapshot. The cycle itself runs in a
+//! task the actor owns (`cycle.rs`); its progress (ladder position, history)
+//! is written to the shared [`CycleStore`] after every step, so a restarted
+//! coordinator resumes the cycle where it stopped instead of starting over.
+
+use std::sync::Arc;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tokio::sync::watch;
+
+use super::cycle::{self, CycleContext, CycleRecord, CycleStore, Signal};
+use crate::debounce::IssueBus;
+use crate::managed::ManagedEvent;
+use crate::messages::IssueEvent;
+
+/// Arguments, cloneable so the supervisor can respawn the coordinator.
+#[derive(Clone)]
+pub struct CoordinatorArgs {
+    /// Everything a cycle needs (settings, audit, notifiers, state, ...).
+    pub ctx: Arc<CycleContext>,
+    /// Cycle progress per component, shared across restarts.
+    pub store: CycleStore,
+    /// Issue events.
+    pub issues: IssueBus,
+    /// Events of managed processes.
+    pub managed: Arc<ractor::OutputPort<ManagedEvent>>,
+}
+
+/// Messages to a coordinator.
+#[derive(Debug)]
+pub enum CoordinatorMsg {
+    /// An issue row of one of the component's probes became durable.
+    Issue(IssueEvent),
+    /// The component's managed process reported something.
+    Managed(ManagedEvent),
+    /// The running cycle ended.
+    CycleEnded,
+}
+
+/// Runtime state.
+pub struct CoordinatorState {
+    args: CoordinatorArgs,
+    cycle: Option<(tokio::task::JoinHandle<()>, watch::Sender<Signal>)>,
+}
+
+impl Drop for CoordinatorState {
+    fn drop(&mut self) {
+        // A killed coordinator skips post_stop; its cycle task must not outlive it.
+        if let Some((task, _)) = self.cycle.take() {
+            task.abort();
+        }
+    }
+}
+
+/// The coordinator actor.
+pub struct EscalationCoordinator;
+
+impl Actor for EscalationCoordinator {
+    type Msg = CoordinatorMsg;
+    type State = CoordinatorState;
+    type Arguments = CoordinatorArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        args: CoordinatorArgs,
+    ) -> Result<CoordinatorState, ActorProcessingErr> {
+        let component = args.ctx.component.name.clone();
+        let probes = args.ctx.component.probes.clone();
+        args.issues.subscribe(myself.clone(), move |event: IssueEvent| {
+            (event.component == component || probes.contains(&event.probe)).then_some(CoordinatorMsg::Issue(event))
+        });
+        let component = args.ctx.component.name.clone();
+        args.managed.subscribe(myself.clone(), move |event: ManagedEvent| {
+            (event.component() == component).then_some(CoordinatorMsg::Managed(event))
+        });
+        let mut state = CoordinatorState { args, cycle: None };
+        // A cycle that was running when the previous instance died goes on.
+        let resume = state
+            .args
+            .store
+            .get(&state.args.ctx.component.name)
+            .is_some_and(|record| record.active);
+        if resume {
+            start_cycle(&myself, &mut state, None);
+        }
+        Ok(state)
+    }
+
+    async fn post_stop(&self, _myself: ActorRef<Self::Msg>, state: &mut CoordinatorState) -> Result<(), ActorProcessingErr> {
+        if let Some((task, _)) = state.cycle.take() {
+            task.abort();
+        }
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        message: CoordinatorMsg,
+        state: &mut CoordinatorState,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            CoordinatorMsg::Issue(event) => on_issue(&myself, state, event),
+            CoordinatorMsg::Managed(event) => {
+                if let ManagedEvent::Fatal { reason, .. } = &event {
+                    let trigger = cycle::Trigger::ManagedFatal(reason.clone());
+                    start_cycle(&myself, state, Some(trigger));
+                }
+            }
+            CoordinatorMsg::CycleEnded => {
+                if state.cycle.as_ref().is_some_and(|(task, _)| task.is_finished()) {
+                    state.cycle = None;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn on_issue(myself: &ActorRef<CoordinatorMsg>, state: &mut CoordinatorState, event: IssueEvent) {
+    match event.seam.as_str() {
+        "probe.wake_requested" => start_cycle(myself, state, Some(cycle::Trigger::Issue(event))),
+        "probe.resolved" => {
+            if let Some((_, signal)) = &state.cycle {
+                let _ = signal.send(Signal::Resolved(event.probe.clone()));
+            } else {
+                cycle::note_resolved(&state.args.store, &state.args.ctx.component.name, &event.probe);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Starts a cycle unless one is running (a running cycle takes note of the
+/// new trigger through the store instead).
+fn start_cycle(myself: &ActorRef<CoordinatorMsg>, state: &mut CoordinatorState, trigger: Option<cycle::Trigger>) {
+    let name = state.args.ctx.component.name.clone();
+    if let Some((task, signal)) = &state.cycle
+        && !task.is_finished()
+    {
+        if let Some(trigger) = trigger {
+            let _ = signal.send(Signal::Trigger(trigger));
+        }
+        return;
+    }
+    let record = {
+        let mut entry = state.args.store.entry(name).or_insert_with(CycleRecord::default);
+        if let Some(trigger) = &trigger {
+            entry.begin(trigger, &state.args.ctx);
+        }
+        if !entry.active {
+            return;
+        }
+        entry.clone()
+    };
+    let (tx, rx) = watch::channel(Signal::None);
+    let (ctx, store, me) = (state.args.ctx.clone(), state.args.store.clone(), myself.clone());
+    let task = tokio::spawn(async move {
+        cycle::run(ctx, store, record, rx).await;
+        let _ = me.cast(CoordinatorMsg::CycleEnded);
+    });
+    state.cycle = Some((task, tx));
+}

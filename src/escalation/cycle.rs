@@ -1,0 +1,559 @@
+//! One escalation cycle of a component, from the first wake to a verified heal,
+//! a rollback, or a stop of automation. Runs as a task owned by the
+//! coordinator; after every step its record is written back to the shared
+//! [`CycleStore`], so a coordinator restarted mid-cycle resumes at the same
+//! rung with the same history.
+//!
+//! Rules (DESIGN §5): nothing acts unless the operational state is RUNNING.
+//! While PAUSED the cycle records the step as `skipped` (once) and waits on
+//! the same step; it does not use up the ladder. A disabled envelope or tier
+//! is recorded as `skipped` and the ladder moves on.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::fix::{FixOutcome, RestartHook, run_fix};
+use super::history::{EscalationHistory, HistoryKind};
+use super::ladder::{EscalationLadder, Step};
+use super::patches::PatchHistory;
+use super::snapshot::Snapshots;
+use super::tier::{TierStatus, call_webhook};
+use crate::audit::{AuditLog, NewRow};
+use crate::control::{OperationalState, RunState};
+use crate::debounce::{DebounceStore, LatestObservations};
+use crate::managed::ManagedMsg;
+use crate::messages::{Health, IssueEvent};
+use crate::notify::{DeliveryOutcome, Notice, NoticeStatus, Notifiers};
+use crate::settings::{ComponentSettings, Severity, TierKind};
+
+/// Cycle progress per component, made once in `app.rs`.
+pub type CycleStore = Arc<dashmap::DashMap<String, CycleRecord>>;
+
+/// How often a waiting cycle looks at the probes and the operational state.
+const POLL: Duration = Duration::from_millis(100);
+
+/// What started (or joined) a cycle.
+#[derive(Debug, Clone)]
+pub enum Trigger {
+    /// A wake row of one of the component's probes.
+    Issue(IssueEvent),
+    /// The managed process exhausted its restart ladder.
+    ManagedFatal(String),
+}
+
+/// What the coordinator tells a running cycle.
+#[derive(Debug, Clone)]
+pub enum Signal {
+    /// Nothing yet.
+    None,
+    /// An issue of this probe resolved.
+    Resolved(String),
+    /// Another trigger arrived while the cycle runs.
+    Trigger(Trigger),
+}
+
+/// One component's escalation progress.
+#[derive(Debug, Clone, Default)]
+pub struct CycleRecord {
+    /// A cycle is running (or must be resumed).
+    pub active: bool,
+    /// The `caller_session_id` of the issue that started it.
+    pub session: Option<String>,
+    /// The ladder position.
+    pub ladder: Option<EscalationLadder>,
+    /// Everything tried so far, carried to every tier.
+    pub history: EscalationHistory,
+    /// Exhaustions without a verified heal in between.
+    pub exhaustions_in_row: u32,
+    /// Automation stopped after a second exhaustion in a row; the operator takes over.
+    pub automation_stopped: bool,
+    /// When the envelope's fix last ran (for the cooldown).
+    pub last_fix_at: Option<Instant>,
+    /// Steps recorded as skipped because Warden was paused (recorded once per step).
+    pub paused_noted: bool,
+}
+
+impl CycleRecord {
+    /// Takes a trigger into account: starts a cycle unless one runs or automation stopped.
+    pub fn begin(&mut self, trigger: &Trigger, ctx: &CycleContext) {
+        let summary = match trigger {
+            Trigger::Issue(event) => format!("{} {} ({}, {:?})", event.probe, event.seam, event.category, event.severity),
+            Trigger::ManagedFatal(reason) => format!("managed process FATAL: {reason}"),
+        };
+        if self.active {
+            self.history.record(HistoryKind::Observation, "trigger", 0, &summary, json!({}));
+            return;
+        }
+        if self.automation_stopped {
+            return;
+        }
+        self.active = true;
+        self.paused_noted = false;
+        self.session = match trigger {
+            Trigger::Issue(event) => event.caller_session_id.clone(),
+            Trigger::ManagedFatal(_) => Some(format!("component:{}:fatal:{}", ctx.component.name, jiff::Timestamp::now().as_second())),
+        };
+        self.ladder = Some(EscalationLadder::new(&ctx.component));
+        self.history = EscalationHistory::new(ctx.component.name.clone(), self.session.clone());
+        self.history.record(HistoryKind::Observation, "trigger", 0, &summary, json!({}));
+    }
+}
+
+/// Notes a resolution that arrived while no cycle task was running.
+pub fn note_resolved(store: &CycleStore, component: &str, probe: &str) {
+    if let Some(mut record) = store.get_mut(component)
+        && record.active
+    {
+        record.history.record(HistoryKind::Observation, "resolved", 0, &format!("{probe} recovered"), json!({}));
+    }
+}
+
+/// Everything a cycle needs; built once per component in `app.rs`.
+pub struct CycleContext {
+    /// The component's settings.
+    pub component: ComponentSettings,
+    /// Append side of the audit log.
+    pub audit: AuditLog,
+    /// Shared HTTP client (fixes, tiers).
+    pub http: reqwest::Client,
+    /// Notifiers (notifier tiers, warnings, rollback alerts).
+    pub notifiers: Notifiers,
+    /// Operational state: only RUNNING acts.
+    pub state: OperationalState,
+    /// Latest observation per probe, for verification.
+    pub latest: LatestObservations,
+    /// Open issues per probe.
+    pub debounce: DebounceStore,
+    /// `service.state_dir` (snapshots, patch history).
+    pub state_dir: PathBuf,
+    /// Registry name of the component's managed process, if it has one.
+    pub managed: Option<String>,
+    /// Metrics (escalation steps).
+    pub metrics: crate::metrics::Metrics,
+}
+
+impl CycleContext {
+    /// The probes whose health is the component's health.
+    fn probes(&self) -> BTreeSet<String> {
+        let mut probes: BTreeSet<String> = self.component.probes.iter().cloned().collect();
+        for entry in self.latest.iter() {
+            if entry.component == self.component.name {
+                probes.insert(entry.key().clone());
+            }
+        }
+        probes
+    }
+
+    /// Whether none of the component's probes has an open issue.
+    fn issues_closed(&self) -> bool {
+        self.probes()
+            .iter()
+            .all(|probe| self.debounce.get(probe).is_none_or(|entry| entry.machine.open_issue().is_none()))
+    }
+
+    fn running(&self) -> bool {
+        self.state.state() == RunState::Running
+    }
+}
+
+/// How a step ended.
+enum Outcome {
+    /// Verified healthy: the cycle is over.
+    Healed(String),
+    /// Did not heal; climb on.
+    Next,
+    /// The issue resolved by itself meanwhile.
+    Resolved,
+}
+
+/// Runs the cycle until it heals, resolves, or the ladder is exhausted.
+pub async fn run(ctx: Arc<CycleContext>, store: CycleStore, mut record: CycleRecord, mut signal: watch::Receiver<Signal>) {
+    let name = ctx.component.name.clone();
+    let save = |record: &CycleRecord| {
+        store.insert(name.clone(), record.clone());
+    };
+    // Bounded: every iteration either consumes a ladder step or waits while
+    // paused, and the ladder has a finite number of steps.
+    loop {
+        if resolved(&ctx, &mut signal) {
+            finish(&ctx, &mut record, "resolved", None).await;
+            save(&record);
+            return;
+        }
+        if !ctx.running() {
+            if !record.paused_noted {
+                record.paused_noted = true;
+                let reason = format!("operational state is {:?}", ctx.state.state());
+                let _ = append(&ctx, &record, "escalation.step_skipped", json!({ "reason": reason, "waiting": true })).await;
+                save(&record);
+            }
+            tokio::time::sleep(POLL).await;
+            continue;
+        }
+        record.paused_noted = false;
+        let Some(mut ladder) = record.ladder.clone() else {
+            record.active = false;
+            save(&record);
+            return;
+        };
+        let step = ladder.next();
+        let warn = ladder.should_warn();
+        record.ladder = Some(ladder);
+        save(&record);
+        if warn {
+            warn_operator(&ctx, &record).await;
+        }
+        let outcome = match step {
+            Step::Fix { attempt, skipped } => fix_step(&ctx, &mut record, attempt, skipped, &mut signal).await,
+            Step::Tier { index, attempt, .. } => tier_step(&ctx, &mut record, index, attempt, &mut signal).await,
+            Step::Exhausted => {
+                exhausted(&ctx, &mut record).await;
+                save(&record);
+                return;
+            }
+        };
+        save(&record);
+        match outcome {
+            Outcome::Next => {}
+            Outcome::Healed(by) => {
+                finish(&ctx, &mut record, "healed", Some(by)).await;
+                save(&record);
+                return;
+            }
+            Outcome::Resolved => {
+                finish(&ctx, &mut record, "resolved", None).await;
+                save(&record);
+                return;
+            }
+        }
+    }
+}
+
+fn resolved(ctx: &CycleContext, signal: &mut watch::Receiver<Signal>) -> bool {
+    let _ = signal.borrow_and_update();
+    ctx.issues_closed() && ctx.probes().iter().all(|p| ctx.latest.get(p).is_none_or(|o| o.status == Health::Healthy))
+}
+
+async fn finish(ctx: &CycleContext, record: &mut CycleRecord, outcome: &str, by: Option<String>) {
+    record.active = false;
+    record.exhaustions_in_row = 0;
+    let attempts = record.ladder.as_ref().map_or(0, EscalationLadder::attempts);
+    let _ = append(ctx, record, "escalation.cycle_ended", json!({ "outcome": outcome, "healed_by": by, "attempts": attempts })).await;
+    record.ladder = None;
+}
+
+/// Appends a row under the cycle's story.
+async fn append(ctx: &CycleContext, record: &CycleRecord, seam: &str, mut details: Value) -> Option<u64> {
+    if let Some(map) = details.as_object_mut() {
+        map.insert("component".into(), ctx.component.name.clone().into());
+    }
+    let mut row = NewRow::new(seam, details).component(ctx.component.name.clone());
+    if let Some(session) = &record.session {
+        row = row.session(session.clone());
+    }
+    match ctx.audit.append(row).await {
+        Ok(seq) => Some(seq),
+        Err(error) => {
+            tracing::error!(error = %error, seam, "Could not record an escalation step.");
+            None
+        }
+    }
+}
+
+/// Waits up to `timeout` for every probe of the component to report healthy
+/// in an observation made after `since`.
+async fn verify(ctx: &CycleContext, timeout: Duration, signal: &mut watch::Receiver<Signal>) -> bool {
+    let since = jiff::Timestamp::now();
+    let deadline = Instant::now() + timeout;
+    let probes = ctx.probes();
+    loop {
+        let healthy = !probes.is_empty()
+            && probes.iter().all(|probe| {
+                ctx.latest.get(probe).is_some_and(|o| {
+                    o.status == Health::Healthy && o.at.parse::<jiff::Timestamp>().is_ok_and(|at| at > since)
+                })
+            });
+        if healthy {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(POLL) => {}
+            _ = signal.changed() => {}
+        }
+    }
+}
+
+struct ManagedRestart {
+    name: Option<String>,
+}
+
+impl RestartHook for ManagedRestart {
+    fn restart(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, String>> + Send + '_>> {
+        Box::pin(async move {
+            let name = self.name.clone().ok_or_else(|| "the component has no managed process".to_owned())?;
+            let actor = ractor::ActorRef::<ManagedMsg>::where_is(name.clone())
+                .ok_or_else(|| format!("managed process {name} is not running"))?;
+            let result = ractor::call_t!(actor, |reply| ManagedMsg::Restart { reason: "fix envelope".into(), reply: Some(reply) }, 60_000)
+                .map_err(|error| format!("restart call failed: {error}"))?;
+            result.map(|pid| format!("restarted, pid {pid}"))
+        })
+    }
+}
+
+async fn fix_step(ctx: &CycleContext, record: &mut CycleRecord, attempt: u32, disabled: bool, signal: &mut watch::Receiver<Signal>) -> Outcome {
+    let fix = &ctx.component.fix;
+    let action = fix.action.kind.map(|k| format!("{k:?}").to_lowercase());
+    let skip = if disabled || !fix.enabled {
+        Some("the fix envelope is disabled".to_owned())
+    } else if let Some(last) = record.last_fix_at.filter(|at| at.elapsed() < fix.cooldown) {
+        Some(format!("cooldown: the fix ran {} ago (cooldown {})", humantime::format_duration(Duration::from_secs(last.elapsed().as_secs())), humantime::format_duration(fix.cooldown)))
+    } else {
+        None
+    };
+    if let Some(reason) = skip {
+        ctx.metrics.escalation(&ctx.component.name, "fix", "skipped");
+        record.history.record(HistoryKind::Fix, "fix", attempt, &format!("skipped: {reason}"), json!({ "action": action }));
+        let _ = append(ctx, record, "escalation.fix_attempted", json!({ "attempt": attempt, "action": action, "outcome": "skipped", "reason": reason })).await;
+        return Outcome::Next;
+    }
+    let hook = ManagedRestart { name: ctx.managed.clone() };
+    let outcome: FixOutcome = run_fix(&fix.action, &ctx.http, &hook).await;
+    record.last_fix_at = Some(Instant::now());
+    let result = if outcome.ok { "succeeded" } else { "failed" };
+    ctx.metrics.escalation(&ctx.component.name, "fix", result);
+    record.history.record(HistoryKind::Fix,
+        "fix",
+        attempt,
+        &format!("{} {result}", action.clone().unwrap_or_default()),
+        json!({ "output": outcome.output_excerpt, "error": outcome.error }),
+    );
+    let _ = append(
+        ctx,
+        record,
+        "escalation.fix_attempted",
+        json!({ "attempt": attempt, "action": action, "outcome": result, "duration_ms": outcome.duration_ms, "output_excerpt": outcome.output_excerpt, "error": outcome.error }),
+    )
+    .await;
+    if !outcome.ok {
+        return Outcome::Next;
+    }
+    let healthy = verify(ctx, fix.verify_timeout, signal).await;
+    let _ = append(ctx, record, "escalation.verified", json!({ "after": "fix", "attempt": attempt, "healthy": healthy })).await;
+    if healthy {
+        Outcome::Healed("fix".into())
+    } else if ctx.issues_closed() {
+        Outcome::Resolved
+    } else {
+        record.history.record(HistoryKind::Rejection, "fix", attempt, "the fix ran but the probes did not recover", json!({}));
+        Outcome::Next
+    }
+}
+
+async fn tier_step(ctx: &CycleContext, record: &mut CycleRecord, index: usize, attempt: u32, signal: &mut watch::Receiver<Signal>) -> Outcome {
+    let Some(tier) = ctx.component.tiers.get(index).cloned() else { return Outcome::Next };
+    if !tier.is_enabled() {
+        let reason = "the tier is disabled";
+        ctx.metrics.escalation(&ctx.component.name, &tier.name, "skipped");
+        record.history.record(HistoryKind::Tier, &tier.name, attempt, &format!("skipped: {reason}"), json!({}));
+        let _ = append(ctx, record, "escalation.tier_called", json!({ "tier": tier.name, "attempt": attempt, "outcome": "skipped", "reason": reason })).await;
+        return Outcome::Next;
+    }
+    let context = json!({
+        "component": ctx.component.name,
+        "description": ctx.component.description,
+        "caller_session_id": record.session,
+        "tier": tier.name,
+        "attempt": attempt,
+        "history": record.history.to_context(None),
+    });
+    match tier.kind {
+        Some(TierKind::Webhook) => {
+            let url = tier.url.clone().unwrap_or_default();
+            let key = format!("{}:{}:{attempt}", record.session.clone().unwrap_or_default(), tier.name);
+            let answer = call_webhook(&url, tier.timeout(), &ctx.http, &key, &context).await;
+            let status = match answer.status {
+                TierStatus::Fixed => "fixed",
+                TierStatus::Rejected => "rejected",
+                TierStatus::InProgress => "in_progress",
+                TierStatus::Failed => "failed",
+            }
+            .to_owned();
+            ctx.metrics.escalation(&ctx.component.name, &tier.name, &status);
+            record.history.record(HistoryKind::Tier,
+                &tier.name,
+                attempt,
+                &format!("{} answered {status}", tier.name),
+                json!({ "notes": answer.notes, "error": answer.error, "patch": answer.patch.is_some() }),
+            );
+            let _ = append(
+                ctx,
+                record,
+                "escalation.tier_called",
+                json!({ "tier": tier.name, "kind": "webhook", "attempt": attempt, "outcome": status, "notes": answer.notes, "http_status": answer.http_status, "error": answer.error, "duration_ms": answer.duration_ms, "context_entries": record.history.entries().len() }),
+            )
+            .await;
+            if let Some(patch) = &answer.patch
+                && answer.status == TierStatus::Fixed
+            {
+                apply_patch(ctx, record, &tier.name, patch).await;
+            }
+            match answer.status {
+                TierStatus::Fixed | TierStatus::InProgress => {
+                    // "fixed" is believed only once the probes agree.
+                    let healthy = verify(ctx, ctx.component.fix.verify_timeout, signal).await;
+                    let _ = append(ctx, record, "escalation.verified", json!({ "after": tier.name, "attempt": attempt, "healthy": healthy, "claimed": status })).await;
+                    if healthy {
+                        return Outcome::Healed(tier.name.clone());
+                    }
+                    record.history.record(HistoryKind::Rejection, &tier.name, attempt, &format!("{} said {status} but the probes did not recover", tier.name), json!({}));
+                    Outcome::Next
+                }
+                _ => Outcome::Next,
+            }
+        }
+        Some(TierKind::Notifier) => {
+            let name = tier.notifier.clone().unwrap_or_default();
+            ctx.metrics.escalation(&ctx.component.name, &tier.name, "paged");
+            let seq = append(ctx, record, "escalation.tier_called", json!({ "tier": tier.name, "kind": "notifier", "notifier": name, "attempt": attempt, "outcome": "paging" })).await;
+            let notice = notice(
+                ctx,
+                record,
+                seq.unwrap_or(0),
+                "escalation",
+                Severity::Critical,
+                format!("{}: escalated to {}", ctx.component.name, tier.name),
+                format!("Self-heal did not restore {}. Escalation history: {}", ctx.component.name, summary_line(&record.history)),
+            );
+            let delivered = match ctx.notifiers.get(&name) {
+                Some(notifier) => notifier.send(&notice).await.outcome == DeliveryOutcome::Sent,
+                None => false,
+            };
+            record.history.record(HistoryKind::Tier, &tier.name, attempt, &format!("paged through {name}: {}", if delivered { "sent" } else { "failed" }), json!({}));
+            // A person needs time: give them the verification window before climbing on.
+            if verify(ctx, ctx.component.fix.verify_timeout, signal).await {
+                return Outcome::Healed(tier.name.clone());
+            }
+            Outcome::Next
+        }
+        None => Outcome::Next,
+    }
+}
+
+async fn apply_patch(ctx: &CycleContext, record: &mut CycleRecord, tier: &str, patch: &Value) {
+    let result = PatchHistory::open(&ctx.state_dir).and_then(|history| history.apply_patch(&ctx.component.name, tier, patch));
+    let details = match &result {
+        Ok(entry) => json!({ "tier": tier, "applied": true, "entry": entry }),
+        Err(error) => json!({ "tier": tier, "applied": false, "error": error.to_string() }),
+    };
+    let _ = append(ctx, record, "escalation.patch_applied", details).await;
+}
+
+fn notice(ctx: &CycleContext, record: &CycleRecord, seq: u64, kind: &str, severity: Severity, title: String, summary: String) -> Notice {
+    Notice {
+        idempotency_key: format!("warden-{seq}"),
+        seq,
+        caller_session_id: record.session.clone(),
+        probe: String::new(),
+        component: ctx.component.name.clone(),
+        severity,
+        category: "escalation".into(),
+        kind: kind.into(),
+        status: NoticeStatus::Firing,
+        title,
+        summary,
+        actions: Vec::new(),
+        runbook: None,
+        at: jiff::Timestamp::now().to_string(),
+        details: json!({ "history": record.history.to_context(None) }),
+    }
+}
+
+/// Sends a notice to every notifier (rollback alerts and warnings go to all).
+async fn broadcast(ctx: &CycleContext, notice: &Notice) {
+    for name in ctx.notifiers.names() {
+        if let Some(notifier) = ctx.notifiers.get(&name) {
+            let _ = notifier.send(notice).await;
+        }
+    }
+}
+
+async fn warn_operator(ctx: &CycleContext, record: &CycleRecord) {
+    let attempts = record.ladder.as_ref().map_or(0, EscalationLadder::attempts);
+    let seq = append(ctx, record, "escalation.warning", json!({ "attempts": attempts, "threshold": ctx.component.warning_threshold })).await;
+    let notice = notice(
+        ctx,
+        record,
+        seq.unwrap_or(0),
+        "escalation_warning",
+        Severity::Warning,
+        format!("{}: escalating", ctx.component.name),
+        format!("{} escalation step(s) so far for {}: {}", attempts, ctx.component.name, summary_line(&record.history)),
+    );
+    broadcast(ctx, &notice).await;
+}
+
+async fn exhausted(ctx: &CycleContext, record: &mut CycleRecord) {
+    record.active = false;
+    record.exhaustions_in_row += 1;
+    if record.exhaustions_in_row >= 2 {
+        record.automation_stopped = true;
+        ctx.metrics.escalation(&ctx.component.name, "rollback", "automation_stopped");
+        let seq = append(ctx, record, "escalation.automation_stopped", json!({ "exhaustions_in_row": record.exhaustions_in_row, "history": record.history.to_context(None) })).await;
+        let notice = notice(
+            ctx,
+            record,
+            seq.unwrap_or(0),
+            "automation_stopped",
+            Severity::Critical,
+            format!("{}: ladder exhausted twice; automation stopped", ctx.component.name),
+            format!("The escalation ladder of {} was exhausted twice in a row without a verified heal. Warden will not act on it again until restarted; it needs a person now.", ctx.component.name),
+        );
+        broadcast(ctx, &notice).await;
+        return;
+    }
+    ctx.metrics.escalation(&ctx.component.name, "rollback", "rolled_back");
+    let restore = Snapshots::restore(&ctx.state_dir, &ctx.component.name);
+    let restored = match &restore {
+        Ok(report) => json!({ "restored": report.restored, "missing": report.missing, "taken_at": report.taken_at }),
+        Err(error) => json!({ "error": error.to_string() }),
+    };
+    let restart = if ctx.managed.is_some() {
+        Some(ManagedRestart { name: ctx.managed.clone() }.restart().await)
+    } else {
+        None
+    };
+    let seq = append(
+        ctx,
+        record,
+        "escalation.rolled_back",
+        json!({ "restored": restored, "restarted": restart.as_ref().map(|r| match r { Ok(s) => s.clone(), Err(e) => format!("failed: {e}") }), "history": record.history.to_context(None) }),
+    )
+    .await;
+    let notice = notice(
+        ctx,
+        record,
+        seq.unwrap_or(0),
+        "rolled_back",
+        Severity::Critical,
+        format!("{}: ladder exhausted; configuration rolled back to last-known-good", ctx.component.name),
+        format!("Every rung of {}'s escalation ladder was tried without a verified heal. Its snapshot was restored{}. History: {}", ctx.component.name, if restart.is_some() { " and the process restarted" } else { "" }, summary_line(&record.history)),
+    );
+    broadcast(ctx, &notice).await;
+    record.ladder = None;
+}
+
+/// The last few history entries in one line, for notices.
+fn summary_line(history: &EscalationHistory) -> String {
+    let entries: Vec<String> = history.entries().map(|e| e.summary.clone()).collect();
+    let start = entries.len().saturating_sub(6);
+    entries[start..].join("; ")
+}
