@@ -13,7 +13,11 @@ use crate::settings::ComponentSettings;
 fn component(name: &str, run: bool, depends_on: &[&str]) -> ComponentSettings {
     ComponentSettings {
         name: name.to_owned(),
-        run: if run { vec!["true".to_owned()] } else { Vec::new() },
+        run: if run {
+            vec!["true".to_owned()]
+        } else {
+            Vec::new()
+        },
         depends_on: depends_on.iter().map(|d| (*d).to_owned()).collect(),
         ..ComponentSettings::default()
     }
@@ -67,13 +71,21 @@ fn restart_ladder_is_immediate_then_backs_off_then_fatal() {
     };
     assert_eq!(
         delays,
-        vec![expect(1, 0), expect(2, 20), expect(3, 30), LadderStep::Exhausted]
+        vec![
+            expect(1, 0),
+            expect(2, 20),
+            expect(3, 30),
+            LadderStep::Exhausted
+        ]
     );
     // After the period, the window is empty again.
     let mut state = restart_ladder(&settings).state();
     for at in 0..10 {
         let step = state.on_failure(now + Duration::from_secs(11 * at));
-        assert!(matches!(step, LadderStep::Retry { attempt: 1, .. }), "{step:?}");
+        assert!(
+            matches!(step, LadderStep::Retry { attempt: 1, .. }),
+            "{step:?}"
+        );
     }
 }
 
@@ -129,7 +141,11 @@ async fn output_is_timestamped_tagged_capped_and_rotated() {
     assert!(text.contains(" stdout last without newline\n"));
     // The long line was cut and marked, then rotated out on its own.
     let one = std::fs::read_to_string(dir.path().join(format!("{OUTPUT_FILE}.1"))).unwrap();
-    assert!(one.ends_with(" [truncated]\n"), "{}", &one[one.len() - 50..]);
+    assert!(
+        one.ends_with(" [truncated]\n"),
+        "{}",
+        &one[one.len() - 50..]
+    );
     assert!(one.len() < MAX_LINE + 100);
     let two = std::fs::read_to_string(dir.path().join(format!("{OUTPUT_FILE}.2"))).unwrap();
     assert!(two.lines().all(|line| line.contains(" stdout line ")));
