@@ -9,6 +9,8 @@
 //! - [`notify`]: notifiers (log, webhook, Slack, PagerDuty) and delivery retries.
 //! - [`investigate`]: investigators that write the summary sent with a wake.
 //! - [`api`]: the HTTP API (axum) and the actor that serves it.
+//! - [`managed`]: processes Warden runs itself (`run`), their output and restart ladder.
+//! - [`demo_target`]: `warden demo-target`, a service that fails on demand.
 //! - [`app`]: the supervision tree, boot gates and process lifecycle.
 
 pub mod api;
@@ -17,7 +19,9 @@ pub mod audit;
 pub mod control;
 pub mod debounce;
 pub mod escalation;
+pub mod demo_target;
 pub mod investigate;
+pub mod managed;
 pub mod messages;
 pub mod metrics;
 pub mod notify;

@@ -2,6 +2,7 @@
 //! maps every failure to a clear message and an exit code (0 ok, 1 runtime
 //! failure, 2 bad configuration or usage).
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -31,6 +32,15 @@ enum Command {
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+    /// Serve a small HTTP service that fails on demand (for tests and demos).
+    DemoTarget {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        listen: SocketAddr,
+        /// File holding the mode (`ok`, `failing`, `hang`, `exit`), read at start and written on change.
+        #[arg(long, value_name = "PATH")]
+        state_file: Option<PathBuf>,
     },
 }
 
@@ -68,6 +78,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::CheckConfig => check_config(&source),
         Command::Run => run(&source),
+        Command::DemoTarget { listen, state_file } => demo_target(listen, state_file),
         Command::Audit {
             command:
                 AuditCommand::Tail {
@@ -190,4 +201,36 @@ fn audit_tail(dir: PathBuf, options: TailOptions) -> ExitCode {
             ExitCode::from(EXIT_RUNTIME)
         }
     }
+}
+
+fn demo_target(listen: SocketAddr, state_file: Option<PathBuf>) -> ExitCode {
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
+    };
+    let stop = async {
+        let _ = first_signal().await;
+        println!("demo-target stopping");
+    };
+    match runtime.block_on(warden::demo_target::serve(listen, state_file, stop)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(warden::demo_target::DemoError::Exit { code }) => {
+            ExitCode::from(u8::try_from(code.rem_euclid(256)).unwrap_or(EXIT_RUNTIME))
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
+    }
+}
+
+/// SIGTERM or SIGINT (the demo target has no second-signal escalation: it stops at once).
+async fn first_signal() -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    Ok(())
 }

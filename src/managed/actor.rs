@@ -1,0 +1,559 @@
+//! The [`ManagedProcess`] actor: owns one managed process (see the module
+//! docs of [`crate::managed`]). In: [`ManagedMsg`]. Out: [`ManagedEvent`]s on
+//! the `events` port and as `managed.*` audit rows; [`ManagedStatus`].
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use ractor::{Actor, ActorProcessingErr, ActorRef, OutputPort, RpcReplyPort};
+use tokio::time::Instant;
+use warden_supervisors::{LadderState, LadderStep};
+
+use super::output::{OutputTx, spawn_writer};
+use super::process::{AbortOnDrop, ExitInfo, Running, parse_signal, spawn};
+use super::status::{LastExit, ManagedSnapshot, ManagedStatus, ProcessState, now};
+use super::{ManagedEvent, millis, restart_ladder};
+use crate::audit::{AuditLog, NewRow};
+use crate::settings::ComponentSettings;
+
+/// How long reaping may take once the group got SIGKILL.
+const REAP_GRACE: Duration = Duration::from_secs(2);
+
+/// Everything a [`ManagedProcess`] needs; cheap to clone, so an owner can
+/// respawn the actor from it.
+#[derive(Clone)]
+pub struct ManagedArgs {
+    /// Component name (audit rows, events).
+    pub component: String,
+    /// The component's settings (`run`, `env`, `cwd`, signals, ladder, logs).
+    pub settings: ComponentSettings,
+    /// Where output goes: `<state_dir>/logs/<component>`.
+    pub log_dir: PathBuf,
+    /// The audit log.
+    pub audit: AuditLog,
+    /// Where events are published.
+    pub events: Arc<OutputPort<ManagedEvent>>,
+    /// The shared status, made once by the owner.
+    pub status: ManagedStatus,
+}
+
+/// An exit noticed by the waiter task (internal).
+#[derive(Debug, Clone, Copy)]
+pub struct ChildExit {
+    pub(crate) generation: u64,
+    pub(crate) pid: u32,
+    pub(crate) info: ExitInfo,
+}
+
+/// Messages of a [`ManagedProcess`].
+pub enum ManagedMsg {
+    /// Stop gracefully, start again, reply with the new pid. Clears FATAL.
+    Restart {
+        /// Who asked and why (audit).
+        reason: String,
+        /// Gets the new pid, or why the start failed.
+        reply: Option<RpcReplyPort<Result<u32, String>>>,
+    },
+    /// Stop gracefully; no restart until a `Restart`.
+    Stop(Option<RpcReplyPort<()>>),
+    /// A copy of the status.
+    Status(RpcReplyPort<ManagedSnapshot>),
+    /// Internal: the waiter saw the process exit.
+    Exited(ChildExit),
+    /// Internal: a scheduled restart is due (`token` guards against stale timers).
+    StartDue {
+        /// The schedule this timer belongs to.
+        token: u64,
+        /// Ladder attempt, for the `Started` event.
+        attempt: u32,
+    },
+    /// Internal: `stop_timeout` passed for run `generation`; SIGKILL it.
+    StopTimeout {
+        /// The run being stopped.
+        generation: u64,
+    },
+}
+
+/// A stop in progress, and what follows it.
+struct Pending {
+    /// `Some(reason)`: start again after the exit; `None`: stay stopped.
+    restart: Option<String>,
+    stop_replies: Vec<RpcReplyPort<()>>,
+    restart_replies: Vec<RpcReplyPort<Result<u32, String>>>,
+    /// Whether the group had to be SIGKILLed.
+    forced: bool,
+    _timer: AbortOnDrop,
+}
+
+/// State of a [`ManagedProcess`]. Dropping it kills the process group and
+/// aborts the helper tasks.
+pub struct ManagedState {
+    args: ManagedArgs,
+    ladder: LadderState,
+    stop_signal: Signal,
+    output: OutputTx,
+    child: Option<Running>,
+    /// Increases with every spawn; stale exits are ignored.
+    generation: u64,
+    pending: Option<Pending>,
+    /// Token of the scheduled restart, if any, with its timer.
+    scheduled: Option<(u64, Option<AbortOnDrop>)>,
+    next_token: u64,
+    _writer: AbortOnDrop,
+}
+
+/// One managed process (stateless: everything lives in [`ManagedState`]).
+pub struct ManagedProcess;
+
+impl Actor for ManagedProcess {
+    type Msg = ManagedMsg;
+    type State = ManagedState;
+    type Arguments = ManagedArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<ManagedMsg>,
+        args: ManagedArgs,
+    ) -> Result<ManagedState, ActorProcessingErr> {
+        let settings = &args.settings;
+        let (output, writer) = spawn_writer(
+            &args.log_dir,
+            settings.log_max_bytes.as_u64(),
+            settings.log_files,
+            &args.component,
+        )?;
+        let stop_signal = parse_signal(&settings.stop_signal).unwrap_or_else(|| {
+            tracing::warn!(component = %args.component, stop_signal = %settings.stop_signal, "Unknown stop signal; using TERM.");
+            Signal::SIGTERM
+        });
+        Ok(ManagedState {
+            ladder: restart_ladder(&settings.restart).state(),
+            stop_signal,
+            output,
+            child: None,
+            generation: 0,
+            pending: None,
+            scheduled: None,
+            next_token: 0,
+            _writer: writer,
+            args,
+        })
+    }
+
+    async fn post_start(
+        &self,
+        myself: ActorRef<ManagedMsg>,
+        state: &mut ManagedState,
+    ) -> Result<(), ActorProcessingErr> {
+        if let Err(error) = start(&myself, state, 0) {
+            on_start_failed(&myself, state, error);
+        }
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<ManagedMsg>,
+        message: ManagedMsg,
+        state: &mut ManagedState,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            ManagedMsg::Restart { reason, reply } => on_restart(&myself, state, reason, reply),
+            ManagedMsg::Stop(reply) => on_stop(&myself, state, reply),
+            ManagedMsg::Status(reply) => {
+                let _ = reply.send(state.args.status.snapshot());
+            }
+            ManagedMsg::Exited(exit) => on_exited(&myself, state, exit),
+            ManagedMsg::StartDue { token, attempt } => on_start_due(&myself, state, token, attempt),
+            ManagedMsg::StopTimeout { generation } => on_stop_timeout(state, generation),
+        }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<ManagedMsg>,
+        state: &mut ManagedState,
+    ) -> Result<(), ActorProcessingErr> {
+        state.scheduled = None;
+        let pending = state.pending.take();
+        if let Some(mut child) = state.child.take() {
+            child.group.signal(state.stop_signal);
+            let timeout = state.args.settings.stop_timeout;
+            let mut exit = child.exit.clone();
+            let mut info = tokio::time::timeout(timeout, exit.wait_for(Option::is_some))
+                .await
+                .ok()
+                .and_then(|seen| seen.ok().and_then(|info| *info));
+            if info.is_none() {
+                child.group.kill();
+                info = tokio::time::timeout(REAP_GRACE, exit.wait_for(Option::is_some))
+                    .await
+                    .ok()
+                    .and_then(|seen| seen.ok().and_then(|info| *info));
+            }
+            child.group.kill();
+            let info = info.unwrap_or(ExitInfo {
+                code: None,
+                signal: Some(Signal::SIGKILL as i32),
+            });
+            record_exit(state, &child, info, true, None);
+        }
+        if let Some(pending) = pending {
+            for reply in pending.stop_replies {
+                let _ = reply.send(());
+            }
+            for reply in pending.restart_replies {
+                let _ = reply.send(Err("the managed process actor is stopping".to_owned()));
+            }
+        }
+        state.args.status.set_state(ProcessState::Stopped, None);
+        emit(
+            state,
+            ManagedEvent::Stopped {
+                component: state.args.component.clone(),
+                reason: "actor stopped".to_owned(),
+            },
+            None,
+        );
+        Ok(())
+    }
+}
+
+/// Publishes `event` and appends its audit row (with `extra` fields merged).
+fn emit(state: &ManagedState, event: ManagedEvent, extra: Option<serde_json::Value>) {
+    let mut details = serde_json::to_value(&event).unwrap_or_default();
+    if let (Some(map), Some(serde_json::Value::Object(more))) = (details.as_object_mut(), extra) {
+        map.remove("event");
+        map.remove("component");
+        map.extend(more);
+    } else if let Some(map) = details.as_object_mut() {
+        map.remove("event");
+        map.remove("component");
+    }
+    state
+        .args
+        .audit
+        .append_nowait(NewRow::new(event.seam(), details).component(state.args.component.clone()));
+    state.args.events.send(event);
+}
+
+/// Spawns a new run. `attempt` goes into the `Started` event.
+fn start(
+    myself: &ActorRef<ManagedMsg>,
+    state: &mut ManagedState,
+    attempt: u32,
+) -> Result<u32, String> {
+    state.scheduled = None;
+    state.generation += 1;
+    state.args.status.set_state(ProcessState::Starting, None);
+    match spawn(
+        &state.args.settings,
+        state.generation,
+        myself.clone(),
+        &state.output,
+    ) {
+        Ok(child) => {
+            let pid = child.pid;
+            let first = state.generation == 1;
+            state.child = Some(child);
+            state.args.status.update(|snapshot| {
+                if !first || snapshot.last_exit.is_some() {
+                    snapshot.restarts = snapshot.restarts.saturating_add(1);
+                }
+                snapshot.last_error = None;
+            });
+            state
+                .args
+                .status
+                .set_state(ProcessState::Running, Some(pid));
+            tracing::info!(component = %state.args.component, pid, attempt, "Managed process started.");
+            emit(
+                state,
+                ManagedEvent::Started {
+                    component: state.args.component.clone(),
+                    pid,
+                    attempt,
+                },
+                None,
+            );
+            Ok(pid)
+        }
+        Err(error) => Err(format!(
+            "cannot run {}: {error}",
+            state.args.settings.run.first().map_or("", String::as_str)
+        )),
+    }
+}
+
+/// A spawn failed: record it and let the ladder decide, like an exit.
+fn on_start_failed(myself: &ActorRef<ManagedMsg>, state: &mut ManagedState, error: String) {
+    tracing::warn!(component = %state.args.component, error = %error, "Managed process could not start.");
+    state
+        .args
+        .status
+        .update(|snapshot| snapshot.last_error = Some(error.clone()));
+    emit(
+        state,
+        ManagedEvent::StartFailed {
+            component: state.args.component.clone(),
+            error,
+        },
+        None,
+    );
+    on_failure(myself, state, Duration::ZERO);
+}
+
+/// An unexpected exit or failed start: step the ladder.
+fn on_failure(myself: &ActorRef<ManagedMsg>, state: &mut ManagedState, uptime: Duration) {
+    let now = Instant::now();
+    let restart = &state.args.settings.restart;
+    if uptime >= restart.stable_after {
+        state.ladder.reset();
+    }
+    match state.ladder.on_failure(now) {
+        LadderStep::Retry { attempt, delay, .. } => {
+            state.args.status.set_state(ProcessState::Backoff, None);
+            emit(
+                state,
+                ManagedEvent::RestartScheduled {
+                    component: state.args.component.clone(),
+                    attempt,
+                    delay_ms: millis(delay),
+                },
+                None,
+            );
+            state.next_token += 1;
+            let token = state.next_token;
+            if delay.is_zero() {
+                let _ = myself.cast(ManagedMsg::StartDue { token, attempt });
+                state.scheduled = Some((token, None));
+            } else {
+                let timer =
+                    myself.send_after(delay, move || ManagedMsg::StartDue { token, attempt });
+                state.scheduled = Some((token, Some(AbortOnDrop::new(&timer))));
+            }
+        }
+        LadderStep::Escalate { .. } | LadderStep::Exhausted => {
+            let restarts = state.ladder.attempts_in_window(now);
+            let period = restart.period;
+            let reason = format!(
+                "{restarts} failures within {}; not restarting until asked",
+                humantime::format_duration(period)
+            );
+            tracing::error!(component = %state.args.component, restarts, "Managed process is FATAL: too many restarts.");
+            state.args.status.set_state(ProcessState::Fatal, None);
+            emit(
+                state,
+                ManagedEvent::Fatal {
+                    component: state.args.component.clone(),
+                    restarts,
+                    within_ms: millis(period),
+                    reason,
+                },
+                None,
+            );
+        }
+    }
+}
+
+fn on_start_due(myself: &ActorRef<ManagedMsg>, state: &mut ManagedState, token: u64, attempt: u32) {
+    if state.scheduled.as_ref().map(|(current, _)| *current) != Some(token) || state.child.is_some()
+    {
+        return;
+    }
+    state.scheduled = None;
+    if let Err(error) = start(myself, state, attempt) {
+        on_start_failed(myself, state, error);
+    }
+}
+
+/// Begins a graceful stop of the running child: stop signal now, SIGKILL
+/// after `stop_timeout`.
+fn begin_stop(myself: &ActorRef<ManagedMsg>, state: &mut ManagedState, restart: Option<String>) {
+    let Some(child) = &state.child else { return };
+    child.group.signal(state.stop_signal);
+    let generation = child.generation;
+    let timer = myself.send_after(state.args.settings.stop_timeout, move || {
+        ManagedMsg::StopTimeout { generation }
+    });
+    state.pending = Some(Pending {
+        restart,
+        stop_replies: Vec::new(),
+        restart_replies: Vec::new(),
+        forced: false,
+        _timer: AbortOnDrop::new(&timer),
+    });
+}
+
+fn on_restart(
+    myself: &ActorRef<ManagedMsg>,
+    state: &mut ManagedState,
+    reason: String,
+    reply: Option<RpcReplyPort<Result<u32, String>>>,
+) {
+    tracing::info!(component = %state.args.component, reason = %reason, "Managed process restart requested.");
+    if state.args.status.snapshot().state == ProcessState::Fatal {
+        state.ladder.reset();
+    }
+    if state.child.is_none() {
+        // Stopped, in backoff or FATAL: start now.
+        state.scheduled = None;
+        let result = start(myself, state, 0);
+        if let Err(error) = &result {
+            on_start_failed(myself, state, error.clone());
+        }
+        if let Some(reply) = reply {
+            let _ = reply.send(result);
+        }
+        return;
+    }
+    if state.pending.is_none() {
+        begin_stop(myself, state, Some(reason));
+    } else if let Some(pending) = state.pending.as_mut() {
+        pending.restart = Some(reason);
+    }
+    if let (Some(pending), Some(reply)) = (state.pending.as_mut(), reply) {
+        pending.restart_replies.push(reply);
+    }
+}
+
+fn on_stop(
+    myself: &ActorRef<ManagedMsg>,
+    state: &mut ManagedState,
+    reply: Option<RpcReplyPort<()>>,
+) {
+    if state.child.is_none() {
+        state.scheduled = None;
+        if state.args.status.snapshot().state != ProcessState::Stopped {
+            state.args.status.set_state(ProcessState::Stopped, None);
+            emit(
+                state,
+                ManagedEvent::Stopped {
+                    component: state.args.component.clone(),
+                    reason: "stop requested".to_owned(),
+                },
+                None,
+            );
+        }
+        if let Some(reply) = reply {
+            let _ = reply.send(());
+        }
+        return;
+    }
+    if state.pending.is_none() {
+        begin_stop(myself, state, None);
+    } else if let Some(pending) = state.pending.as_mut() {
+        // A stop wins over an earlier restart request.
+        pending.restart = None;
+        for waiting in pending.restart_replies.drain(..) {
+            let _ = waiting.send(Err("a stop was requested".to_owned()));
+        }
+    }
+    if let (Some(pending), Some(reply)) = (state.pending.as_mut(), reply) {
+        pending.stop_replies.push(reply);
+    }
+}
+
+fn on_stop_timeout(state: &mut ManagedState, generation: u64) {
+    let Some(child) = state.child.as_mut() else {
+        return;
+    };
+    if child.generation != generation {
+        return;
+    }
+    tracing::warn!(component = %state.args.component, pid = child.pid, "Managed process ignored the stop signal; killing its group.");
+    child.group.kill();
+    if let Some(pending) = state.pending.as_mut() {
+        pending.forced = true;
+    }
+}
+
+/// Records an exit in the status and emits `Exited`.
+fn record_exit(
+    state: &ManagedState,
+    child: &Running,
+    info: ExitInfo,
+    expected: bool,
+    extra: Option<serde_json::Value>,
+) -> Duration {
+    let uptime = child.started.elapsed();
+    let uptime_ms = millis(uptime);
+    state.args.status.update(|snapshot| {
+        snapshot.pid = None;
+        snapshot.last_exit = Some(LastExit {
+            pid: child.pid,
+            code: info.code,
+            signal: info.signal,
+            expected,
+            uptime_ms,
+            at: now(),
+        });
+    });
+    tracing::info!(component = %state.args.component, pid = child.pid, code = ?info.code, signal = ?info.signal, expected, "Managed process exited.");
+    emit(
+        state,
+        ManagedEvent::Exited {
+            component: state.args.component.clone(),
+            pid: child.pid,
+            code: info.code,
+            signal: info.signal,
+            expected,
+            uptime_ms,
+        },
+        extra,
+    );
+    uptime
+}
+
+fn on_exited(myself: &ActorRef<ManagedMsg>, state: &mut ManagedState, exit: ChildExit) {
+    let Some(mut child) = state
+        .child
+        .take_if(|child| child.generation == exit.generation && child.pid == exit.pid)
+    else {
+        return;
+    };
+    // The leader is gone: end whatever it left in its group.
+    child.group.kill();
+    let pending = state.pending.take();
+    let Some(pending) = pending else {
+        let uptime = record_exit(state, &child, exit.info, false, None);
+        drop(child);
+        on_failure(myself, state, uptime);
+        return;
+    };
+    let extra = serde_json::json!({
+        "forced": pending.forced,
+        "requested": if pending.restart.is_some() { "restart" } else { "stop" },
+        "reason": pending.restart.clone(),
+    });
+    record_exit(state, &child, exit.info, true, Some(extra));
+    drop(child);
+    for reply in pending.stop_replies {
+        let _ = reply.send(());
+    }
+    match pending.restart {
+        None => {
+            state.args.status.set_state(ProcessState::Stopped, None);
+            emit(
+                state,
+                ManagedEvent::Stopped {
+                    component: state.args.component.clone(),
+                    reason: "stop requested".to_owned(),
+                },
+                None,
+            );
+        }
+        Some(_) => {
+            let result = start(myself, state, 0);
+            if let Err(error) = &result {
+                on_start_failed(myself, state, error.clone());
+            }
+            for reply in pending.restart_replies {
+                let _ = reply.send(result.clone());
+            }
+        }
+    }
+}
