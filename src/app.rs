@@ -38,11 +38,11 @@ use crate::debounce::{
     DebounceConfig, DebounceStore, Debouncer, DebouncerArgs, IssueBus, LatestObservations,
     ObservationHistory, ObservationQueue, ProbeRules,
 };
+use crate::escalation::{CoordinatorArgs, CycleContext, CycleStore, EscalationCoordinator};
+use crate::managed::{ManagedArgs, ManagedEvent, ManagedProcess, ManagedStatus};
 use crate::probes::{CheckContext, Heartbeats, ProbeActor, ProbeActorArgs};
 use crate::settings::ProbeKind;
 use crate::settings::{Secret, Settings, SupervisionSettings};
-use crate::escalation::{CoordinatorArgs, CycleContext, CycleStore, EscalationCoordinator};
-use crate::managed::{ManagedArgs, ManagedEvent, ManagedProcess, ManagedStatus};
 use crate::wake::{WakeConsumer, WakeConsumerArgs, WakeStatus};
 
 pub use names::Names;
@@ -412,19 +412,36 @@ fn escalation_spec(shared: &Shared, ladder: &Ladder, child_timeout: Duration) ->
         let first_start = Arc::new(std::sync::atomic::AtomicBool::new(true));
         let stop_timeout = args.settings.stop_timeout;
         children.push(
-            ChildSpec::worker(format!("managed:{}", args.component), move |parent: ActorCell| {
-                let (name, args, probes, latest, first) =
-                    (name.clone(), args.clone(), dependency_probes.clone(), latest.clone(), first_start.clone());
-                Box::pin(async move {
-                    if first.swap(false, std::sync::atomic::Ordering::SeqCst) {
-                        wait_for_dependencies(&args.component, &probes, &latest, args.settings.start_timeout).await;
-                    }
-                    let (actor, _) = Actor::spawn_linked(Some(name), ManagedProcess, args, parent).await?;
-                    Ok(actor.get_cell())
-                })
-            })
+            ChildSpec::worker(
+                format!("managed:{}", args.component),
+                move |parent: ActorCell| {
+                    let (name, args, probes, latest, first) = (
+                        name.clone(),
+                        args.clone(),
+                        dependency_probes.clone(),
+                        latest.clone(),
+                        first_start.clone(),
+                    );
+                    Box::pin(async move {
+                        if first.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                            wait_for_dependencies(
+                                &args.component,
+                                &probes,
+                                &latest,
+                                args.settings.start_timeout,
+                            )
+                            .await;
+                        }
+                        let (actor, _) =
+                            Actor::spawn_linked(Some(name), ManagedProcess, args, parent).await?;
+                        Ok(actor.get_cell())
+                    })
+                },
+            )
             // Its own stop sequence (signal, stop_timeout, kill) must fit.
-            .shutdown(warden_supervisors::Shutdown::Timeout(stop_timeout + child_timeout)),
+            .shutdown(warden_supervisors::Shutdown::Timeout(
+                stop_timeout + child_timeout,
+            )),
         );
     }
     for args in &shared.escalation.coordinators {
@@ -432,13 +449,18 @@ fn escalation_spec(shared: &Shared, ladder: &Ladder, child_timeout: Duration) ->
         let name = shared.names.of(&format!("coordinator.{component}"));
         let args = args.clone();
         children.push(
-            ChildSpec::worker(format!("coordinator:{component}"), move |parent: ActorCell| {
-                let (name, args) = (name.clone(), args.clone());
-                Box::pin(async move {
-                    let (actor, _) = Actor::spawn_linked(Some(name), EscalationCoordinator, args, parent).await?;
-                    Ok(actor.get_cell())
-                })
-            })
+            ChildSpec::worker(
+                format!("coordinator:{component}"),
+                move |parent: ActorCell| {
+                    let (name, args) = (name.clone(), args.clone());
+                    Box::pin(async move {
+                        let (actor, _) =
+                            Actor::spawn_linked(Some(name), EscalationCoordinator, args, parent)
+                                .await?;
+                        Ok(actor.get_cell())
+                    })
+                },
+            )
             .shutdown(warden_supervisors::Shutdown::Timeout(child_timeout)),
         );
     }
@@ -459,20 +481,31 @@ fn escalation_spec(shared: &Shared, ladder: &Ladder, child_timeout: Duration) ->
 /// Waits (bounded by `timeout`) until every probe in `probes` has a healthy
 /// latest observation; a dependency that stays down delays the start, it
 /// does not prevent it.
-async fn wait_for_dependencies(component: &str, probes: &[String], latest: &LatestObservations, timeout: Duration) {
+async fn wait_for_dependencies(
+    component: &str,
+    probes: &[String],
+    latest: &LatestObservations,
+    timeout: Duration,
+) {
     if probes.is_empty() {
         return;
     }
     let deadline = Instant::now() + timeout;
     loop {
-        let healthy = probes
-            .iter()
-            .all(|p| latest.get(p).is_some_and(|o| o.status == crate::messages::Health::Healthy));
+        let healthy = probes.iter().all(|p| {
+            latest
+                .get(p)
+                .is_some_and(|o| o.status == crate::messages::Health::Healthy)
+        });
         if healthy {
             return;
         }
         if Instant::now() >= deadline {
-            tracing::warn!(component, ?probes, "Dependencies are not healthy after the start timeout; starting anyway.");
+            tracing::warn!(
+                component,
+                ?probes,
+                "Dependencies are not healthy after the start timeout; starting anyway."
+            );
             return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -503,14 +536,24 @@ fn escalation(
             .iter()
             .filter(|p| p.component_name() == component)
             .map(|p| p.name.clone())
-            .chain(settings.components.iter().filter(|c| c.name == component).flat_map(|c| c.probes.clone()))
+            .chain(
+                settings
+                    .components
+                    .iter()
+                    .filter(|c| c.name == component)
+                    .flat_map(|c| c.probes.clone()),
+            )
             .collect()
     };
     let managed = order
         .iter()
         .filter_map(|name| settings.components.iter().find(|c| &c.name == name))
         .map(|component| {
-            let dependency_probes = component.depends_on.iter().flat_map(|d| probes_of(d)).collect();
+            let dependency_probes = component
+                .depends_on
+                .iter()
+                .flat_map(|d| probes_of(d))
+                .collect();
             let args = ManagedArgs {
                 component: component.name.clone(),
                 settings: component.clone(),
@@ -526,14 +569,21 @@ fn escalation(
         if component.rollback.snapshot.is_empty() {
             continue;
         }
-        let row = match crate::escalation::Snapshots::take(state_dir, &component.name, &component.rollback.snapshot) {
+        let row = match crate::escalation::Snapshots::take(
+            state_dir,
+            &component.name,
+            &component.rollback.snapshot,
+        ) {
             Ok(report) => NewRow::new(
                 "escalation.snapshot_taken",
                 json!({ "copied": report.copied, "missing": report.missing, "already_taken": report.already_taken }),
             ),
             Err(error) => {
                 tracing::error!(component = %component.name, error = %error, "Could not snapshot the last-known-good files; rollback will not be possible.");
-                NewRow::new("escalation.snapshot_failed", json!({ "error": error.to_string() }))
+                NewRow::new(
+                    "escalation.snapshot_failed",
+                    json!({ "error": error.to_string() }),
+                )
             }
         };
         audit.append_nowait(row.component(component.name.clone()));
@@ -551,7 +601,9 @@ fn escalation(
                 latest: latest.clone(),
                 debounce: store.clone(),
                 state_dir: state_dir.clone(),
-                managed: component.is_managed().then(|| names.of(&format!("managed.{}", component.name))),
+                managed: component
+                    .is_managed()
+                    .then(|| names.of(&format!("managed.{}", component.name))),
                 metrics: metrics.clone(),
             }),
             store: cycles.clone(),
@@ -703,7 +755,8 @@ pub async fn start(settings: Settings) -> Result<Warden, AppError> {
         status: wake_status.clone(),
         metrics: metrics.clone(),
     };
-    let managed_events: Arc<ractor::OutputPort<ManagedEvent>> = Arc::new(ractor::OutputPort::default());
+    let managed_events: Arc<ractor::OutputPort<ManagedEvent>> =
+        Arc::new(ractor::OutputPort::default());
     let escalation = Arc::new(escalation(
         &settings,
         &names,

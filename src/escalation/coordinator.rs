@@ -11,7 +11,7 @@ use std::sync::Arc;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::watch;
 
-use super::cycle::{self, CycleContext, CycleRecord, CycleStore, Signal};
+use super::cycle::{self, CycleContext, CycleStore, Signal};
 use crate::debounce::IssueBus;
 use crate::managed::ManagedEvent;
 use crate::messages::IssueEvent;
@@ -70,13 +70,16 @@ impl Actor for EscalationCoordinator {
     ) -> Result<CoordinatorState, ActorProcessingErr> {
         let component = args.ctx.component.name.clone();
         let probes = args.ctx.component.probes.clone();
-        args.issues.subscribe(myself.clone(), move |event: IssueEvent| {
-            (event.component == component || probes.contains(&event.probe)).then_some(CoordinatorMsg::Issue(event))
-        });
+        args.issues
+            .subscribe(myself.clone(), move |event: IssueEvent| {
+                (event.component == component || probes.contains(&event.probe))
+                    .then_some(CoordinatorMsg::Issue(event))
+            });
         let component = args.ctx.component.name.clone();
-        args.managed.subscribe(myself.clone(), move |event: ManagedEvent| {
-            (event.component() == component).then_some(CoordinatorMsg::Managed(event))
-        });
+        args.managed
+            .subscribe(myself.clone(), move |event: ManagedEvent| {
+                (event.component() == component).then_some(CoordinatorMsg::Managed(event))
+            });
         let mut state = CoordinatorState { args, cycle: None };
         // A cycle that was running when the previous instance died goes on.
         let resume = state
@@ -90,7 +93,11 @@ impl Actor for EscalationCoordinator {
         Ok(state)
     }
 
-    async fn post_stop(&self, _myself: ActorRef<Self::Msg>, state: &mut CoordinatorState) -> Result<(), ActorProcessingErr> {
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        state: &mut CoordinatorState,
+    ) -> Result<(), ActorProcessingErr> {
         if let Some((task, _)) = state.cycle.take() {
             task.abort();
         }
@@ -112,7 +119,11 @@ impl Actor for EscalationCoordinator {
                 }
             }
             CoordinatorMsg::CycleEnded => {
-                if state.cycle.as_ref().is_some_and(|(task, _)| task.is_finished()) {
+                if state
+                    .cycle
+                    .as_ref()
+                    .is_some_and(|(task, _)| task.is_finished())
+                {
                     state.cycle = None;
                 }
             }
@@ -128,7 +139,11 @@ fn on_issue(myself: &ActorRef<CoordinatorMsg>, state: &mut CoordinatorState, eve
             if let Some((_, signal)) = &state.cycle {
                 let _ = signal.send(Signal::Resolved(event.probe.clone()));
             } else {
-                cycle::note_resolved(&state.args.store, &state.args.ctx.component.name, &event.probe);
+                cycle::note_resolved(
+                    &state.args.store,
+                    &state.args.ctx.component.name,
+                    &event.probe,
+                );
             }
         }
         _ => {}
@@ -137,7 +152,11 @@ fn on_issue(myself: &ActorRef<CoordinatorMsg>, state: &mut CoordinatorState, eve
 
 /// Starts a cycle unless one is running (a running cycle takes note of the
 /// new trigger through the store instead).
-fn start_cycle(myself: &ActorRef<CoordinatorMsg>, state: &mut CoordinatorState, trigger: Option<cycle::Trigger>) {
+fn start_cycle(
+    myself: &ActorRef<CoordinatorMsg>,
+    state: &mut CoordinatorState,
+    trigger: Option<cycle::Trigger>,
+) {
     let name = state.args.ctx.component.name.clone();
     if let Some((task, signal)) = &state.cycle
         && !task.is_finished()
@@ -148,7 +167,7 @@ fn start_cycle(myself: &ActorRef<CoordinatorMsg>, state: &mut CoordinatorState, 
         return;
     }
     let record = {
-        let mut entry = state.args.store.entry(name).or_insert_with(CycleRecord::default);
+        let mut entry = state.args.store.entry(name).or_default();
         if let Some(trigger) = &trigger {
             entry.begin(trigger, &state.args.ctx);
         }
@@ -158,7 +177,11 @@ fn start_cycle(myself: &ActorRef<CoordinatorMsg>, state: &mut CoordinatorState, 
         entry.clone()
     };
     let (tx, rx) = watch::channel(Signal::None);
-    let (ctx, store, me) = (state.args.ctx.clone(), state.args.store.clone(), myself.clone());
+    let (ctx, store, me) = (
+        state.args.ctx.clone(),
+        state.args.store.clone(),
+        myself.clone(),
+    );
     let task = tokio::spawn(async move {
         cycle::run(ctx, store, record, rx).await;
         let _ = me.cast(CoordinatorMsg::CycleEnded);

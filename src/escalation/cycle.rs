@@ -83,11 +83,15 @@ impl CycleRecord {
     /// Takes a trigger into account: starts a cycle unless one runs or automation stopped.
     pub fn begin(&mut self, trigger: &Trigger, ctx: &CycleContext) {
         let summary = match trigger {
-            Trigger::Issue(event) => format!("{} {} ({}, {:?})", event.probe, event.seam, event.category, event.severity),
+            Trigger::Issue(event) => format!(
+                "{} {} ({}, {:?})",
+                event.probe, event.seam, event.category, event.severity
+            ),
             Trigger::ManagedFatal(reason) => format!("managed process FATAL: {reason}"),
         };
         if self.active {
-            self.history.record(HistoryKind::Observation, "trigger", 0, &summary, json!({}));
+            self.history
+                .record(HistoryKind::Observation, "trigger", 0, &summary, json!({}));
             return;
         }
         if self.automation_stopped {
@@ -97,20 +101,31 @@ impl CycleRecord {
         self.paused_noted = false;
         self.session = match trigger {
             Trigger::Issue(event) => event.caller_session_id.clone(),
-            Trigger::ManagedFatal(_) => Some(format!("component:{}:fatal:{}", ctx.component.name, jiff::Timestamp::now().as_second())),
+            Trigger::ManagedFatal(_) => Some(format!(
+                "component:{}:fatal:{}",
+                ctx.component.name,
+                jiff::Timestamp::now().as_second()
+            )),
         };
         self.ladder = Some(EscalationLadder::new(&ctx.component));
         self.history = EscalationHistory::new(ctx.component.name.clone(), self.session.clone());
-        self.history.record(HistoryKind::Observation, "trigger", 0, &summary, json!({}));
+        self.history
+            .record(HistoryKind::Observation, "trigger", 0, &summary, json!({}));
     }
 }
 
 /// Notes a resolution that arrived while no cycle task was running.
-pub fn note_resolved(store: &CycleStore, component: &str, probe: &str) {
+pub(super) fn note_resolved(store: &CycleStore, component: &str, probe: &str) {
     if let Some(mut record) = store.get_mut(component)
         && record.active
     {
-        record.history.record(HistoryKind::Observation, "resolved", 0, &format!("{probe} recovered"), json!({}));
+        record.history.record(
+            HistoryKind::Observation,
+            "resolved",
+            0,
+            format!("{probe} recovered"),
+            json!({}),
+        );
     }
 }
 
@@ -152,9 +167,11 @@ impl CycleContext {
 
     /// Whether none of the component's probes has an open issue.
     fn issues_closed(&self) -> bool {
-        self.probes()
-            .iter()
-            .all(|probe| self.debounce.get(probe).is_none_or(|entry| entry.machine.open_issue().is_none()))
+        self.probes().iter().all(|probe| {
+            self.debounce
+                .get(probe)
+                .is_none_or(|entry| entry.machine.open_issue().is_none())
+        })
     }
 
     fn running(&self) -> bool {
@@ -173,7 +190,12 @@ enum Outcome {
 }
 
 /// Runs the cycle until it heals, resolves, or the ladder is exhausted.
-pub async fn run(ctx: Arc<CycleContext>, store: CycleStore, mut record: CycleRecord, mut signal: watch::Receiver<Signal>) {
+pub(super) async fn run(
+    ctx: Arc<CycleContext>,
+    store: CycleStore,
+    mut record: CycleRecord,
+    mut signal: watch::Receiver<Signal>,
+) {
     let name = ctx.component.name.clone();
     let save = |record: &CycleRecord| {
         store.insert(name.clone(), record.clone());
@@ -190,7 +212,13 @@ pub async fn run(ctx: Arc<CycleContext>, store: CycleStore, mut record: CycleRec
             if !record.paused_noted {
                 record.paused_noted = true;
                 let reason = format!("operational state is {:?}", ctx.state.state());
-                let _ = append(&ctx, &record, "escalation.step_skipped", json!({ "reason": reason, "waiting": true })).await;
+                let _ = append(
+                    &ctx,
+                    &record,
+                    "escalation.step_skipped",
+                    json!({ "reason": reason, "waiting": true }),
+                )
+                .await;
                 save(&record);
             }
             tokio::time::sleep(POLL).await;
@@ -210,8 +238,12 @@ pub async fn run(ctx: Arc<CycleContext>, store: CycleStore, mut record: CycleRec
             warn_operator(&ctx, &record).await;
         }
         let outcome = match step {
-            Step::Fix { attempt, skipped } => fix_step(&ctx, &mut record, attempt, skipped, &mut signal).await,
-            Step::Tier { index, attempt, .. } => tier_step(&ctx, &mut record, index, attempt, &mut signal).await,
+            Step::Fix { attempt, skipped } => {
+                fix_step(&ctx, &mut record, attempt, skipped, &mut signal).await
+            }
+            Step::Tier { index, attempt, .. } => {
+                tier_step(&ctx, &mut record, index, attempt, &mut signal).await
+            }
             Step::Exhausted => {
                 exhausted(&ctx, &mut record).await;
                 save(&record);
@@ -237,19 +269,35 @@ pub async fn run(ctx: Arc<CycleContext>, store: CycleStore, mut record: CycleRec
 
 fn resolved(ctx: &CycleContext, signal: &mut watch::Receiver<Signal>) -> bool {
     let _ = signal.borrow_and_update();
-    ctx.issues_closed() && ctx.probes().iter().all(|p| ctx.latest.get(p).is_none_or(|o| o.status == Health::Healthy))
+    ctx.issues_closed()
+        && ctx.probes().iter().all(|p| {
+            ctx.latest
+                .get(p)
+                .is_none_or(|o| o.status == Health::Healthy)
+        })
 }
 
 async fn finish(ctx: &CycleContext, record: &mut CycleRecord, outcome: &str, by: Option<String>) {
     record.active = false;
     record.exhaustions_in_row = 0;
     let attempts = record.ladder.as_ref().map_or(0, EscalationLadder::attempts);
-    let _ = append(ctx, record, "escalation.cycle_ended", json!({ "outcome": outcome, "healed_by": by, "attempts": attempts })).await;
+    let _ = append(
+        ctx,
+        record,
+        "escalation.cycle_ended",
+        json!({ "outcome": outcome, "healed_by": by, "attempts": attempts }),
+    )
+    .await;
     record.ladder = None;
 }
 
 /// Appends a row under the cycle's story.
-async fn append(ctx: &CycleContext, record: &CycleRecord, seam: &str, mut details: Value) -> Option<u64> {
+async fn append(
+    ctx: &CycleContext,
+    record: &CycleRecord,
+    seam: &str,
+    mut details: Value,
+) -> Option<u64> {
     if let Some(map) = details.as_object_mut() {
         map.insert("component".into(), ctx.component.name.clone().into());
     }
@@ -268,7 +316,11 @@ async fn append(ctx: &CycleContext, record: &CycleRecord, seam: &str, mut detail
 
 /// Waits up to `timeout` for every probe of the component to report healthy
 /// in an observation made after `since`.
-async fn verify(ctx: &CycleContext, timeout: Duration, signal: &mut watch::Receiver<Signal>) -> bool {
+async fn verify(
+    ctx: &CycleContext,
+    timeout: Duration,
+    signal: &mut watch::Receiver<Signal>,
+) -> bool {
     let since = jiff::Timestamp::now();
     let deadline = Instant::now() + timeout;
     let probes = ctx.probes();
@@ -276,7 +328,8 @@ async fn verify(ctx: &CycleContext, timeout: Duration, signal: &mut watch::Recei
         let healthy = !probes.is_empty()
             && probes.iter().all(|probe| {
                 ctx.latest.get(probe).is_some_and(|o| {
-                    o.status == Health::Healthy && o.at.parse::<jiff::Timestamp>().is_ok_and(|at| at > since)
+                    o.status == Health::Healthy
+                        && o.at.parse::<jiff::Timestamp>().is_ok_and(|at| at > since)
                 })
             });
         if healthy {
@@ -297,43 +350,85 @@ struct ManagedRestart {
 }
 
 impl RestartHook for ManagedRestart {
-    fn restart(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, String>> + Send + '_>> {
+    fn restart(
+        &self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, String>> + Send + '_>>
+    {
         Box::pin(async move {
-            let name = self.name.clone().ok_or_else(|| "the component has no managed process".to_owned())?;
+            let name = self
+                .name
+                .clone()
+                .ok_or_else(|| "the component has no managed process".to_owned())?;
             let actor = ractor::ActorRef::<ManagedMsg>::where_is(name.clone())
                 .ok_or_else(|| format!("managed process {name} is not running"))?;
-            let result = ractor::call_t!(actor, |reply| ManagedMsg::Restart { reason: "fix envelope".into(), reply: Some(reply) }, 60_000)
-                .map_err(|error| format!("restart call failed: {error}"))?;
+            let result = ractor::call_t!(
+                actor,
+                |reply| ManagedMsg::Restart {
+                    reason: "fix envelope".into(),
+                    reply: Some(reply)
+                },
+                60_000
+            )
+            .map_err(|error| format!("restart call failed: {error}"))?;
             result.map(|pid| format!("restarted, pid {pid}"))
         })
     }
 }
 
-async fn fix_step(ctx: &CycleContext, record: &mut CycleRecord, attempt: u32, disabled: bool, signal: &mut watch::Receiver<Signal>) -> Outcome {
+async fn fix_step(
+    ctx: &CycleContext,
+    record: &mut CycleRecord,
+    attempt: u32,
+    disabled: bool,
+    signal: &mut watch::Receiver<Signal>,
+) -> Outcome {
     let fix = &ctx.component.fix;
     let action = fix.action.kind.map(|k| format!("{k:?}").to_lowercase());
     let skip = if disabled || !fix.enabled {
         Some("the fix envelope is disabled".to_owned())
-    } else if let Some(last) = record.last_fix_at.filter(|at| at.elapsed() < fix.cooldown) {
-        Some(format!("cooldown: the fix ran {} ago (cooldown {})", humantime::format_duration(Duration::from_secs(last.elapsed().as_secs())), humantime::format_duration(fix.cooldown)))
     } else {
-        None
+        record
+            .last_fix_at
+            .filter(|at| at.elapsed() < fix.cooldown)
+            .map(|last| {
+                format!(
+                    "cooldown: the fix ran {} ago (cooldown {})",
+                    humantime::format_duration(Duration::from_secs(last.elapsed().as_secs())),
+                    humantime::format_duration(fix.cooldown)
+                )
+            })
     };
     if let Some(reason) = skip {
-        ctx.metrics.escalation(&ctx.component.name, "fix", "skipped");
-        record.history.record(HistoryKind::Fix, "fix", attempt, &format!("skipped: {reason}"), json!({ "action": action }));
-        let _ = append(ctx, record, "escalation.fix_attempted", json!({ "attempt": attempt, "action": action, "outcome": "skipped", "reason": reason })).await;
+        ctx.metrics
+            .escalation(&ctx.component.name, "fix", "skipped");
+        record.history.record(
+            HistoryKind::Fix,
+            "fix",
+            attempt,
+            format!("skipped: {reason}"),
+            json!({ "action": action }),
+        );
+        let _ = append(
+            ctx,
+            record,
+            "escalation.fix_attempted",
+            json!({ "attempt": attempt, "action": action, "outcome": "skipped", "reason": reason }),
+        )
+        .await;
         return Outcome::Next;
     }
-    let hook = ManagedRestart { name: ctx.managed.clone() };
+    let hook = ManagedRestart {
+        name: ctx.managed.clone(),
+    };
     let outcome: FixOutcome = run_fix(&fix.action, &ctx.http, &hook).await;
     record.last_fix_at = Some(Instant::now());
     let result = if outcome.ok { "succeeded" } else { "failed" };
     ctx.metrics.escalation(&ctx.component.name, "fix", result);
-    record.history.record(HistoryKind::Fix,
+    record.history.record(
+        HistoryKind::Fix,
         "fix",
         attempt,
-        &format!("{} {result}", action.clone().unwrap_or_default()),
+        format!("{} {result}", action.clone().unwrap_or_default()),
         json!({ "output": outcome.output_excerpt, "error": outcome.error }),
     );
     let _ = append(
@@ -347,23 +442,50 @@ async fn fix_step(ctx: &CycleContext, record: &mut CycleRecord, attempt: u32, di
         return Outcome::Next;
     }
     let healthy = verify(ctx, fix.verify_timeout, signal).await;
-    let _ = append(ctx, record, "escalation.verified", json!({ "after": "fix", "attempt": attempt, "healthy": healthy })).await;
+    let _ = append(
+        ctx,
+        record,
+        "escalation.verified",
+        json!({ "after": "fix", "attempt": attempt, "healthy": healthy }),
+    )
+    .await;
     if healthy {
         Outcome::Healed("fix".into())
     } else if ctx.issues_closed() {
         Outcome::Resolved
     } else {
-        record.history.record(HistoryKind::Rejection, "fix", attempt, "the fix ran but the probes did not recover", json!({}));
+        record.history.record(
+            HistoryKind::Rejection,
+            "fix",
+            attempt,
+            "the fix ran but the probes did not recover",
+            json!({}),
+        );
         Outcome::Next
     }
 }
 
-async fn tier_step(ctx: &CycleContext, record: &mut CycleRecord, index: usize, attempt: u32, signal: &mut watch::Receiver<Signal>) -> Outcome {
-    let Some(tier) = ctx.component.tiers.get(index).cloned() else { return Outcome::Next };
+async fn tier_step(
+    ctx: &CycleContext,
+    record: &mut CycleRecord,
+    index: usize,
+    attempt: u32,
+    signal: &mut watch::Receiver<Signal>,
+) -> Outcome {
+    let Some(tier) = ctx.component.tiers.get(index).cloned() else {
+        return Outcome::Next;
+    };
     if !tier.is_enabled() {
         let reason = "the tier is disabled";
-        ctx.metrics.escalation(&ctx.component.name, &tier.name, "skipped");
-        record.history.record(HistoryKind::Tier, &tier.name, attempt, &format!("skipped: {reason}"), json!({}));
+        ctx.metrics
+            .escalation(&ctx.component.name, &tier.name, "skipped");
+        record.history.record(
+            HistoryKind::Tier,
+            &tier.name,
+            attempt,
+            format!("skipped: {reason}"),
+            json!({}),
+        );
         let _ = append(ctx, record, "escalation.tier_called", json!({ "tier": tier.name, "attempt": attempt, "outcome": "skipped", "reason": reason })).await;
         return Outcome::Next;
     }
@@ -378,7 +500,11 @@ async fn tier_step(ctx: &CycleContext, record: &mut CycleRecord, index: usize, a
     match tier.kind {
         Some(TierKind::Webhook) => {
             let url = tier.url.clone().unwrap_or_default();
-            let key = format!("{}:{}:{attempt}", record.session.clone().unwrap_or_default(), tier.name);
+            let key = format!(
+                "{}:{}:{attempt}",
+                record.session.clone().unwrap_or_default(),
+                tier.name
+            );
             let answer = call_webhook(&url, tier.timeout(), &ctx.http, &key, &context).await;
             let status = match answer.status {
                 TierStatus::Fixed => "fixed",
@@ -387,11 +513,12 @@ async fn tier_step(ctx: &CycleContext, record: &mut CycleRecord, index: usize, a
                 TierStatus::Failed => "failed",
             }
             .to_owned();
-            ctx.metrics.escalation(&ctx.component.name, &tier.name, &status);
+            ctx.metrics
+                .escalation(&ctx.component.name, &tier.name, &status);
             record.history.record(HistoryKind::Tier,
                 &tier.name,
                 attempt,
-                &format!("{} answered {status}", tier.name),
+                format!("{} answered {status}", tier.name),
                 json!({ "notes": answer.notes, "error": answer.error, "patch": answer.patch.is_some() }),
             );
             let _ = append(
@@ -414,7 +541,13 @@ async fn tier_step(ctx: &CycleContext, record: &mut CycleRecord, index: usize, a
                     if healthy {
                         return Outcome::Healed(tier.name.clone());
                     }
-                    record.history.record(HistoryKind::Rejection, &tier.name, attempt, &format!("{} said {status} but the probes did not recover", tier.name), json!({}));
+                    record.history.record(
+                        HistoryKind::Rejection,
+                        &tier.name,
+                        attempt,
+                        format!("{} said {status} but the probes did not recover", tier.name),
+                        json!({}),
+                    );
                     Outcome::Next
                 }
                 _ => Outcome::Next,
@@ -422,7 +555,8 @@ async fn tier_step(ctx: &CycleContext, record: &mut CycleRecord, index: usize, a
         }
         Some(TierKind::Notifier) => {
             let name = tier.notifier.clone().unwrap_or_default();
-            ctx.metrics.escalation(&ctx.component.name, &tier.name, "paged");
+            ctx.metrics
+                .escalation(&ctx.component.name, &tier.name, "paged");
             let seq = append(ctx, record, "escalation.tier_called", json!({ "tier": tier.name, "kind": "notifier", "notifier": name, "attempt": attempt, "outcome": "paging" })).await;
             let notice = notice(
                 ctx,
@@ -431,13 +565,26 @@ async fn tier_step(ctx: &CycleContext, record: &mut CycleRecord, index: usize, a
                 "escalation",
                 Severity::Critical,
                 format!("{}: escalated to {}", ctx.component.name, tier.name),
-                format!("Self-heal did not restore {}. Escalation history: {}", ctx.component.name, summary_line(&record.history)),
+                format!(
+                    "Self-heal did not restore {}. Escalation history: {}",
+                    ctx.component.name,
+                    summary_line(&record.history)
+                ),
             );
             let delivered = match ctx.notifiers.get(&name) {
                 Some(notifier) => notifier.send(&notice).await.outcome == DeliveryOutcome::Sent,
                 None => false,
             };
-            record.history.record(HistoryKind::Tier, &tier.name, attempt, &format!("paged through {name}: {}", if delivered { "sent" } else { "failed" }), json!({}));
+            record.history.record(
+                HistoryKind::Tier,
+                &tier.name,
+                attempt,
+                format!(
+                    "paged through {name}: {}",
+                    if delivered { "sent" } else { "failed" }
+                ),
+                json!({}),
+            );
             // A person needs time: give them the verification window before climbing on.
             if verify(ctx, ctx.component.fix.verify_timeout, signal).await {
                 return Outcome::Healed(tier.name.clone());
@@ -449,7 +596,8 @@ async fn tier_step(ctx: &CycleContext, record: &mut CycleRecord, index: usize, a
 }
 
 async fn apply_patch(ctx: &CycleContext, record: &mut CycleRecord, tier: &str, patch: &Value) {
-    let result = PatchHistory::open(&ctx.state_dir).and_then(|history| history.apply_patch(&ctx.component.name, tier, patch));
+    let result = PatchHistory::open(&ctx.state_dir)
+        .and_then(|history| history.apply_patch(&ctx.component.name, tier, patch));
     let details = match &result {
         Ok(entry) => json!({ "tier": tier, "applied": true, "entry": entry }),
         Err(error) => json!({ "tier": tier, "applied": false, "error": error.to_string() }),
@@ -457,7 +605,15 @@ async fn apply_patch(ctx: &CycleContext, record: &mut CycleRecord, tier: &str, p
     let _ = append(ctx, record, "escalation.patch_applied", details).await;
 }
 
-fn notice(ctx: &CycleContext, record: &CycleRecord, seq: u64, kind: &str, severity: Severity, title: String, summary: String) -> Notice {
+fn notice(
+    ctx: &CycleContext,
+    record: &CycleRecord,
+    seq: u64,
+    kind: &str,
+    severity: Severity,
+    title: String,
+    summary: String,
+) -> Notice {
     Notice {
         idempotency_key: format!("warden-{seq}"),
         seq,
@@ -488,7 +644,13 @@ async fn broadcast(ctx: &CycleContext, notice: &Notice) {
 
 async fn warn_operator(ctx: &CycleContext, record: &CycleRecord) {
     let attempts = record.ladder.as_ref().map_or(0, EscalationLadder::attempts);
-    let seq = append(ctx, record, "escalation.warning", json!({ "attempts": attempts, "threshold": ctx.component.warning_threshold })).await;
+    let seq = append(
+        ctx,
+        record,
+        "escalation.warning",
+        json!({ "attempts": attempts, "threshold": ctx.component.warning_threshold }),
+    )
+    .await;
     let notice = notice(
         ctx,
         record,
@@ -496,7 +658,12 @@ async fn warn_operator(ctx: &CycleContext, record: &CycleRecord) {
         "escalation_warning",
         Severity::Warning,
         format!("{}: escalating", ctx.component.name),
-        format!("{} escalation step(s) so far for {}: {}", attempts, ctx.component.name, summary_line(&record.history)),
+        format!(
+            "{} escalation step(s) so far for {}: {}",
+            attempts,
+            ctx.component.name,
+            summary_line(&record.history)
+        ),
     );
     broadcast(ctx, &notice).await;
 }
@@ -506,7 +673,8 @@ async fn exhausted(ctx: &CycleContext, record: &mut CycleRecord) {
     record.exhaustions_in_row += 1;
     if record.exhaustions_in_row >= 2 {
         record.automation_stopped = true;
-        ctx.metrics.escalation(&ctx.component.name, "rollback", "automation_stopped");
+        ctx.metrics
+            .escalation(&ctx.component.name, "rollback", "automation_stopped");
         let seq = append(ctx, record, "escalation.automation_stopped", json!({ "exhaustions_in_row": record.exhaustions_in_row, "history": record.history.to_context(None) })).await;
         let notice = notice(
             ctx,
@@ -514,20 +682,35 @@ async fn exhausted(ctx: &CycleContext, record: &mut CycleRecord) {
             seq.unwrap_or(0),
             "automation_stopped",
             Severity::Critical,
-            format!("{}: ladder exhausted twice; automation stopped", ctx.component.name),
-            format!("The escalation ladder of {} was exhausted twice in a row without a verified heal. Warden will not act on it again until restarted; it needs a person now.", ctx.component.name),
+            format!(
+                "{}: ladder exhausted twice; automation stopped",
+                ctx.component.name
+            ),
+            format!(
+                "The escalation ladder of {} was exhausted twice in a row without a verified heal. Warden will not act on it again until restarted; it needs a person now.",
+                ctx.component.name
+            ),
         );
         broadcast(ctx, &notice).await;
         return;
     }
-    ctx.metrics.escalation(&ctx.component.name, "rollback", "rolled_back");
+    ctx.metrics
+        .escalation(&ctx.component.name, "rollback", "rolled_back");
     let restore = Snapshots::restore(&ctx.state_dir, &ctx.component.name);
     let restored = match &restore {
-        Ok(report) => json!({ "restored": report.restored, "missing": report.missing, "taken_at": report.taken_at }),
+        Ok(report) => {
+            json!({ "restored": report.restored, "missing": report.missing, "taken_at": report.taken_at })
+        }
         Err(error) => json!({ "error": error.to_string() }),
     };
     let restart = if ctx.managed.is_some() {
-        Some(ManagedRestart { name: ctx.managed.clone() }.restart().await)
+        Some(
+            ManagedRestart {
+                name: ctx.managed.clone(),
+            }
+            .restart()
+            .await,
+        )
     } else {
         None
     };
@@ -544,8 +727,20 @@ async fn exhausted(ctx: &CycleContext, record: &mut CycleRecord) {
         seq.unwrap_or(0),
         "rolled_back",
         Severity::Critical,
-        format!("{}: ladder exhausted; configuration rolled back to last-known-good", ctx.component.name),
-        format!("Every rung of {}'s escalation ladder was tried without a verified heal. Its snapshot was restored{}. History: {}", ctx.component.name, if restart.is_some() { " and the process restarted" } else { "" }, summary_line(&record.history)),
+        format!(
+            "{}: ladder exhausted; configuration rolled back to last-known-good",
+            ctx.component.name
+        ),
+        format!(
+            "Every rung of {}'s escalation ladder was tried without a verified heal. Its snapshot was restored{}. History: {}",
+            ctx.component.name,
+            if restart.is_some() {
+                " and the process restarted"
+            } else {
+                ""
+            },
+            summary_line(&record.history)
+        ),
     );
     broadcast(ctx, &notice).await;
     record.ladder = None;

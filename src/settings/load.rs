@@ -95,13 +95,16 @@ pub fn load_with_env(
     }
 }
 
+/// One `WARDEN__COMPONENTS__<NAME>__FIX__ENABLED`: (variable, name, value).
+type FixOverride = (String, String, String);
+
 /// `WARDEN__COMPONENTS__<NAME>__FIX__ENABLED`: components are a list, which
 /// the generic `SECTION__KEY` mapping cannot index by name, so these variables
 /// are taken out of the environment layer and applied by component name.
 /// Returns the rest of the environment and the overrides (variable, name, value).
 fn split_fix_overrides(
     env: HashMap<String, String>,
-) -> (HashMap<String, String>, Vec<(String, String, String)>) {
+) -> (HashMap<String, String>, Vec<FixOverride>) {
     let mut rest = HashMap::new();
     let mut overrides = Vec::new();
     for (key, value) in env {

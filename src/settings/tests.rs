@@ -448,6 +448,8 @@ fn a_fix_envelope_is_switched_by_component_name_from_the_environment() {
         lines.iter().any(|l| l.contains("must be true or false")),
         "{lines:?}"
     );
+}
+
 const SITE_PROBE: &str = r#"
 [[probes]]
 name = "site"
