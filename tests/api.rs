@@ -57,7 +57,7 @@ async fn status_routes_auth_and_notes() {
         .iter()
         .map(|c| c["id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, ["audit", "debouncer", "wake", "probes", "api"]);
+    assert_eq!(ids, ["audit", "debouncer", "wake", "probes", "escalation", "api"]);
 
     let (_, boot) = get(&client, format!("{base}/api/boot-status")).await;
     assert_eq!(boot["ready"], true);
@@ -141,7 +141,7 @@ async fn status_routes_auth_and_notes() {
     assert!(seams.contains(&"service.stopping".to_owned()), "{seams:?}");
     assert_eq!(
         seams.iter().filter(|s| *s == "supervision.stopped").count(),
-        5,
+        6,
         "{seams:?}"
     );
     assert!(!serde_json::to_string(&seams).unwrap().contains(TOKEN));

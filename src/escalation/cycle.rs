@@ -269,7 +269,11 @@ pub(super) async fn run(
 
 fn resolved(ctx: &CycleContext, signal: &mut watch::Receiver<Signal>) -> bool {
     let _ = signal.borrow_and_update();
-    ctx.issues_closed()
+    // A component no probe watches (only its process is) never "recovers" on
+    // its own: only a verified step ends its cycle.
+    let probes = ctx.probes();
+    !probes.is_empty()
+        && ctx.issues_closed()
         && ctx.probes().iter().all(|p| {
             ctx.latest
                 .get(p)

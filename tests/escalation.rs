@@ -1,0 +1,308 @@
+//! Escalation end to end, in-process, with real managed processes
+//! (`warden demo-target`) and loopback tier webhooks and notifiers.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use support::receiver::Receiver;
+use warden::app::{self, Warden};
+use warden::audit::{AuditReader, AuditRow};
+use warden::settings::{ConfigSource, load_with_env};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+async fn start(dir: &Path, body: &str) -> Warden {
+    let toml = format!(
+        "[service]\nstate_dir = \"{}\"\napi_listen = \"127.0.0.1:0\"\n\n{body}",
+        dir.join("var").display()
+    );
+    let settings = load_with_env(
+        &ConfigSource::Text {
+            name: "test".into(),
+            toml,
+        },
+        Some(HashMap::new()),
+    )
+    .unwrap_or_else(|e| panic!("{:?}", e.lines()));
+    app::start(settings).await.unwrap()
+}
+
+fn rows(dir: &Path, seam: &str) -> Vec<AuditRow> {
+    let Ok(reader) = AuditReader::open(&dir.join("var/audit")) else {
+        return Vec::new();
+    };
+    reader
+        .rows_from(1, Some(seam))
+        .filter_map(Result::ok)
+        .collect()
+}
+
+async fn wait_rows(dir: &Path, seam: &str, n: usize) -> Vec<AuditRow> {
+    let found = support::eventually(WAIT, || {
+        let count = rows(dir, seam).len();
+        async move { count >= n }
+    })
+    .await;
+    let all = rows(dir, seam);
+    assert!(
+        found,
+        "expected {n} {seam} row(s) within {WAIT:?}, got {}: {all:#?}",
+        all.len()
+    );
+    all
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A managed demo-target component `site` on `port`, started in `mode`, with
+/// an http probe that fails after two bad checks.
+fn site(dir: &Path, port: u16, mode: &str, extra: &str) -> String {
+    let state = dir.join("site.mode");
+    std::fs::write(&state, mode).unwrap();
+    let bin = env!("CARGO_BIN_EXE_warden");
+    format!(
+        "[debounce]\nfailure_threshold = 2\n\n[[probes]]\nname = \"site\"\nkind = \"http\"\nurl = \"http://127.0.0.1:{port}/health\"\ninterval = \"100ms\"\ntimeout = \"80ms\"\n\n\
+         [[components]]\nname = \"site\"\nprobes = [\"site\"]\nrun = [\"{bin}\", \"demo-target\", \"--listen\", \"127.0.0.1:{port}\", \"--state-file\", \"{}\"]\nstop_timeout = \"2s\"\n{extra}\n",
+        state.display()
+    )
+}
+
+fn seams_of(dir: &Path, prefix: &str) -> Vec<String> {
+    rows(dir, prefix).into_iter().map(|r| r.seam).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_enabled_fix_runs_is_verified_and_the_issue_resolves() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let extra = format!(
+        "[components.fix]\nenabled = true\naction = {{ kind = \"http\", url = \"http://127.0.0.1:{port}/control/recover\" }}\nverify_timeout = \"5s\"\n"
+    );
+    let warden = start(dir.path(), &site(dir.path(), port, "failing", &extra)).await;
+    let fixes = wait_rows(dir.path(), "escalation.fix_attempted", 1).await;
+    assert_eq!(fixes[0].details["outcome"], "succeeded", "{:#?}", fixes[0]);
+    assert_eq!(fixes[0].details["action"], "http");
+    let wake = &rows(dir.path(), "probe.wake_requested")[0];
+    assert_eq!(
+        fixes[0].caller_session_id, wake.caller_session_id,
+        "the fix joins the issue's story"
+    );
+    let ended = wait_rows(dir.path(), "escalation.cycle_ended", 1).await;
+    assert_eq!(ended[0].details["outcome"], "healed");
+    assert_eq!(ended[0].details["healed_by"], "fix");
+    wait_rows(dir.path(), "probe.resolved", 1).await;
+    assert!(rows(dir.path(), "escalation.tier_called").is_empty());
+    warden.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fix_that_does_not_heal_walks_the_tiers_in_order_then_rolls_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let (t1, t2, last, ops) = (
+        Receiver::start().await,
+        Receiver::start().await,
+        Receiver::start().await,
+        Receiver::start().await,
+    );
+    t1.reply(serde_json::json!({ "status": "rejected", "notes": "not mine" }));
+    // Claims a fix that never happened: it must not be believed.
+    t2.reply(serde_json::json!({ "status": "fixed", "notes": "restarted it, trust me" }));
+    let config = dir.path().join("site.conf");
+    let original: Vec<u8> = (0..=255u8)
+        .chain(b"setting = good\n".iter().copied())
+        .collect();
+    std::fs::write(&config, &original).unwrap();
+    let extra = format!(
+        "final_tier_threshold = 0\nrollback = {{ snapshot = [\"{}\"] }}\n\n[components.fix]\nenabled = false\nverify_timeout = \"1s\"\n\n\
+         [[components.tiers]]\nname = \"t1\"\nkind = \"webhook\"\nurl = \"{}\"\nenabled = true\n\n\
+         [[components.tiers]]\nname = \"t2\"\nkind = \"webhook\"\nurl = \"{}\"\nenabled = true\n\n\
+         [[components.tiers]]\nname = \"final\"\nkind = \"webhook\"\nurl = \"{}\"\nenabled = true\n\n\
+         [[notifiers]]\nname = \"ops\"\nkind = \"webhook\"\nurl = \"{}\"\n",
+        config.display(),
+        t1.url,
+        t2.url,
+        last.url,
+        ops.url
+    );
+    let warden = start(dir.path(), &site(dir.path(), port, "failing", &extra)).await;
+    // The snapshot was taken at boot; a bad change lands afterwards.
+    wait_rows(dir.path(), "escalation.snapshot_taken", 1).await;
+    std::fs::write(&config, b"setting = broken\n").unwrap();
+
+    let rolled = wait_rows(dir.path(), "escalation.rolled_back", 1).await;
+    let skipped = rows(dir.path(), "escalation.fix_attempted");
+    assert_eq!(skipped[0].details["outcome"], "skipped");
+    assert!(
+        skipped[0].details["reason"]
+            .as_str()
+            .unwrap()
+            .contains("disabled")
+    );
+    let tiers: Vec<String> = rows(dir.path(), "escalation.tier_called")
+        .iter()
+        .map(|r| {
+            format!(
+                "{}:{}",
+                r.details["tier"].as_str().unwrap(),
+                r.details["outcome"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(tiers, ["t1:rejected", "t2:fixed"]);
+    assert!(
+        last.received().is_empty(),
+        "final_tier_threshold = 0 never calls the final tier"
+    );
+    // Each call carries everything before it.
+    let t2_history = &t2.received()[0].body["history"]["entries"];
+    let summaries: Vec<&str> = t2_history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["summary"].as_str().unwrap())
+        .collect();
+    assert!(
+        summaries.iter().any(|s| s.contains("skipped")),
+        "{summaries:?}"
+    );
+    assert!(
+        summaries.iter().any(|s| s.contains("t1 answered rejected")),
+        "{summaries:?}"
+    );
+    assert!(t2.received()[0].headers.contains_key("idempotency-key"));
+
+    // Rolled back byte for byte, and every notifier was told.
+    assert_eq!(std::fs::read(&config).unwrap(), original);
+    assert!(
+        rolled[0].details["restored"]["restored"]
+            .as_array()
+            .is_some_and(|a| a.len() == 1),
+        "{:#?}",
+        rolled[0]
+    );
+    assert!(
+        support::eventually(WAIT, || {
+            let got = ops.received().iter().any(|r| {
+                r.body["title"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("rolled back to last-known-good")
+            });
+            async move { got }
+        })
+        .await
+    );
+    warden.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paused_freezes_every_action_until_resumed() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let extra = format!(
+        "[components.fix]\nenabled = true\naction = {{ kind = \"http\", url = \"http://127.0.0.1:{port}/control/recover\" }}\nverify_timeout = \"5s\"\n"
+    );
+    let warden = start(dir.path(), &site(dir.path(), port, "failing", &extra)).await;
+    warden.state.pause("operator");
+    let skipped = wait_rows(dir.path(), "escalation.step_skipped", 1).await;
+    assert!(
+        skipped[0].details["reason"]
+            .as_str()
+            .unwrap()
+            .contains("Paused"),
+        "{:#?}",
+        skipped[0]
+    );
+    // Twenty more failing checks while paused: still no action.
+    let before = rows(dir.path(), "probe.wake_requested").len();
+    assert!(before >= 1);
+    tokio::time::sleep(Duration::from_secs(2)).await; // a fixed observation window for "nothing happens"
+    assert!(
+        rows(dir.path(), "escalation.fix_attempted").is_empty(),
+        "a fix ran while paused"
+    );
+    assert_eq!(
+        rows(dir.path(), "escalation.step_skipped").len(),
+        1,
+        "the pause is recorded once"
+    );
+
+    warden.state.clear("operator");
+    let fixes = wait_rows(dir.path(), "escalation.fix_attempted", 1).await;
+    assert_eq!(fixes[0].details["outcome"], "succeeded");
+    wait_rows(dir.path(), "probe.resolved", 1).await;
+    warden.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_process_is_restarted_and_a_crash_loop_escalates() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    // The component without its probe: only the process itself is watched.
+    let config = site(
+        dir.path(),
+        port,
+        "ok",
+        "[components.restart]\nmax_restarts = 2\nperiod = \"30s\"\nbackoff_min = \"20ms\"\nbackoff_max = \"100ms\"\n",
+    );
+    let config =
+        config[config.find("[[components]]").unwrap()..].replace("probes = [\"site\"]\n", "");
+    let warden = start(dir.path(), &config).await;
+    let started = wait_rows(dir.path(), "managed.started", 1).await;
+    let pid = started[0].details["pid"].as_u64().unwrap();
+    // kill -9: noticed at once, restarted, audited.
+    let status = std::process::Command::new("kill")
+        .arg("-9")
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exited = wait_rows(dir.path(), "managed.exited", 1).await;
+    assert_eq!(exited[0].details["signal"], 9, "{:#?}", exited[0]);
+    let started = wait_rows(dir.path(), "managed.started", 2).await;
+    assert_ne!(started[1].details["pid"], started[0].details["pid"]);
+
+    // Now it exits at once on every start: the restart ladder runs out and the
+    // component escalates (no envelope, no tiers: straight to rollback).
+    std::fs::write(dir.path().join("site.mode"), "exit").unwrap();
+    let new_pid = started[1].details["pid"].as_u64().unwrap();
+    std::process::Command::new("kill")
+        .arg("-9")
+        .arg(new_pid.to_string())
+        .status()
+        .unwrap();
+    let fatal = wait_rows(dir.path(), "managed.fatal", 1).await;
+    // No probe watches this component, so only the FATAL can start the cycle.
+    let escalated = wait_rows(dir.path(), "escalation.rolled_back", 1).await;
+    assert!(escalated[0].seq > fatal[0].seq);
+    assert!(
+        escalated[0]
+            .caller_session_id
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("component:site:fatal"),
+        "{:#?}",
+        escalated[0]
+    );
+    let seams = seams_of(dir.path(), "managed.*");
+    assert!(
+        seams
+            .iter()
+            .filter(|s| *s == "managed.restart_scheduled")
+            .count()
+            >= 2,
+        "{seams:?}"
+    );
+    warden.shutdown().await.unwrap();
+}
