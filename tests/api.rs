@@ -69,7 +69,13 @@ async fn status_routes_auth_and_notes() {
         .collect();
     assert_eq!(
         gates,
-        ["config_valid", "state_dir_writable", "audit_recovered"]
+        [
+            "config_valid",
+            "state_dir_writable",
+            "audit_recovered",
+            "cursors_consistent",
+            "dr_epoch"
+        ]
     );
 
     let (_, state) = get(&client, format!("{base}/api/operational-state")).await;
