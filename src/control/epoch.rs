@@ -120,6 +120,8 @@ struct Inner {
     /// True while a rewind or violation is unresolved: high-water marks are
     /// then left alone, so the evidence survives a restart.
     unresolved: bool,
+    /// The high-water mark last written; never lowered.
+    high_water: u64,
 }
 
 /// The two epoch files of one Warden, shared by the boot gate, the API's
@@ -140,6 +142,7 @@ impl DrEpoch {
             inner: Arc::new(Mutex::new(Inner {
                 epoch: 0,
                 unresolved: false,
+                high_water: 0,
             })),
         }
     }
@@ -157,13 +160,16 @@ impl DrEpoch {
         let known = read(&self.known_path)?;
         let result = compare(state, known, log_last_seq);
         match &result {
-            EpochCheck::Created => {
-                self.with(|inner| inner.epoch = 1);
-                self.write_both(1, log_last_seq)?;
-            }
-            EpochCheck::Consistent { epoch } => {
-                self.with(|inner| inner.epoch = *epoch);
-                self.write_both(*epoch, log_last_seq)?;
+            EpochCheck::Created | EpochCheck::Consistent { .. } => {
+                let epoch = match result {
+                    EpochCheck::Consistent { epoch } => epoch,
+                    _ => 1,
+                };
+                self.with(|inner| {
+                    inner.epoch = epoch;
+                    inner.high_water = log_last_seq;
+                });
+                self.write_both(epoch, log_last_seq)?;
             }
             EpochCheck::Rewind(facts) | EpochCheck::KnownEpochViolation(facts) => {
                 self.with(|inner| {
@@ -192,26 +198,32 @@ impl DrEpoch {
     /// Accepts the current state dir as the truth: epoch + 1 in both files,
     /// high-water = `log_last_seq`. Returns `(from, to)`.
     pub fn bump(&self, log_last_seq: u64) -> Result<(u64, u64), EpochError> {
-        let state = read(&self.state_path)?.map_or(0, |r| r.epoch);
-        let known = read(&self.known_path)?.map_or(0, |r| r.epoch);
-        let from = state.max(known).max(self.epoch());
-        let to = from + 1;
-        self.write_both(to, log_last_seq)?;
+        // Under the lock, so a periodic high-water update cannot interleave.
         self.with(|inner| {
+            let state = read(&self.state_path)?.map_or(0, |r| r.epoch);
+            let known = read(&self.known_path)?.map_or(0, |r| r.epoch);
+            let from = state.max(known).max(inner.epoch);
+            let to = from + 1;
+            self.write_both(to, log_last_seq)?;
             inner.epoch = to;
             inner.unresolved = false;
-        });
-        Ok((from, to))
+            inner.high_water = log_last_seq;
+            Ok((from, to))
+        })
     }
 
     /// Raises both high-water marks to `log_last_seq` (at a graceful stop,
-    /// periodically). Does nothing while a rewind is unresolved.
+    /// periodically). Never lowers them; does nothing while a rewind is
+    /// unresolved.
     pub fn mark_high_water(&self, log_last_seq: u64) -> Result<(), EpochError> {
-        let (epoch, unresolved) = self.with(|inner| (inner.epoch, inner.unresolved));
-        if unresolved || epoch == 0 {
-            return Ok(());
-        }
-        self.write_both(epoch, log_last_seq)
+        self.with(|inner| {
+            if inner.unresolved || inner.epoch == 0 || log_last_seq <= inner.high_water {
+                return Ok(());
+            }
+            self.write_both(inner.epoch, log_last_seq)?;
+            inner.high_water = log_last_seq;
+            Ok(())
+        })
     }
 
     fn write_both(&self, epoch: u64, audit_high_water: u64) -> Result<(), EpochError> {
