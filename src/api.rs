@@ -9,23 +9,27 @@
 mod actor;
 mod audit;
 mod auth;
+mod control;
 mod error;
 mod issues;
 mod probes;
 mod status;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::routing::{get, post};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::audit::AuditLog;
-use crate::control::{BootStatus, OperationalState};
-use crate::settings::Secret;
+use crate::control::{BootStatus, DrEpoch, OperationalState};
 
 pub use actor::{ApiServer, ApiServerArgs, ApiServerMsg, SharedListener};
+pub use auth::OperatorTokens;
+pub use control::{ControlCommand, ControlRequest};
 pub use error::ApiError;
 pub use probes::ProbesView;
 
@@ -40,8 +44,12 @@ pub struct ApiContext {
     pub audit: AuditLog,
     /// Directory the audit log lives in, for reads.
     pub audit_dir: PathBuf,
-    /// Accepted operator tokens; empty disables mutating calls.
-    pub operator_tokens: Vec<Secret>,
+    /// Accepted operator tokens (reloaded on SIGHUP); empty disables mutating calls.
+    pub operator_tokens: OperatorTokens,
+    /// Asks the lifecycle in `app.rs` for a graceful stop (`POST /api/control` `stop`).
+    pub shutdown: Arc<Notify>,
+    /// The DR epoch files, for `bump_epoch`.
+    pub dr: DrEpoch,
     /// Reports whether the supervision tree is up.
     pub tree: crate::app::TreeHandle,
     /// Timeout of calls into actors.
@@ -119,6 +127,7 @@ pub fn router(context: ApiContext) -> Router {
         .route("/api/issues/{session}/ack", post(issues::ack))
         .route("/api/wake", get(wake_status))
         .route("/metrics", get(metrics))
+        .route("/api/control", post(control::command))
         .fallback(error::not_found)
         .with_state(context)
 }

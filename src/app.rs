@@ -26,14 +26,17 @@ use std::time::Duration;
 
 use ractor::{Actor, ActorCell};
 use serde_json::json;
+use tokio::sync::Notify;
 use tokio::time::Instant;
 use warden_supervisors::{
     Backoff, ChildSpec, Ladder, Observer, Rung, Strategy, Supervisor, SupervisorSpec,
 };
 
-use crate::api::{ApiContext, ApiServer, ApiServerArgs, ProbesView};
+use crate::api::{ApiContext, ApiServer, ApiServerArgs, OperatorTokens, ProbesView};
 use crate::audit::{AuditLog, AuditWriter, AuditWriterArgs, NewRow};
-use crate::control::{BootStatus, OperationalState, check_state_dir};
+use crate::control::{
+    BootStatus, DrEpoch, EpochCheck, OperationalState, check_cursors, check_state_dir,
+};
 use crate::debounce::{
     DebounceConfig, DebounceStore, Debouncer, DebouncerArgs, IssueBus, LatestObservations,
     ObservationHistory, ObservationQueue, ProbeRules,
@@ -62,6 +65,19 @@ pub enum AppError {
         /// What the OS said.
         source: std::io::Error,
     },
+    /// A token from a `*_file` key is shorter than 16 characters.
+    #[error("the operator token in {path} (from {key}) is shorter than 16 characters")]
+    WeakToken {
+        /// The config key naming the file.
+        key: &'static str,
+        /// The file.
+        path: PathBuf,
+    },
+    /// The API would listen beyond loopback with no operator token.
+    #[error(
+        "refusing to listen on {0}: it is not a loopback address and no operator token is configured (set service.operator_token_file or listen on 127.0.0.1)"
+    )]
+    UnsafeListen(std::net::SocketAddr),
     /// One or more boot gates failed.
     #[error("boot gates failed: {0}")]
     Boot(String),
@@ -136,18 +152,37 @@ pub fn restart_ladder(settings: &SupervisionSettings) -> Ladder {
     Ladder::single(Rung::new("restart", settings.max_restarts, settings.period).backoff(backoff))
 }
 
+/// Every accepted operator token: the inline ones and each `*_file` read now.
+/// Called at boot and again on SIGHUP, so a rotated file takes effect
+/// without a restart.
 fn operator_tokens(settings: &Settings) -> Result<Vec<Secret>, AppError> {
-    let mut tokens = Vec::new();
-    if let Some(token) = &settings.service.operator_token {
-        tokens.push(token.clone());
-    }
-    if let Some(path) = &settings.service.operator_token_file {
+    let service = &settings.service;
+    let mut tokens: Vec<Secret> = service.operator_token.iter().cloned().collect();
+    tokens.extend(service.operator_tokens.iter().cloned());
+    let files = service
+        .operator_token_file
+        .iter()
+        .map(|path| ("service.operator_token_file", path))
+        .chain(
+            service
+                .operator_token_files
+                .iter()
+                .map(|path| ("service.operator_token_files", path)),
+        );
+    for (key, path) in files {
         let text = std::fs::read_to_string(path).map_err(|source| AppError::Secret {
-            key: "service.operator_token_file",
+            key,
             path: path.clone(),
             source,
         })?;
-        tokens.push(Secret::new(text.trim()));
+        let token = text.trim();
+        if token.len() < 16 {
+            return Err(AppError::WeakToken {
+                key,
+                path: path.clone(),
+            });
+        }
+        tokens.push(Secret::new(token));
     }
     Ok(tokens)
 }
@@ -183,19 +218,61 @@ fn describe_recovery(report: &crate::audit::RecoveryReport) -> String {
     text
 }
 
-/// Runs the boot gates in order, stopping at the first failure.
-fn boot_gates(settings: &Settings, boot: &BootStatus) -> Result<(), AppError> {
+/// What the gates that pause rather than refuse found.
+#[derive(Default)]
+struct BootFindings {
+    /// Set when the substrate was rewound: Warden boots PAUSED (`substrate`).
+    substrate_rewind: Option<String>,
+    /// Rows to append once the audit log is up.
+    rows: Vec<NewRow>,
+}
+
+/// Runs the boot gates in order. The first three refuse to boot on failure;
+/// `cursors_consistent` and `dr_epoch` report a failure and let Warden boot
+/// PAUSED with reason `substrate`.
+fn boot_gates(
+    settings: &Settings,
+    boot: &BootStatus,
+    dr: &DrEpoch,
+) -> Result<BootFindings, AppError> {
     boot.record("config_valid", Ok(settings.summary()));
     let state_dir = &settings.service.state_dir;
+    let mut last_seq = 0;
     let passed = boot.record("state_dir_writable", check_state_dir(state_dir))
         && boot.record(
             "audit_recovered",
             crate::audit::inspect(&audit_dir(state_dir))
-                .map(|report| describe_recovery(&report))
+                .map(|report| {
+                    last_seq = report.last_good_seq.unwrap_or(0);
+                    describe_recovery(&report)
+                })
                 .map_err(|error| error.to_string()),
         );
     if passed {
-        return Ok(());
+        let mut findings = BootFindings::default();
+        if let Err(detail) = check_cursors(&state_dir.join("cursors"), last_seq) {
+            boot.record("cursors_consistent", Err(detail.clone()));
+            findings.rows.push(NewRow::new(
+                "dr.cursor_beyond_log",
+                json!({ "detail": detail, "log_last_seq": last_seq }),
+            ));
+            findings.substrate_rewind = Some(detail);
+        } else {
+            boot.record(
+                "cursors_consistent",
+                check_cursors(&state_dir.join("cursors"), last_seq),
+            );
+        }
+        let epoch = dr.check(last_seq).map_err(|error| error.to_string());
+        let (result, row) = describe_epoch(epoch);
+        if let Err(detail) = &result {
+            findings
+                .substrate_rewind
+                .get_or_insert_with(|| detail.clone());
+        }
+        findings.rows.extend(row);
+        boot.record("dr_epoch", result);
+        return Ok(findings);
     }
     let failures: Vec<String> = boot
         .failures()
@@ -203,6 +280,38 @@ fn boot_gates(settings: &Settings, boot: &BootStatus) -> Result<(), AppError> {
         .map(|gate| format!("{} ({})", gate.name, gate.detail))
         .collect();
     Err(AppError::Boot(failures.join("; ")))
+}
+
+/// The `dr_epoch` gate's result and its audit row, if any.
+fn describe_epoch(epoch: Result<EpochCheck, String>) -> (Result<String, String>, Option<NewRow>) {
+    match epoch {
+        Ok(EpochCheck::Created) => (Ok("first boot: DR epoch 1 recorded".to_owned()), None),
+        Ok(EpochCheck::Consistent { epoch }) => (
+            Ok(format!("DR epoch {epoch} matches the known epoch")),
+            None,
+        ),
+        Ok(EpochCheck::Rewind(facts)) => (
+            Err(format!(
+                "rewind detected: state epoch {}, known epoch {}, log last seq {}, known high water {}; verify, then bump_epoch and reset",
+                facts.state_epoch, facts.known_epoch, facts.log_last_seq, facts.known_high_water
+            )),
+            Some(NewRow::new("dr.rewind_detected", json!(facts))),
+        ),
+        Ok(EpochCheck::KnownEpochViolation(facts)) => (
+            Err(format!(
+                "KnownEpochMonotonicViolation: state epoch {} is ahead of known epoch {} (the known epoch file was rewound or replaced); verify, then bump_epoch and reset",
+                facts.state_epoch, facts.known_epoch
+            )),
+            Some(NewRow::new("dr.known_epoch_violation", json!(facts))),
+        ),
+        Err(detail) => (
+            Err(format!("cannot check the DR epoch: {detail}")),
+            Some(NewRow::new(
+                "dr.epoch_unreadable",
+                json!({ "detail": detail }),
+            )),
+        ),
+    }
 }
 
 /// Handles shared by every incarnation of the tree: what must survive restarts.
@@ -642,11 +751,22 @@ pub struct Warden {
     pub wake: WakeStatus,
     /// Heartbeat store (what `POST /api/heartbeats/<probe>` writes).
     pub heartbeats: Heartbeats,
+    /// The DR epoch files.
+    pub dr: DrEpoch,
+    /// Accepted operator tokens (replaced on SIGHUP).
+    pub tokens: OperatorTokens,
+    substrate_rewind: Option<String>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     lifecycle: tokio::task::JoinHandle<Result<(), AppError>>,
 }
 
 impl Warden {
+    /// Why boot found the substrate rewound (a restored state dir, a cursor
+    /// beyond the log), if it did; Warden is then PAUSED with `substrate`.
+    pub fn rewind_detected(&self) -> Option<&str> {
+        self.substrate_rewind.as_deref()
+    }
+
     /// Stops gracefully (reverse start order, audit log flushed) and waits.
     pub async fn shutdown(mut self) -> Result<(), AppError> {
         if let Some(stop) = self.stop.take() {
@@ -697,13 +817,25 @@ pub async fn start(settings: Settings) -> Result<Warden, AppError> {
         wake: wake_settings,
         investigator: investigator_settings,
         notifiers: notifier_settings,
+        dr: dr_settings,
     } = &settings;
 
-    let tokens = operator_tokens(&settings)?;
+    let tokens = OperatorTokens::new(operator_tokens(&settings)?);
+    if !service.api_listen.ip().is_loopback() && tokens.is_empty() {
+        return Err(AppError::UnsafeListen(service.api_listen));
+    }
     let boot = BootStatus::default();
-    boot_gates(&settings, &boot)?;
+    let dr = DrEpoch::new(
+        &service.state_dir,
+        &dr_settings.known_epoch_path(&service.state_dir),
+    );
+    let findings = boot_gates(&settings, &boot, &dr)?;
 
     let state = OperationalState::default();
+    if let Some(detail) = &findings.substrate_rewind {
+        state.pause("substrate");
+        tracing::error!(detail = %detail, "The state dir or audit log was rewound; Warden is PAUSED until an operator verifies, bumps the epoch and resets.");
+    }
     let names = Names::new();
     let dir = audit_dir(&service.state_dir);
     let (audit, queue) = AuditLog::new();
@@ -799,6 +931,7 @@ pub async fn start(settings: Settings) -> Result<Warden, AppError> {
             debouncer: names.of("debouncer"),
         })
         .collect();
+    let requested = Arc::new(Notify::new());
     let api_args = ApiServerArgs {
         listener: Arc::new(Mutex::new(Some(listener))),
         addr,
@@ -807,7 +940,9 @@ pub async fn start(settings: Settings) -> Result<Warden, AppError> {
             boot: boot.clone(),
             audit: audit.clone(),
             audit_dir: dir.clone(),
-            operator_tokens: tokens,
+            operator_tokens: tokens.clone(),
+            shutdown: requested.clone(),
+            dr: dr.clone(),
             tree: tree.clone(),
             call_timeout: service.call_timeout,
             started,
@@ -839,17 +974,35 @@ pub async fn start(settings: Settings) -> Result<Warden, AppError> {
         "service.boot",
         json!({ "version": env!("CARGO_PKG_VERSION"), "pid": std::process::id(), "api": addr.to_string(), "gates": boot.report().gates, "open_issues_restored": restored }),
     ));
+    for row in findings.rows {
+        audit.append_nowait(row);
+    }
 
     let root = spawn_root(&shared, &tree, 1).await?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let housekeeping = tokio::spawn(housekeeping(
+        settings.clone(),
+        tokens.clone(),
+        audit.clone(),
+        dr.clone(),
+    ));
     let lifecycle = {
         let (state, tree, timeout) = (state.clone(), tree.clone(), service.shutdown_timeout);
+        let (requested, dr) = (requested.clone(), dr.clone());
         tokio::spawn(async move {
-            let result = supervise(&shared, root, &state, &tree, timeout, stopped).await;
+            let stop = async move {
+                tokio::select! {
+                    _ = stopped => {}
+                    () = requested.notified() => {}
+                }
+            };
+            let result = supervise(&shared, root, &state, &tree, timeout, stop).await;
+            housekeeping.abort();
             tree.set(None);
             // Whatever was queued after the writer stopped (its own stop event,
             // the final rows) is written by a short-lived writer so nothing is lost.
             drain(&shared.audit, &shared.audit_args, timeout).await;
+            mark_high_water(&shared.audit_args.dir, &dr);
             tracing::info!(uptime = ?started.elapsed(), "Warden stopped.");
             result
         })
@@ -866,9 +1019,91 @@ pub async fn start(settings: Settings) -> Result<Warden, AppError> {
         history,
         wake: wake_status,
         heartbeats,
+        dr,
+        tokens,
+        substrate_rewind: findings.substrate_rewind,
         stop: Some(stop),
         lifecycle,
     })
+}
+
+/// Raises the DR high-water marks to the log's last complete row (read from
+/// disk, so it is what a restore would be compared with).
+fn mark_high_water(dir: &Path, dr: &DrEpoch) {
+    let last = crate::audit::AuditReader::open(dir).and_then(|reader| reader.last_seq());
+    match last {
+        Ok(last) => {
+            if let Err(error) = dr.mark_high_water(last.unwrap_or(0)) {
+                tracing::error!(error = %error, "Could not record the DR high-water mark.");
+            }
+        }
+        Err(error) => {
+            tracing::error!(error = %error, "Could not read the audit log's end for the DR high-water mark.");
+        }
+    }
+}
+
+/// How often the DR high-water marks follow the log while running.
+const HIGH_WATER_EVERY: Duration = Duration::from_secs(60);
+
+/// Background chores owned by the lifecycle: reloads the operator tokens on
+/// SIGHUP and keeps the DR high-water marks following the log.
+async fn housekeeping(settings: Settings, tokens: OperatorTokens, audit: AuditLog, dr: DrEpoch) {
+    #[cfg(unix)]
+    let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(signal) => Some(signal),
+        Err(error) => {
+            tracing::warn!(error = %error, "Cannot watch SIGHUP; secrets reload only on restart.");
+            None
+        }
+    };
+    let mut tick = tokio::time::interval(HIGH_WATER_EVERY);
+    tick.tick().await;
+    loop {
+        #[cfg(unix)]
+        let hup = async {
+            match hangup.as_mut() {
+                Some(signal) => {
+                    signal.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let hup = std::future::pending::<()>();
+        tokio::select! {
+            () = hup => reload_secrets(&settings, &tokens, &audit),
+            _ = tick.tick() => {
+                let last = *audit.subscribe().borrow();
+                if let Err(error) = dr.mark_high_water(last) {
+                    tracing::error!(error = %error, "Could not record the DR high-water mark.");
+                }
+            }
+        }
+    }
+}
+
+/// Re-reads every operator token (files included). On failure the tokens in
+/// force stay, so a half-written file never locks the operator out.
+fn reload_secrets(settings: &Settings, tokens: &OperatorTokens, audit: &AuditLog) {
+    match operator_tokens(settings) {
+        Ok(fresh) => {
+            let count = fresh.len();
+            tokens.replace(fresh);
+            tracing::info!(operator_tokens = count, "Secrets reloaded.");
+            audit.append_nowait(NewRow::new(
+                "service.secrets_reloaded",
+                json!({ "operator_tokens": count }),
+            ));
+        }
+        Err(error) => {
+            tracing::error!(error = %error, "Secrets reload failed; the previous tokens stay in force.");
+            audit.append_nowait(NewRow::new(
+                "service.secrets_reload_failed",
+                json!({ "error": error.to_string() }),
+            ));
+        }
+    }
 }
 
 /// Writes whatever is still queued for the audit log after the tree stopped
@@ -925,8 +1160,9 @@ async fn supervise(
     state: &OperationalState,
     tree: &TreeHandle,
     shutdown_timeout: Duration,
-    mut stopped: tokio::sync::oneshot::Receiver<()>,
+    stopped: impl Future<Output = ()>,
 ) -> Result<(), AppError> {
+    let mut stopped = std::pin::pin!(stopped);
     let (mut root, mut handle) = first;
     let mut meltdowns = 0u32;
     loop {

@@ -7,7 +7,9 @@
 //! paths; it is created once per Warden instance and survives actor restarts.
 
 mod boot;
+mod epoch;
 mod state;
 
-pub use boot::{BootGate, BootReport, BootStatus, GateStatus, check_state_dir};
-pub use state::{OperationalState, RunState, StateSnapshot};
+pub use boot::{BootGate, BootReport, BootStatus, GateStatus, check_cursors, check_state_dir};
+pub use epoch::{DrEpoch, EpochCheck, EpochError, EpochFacts, EpochRecord, compare};
+pub use state::{EXPLICIT_REASONS, OperationalState, RunState, StateSnapshot};

@@ -42,6 +42,42 @@ enum Command {
         #[arg(long, value_name = "PATH")]
         state_file: Option<PathBuf>,
     },
+    /// Pause, resume, stop or reset a running Warden, or bump its DR epoch (POST /api/control).
+    Control {
+        /// The command.
+        #[arg(value_enum)]
+        command: ControlArg,
+        /// Why, recorded in the audit row.
+        #[arg(long)]
+        reason: Option<String>,
+        /// Base URL of the API. Default: http://<service.api_listen> from the config.
+        #[arg(long, value_name = "URL")]
+        api: Option<String>,
+        /// File holding the operator token. Default: $WARDEN_OPERATOR_TOKEN.
+        #[arg(long, value_name = "FILE")]
+        token_file: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ControlArg {
+    Pause,
+    Resume,
+    Stop,
+    Reset,
+    BumpEpoch,
+}
+
+impl ControlArg {
+    fn wire(self) -> &'static str {
+        match self {
+            ControlArg::Pause => "pause",
+            ControlArg::Resume => "resume",
+            ControlArg::Stop => "stop",
+            ControlArg::Reset => "reset",
+            ControlArg::BumpEpoch => "bump_epoch",
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -79,6 +115,12 @@ fn main() -> ExitCode {
         Command::CheckConfig => check_config(&source),
         Command::Run => run(&source),
         Command::DemoTarget { listen, state_file } => demo_target(listen, state_file),
+        Command::Control {
+            command,
+            reason,
+            api,
+            token_file,
+        } => control(&source, command, reason, api, token_file),
         Command::Audit {
             command:
                 AuditCommand::Tail {
@@ -175,7 +217,10 @@ fn run(source: &ConfigSource) -> ExitCode {
             tracing::error!(error = %error, "Warden stopped with an error.");
             eprintln!("error: {error}");
             match error {
-                AppError::Secret { .. } | AppError::Setup(_) => ExitCode::from(EXIT_CONFIG),
+                AppError::Secret { .. }
+                | AppError::WeakToken { .. }
+                | AppError::UnsafeListen(_)
+                | AppError::Setup(_) => ExitCode::from(EXIT_CONFIG),
                 _ => ExitCode::from(EXIT_RUNTIME),
             }
         }
@@ -219,6 +264,87 @@ fn demo_target(listen: SocketAddr, state_file: Option<PathBuf>) -> ExitCode {
         }
         Err(error) => {
             eprintln!("error: {error}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
+    }
+}
+
+/// `warden control <command>`: one authenticated call, the new state printed.
+fn control(
+    source: &ConfigSource,
+    command: ControlArg,
+    reason: Option<String>,
+    api: Option<String>,
+    token_file: Option<PathBuf>,
+) -> ExitCode {
+    let token = match token_file {
+        Some(path) => match std::fs::read_to_string(&path) {
+            Ok(text) => text.trim().to_owned(),
+            Err(error) => {
+                eprintln!("error: cannot read {}: {error}", path.display());
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        },
+        None => std::env::var("WARDEN_OPERATOR_TOKEN").unwrap_or_default(),
+    };
+    if token.is_empty() {
+        eprintln!("error: no operator token: pass --token-file or set WARDEN_OPERATOR_TOKEN");
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    let base = match api {
+        Some(url) => url.trim_end_matches('/').to_owned(),
+        None => match load(source) {
+            Ok(settings) => {
+                let mut addr = settings.service.api_listen;
+                if addr.ip().is_unspecified() {
+                    addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+                }
+                format!("http://{addr}")
+            }
+            Err(code) => return code,
+        },
+    };
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
+    };
+    let body = serde_json::json!({ "command": command.wire(), "reason": reason });
+    let result = runtime.block_on(async move {
+        let response = reqwest::Client::new()
+            .post(format!("{base}/api/control"))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .map_err(|error| format!("cannot reach {base}: {error}"))?;
+        let status = response.status();
+        let value: serde_json::Value = response
+            .json()
+            .await
+            .map_err(|error| format!("unreadable answer ({status}): {error}"))?;
+        if status.is_success() {
+            Ok(value)
+        } else {
+            let message = value["error"]["message"].as_str().unwrap_or("no message");
+            Err(format!("refused ({status}): {message}"))
+        }
+    });
+    match result {
+        Ok(value) => {
+            let reasons: Vec<&str> = value["degradation_reasons"]
+                .as_array()
+                .map(|list| list.iter().filter_map(|r| r.as_str()).collect())
+                .unwrap_or_default();
+            let state = value["state"].as_str().unwrap_or("UNKNOWN");
+            if reasons.is_empty() {
+                println!("state: {state}");
+            } else {
+                println!("state: {state} ({})", reasons.join(", "));
+            }
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("error: {message}");
             ExitCode::from(EXIT_RUNTIME)
         }
     }

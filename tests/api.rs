@@ -57,7 +57,10 @@ async fn status_routes_auth_and_notes() {
         .iter()
         .map(|c| c["id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, ["audit", "debouncer", "wake", "probes", "escalation", "api"]);
+    assert_eq!(
+        ids,
+        ["audit", "debouncer", "wake", "probes", "escalation", "api"]
+    );
 
     let (_, boot) = get(&client, format!("{base}/api/boot-status")).await;
     assert_eq!(boot["ready"], true);
@@ -69,7 +72,13 @@ async fn status_routes_auth_and_notes() {
         .collect();
     assert_eq!(
         gates,
-        ["config_valid", "state_dir_writable", "audit_recovered"]
+        [
+            "config_valid",
+            "state_dir_writable",
+            "audit_recovered",
+            "cursors_consistent",
+            "dr_epoch"
+        ]
     );
 
     let (_, state) = get(&client, format!("{base}/api/operational-state")).await;

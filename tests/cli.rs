@@ -176,3 +176,20 @@ fn audit_tail_reads_a_state_dir() {
     assert!(text(&output).contains("operator.note"));
     assert_eq!(text(&output).lines().count(), 1);
 }
+
+#[test]
+fn run_refuses_a_non_loopback_listener_without_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("open.toml");
+    let toml = format!(
+        "[service]\nstate_dir = \"{}\"\napi_listen = \"0.0.0.0:0\"\n",
+        dir.path().join("var").display()
+    );
+    std::fs::write(&path, toml).unwrap();
+    let output = warden(&["run", "--config", path.to_str().unwrap()]);
+    let shown = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{shown}");
+    assert!(shown.contains("service.api_listen"), "{shown}");
+    assert!(shown.contains("not a loopback address"), "{shown}");
+    assert!(!dir.path().join("var").exists(), "{shown}");
+}

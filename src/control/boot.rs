@@ -106,3 +106,43 @@ pub fn check_state_dir(dir: &Path) -> Result<String, String> {
     write().map_err(|e| describe("write to", e))?;
     Ok(format!("{} is writable", dir.display()))
 }
+
+/// The `cursors_consistent` gate: every cursor file in `cursor_dir` is at
+/// most `last_seq`. A cursor beyond the end of the log means the log was
+/// rewound under its consumers (a restore, a replaced disk); the caller
+/// pauses Warden with reason `substrate` instead of refusing to boot.
+pub fn check_cursors(cursor_dir: &Path, last_seq: u64) -> Result<String, String> {
+    let entries = match std::fs::read_dir(cursor_dir) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            return Ok("no cursors yet".to_owned());
+        }
+        Err(error) => return Err(format!("cannot list {}: {error}", cursor_dir.display())),
+    };
+    let mut checked = 0usize;
+    let mut ahead = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| format!("cannot list {}: {e}", cursor_dir.display()))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        // Temporary files of an interrupted store start with '.'.
+        if name.starts_with('.') {
+            continue;
+        }
+        let seq = crate::audit::Cursor::load(cursor_dir, &name).map_err(|e| e.to_string())?;
+        checked += 1;
+        if let Some(seq) = seq.filter(|seq| *seq > last_seq) {
+            ahead.push(format!("{name} at {seq}"));
+        }
+    }
+    if ahead.is_empty() {
+        Ok(format!(
+            "{checked} cursor(s) within the log (last seq {last_seq})"
+        ))
+    } else {
+        ahead.sort();
+        Err(format!(
+            "cursor(s) beyond the end of the log (last seq {last_seq}): {}; the log was rewound",
+            ahead.join(", ")
+        ))
+    }
+}

@@ -6,6 +6,10 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
+/// The reasons set and cleared explicitly (by the operator, a meltdown, or
+/// the boot gates finding a rewound substrate), as opposed to derived ones.
+pub const EXPLICIT_REASONS: [&str; 3] = ["operator", "meltdown", "substrate"];
+
 /// Whether Warden may act.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -114,6 +118,27 @@ impl OperationalState {
         })
     }
 
+    /// Clears every explicitly set reason except those in `keep`; derived
+    /// reasons ([`watch`](Self::watch)) clear themselves. Returns the
+    /// reasons cleared.
+    pub fn reset(&self, keep: &[&str]) -> Vec<String> {
+        self.with(|inner| {
+            let cleared: Vec<String> = inner
+                .reasons
+                .iter()
+                .filter(|reason| !keep.contains(&reason.as_str()))
+                .cloned()
+                .collect();
+            for reason in &cleared {
+                inner.reasons.remove(reason);
+            }
+            if !cleared.is_empty() && !inner.stopped && inner.all_reasons().is_empty() {
+                inner.since = SystemTime::now();
+            }
+            cleared
+        })
+    }
+
     /// Pauses Warden with `reason` for as long as `holds` returns true.
     pub fn watch(&self, reason: &str, holds: impl Fn() -> bool + Send + Sync + 'static) {
         self.with(|inner| inner.conditions.push((reason.to_owned(), Arc::new(holds))));
@@ -180,6 +205,21 @@ mod tests {
         assert_eq!(state.state(), RunState::Paused);
         failing.store(false, Ordering::Relaxed);
         assert_eq!(state.state(), RunState::Running);
+    }
+
+    #[test]
+    fn reset_clears_explicit_reasons_only() {
+        let state = OperationalState::default();
+        state.watch("audit_unwritable", || true);
+        state.pause("operator");
+        state.pause("substrate");
+        assert_eq!(state.reset(&["substrate"]), ["operator"]);
+        assert_eq!(
+            state.snapshot().degradation_reasons,
+            ["audit_unwritable", "substrate"]
+        );
+        assert_eq!(state.reset(&[]), ["substrate"]);
+        assert_eq!(state.snapshot().degradation_reasons, ["audit_unwritable"]);
     }
 
     #[test]

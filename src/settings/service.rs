@@ -23,12 +23,27 @@ pub struct ServiceSettings {
     pub operator_token: Option<Secret>,
     /// File holding the operator token (trailing newline ignored). Default: none.
     pub operator_token_file: Option<PathBuf>,
+    /// More operator tokens, all accepted at once (overlap rotation). Default: empty.
+    pub operator_tokens: Vec<Secret>,
+    /// More files each holding one operator token; re-read on SIGHUP with
+    /// `operator_token_file`. Default: empty.
+    pub operator_token_files: Vec<PathBuf>,
     /// How long a graceful shutdown may take before the process exits anyway. Default `30s`.
     #[serde(with = "humantime_serde")]
     pub shutdown_timeout: Duration,
     /// Timeout of request/reply calls between actors and from the API. Default `5s`.
     #[serde(with = "humantime_serde")]
     pub call_timeout: Duration,
+}
+
+impl ServiceSettings {
+    /// Whether any operator token key is set (values are checked at boot).
+    pub fn has_operator_token(&self) -> bool {
+        self.operator_token.is_some()
+            || self.operator_token_file.is_some()
+            || !self.operator_tokens.is_empty()
+            || !self.operator_token_files.is_empty()
+    }
 }
 
 impl Default for ServiceSettings {
@@ -38,6 +53,8 @@ impl Default for ServiceSettings {
             api_listen: SocketAddr::from(([127, 0, 0, 1], 9400)),
             operator_token: None,
             operator_token_file: None,
+            operator_tokens: Vec::new(),
+            operator_token_files: Vec::new(),
             shutdown_timeout: Duration::from_secs(30),
             call_timeout: Duration::from_secs(5),
         }

@@ -655,3 +655,42 @@ kind = "notifier"
     }
     assert_eq!(lines.len(), 11, "{joined}");
 }
+
+#[test]
+fn service_safety_and_dr_problems_name_their_keys() {
+    let lines = problems(
+        r#"
+[service]
+state_dir = "/srv/warden"
+api_listen = "0.0.0.0:9400"
+operator_tokens = ["short"]
+
+[dr]
+known_epoch_path = "/srv/warden/../warden/dr/known_epoch"
+"#,
+        None,
+    );
+    let joined = lines.join("\n");
+    assert!(
+        joined.contains("service.operator_tokens[0]: must be at least 16 characters"),
+        "{joined}"
+    );
+    assert!(
+        joined.contains("dr.known_epoch_path: must not be inside service.state_dir"),
+        "{joined}"
+    );
+    let lines = problems("[service]\napi_listen = \"0.0.0.0:9400\"\n", None);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("service.api_listen:") && l.contains("not a loopback")),
+        "{lines:?}"
+    );
+    let ok = load_with_env(
+        &text(
+            "[service]\nstate_dir = \"/srv/warden\"\n[dr]\nknown_epoch_path = \"/srv/warden-dr/known\"\n",
+        ),
+        None,
+    );
+    assert!(ok.is_ok(), "{ok:?}");
+}

@@ -83,6 +83,30 @@ fn service(settings: &Settings, problems: &mut Problems) {
     {
         problems.push("service.operator_token", "must be at least 16 characters");
     }
+    for (i, token) in service.operator_tokens.iter().enumerate() {
+        if token.expose().trim().len() < 16 {
+            problems.push(
+                format!("service.operator_tokens[{i}]"),
+                "must be at least 16 characters",
+            );
+        }
+    }
+    if !service.api_listen.ip().is_loopback() && !service.has_operator_token() {
+        problems.push(
+            "service.api_listen",
+            format!(
+                "{} is not a loopback address and no operator token is configured; set service.operator_token_file (or operator_tokens) or listen on 127.0.0.1",
+                service.api_listen
+            ),
+        );
+    }
+    let known = super::dr::lexical(&settings.dr.known_epoch_path(&service.state_dir));
+    if known.starts_with(super::dr::lexical(&service.state_dir)) {
+        problems.push(
+            "dr.known_epoch_path",
+            "must not be inside service.state_dir (a restored state dir would restore it too)",
+        );
+    }
     positive(
         problems,
         "service.shutdown_timeout",
