@@ -463,6 +463,7 @@ pub async fn start(settings: Settings) -> Result<Warden, AppError> {
         wake: wake_settings,
         investigator: investigator_settings,
         notifiers: notifier_settings,
+        incidents: _, // the incident commander (wired separately)
     } = &settings;
 
     let tokens = operator_tokens(&settings)?;

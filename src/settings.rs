@@ -12,6 +12,7 @@
 mod audit;
 mod components;
 mod debounce;
+mod incidents;
 mod investigator;
 mod load;
 mod maintenance;
@@ -35,6 +36,7 @@ pub use components::{
     RollbackSettings, TierKind, TierSettings,
 };
 pub use debounce::{DebounceOverride, DebounceSettings};
+pub use incidents::{CadenceSettings, IncidentSettings};
 pub use investigator::{InvestigatorKind, InvestigatorSettings};
 pub use load::{ConfigSource, DEFAULT_CONFIG, load, load_with_env};
 pub use maintenance::MaintenanceSettings;
@@ -75,6 +77,8 @@ pub struct Settings {
     pub notifiers: Vec<NotifierSettings>,
     /// Who writes the summary in a wake, and how much it may spend.
     pub investigator: InvestigatorSettings,
+    /// The incident commander: severity, update cadence, freezes, resolution.
+    pub incidents: IncidentSettings,
 }
 
 /// Why a configuration could not be loaded.

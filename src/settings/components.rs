@@ -261,6 +261,7 @@ impl TierSettings {
 
     /// Whether the tier is enabled, with the per-kind default.
     pub fn is_enabled(&self) -> bool {
-        self.enabled.unwrap_or(self.kind == Some(TierKind::Notifier))
+        self.enabled
+            .unwrap_or(self.kind == Some(TierKind::Notifier))
     }
 }
