@@ -140,7 +140,16 @@ pub(crate) fn write_evidence(
     fs::create_dir_all(&dir).map_err(io(&dir))?;
     let bytes = serde_json::to_vec_pretty(value).map_err(IncidentError::Encode)?;
     let name = safe_name(name);
-    let mut n = fs::read_dir(&dir).map_err(io(&dir))?.count() + 1;
+    // After the highest number in use, so numbers keep the order of writing.
+    let mut n = fs::read_dir(&dir)
+        .map_err(io(&dir))?
+        .filter_map(|entry| {
+            let name = entry.ok()?.file_name().into_string().ok()?;
+            name.split('-').next()?.parse::<usize>().ok()
+        })
+        .max()
+        .unwrap_or(0)
+        + 1;
     loop {
         let file_name = format!("{n:02}-{name}.json");
         let path = dir.join(&file_name);
