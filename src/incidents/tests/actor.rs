@@ -418,6 +418,13 @@ async fn cadence_reminders_fire_on_the_tokio_clock() {
     rig.args.tick = Duration::from_secs(5);
     let commander = rig.commander().await;
     tokio::time::pause();
+    // Keep the runtime busy so the paused clock never auto-advances while
+    // the commander waits for the audit thread: only `advance` moves time.
+    let spinner = tokio::spawn(async {
+        loop {
+            tokio::task::yield_now().await;
+        }
+    });
     let id = ractor::call!(commander, |reply| IncidentMsg::Open {
         trigger: OpenTrigger::Operator {
             title: "api errors".to_owned(),
@@ -439,7 +446,7 @@ async fn cadence_reminders_fire_on_the_tokio_clock() {
     .unwrap();
     assert!(rig.rows("incident.update_sent").is_empty());
     tokio::time::advance(Duration::from_secs(11 * 60)).await;
-    eventually(|| !rig.rows("incident.update_sent").is_empty()).await;
+    spin_until(|| !rig.rows("incident.update_sent").is_empty()).await;
     let rows = rig.rows("incident.update_sent");
     assert_eq!(rows[0].details["id"], json!(id));
     assert!(rows[0].details["changes"].as_u64().unwrap() >= 1);
@@ -449,6 +456,28 @@ async fn cadence_reminders_fire_on_the_tokio_clock() {
         .map(|e| e.kind)
         .collect();
     assert!(kinds.contains(&"update".to_owned()), "{kinds:?}");
+    // Exactly one: the next is 30m away.
+    tokio::time::advance(Duration::from_secs(60)).await;
+    let _ = ractor::call!(commander, |reply| IncidentMsg::Note {
+        id: id.clone(),
+        text: "barrier".to_owned(),
+        author: None,
+        reply,
+    })
+    .unwrap();
+    assert_eq!(rig.rows("incident.update_sent").len(), 1);
+    spinner.abort();
     commander.stop(None);
     rig.writer.stop(None);
+}
+
+/// Like [`eventually`] without sleeping, for a clock that must not move.
+async fn spin_until(mut cond: impl FnMut() -> bool) {
+    for _ in 0..200_000 {
+        if cond() {
+            return;
+        }
+        tokio::task::yield_now().await;
+    }
+    panic!("condition not met");
 }
