@@ -10,6 +10,7 @@ mod actor;
 mod audit;
 mod auth;
 mod error;
+mod incidents;
 mod issues;
 mod probes;
 mod status;
@@ -27,6 +28,7 @@ use crate::settings::Secret;
 
 pub use actor::{ApiServer, ApiServerArgs, ApiServerMsg, SharedListener};
 pub use error::ApiError;
+pub use incidents::IncidentsView;
 pub use probes::ProbesView;
 
 /// Everything a handler may read. Cloned per request (all fields are handles).
@@ -54,6 +56,8 @@ pub struct ApiContext {
     pub wake: crate::wake::WakeStatus,
     /// The investigator, for its budget.
     pub investigator: crate::investigate::Investigator,
+    /// Incidents (read from the shared store) and the commander's name.
+    pub incidents: IncidentsView,
 }
 
 /// `GET /api/wake`: the wake consumer's cursor, backlog and undelivered
@@ -85,6 +89,11 @@ pub fn router(context: ApiContext) -> Router {
         .route("/api/issues", get(issues::list))
         .route("/api/issues/{session}/ack", post(issues::ack))
         .route("/api/wake", get(wake_status))
+        .route("/api/incidents", get(incidents::list).post(incidents::open))
+        .route("/api/incidents/{id}", get(incidents::one))
+        .route("/api/incidents/{id}/notes", post(incidents::note))
+        .route("/api/incidents/{id}/resolve", post(incidents::resolve))
+        .route("/api/incidents/{id}/severity", post(incidents::severity))
         .fallback(error::not_found)
         .with_state(context)
 }

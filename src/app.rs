@@ -568,6 +568,11 @@ pub async fn start(settings: Settings) -> Result<Warden, AppError> {
             },
             wake: wake_status.clone(),
             investigator: wake_args.investigator.clone(),
+            incidents: crate::api::IncidentsView {
+                store: Arc::default(),
+                commander: names.of("incidents"),
+                dir: crate::incidents::incidents_root(&service.state_dir),
+            },
         },
     };
     let shared = Shared {
