@@ -484,7 +484,15 @@ async fn join(
     if new_probe {
         let sessions: Vec<String> = event.caller_session_id.iter().cloned().collect();
         let file = format!("joined-{}", event.probe);
-        let written = snapshot(state, id, &[event.probe.clone()], &sessions, &file, false).await?;
+        let written = snapshot(
+            state,
+            id,
+            std::slice::from_ref(&event.probe),
+            &sessions,
+            &file,
+            false,
+        )
+        .await?;
         if let Some(incident) = update(&state.args.store, id, |i| i.evidence.extend(written)) {
             save(state, &incident)?;
         }

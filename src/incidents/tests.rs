@@ -3,7 +3,7 @@
 
 mod actor;
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,10 +38,7 @@ pub(super) fn observation(probe: &str, component: &str, status: Health) -> Obser
 }
 
 pub(super) fn push(history: &ObservationHistory, o: Observation) {
-    history
-        .entry(o.probe.clone())
-        .or_insert_with(VecDeque::new)
-        .push_back(o);
+    history.entry(o.probe.clone()).or_default().push_back(o);
 }
 
 pub(super) fn incident(id: &str, components: &[&str], probes: &[&str]) -> Incident {
