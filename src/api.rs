@@ -11,6 +11,7 @@ mod audit;
 mod auth;
 mod control;
 mod error;
+mod incidents;
 mod issues;
 mod probes;
 mod status;
@@ -31,6 +32,7 @@ pub use actor::{ApiServer, ApiServerArgs, ApiServerMsg, SharedListener};
 pub use auth::OperatorTokens;
 pub use control::{ControlCommand, ControlRequest};
 pub use error::ApiError;
+pub use incidents::IncidentsView;
 pub use probes::ProbesView;
 
 /// Everything a handler may read. Cloned per request (all fields are handles).
@@ -64,6 +66,8 @@ pub struct ApiContext {
     pub investigator: crate::investigate::Investigator,
     /// The metrics registry served at `/metrics`.
     pub metrics: crate::metrics::Metrics,
+    /// Incidents (read from the shared store) and the commander's name.
+    pub incidents: IncidentsView,
 }
 
 /// `GET /metrics`: Prometheus/OpenMetrics text. Gauges of live state are
@@ -128,6 +132,11 @@ pub fn router(context: ApiContext) -> Router {
         .route("/api/wake", get(wake_status))
         .route("/metrics", get(metrics))
         .route("/api/control", post(control::command))
+        .route("/api/incidents", get(incidents::list).post(incidents::open))
+        .route("/api/incidents/{id}", get(incidents::one))
+        .route("/api/incidents/{id}/notes", post(incidents::note))
+        .route("/api/incidents/{id}/resolve", post(incidents::resolve))
+        .route("/api/incidents/{id}/severity", post(incidents::severity))
         .fallback(error::not_found)
         .with_state(context)
 }

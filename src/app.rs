@@ -818,6 +818,7 @@ pub async fn start(settings: Settings) -> Result<Warden, AppError> {
         investigator: investigator_settings,
         notifiers: notifier_settings,
         dr: dr_settings,
+        incidents: _, // the incident commander (wired separately)
     } = &settings;
 
     let tokens = OperatorTokens::new(operator_tokens(&settings)?);
@@ -956,6 +957,11 @@ pub async fn start(settings: Settings) -> Result<Warden, AppError> {
             wake: wake_status.clone(),
             investigator: wake_args.investigator.clone(),
             metrics: metrics.clone(),
+            incidents: crate::api::IncidentsView {
+                store: Arc::default(),
+                commander: names.of("incidents"),
+                dir: crate::incidents::incidents_root(&service.state_dir),
+            },
         },
     };
     let shared = Shared {

@@ -7,6 +7,7 @@
 //! - [`telemetry`]: logging setup.
 //! - [`escalation`]: fix actions, tier calls, the escalation ladder, patches and snapshots.
 //! - [`notify`]: notifiers (log, webhook, Slack, PagerDuty) and delivery retries.
+//! - [`incidents`]: the incident commander: severity, evidence, timeline, cadence, postmortem.
 //! - [`investigate`]: investigators that write the summary sent with a wake.
 //! - [`api`]: the HTTP API (axum) and the actor that serves it.
 //! - [`managed`]: processes Warden runs itself (`run`), their output and restart ladder.
@@ -20,6 +21,7 @@ pub mod control;
 pub mod debounce;
 pub mod demo_target;
 pub mod escalation;
+pub mod incidents;
 pub mod investigate;
 pub mod managed;
 pub mod messages;

@@ -1,6 +1,7 @@
 //! The `warden` binary: parses the command line, loads the configuration and
 //! maps every failure to a clear message and an exit code (0 ok, 1 runtime
-//! failure, 2 bad configuration or usage).
+//! failure, 2 bad configuration or usage, 3 `incidents resolve` refused because
+//! impact has not stopped).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -56,6 +57,49 @@ enum Command {
         /// File holding the operator token. Default: $WARDEN_OPERATOR_TOKEN.
         #[arg(long, value_name = "FILE")]
         token_file: Option<PathBuf>,
+    },
+    /// List, read, annotate and resolve incidents (a client of the HTTP API).
+    Incidents {
+        /// The Warden API.
+        #[arg(long, default_value = "http://127.0.0.1:9400", global = true)]
+        api: String,
+        /// File holding the operator token (else the WARDEN_OPERATOR_TOKEN variable).
+        #[arg(long, value_name = "FILE", global = true)]
+        token_file: Option<PathBuf>,
+        #[command(subcommand)]
+        command: IncidentsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum IncidentsCommand {
+    /// Every incident, newest first.
+    List,
+    /// One incident and its timeline.
+    Show {
+        /// The incident id (INC-YYYYMMDD-NNN).
+        id: String,
+    },
+    /// Resolve an incident; refused (exit 3) while an affected probe is unhealthy.
+    Resolve {
+        /// The incident id.
+        id: String,
+        /// What was done, for the timeline and the postmortem.
+        #[arg(long)]
+        note: String,
+        /// Resolve even though impact has not stopped.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Add a note to an incident's timeline.
+    Note {
+        /// The incident id.
+        id: String,
+        /// The note.
+        text: String,
+        /// Who writes it.
+        #[arg(long)]
+        author: Option<String>,
     },
 }
 
@@ -147,6 +191,51 @@ fn main() -> ExitCode {
                 last,
             };
             audit_tail(dir, options)
+        }
+        Command::Incidents {
+            api,
+            token_file,
+            command,
+        } => incidents(&api, token_file.as_deref(), command),
+    }
+}
+
+fn incidents(
+    api: &str,
+    token_file: Option<&std::path::Path>,
+    command: IncidentsCommand,
+) -> ExitCode {
+    use warden::incidents::client::{self, Client, ClientError};
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
+    };
+    let result: Result<String, ClientError> = runtime.block_on(async {
+        let token = client::token(token_file, std::env::var(client::TOKEN_ENV).ok())?;
+        let api = Client::new(api, token)?;
+        match command {
+            IncidentsCommand::List => api.list().await.map(|body| client::format_list(&body)),
+            IncidentsCommand::Show { id } => {
+                api.show(&id).await.map(|body| client::format_show(&body))
+            }
+            IncidentsCommand::Resolve { id, note, force } => api
+                .resolve(&id, &note, force)
+                .await
+                .map(|_| format!("{id} resolved\n")),
+            IncidentsCommand::Note { id, text, author } => api
+                .note(&id, &text, author.as_deref())
+                .await
+                .map(|_| format!("note added to {id}\n")),
+        }
+    });
+    match result {
+        Ok(out) => {
+            print!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::from(error.exit_code())
         }
     }
 }

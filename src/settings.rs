@@ -13,6 +13,7 @@ mod audit;
 mod components;
 mod debounce;
 mod dr;
+mod incidents;
 mod investigator;
 mod load;
 mod maintenance;
@@ -37,6 +38,7 @@ pub use components::{
 };
 pub use debounce::{DebounceOverride, DebounceSettings};
 pub use dr::DrSettings;
+pub use incidents::{CadenceSettings, IncidentSettings};
 pub use investigator::{InvestigatorKind, InvestigatorSettings};
 pub use load::{ConfigSource, DEFAULT_CONFIG, load, load_with_env};
 pub use maintenance::MaintenanceSettings;
@@ -79,6 +81,8 @@ pub struct Settings {
     pub investigator: InvestigatorSettings,
     /// Disaster recovery: the known DR epoch, kept outside the state dir.
     pub dr: DrSettings,
+    /// The incident commander: severity, update cadence, freezes, resolution.
+    pub incidents: IncidentSettings,
 }
 
 /// Why a configuration could not be loaded.

@@ -64,6 +64,7 @@ pub(crate) fn validate(settings: &Settings) -> Vec<Problem> {
     wake(settings, &mut problems);
     notifiers(settings, &mut problems);
     investigator(settings, &mut problems);
+    incidents(settings, &mut problems);
     problems.0
 }
 
@@ -424,6 +425,44 @@ fn check_http_url(problems: &mut Problems, key: &str, url: &str) {
     match url.parse::<axum::http::Uri>() {
         Ok(uri) if matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some() => {}
         _ => problems.push(key, format!("\"{url}\" is not an http(s) URL")),
+    }
+}
+
+fn incidents(settings: &Settings, problems: &mut Problems) {
+    let incidents = &settings.incidents;
+    let cycles = incidents.resolve_after_healthy_cycles as usize;
+    if cycles == 0 {
+        problems.push(
+            "incidents.resolve_after_healthy_cycles",
+            "must be at least 1",
+        );
+    } else if cycles > settings.wake.history {
+        // Only `wake.history` observations are kept per probe, so more could never be seen.
+        problems.push(
+            "incidents.resolve_after_healthy_cycles",
+            format!(
+                "must be at most wake.history ({}), the observations kept per probe",
+                settings.wake.history
+            ),
+        );
+    }
+    for (key, cadence) in incidents.cadence.entries() {
+        if let Some(cadence) = cadence
+            && cadence < Duration::from_secs(1)
+        {
+            problems.push(
+                format!("incidents.cadence.{key}"),
+                "must be at least 1s (or \"none\")",
+            );
+        }
+    }
+    positive(
+        problems,
+        "incidents.related_window",
+        incidents.related_window,
+    );
+    if !(1..=100_000).contains(&incidents.evidence_rows) {
+        problems.push("incidents.evidence_rows", "must be between 1 and 100000");
     }
 }
 
