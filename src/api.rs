@@ -92,6 +92,17 @@ async fn metrics(
         .filter(|e| e.machine.open_issue().is_some())
         .count();
     m.issues_open.set(i64::try_from(open).unwrap_or(i64::MAX));
+    m.incidents_open.clear();
+    for incident in context.incidents.store.iter().filter(|i| i.is_active()) {
+        let severity = serde_json::to_value(incident.severity)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        m.incidents_open
+            .get_or_create(&crate::metrics::SeverityLabel { severity })
+            .inc();
+    }
+    m.otlp_spans_dropped_set(crate::telemetry::spans_dropped());
     (
         [(
             axum::http::header::CONTENT_TYPE,

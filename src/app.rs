@@ -7,6 +7,7 @@
 //! ├─ audit      AuditWriter
 //! ├─ debouncer  Debouncer
 //! ├─ wake       WakeConsumer
+//! ├─ incidents  IncidentCommander
 //! ├─ probes     supervisor (dynamic; one ProbeActor per probe)
 //! ├─ escalation supervisor (managed processes in dependency order, then one
 //! │             EscalationCoordinator per component)
@@ -324,6 +325,7 @@ struct Shared {
     api_args: ApiServerArgs,
     debouncer_args: DebouncerArgs,
     wake_args: WakeConsumerArgs,
+    incidents_args: crate::incidents::CommanderArgs,
     probe_args: Vec<ProbeActorArgs>,
     escalation: Arc<Escalation>,
     observer: Arc<dyn Observer>,
@@ -448,6 +450,23 @@ fn root_spec(shared: &Shared) -> SupervisorSpec {
     })
     .shutdown(warden_supervisors::Shutdown::Timeout(child_timeout));
 
+    let incidents_name = shared.names.of("incidents");
+    let incidents_args = shared.incidents_args.clone();
+    let incidents = ChildSpec::worker("incidents", move |parent: ActorCell| {
+        let (name, args) = (incidents_name.clone(), incidents_args.clone());
+        Box::pin(async move {
+            let (actor, _) = Actor::spawn_linked(
+                Some(name),
+                crate::incidents::IncidentCommander,
+                args,
+                parent,
+            )
+            .await?;
+            Ok(actor.get_cell())
+        })
+    })
+    .shutdown(warden_supervisors::Shutdown::Timeout(child_timeout));
+
     let probe_children: Vec<ChildSpec> = shared
         .probe_args
         .iter()
@@ -496,7 +515,9 @@ fn root_spec(shared: &Shared) -> SupervisorSpec {
 
     SupervisorSpec::new("warden", Strategy::OneForOne)
         .policy(ladder)
-        .children(vec![audit, debouncer, wake, probes, escalation, api])
+        .children(vec![
+            audit, debouncer, wake, incidents, probes, escalation, api,
+        ])
         .observer(shared.observer.clone())
 }
 
@@ -635,6 +656,10 @@ fn escalation(
     metrics: &crate::metrics::Metrics,
     events: &Arc<ractor::OutputPort<ManagedEvent>>,
     issues: &IssueBus,
+    incidents: (
+        &crate::incidents::IncidentStore,
+        &crate::incidents::FreezeSet,
+    ),
 ) -> Escalation {
     let state_dir = &settings.service.state_dir;
     let cycles: CycleStore = Arc::default();
@@ -714,6 +739,9 @@ fn escalation(
                     .is_managed()
                     .then(|| names.of(&format!("managed.{}", component.name))),
                 metrics: metrics.clone(),
+                incidents: incidents.0.clone(),
+                freeze: incidents.1.clone(),
+                commander: names.of("incidents"),
             }),
             store: cycles.clone(),
             issues: issues.clone(),
@@ -756,6 +784,8 @@ pub struct Warden {
     /// Accepted operator tokens (replaced on SIGHUP).
     pub tokens: OperatorTokens,
     substrate_rewind: Option<String>,
+    /// Incidents, open and resolved.
+    pub incidents: crate::incidents::IncidentStore,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     lifecycle: tokio::task::JoinHandle<Result<(), AppError>>,
 }
@@ -818,7 +848,7 @@ pub async fn start(settings: Settings) -> Result<Warden, AppError> {
         investigator: investigator_settings,
         notifiers: notifier_settings,
         dr: dr_settings,
-        incidents: _, // the incident commander (wired separately)
+        incidents: _, // through the incident commander's args
     } = &settings;
 
     let tokens = OperatorTokens::new(operator_tokens(&settings)?);
@@ -890,6 +920,33 @@ pub async fn start(settings: Settings) -> Result<Warden, AppError> {
     };
     let managed_events: Arc<ractor::OutputPort<ManagedEvent>> =
         Arc::new(ractor::OutputPort::default());
+    let incident_store: crate::incidents::IncidentStore = Arc::default();
+    let freeze: crate::incidents::FreezeSet = Arc::default();
+    let incidents_args = crate::incidents::CommanderArgs {
+        settings: settings.incidents.clone(),
+        state_dir: service.state_dir.clone(),
+        audit: audit.clone(),
+        audit_dir: dir.clone(),
+        notifiers: wake_args.notifiers.clone(),
+        latest: latest.clone(),
+        history: history.clone(),
+        criticality: settings
+            .components
+            .iter()
+            .map(|c| (c.name.clone(), c.criticality))
+            .collect(),
+        depends_on: settings
+            .components
+            .iter()
+            .map(|c| (c.name.clone(), c.depends_on.clone()))
+            .collect(),
+        store: incident_store.clone(),
+        issues: issues.clone(),
+        freeze: freeze.clone(),
+        // Secrets serialise as "***": the evidence never holds one.
+        effective_config: serde_json::to_value(&settings).unwrap_or_default(),
+        tick: Duration::from_secs(5),
+    };
     let escalation = Arc::new(escalation(
         &settings,
         &names,
@@ -902,6 +959,7 @@ pub async fn start(settings: Settings) -> Result<Warden, AppError> {
         &metrics,
         &managed_events,
         &issues,
+        (&incident_store, &freeze),
     ));
     let check_ctx = CheckContext {
         http,
@@ -958,7 +1016,7 @@ pub async fn start(settings: Settings) -> Result<Warden, AppError> {
             investigator: wake_args.investigator.clone(),
             metrics: metrics.clone(),
             incidents: crate::api::IncidentsView {
-                store: Arc::default(),
+                store: incident_store.clone(),
                 commander: names.of("incidents"),
                 dir: crate::incidents::incidents_root(&service.state_dir),
             },
@@ -973,6 +1031,7 @@ pub async fn start(settings: Settings) -> Result<Warden, AppError> {
         api_args,
         debouncer_args,
         wake_args,
+        incidents_args,
         probe_args,
         escalation,
     };
@@ -985,6 +1044,15 @@ pub async fn start(settings: Settings) -> Result<Warden, AppError> {
     }
 
     let root = spawn_root(&shared, &tree, 1).await?;
+    if let Some(detail) = &findings.substrate_rewind {
+        // A restored state dir is an incident in itself (SEV1), opened once the commander is up.
+        open_incident(
+            &shared.names,
+            crate::incidents::OpenTrigger::Substrate {
+                detail: detail.clone(),
+            },
+        );
+    }
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let housekeeping = tokio::spawn(housekeeping(
         settings.clone(),
@@ -1028,9 +1096,27 @@ pub async fn start(settings: Settings) -> Result<Warden, AppError> {
         dr,
         tokens,
         substrate_rewind: findings.substrate_rewind,
+        incidents: incident_store,
         stop: Some(stop),
         lifecycle,
     })
+}
+
+/// Asks the incident commander (found by name) to open an incident.
+fn open_incident(names: &Names, trigger: crate::incidents::OpenTrigger) {
+    match ractor::ActorRef::<crate::incidents::IncidentMsg>::where_is(names.of("incidents")) {
+        Some(commander) => {
+            if let Err(error) = commander.cast(crate::incidents::IncidentMsg::Open {
+                trigger,
+                reply: None,
+            }) {
+                tracing::error!(error = %error, "Could not ask the incident commander to open an incident.");
+            }
+        }
+        None => {
+            tracing::error!("The incident commander is not running; an incident was not opened.")
+        }
+    }
 }
 
 /// Raises the DR high-water marks to the log's last complete row (read from
@@ -1194,6 +1280,12 @@ async fn supervise(
                 shared.audit.append_nowait(NewRow::new("service.meltdown", json!({ "meltdowns": meltdowns, "action": "restart_tree" })));
                 tracing::error!(meltdowns, "The supervision tree melted down; restarting it once with automation paused.");
                 (root, handle) = spawn_root(shared, tree, meltdowns + 1).await?;
+                open_incident(
+                    &shared.names,
+                    crate::incidents::OpenTrigger::Meltdown {
+                        detail: "the root supervisor exceeded its restart budget; the tree was rebuilt once and automation is paused".into(),
+                    },
+                );
             }
         }
     }

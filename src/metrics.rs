@@ -120,7 +120,7 @@ pub struct Metrics {
     pub audit_queue: Gauge,
     /// Wake rows read and not finished (set at scrape).
     pub wake_backlog: Gauge,
-    /// Spans the OTLP exporter dropped.
+    /// Spans the OTLP exporter dropped (a process-wide count, mirrored at scrape).
     pub otlp_spans_dropped: Counter,
 }
 
@@ -272,6 +272,14 @@ impl Metrics {
                 probe: probe.to_owned(),
             })
             .observe(latency.as_secs_f64());
+    }
+
+    /// Mirrors the exporter's process-wide dropped-span count into the counter.
+    pub fn otlp_spans_dropped_set(&self, total: u64) {
+        let seen = self.otlp_spans_dropped.get();
+        if total > seen {
+            self.otlp_spans_dropped.inc_by(total - seen);
+        }
     }
 
     /// Counts one issue row.

@@ -241,6 +241,33 @@ async fn a_restored_state_dir_boots_paused_until_bumped_and_reset() {
     assert_eq!(details["state_epoch"], 1);
     assert_eq!(details["known_epoch"], 1);
     assert!(details["log_last_seq"].as_u64() < details["known_high_water"].as_u64());
+    // The rewind is an incident of its own: SEV1, opened once the commander is up.
+    let client = reqwest::Client::new();
+    let mut listed = serde_json::Value::Null;
+    let opened = support::eventually(Duration::from_secs(20), || {
+        let (client, base) = (client.clone(), base.clone());
+        async move {
+            let Ok(response) = client.get(format!("{base}/api/incidents")).send().await else {
+                return false;
+            };
+            let body: serde_json::Value = response.json().await.unwrap_or_default();
+            body["incidents"]
+                .as_array()
+                .is_some_and(|list| list.iter().any(|i| i["severity"] == "SEV1"))
+        }
+    })
+    .await;
+    if !opened {
+        listed = client
+            .get(format!("{base}/api/incidents"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    }
+    assert!(opened, "no SEV1 incident for the rewind: {listed}");
 
     // Reset alone does not clear an unresolved rewind.
     let (_, body) = control(&base, Some(TOKEN), json!({ "command": "reset" })).await;

@@ -37,6 +37,8 @@ pub type CycleStore = Arc<dashmap::DashMap<String, CycleRecord>>;
 
 /// How often a waiting cycle looks at the probes and the operational state.
 const POLL: Duration = Duration::from_millis(100);
+/// Longest an action waits for the incident's evidence snapshot.
+const EVIDENCE_WAIT: Duration = Duration::from_secs(3);
 
 /// What started (or joined) a cycle.
 #[derive(Debug, Clone)]
@@ -77,6 +79,8 @@ pub struct CycleRecord {
     pub last_fix_at: Option<Instant>,
     /// Steps recorded as skipped because Warden was paused (recorded once per step).
     pub paused_noted: bool,
+    /// The incident's evidence was awaited before the first action.
+    pub evidence_awaited: bool,
 }
 
 impl CycleRecord {
@@ -99,6 +103,7 @@ impl CycleRecord {
         }
         self.active = true;
         self.paused_noted = false;
+        self.evidence_awaited = false;
         self.session = match trigger {
             Trigger::Issue(event) => event.caller_session_id.clone(),
             Trigger::ManagedFatal(_) => Some(format!(
@@ -151,6 +156,12 @@ pub struct CycleContext {
     pub managed: Option<String>,
     /// Metrics (escalation steps).
     pub metrics: crate::metrics::Metrics,
+    /// Incidents (evidence first: actions wait briefly for it).
+    pub incidents: crate::incidents::IncidentStore,
+    /// Components whose automation an incident froze.
+    pub freeze: crate::incidents::FreezeSet,
+    /// Registry name of the incident commander.
+    pub commander: String,
 }
 
 impl CycleContext {
@@ -174,8 +185,45 @@ impl CycleContext {
         })
     }
 
-    fn running(&self) -> bool {
-        self.state.state() == RunState::Running
+    /// Why automation may not act now: PAUSED/STOPPED, or frozen by an incident.
+    fn held(&self) -> Option<String> {
+        let state = self.state.state();
+        if state != RunState::Running {
+            return Some(format!("operational state is {state:?}"));
+        }
+        crate::incidents::frozen_by(&self.freeze, &self.component.name)
+            .map(|incident| format!("automation frozen by incident {incident}"))
+    }
+
+    /// Tells the incident commander (found by name at send time).
+    fn tell_commander(&self, message: crate::incidents::IncidentMsg) {
+        if let Some(commander) =
+            ractor::ActorRef::<crate::incidents::IncidentMsg>::where_is(self.commander.clone())
+        {
+            let _ = commander.cast(message);
+        }
+    }
+
+    /// Adds an entry to the timeline of the incident this cycle belongs to.
+    fn timeline(&self, record: &CycleRecord, kind: &str, text: String, details: Value) {
+        self.tell_commander(crate::incidents::IncidentMsg::Timeline {
+            session: record.session.clone(),
+            component: Some(self.component.name.clone()),
+            kind: kind.to_owned(),
+            text,
+            details,
+        });
+    }
+
+    /// Evidence first: before the first action of a cycle, give the commander
+    /// a bounded moment to open its incident and snapshot the evidence.
+    async fn await_evidence(&self) {
+        let deadline = Instant::now() + EVIDENCE_WAIT;
+        while !crate::incidents::evidence_ready(&self.incidents, &self.component.name)
+            && Instant::now() < deadline
+        {
+            tokio::time::sleep(POLL).await;
+        }
     }
 }
 
@@ -208,10 +256,9 @@ pub(super) async fn run(
             save(&record);
             return;
         }
-        if !ctx.running() {
+        if let Some(reason) = ctx.held() {
             if !record.paused_noted {
                 record.paused_noted = true;
-                let reason = format!("operational state is {:?}", ctx.state.state());
                 let _ = append(
                     &ctx,
                     &record,
@@ -230,6 +277,10 @@ pub(super) async fn run(
             save(&record);
             return;
         };
+        if !record.evidence_awaited {
+            ctx.await_evidence().await;
+            record.evidence_awaited = true;
+        }
         let step = ladder.next();
         let warn = ladder.should_warn();
         record.ladder = Some(ladder);
@@ -442,6 +493,12 @@ async fn fix_step(
         json!({ "attempt": attempt, "action": action, "outcome": result, "duration_ms": outcome.duration_ms, "output_excerpt": outcome.output_excerpt, "error": outcome.error }),
     )
     .await;
+    ctx.timeline(
+        record,
+        "fix",
+        format!("fix {} {result}", action.clone().unwrap_or_default()),
+        json!({ "attempt": attempt, "duration_ms": outcome.duration_ms }),
+    );
     if !outcome.ok {
         return Outcome::Next;
     }
@@ -532,6 +589,12 @@ async fn tier_step(
                 json!({ "tier": tier.name, "kind": "webhook", "attempt": attempt, "outcome": status, "notes": answer.notes, "http_status": answer.http_status, "error": answer.error, "duration_ms": answer.duration_ms, "context_entries": record.history.entries().len() }),
             )
             .await;
+            ctx.timeline(
+                record,
+                "tier",
+                format!("{} answered {status}", tier.name),
+                json!({ "attempt": attempt, "notes": answer.notes }),
+            );
             if let Some(patch) = &answer.patch
                 && answer.status == TierStatus::Fixed
             {
@@ -747,6 +810,19 @@ async fn exhausted(ctx: &CycleContext, record: &mut CycleRecord) {
         ),
     );
     broadcast(ctx, &notice).await;
+    ctx.timeline(
+        record,
+        "rollback",
+        "ladder exhausted; last-known-good restored".into(),
+        json!({ "seq": seq }),
+    );
+    ctx.tell_commander(crate::incidents::IncidentMsg::Open {
+        trigger: crate::incidents::OpenTrigger::LadderExhausted {
+            component: ctx.component.name.clone(),
+            history: record.history.to_context(None),
+        },
+        reply: None,
+    });
     record.ladder = None;
 }
 

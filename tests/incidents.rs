@@ -1,0 +1,256 @@
+//! Incidents end to end, in-process: a managed demo-target whose probes fail,
+//! the incident commander, the escalation coordinator and the HTTP API.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::process::TOKEN;
+use warden::app::{self, Warden};
+use warden::audit::{AuditReader, AuditRow};
+use warden::settings::{ConfigSource, load_with_env};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+async fn start(dir: &Path, body: &str) -> Warden {
+    let toml = format!(
+        "[service]\nstate_dir = \"{}\"\napi_listen = \"127.0.0.1:0\"\noperator_token = \"{TOKEN}\"\n\n{body}",
+        dir.join("var").display()
+    );
+    let settings = load_with_env(
+        &ConfigSource::Text {
+            name: "test".into(),
+            toml,
+        },
+        Some(HashMap::new()),
+    )
+    .unwrap_or_else(|e| panic!("{:?}", e.lines()));
+    app::start(settings).await.unwrap()
+}
+
+fn rows(dir: &Path, seam: &str) -> Vec<AuditRow> {
+    let Ok(reader) = AuditReader::open(&dir.join("var/audit")) else {
+        return Vec::new();
+    };
+    reader
+        .rows_from(1, Some(seam))
+        .filter_map(Result::ok)
+        .collect()
+}
+
+async fn wait_rows(dir: &Path, seam: &str, n: usize) -> Vec<AuditRow> {
+    let found = support::eventually(WAIT, || {
+        let count = rows(dir, seam).len();
+        async move { count >= n }
+    })
+    .await;
+    let all = rows(dir, seam);
+    assert!(
+        found,
+        "expected {n} {seam} row(s) within {WAIT:?}, got {}: {all:#?}",
+        all.len()
+    );
+    all
+}
+
+/// A managed, failing demo-target watched by two probes of one component,
+/// with a fix that recovers it.
+fn config(dir: &Path, port: u16) -> String {
+    let state = dir.join("site.mode");
+    std::fs::write(&state, "failing").unwrap();
+    let bin = env!("CARGO_BIN_EXE_warden");
+    let probe = |name: &str| {
+        format!(
+            "[[probes]]\nname = \"{name}\"\ncomponent = \"site\"\nkind = \"http\"\nurl = \"http://127.0.0.1:{port}/health\"\ninterval = \"100ms\"\ntimeout = \"80ms\"\n\n"
+        )
+    };
+    format!(
+        "[debounce]\nfailure_threshold = 2\n\n[incidents]\nresolve_after_healthy_cycles = 3\n\n{}{}\
+         [[components]]\nname = \"site\"\ncriticality = \"high\"\nrun = [\"{bin}\", \"demo-target\", \"--listen\", \"127.0.0.1:{port}\", \"--state-file\", \"{}\"]\n\
+         [components.fix]\nenabled = true\naction = {{ kind = \"http\", url = \"http://127.0.0.1:{port}/control/recover\" }}\nverify_timeout = \"5s\"\n",
+        probe("site"),
+        probe("site-deep"),
+        state.display()
+    )
+}
+
+async fn api(
+    client: &reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = client.request(method, url).bearer_auth(TOKEN);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_critical_issue_opens_one_incident_with_evidence_first_and_it_resolves_with_a_postmortem()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let warden = start(dir.path(), &config(dir.path(), port)).await;
+    // Paused: issues and incidents go on, the fix waits, so the refusal below is observable.
+    warden.state.pause("operator");
+    let base = format!("http://{}", warden.addr);
+    let client = reqwest::Client::new();
+
+    let opened = wait_rows(dir.path(), "incident.opened", 1).await;
+    // Both probes fire; the second issue joins the first incident.
+    wait_rows(dir.path(), "probe.wake_requested", 2).await;
+    wait_rows(dir.path(), "incident.joined", 1).await;
+    let (_, list) = api(
+        &client,
+        reqwest::Method::GET,
+        format!("{base}/api/incidents"),
+        None,
+    )
+    .await;
+    let incidents = list["incidents"].as_array().unwrap();
+    assert_eq!(incidents.len(), 1, "{list}");
+    let id = incidents[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(incidents[0]["severity"], "SEV2");
+    assert_eq!(incidents[0]["components"], json!(["site"]));
+    let evidence = dir.path().join("var/incidents").join(&id).join("evidence");
+    assert!(
+        std::fs::read_dir(&evidence).unwrap().count() >= 3,
+        "observations, audit rows and config"
+    );
+
+    // Impact has not stopped: resolving is refused and nothing changes.
+    let (status, body) = api(
+        &client,
+        reqwest::Method::POST,
+        format!("{base}/api/incidents/{id}/resolve"),
+        Some(json!({ "note": "done?" })),
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    let (status, _) = api(
+        &client,
+        reqwest::Method::POST,
+        format!("{base}/api/incidents/{id}/notes"),
+        Some(json!({ "text": "looking at the deploy", "author": "sam" })),
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    // Resume: the fix runs only now, after the evidence, and heals.
+    warden.state.clear("operator");
+    let fixes = wait_rows(dir.path(), "escalation.fix_attempted", 1).await;
+    assert!(
+        fixes[0].seq > opened[0].seq,
+        "the fix ran before the incident's evidence"
+    );
+    assert_eq!(fixes[0].details["outcome"], "succeeded");
+    let resolved = wait_rows(dir.path(), "incident.resolved", 1).await;
+    assert_eq!(resolved[0].details["id"], id.as_str());
+    let postmortem = std::fs::read_to_string(
+        dir.path()
+            .join("var/incidents")
+            .join(&id)
+            .join("postmortem.md"),
+    )
+    .unwrap();
+    for needle in [
+        "looking at the deploy",
+        "fix",
+        "Root cause",
+        "Corrective actions",
+    ] {
+        assert!(
+            postmortem.contains(needle),
+            "postmortem lacks {needle:?}:\n{postmortem}"
+        );
+    }
+    warden.shutdown().await.unwrap();
+
+    // A restart of the whole process loses no incident.
+    let warden = start(
+        dir.path(),
+        &config(dir.path(), port).replace("failing", "ok"),
+    )
+    .await;
+    let base = format!("http://{}", warden.addr);
+    let (_, one) = api(
+        &client,
+        reqwest::Method::GET,
+        format!("{base}/api/incidents/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        one["incident"]["status"]
+            .as_str()
+            .or(one["status"].as_str()),
+        Some("resolved"),
+        "{one}"
+    );
+    warden.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_open_incidents_through_the_api_and_a_killed_commander_loses_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let warden = start(dir.path(), "").await;
+    let base = format!("http://{}", warden.addr);
+    let client = reqwest::Client::new();
+    let denied = client
+        .post(format!("{base}/api/incidents"))
+        .json(&json!({ "title": "x" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(denied.status(), 401);
+    let (status, body) = api(
+        &client,
+        reqwest::Method::POST,
+        format!("{base}/api/incidents"),
+        Some(json!({ "title": "payments look slow", "severity": "SEV2" })),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["id"].as_str().unwrap().to_owned();
+
+    let commander = warden.names.of("incidents");
+    ractor::registry::where_is(commander.clone())
+        .unwrap()
+        .kill();
+    assert!(
+        support::eventually(WAIT, || {
+            let back = ractor::registry::where_is(commander.clone()).is_some();
+            async move { back }
+        })
+        .await
+    );
+    let (_, list) = api(
+        &client,
+        reqwest::Method::GET,
+        format!("{base}/api/incidents"),
+        None,
+    )
+    .await;
+    assert_eq!(list["incidents"][0]["id"], id.as_str(), "{list}");
+    let (status, body) = api(
+        &client,
+        reqwest::Method::POST,
+        format!("{base}/api/incidents/{id}/resolve"),
+        Some(json!({ "note": "false alarm", "force": true })),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    warden.shutdown().await.unwrap();
+}
