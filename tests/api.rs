@@ -59,7 +59,15 @@ async fn status_routes_auth_and_notes() {
         .collect();
     assert_eq!(
         ids,
-        ["audit", "debouncer", "wake", "probes", "escalation", "api"]
+        [
+            "audit",
+            "debouncer",
+            "wake",
+            "incidents",
+            "probes",
+            "escalation",
+            "api"
+        ]
     );
 
     let (_, boot) = get(&client, format!("{base}/api/boot-status")).await;
@@ -150,7 +158,7 @@ async fn status_routes_auth_and_notes() {
     assert!(seams.contains(&"service.stopping".to_owned()), "{seams:?}");
     assert_eq!(
         seams.iter().filter(|s| *s == "supervision.stopped").count(),
-        6,
+        7,
         "{seams:?}"
     );
     assert!(!serde_json::to_string(&seams).unwrap().contains(TOKEN));

@@ -108,10 +108,10 @@ async fn one_wake_is_investigated_once_and_reaches_each_notifier_once() {
     let key = format!("warden-{}", wake.seq);
     for receiver in [&ops, &oncall] {
         assert_eq!(
-            receiver.delivered_by_key(),
+            receiver.wake_delivered_by_key(),
             [(key.clone(), 1)].into_iter().collect()
         );
-        let notice = &receiver.received()[0].body;
+        let notice = &receiver.received_wake()[0].body;
         assert_eq!(notice["idempotency_key"], key);
         assert_eq!(notice["status"], "firing");
         assert_eq!(notice["probe"], "api");
@@ -175,8 +175,11 @@ async fn one_wake_is_investigated_once_and_reaches_each_notifier_once() {
     target.set(200);
     let completed = wait_rows(dir.path(), "probe.investigation_completed", 2).await;
     assert_eq!(completed[1].details["kind"], "resolved");
-    assert_eq!(ops.received().last().unwrap().body["status"], "resolved");
-    assert_eq!(ops.delivered_by_key().len(), 2);
+    assert_eq!(
+        ops.received_wake().last().unwrap().body["status"],
+        "resolved"
+    );
+    assert_eq!(ops.wake_delivered_by_key().len(), 2);
     warden.shutdown().await.unwrap();
 }
 
@@ -202,7 +205,7 @@ async fn an_investigator_that_is_down_falls_back_and_the_notice_still_goes_out()
     );
     assert_eq!(completed[0].details["engine"], "none");
     assert!(completed[0].details["fallback"].as_str().is_some());
-    let notice = &ops.received()[0].body;
+    let notice = &ops.received_wake()[0].body;
     assert!(
         notice["summary"].as_str().unwrap().contains("api"),
         "{notice}"
@@ -231,7 +234,10 @@ async fn a_notifier_down_for_a_while_gets_the_notice_once_when_it_recovers() {
     assert_eq!(sent[0].details["redelivered"], true);
     assert!(!rows(dir.path(), "notification.failed").is_empty());
     assert_eq!(
-        ops.delivered_by_key().values().copied().collect::<Vec<_>>(),
+        ops.wake_delivered_by_key()
+            .values()
+            .copied()
+            .collect::<Vec<_>>(),
         [1]
     );
     // The cursor passes the row only once the notice is delivered.
@@ -252,15 +258,19 @@ async fn retry_after_from_a_429_is_honoured() {
     let target = Switchable::start(503).await;
     let ops = Receiver::start().await;
     ops.script(&[(429, Some("1"))]);
+    // An info issue opens no incident, so the only request is the wake notice.
     let config = format!(
         "{}\n{}",
-        failing_probe(&target.url),
+        failing_probe(&target.url).replace(
+            "timeout = \"80ms\"\n",
+            "timeout = \"80ms\"\nseverity = \"info\"\n"
+        ),
         // Retry-After is honoured up to four times backoff_max.
         webhook("ops", &ops.url, "").replace("backoff_max = \"50ms\"", "backoff_max = \"5s\"")
     );
     let warden = start(dir.path(), &config).await;
     wait_rows(dir.path(), "notification.sent", 1).await;
-    let received = ops.received();
+    let received = ops.received_wake();
     assert_eq!(received[0].answered, 429);
     assert_eq!(received[1].answered, 200);
     let waited = received[1].at.duration_since(received[0].at);

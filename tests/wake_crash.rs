@@ -41,22 +41,22 @@ async fn kill_9_during_a_burst_of_wakes_loses_no_notice_and_repeats_none() {
     let mut warden = process::start(&config).await;
     assert!(
         support::eventually(Duration::from_secs(60), || {
-            let delivered = receiver.delivered_by_key().len();
+            let delivered = receiver.wake_delivered_by_key().len();
             async move { delivered >= 40 }
         })
         .await,
         "the first notices did not arrive"
     );
     warden.child.kill().await.unwrap(); // SIGKILL, mid-burst
-    let before_restart = receiver.delivered_by_key().len();
+    let before_restart = receiver.wake_delivered_by_key().len();
 
     let mut warden = process::start(&config).await;
     let all = support::eventually(Duration::from_secs(120), || {
-        let delivered = receiver.delivered_by_key().len();
+        let delivered = receiver.wake_delivered_by_key().len();
         async move { delivered >= PROBES }
     })
     .await;
-    let delivered = receiver.delivered_by_key();
+    let delivered = receiver.wake_delivered_by_key();
     assert!(
         all,
         "only {} of {PROBES} issues reached the receiver",

@@ -83,6 +83,27 @@ impl Receiver {
         self.inner.lock().unwrap().received.clone()
     }
 
+    /// Requests carrying a wake notice (`Idempotency-Key: warden-<seq>`),
+    /// leaving out incident updates and escalation alerts.
+    pub fn received_wake(&self) -> Vec<Received> {
+        self.received()
+            .into_iter()
+            .filter(|r| {
+                r.headers
+                    .get("idempotency-key")
+                    .is_some_and(|k| is_wake_key(k))
+            })
+            .collect()
+    }
+
+    /// Successful deliveries of wake notices per key.
+    pub fn wake_delivered_by_key(&self) -> BTreeMap<String, usize> {
+        self.delivered_by_key()
+            .into_iter()
+            .filter(|(k, _)| is_wake_key(k))
+            .collect()
+    }
+
     /// Successful (2xx) deliveries per `Idempotency-Key`.
     pub fn delivered_by_key(&self) -> BTreeMap<String, usize> {
         let mut counts = BTreeMap::new();
@@ -136,4 +157,9 @@ async fn answer(
         "{\"error\":\"scripted\"}".to_owned()
     };
     (StatusCode::from_u16(status).unwrap(), reply_headers, text)
+}
+
+fn is_wake_key(key: &str) -> bool {
+    key.strip_prefix("warden-")
+        .is_some_and(|seq| !seq.is_empty() && seq.bytes().all(|b| b.is_ascii_digit()))
 }
