@@ -27,6 +27,11 @@ struct Cli {
 enum Command {
     /// Run Warden until SIGTERM or SIGINT (a second signal forces exit).
     Run,
+    /// Escalation by hand: undo what a tier changed.
+    Escalation {
+        #[command(subcommand)]
+        command: EscalationCommand,
+    },
     /// Validate the configuration: prints `config OK` and a summary, or every problem (exit 2).
     CheckConfig,
     /// Read the audit log.
@@ -125,6 +130,16 @@ impl ControlArg {
 }
 
 #[derive(Debug, Subcommand)]
+enum EscalationCommand {
+    /// Revert the last patch a tier applied to a component (files restored
+    /// byte for byte; a `reverted` entry is added to patch_history.jsonl).
+    RollbackPatch {
+        /// The component.
+        component: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum AuditCommand {
     /// Print audit rows, optionally following new ones.
     Tail {
@@ -197,6 +212,42 @@ fn main() -> ExitCode {
             token_file,
             command,
         } => incidents(&api, token_file.as_deref(), command),
+        Command::Escalation {
+            command: EscalationCommand::RollbackPatch { component },
+        } => rollback_patch(&source, &component),
+    }
+}
+
+/// `warden escalation rollback-patch <component>`: works on the state dir's
+/// files directly, so it also works while Warden is stopped.
+fn rollback_patch(source: &ConfigSource, component: &str) -> ExitCode {
+    let settings = match load(source) {
+        Ok(settings) => settings,
+        Err(code) => return code,
+    };
+    let reverted = warden::escalation::PatchHistory::open(&settings.service.state_dir)
+        .and_then(|history| history.revert_last(component));
+    match reverted {
+        Ok(report) => {
+            println!("reverted patch {} of {component}", report.reverted);
+            for path in &report.restored {
+                println!("  restored {}", path.display());
+            }
+            for path in &report.removed {
+                println!("  removed {}", path.display());
+            }
+            for path in &report.drifted {
+                println!(
+                    "  note: {} had changed since the patch; restored anyway",
+                    path.display()
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
     }
 }
 

@@ -193,3 +193,37 @@ fn run_refuses_a_non_loopback_listener_without_a_token() {
     assert!(shown.contains("not a loopback address"), "{shown}");
     assert!(!dir.path().join("var").exists(), "{shown}");
 }
+
+#[test]
+fn rollback_patch_restores_what_a_tier_changed_byte_for_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("var");
+    let file = dir.path().join("app.conf");
+    let original: Vec<u8> = (0..=255u8).collect();
+    std::fs::write(&file, &original).unwrap();
+    let history = warden::escalation::PatchHistory::open(&state).unwrap();
+    let patch = serde_json::json!({ "files": [{ "path": file.display().to_string(), "content": "patched = true\n" }] });
+    history.apply_patch("site", "tier1", &patch).unwrap();
+    assert_eq!(std::fs::read(&file).unwrap(), b"patched = true\n");
+
+    let config = dir.path().join("warden.toml");
+    std::fs::write(
+        &config,
+        format!("[service]\nstate_dir = \"{}\"\n", state.display()),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let output = warden(&["--config", config, "escalation", "rollback-patch", "site"]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert!(
+        text(&output).contains("reverted patch"),
+        "{}",
+        text(&output)
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), original);
+    let log = std::fs::read_to_string(state.join("patch_history.jsonl")).unwrap();
+    assert!(log.contains("reverted"), "{log}");
+    // Nothing left to undo: a clear error, exit 1.
+    let output = warden(&["--config", config, "escalation", "rollback-patch", "site"]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+}

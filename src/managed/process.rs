@@ -89,6 +89,19 @@ pub(crate) fn parse_signal(name: &str) -> Option<Signal> {
     full.parse().ok()
 }
 
+/// `run = ["warden", ...]` means this very binary, so the default config can
+/// supervise `warden demo-target` on a machine where Warden is not on `PATH`
+/// (e.g. under `cargo run`). Any other program is looked up as usual.
+fn resolve_program(program: &str) -> std::path::PathBuf {
+    if program == "warden"
+        && let Ok(path) = std::env::current_exe()
+        && path.file_stem().is_some_and(|stem| stem == "warden")
+    {
+        return path;
+    }
+    std::path::PathBuf::from(program)
+}
+
 /// Starts `settings.run`; the waiter casts [`ManagedMsg::Exited`] to `myself`
 /// the moment the process exits.
 pub(crate) fn spawn(
@@ -100,7 +113,7 @@ pub(crate) fn spawn(
     let Some((program, args)) = settings.run.split_first() else {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "run is empty"));
     };
-    let mut command = tokio::process::Command::new(program);
+    let mut command = tokio::process::Command::new(resolve_program(program));
     command
         .args(args)
         .envs(&settings.env)
