@@ -400,6 +400,7 @@ fn restore_open_issues(dir: &Path, config: &DebounceConfig, store: &DebounceStor
                         rules,
                         at_boot.issue,
                         at_boot.session,
+                        at_boot.trace,
                     );
                     restored += 1;
                 }

@@ -69,4 +69,8 @@ pub struct IssueEvent {
     pub category: String,
     /// `critical`, `warning` or `info`.
     pub severity: crate::settings::Severity,
+    /// W3C `traceparent` of the issue's trace (None when tracing is off), so
+    /// every consumer continues the same trace.
+    #[serde(default)]
+    pub traceparent: Option<String>,
 }

@@ -20,6 +20,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, OutputPort, RpcReplyPort};
 use serde::Serialize;
 use serde_json::json;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use super::maintenance::{self, Window};
 use super::queue::ObservationQueue;
@@ -67,6 +68,8 @@ pub struct DebounceEntry {
     pub pending: Vec<Effect>,
     /// The operator acknowledged the open issue: no more reminders for it.
     pub acked: bool,
+    /// `traceparent` of the open issue's root span: its later rows continue it.
+    pub trace: Option<String>,
 }
 
 /// Debounce state of every probe, made once in `app.rs`.
@@ -88,6 +91,7 @@ pub fn new_entry(rules: &ProbeRules) -> DebounceEntry {
         applied: 0,
         pending: Vec::new(),
         acked: false,
+        trace: None,
     }
 }
 
@@ -98,12 +102,14 @@ pub fn restore_entry(
     rules: &ProbeRules,
     issue: RestoredIssue,
     session: Option<String>,
+    trace: Option<String>,
 ) {
     let mut entry = store
         .entry(probe.to_owned())
         .or_insert_with(|| new_entry(rules));
     entry.machine.restore(issue, Instant::now());
     entry.session = session;
+    entry.trace = trace;
 }
 
 /// Arguments, cloneable so the supervisor can respawn the debouncer.
@@ -369,9 +375,9 @@ async fn flush_all(args: &DebouncerArgs) -> Result<(), ActorProcessingErr> {
 /// supervisor restarts it) with the effect still pending: nothing is lost.
 async fn flush(args: &DebouncerArgs, probe: &str) -> Result<(), ActorProcessingErr> {
     loop {
-        let (effect, session) = match args.store.get(probe) {
+        let (effect, session, trace) = match args.store.get(probe) {
             Some(entry) => match entry.pending.first() {
-                Some(effect) => (effect.clone(), entry.session.clone()),
+                Some(effect) => (effect.clone(), entry.session.clone(), entry.trace.clone()),
                 None => return Ok(()),
             },
             None => return Ok(()),
@@ -379,21 +385,57 @@ async fn flush(args: &DebouncerArgs, probe: &str) -> Result<(), ActorProcessingE
         let Some(rules) = args.config.rules.get(probe) else {
             return Ok(());
         };
-        let row = effect_row(args, probe, rules, &effect, session.as_deref());
+        let mut row = effect_row(args, probe, rules, &effect, session.as_deref());
         let seam = row.seam.clone();
         let starts_story = row
             .caller_session_id
             .as_deref()
             .is_some_and(|id| id.contains(SEQ_PLACEHOLDER));
+        // One issue is one trace: its first row opens a root span (never a
+        // child of whatever span the message arrived in), later rows continue it.
+        let flapping = matches!(
+            effect,
+            Effect::Wake {
+                kind: WakeKind::Flapping,
+                ..
+            } | Effect::FlappingSettled { .. }
+        );
+        let (category_label, _) = effect_key(&effect, rules);
+        let span = if starts_story {
+            tracing::info_span!(parent: None, "issue", actor = "debouncer", probe, category = %category_label, seam = %seam)
+        } else {
+            let span = tracing::info_span!(parent: None, "issue.update", actor = "debouncer", probe, seam = %seam);
+            crate::telemetry::trace::continue_from(&span, trace.as_deref());
+            span
+        };
+        let traceparent = crate::telemetry::trace::traceparent(&span);
+        if let Some(parent) = &traceparent {
+            if let Some(map) = row.details.as_object_mut() {
+                map.insert("traceparent".into(), parent.clone().into());
+            }
+            if let Some(id) = crate::telemetry::trace::trace_id(parent) {
+                row = row.trace(id);
+            }
+        }
         let template = row.caller_session_id.clone();
-        let seq = args.audit.append(row).await?;
+        let seq = args
+            .audit
+            .append(row)
+            .instrument(tracing::info_span!(parent: &span, "audit.append", actor = "debouncer"))
+            .await?;
         let session = template.map(|id| id.replace(SEQ_PLACEHOLDER, &seq.to_string()));
         if let Some(mut entry) = args.store.get_mut(probe) {
             if !entry.pending.is_empty() {
                 entry.pending.remove(0);
             }
+            if starts_story && !flapping {
+                entry.trace = traceparent.clone();
+            }
             match &effect {
-                Effect::Resolved { .. } => entry.session = None,
+                Effect::Resolved { .. } => {
+                    entry.session = None;
+                    entry.trace = None;
+                }
                 // Flapping has its own story; it must not replace the issue's.
                 Effect::Wake {
                     kind: WakeKind::Flapping,
@@ -417,6 +459,7 @@ async fn flush(args: &DebouncerArgs, probe: &str) -> Result<(), ActorProcessingE
             component: rules.component.clone(),
             category,
             severity,
+            traceparent: traceparent.or(trace),
         });
     }
 }

@@ -16,6 +16,8 @@ pub struct OpenAtBoot {
     pub issue: RestoredIssue,
     /// The issue's `caller_session_id`.
     pub session: Option<String>,
+    /// The issue's `traceparent`, so its recovery continues the same trace.
+    pub trace: Option<String>,
 }
 
 /// Walks every `probe.*` row and returns, per probe, the issue still open at
@@ -57,6 +59,7 @@ pub fn open_issues(audit_dir: &Path) -> Result<HashMap<String, OpenAtBoot>, Audi
                             woken: true,
                         },
                         session: row.caller_session_id.clone(),
+                        trace: row.details["traceparent"].as_str().map(str::to_owned),
                     },
                 );
             }
@@ -71,6 +74,7 @@ pub fn open_issues(audit_dir: &Path) -> Result<HashMap<String, OpenAtBoot>, Audi
                             woken: false,
                         },
                         session: row.caller_session_id.clone(),
+                        trace: row.details["traceparent"].as_str().map(str::to_owned),
                     },
                 );
             }

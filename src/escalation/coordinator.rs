@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use super::cycle::{self, CycleContext, CycleStore, Signal};
 use crate::debounce::IssueBus;
@@ -182,9 +183,14 @@ fn start_cycle(
         state.args.store.clone(),
         myself.clone(),
     );
-    let task = tokio::spawn(async move {
-        cycle::run(ctx, store, record, rx).await;
-        let _ = me.cast(CoordinatorMsg::CycleEnded);
-    });
+    let span = tracing::info_span!(parent: None, "escalation.cycle", actor = "coordinator", component = %state.args.ctx.component.name);
+    crate::telemetry::trace::continue_from(&span, record.traceparent.as_deref());
+    let task = tokio::spawn(
+        async move {
+            cycle::run(ctx, store, record, rx).await;
+            let _ = me.cast(CoordinatorMsg::CycleEnded);
+        }
+        .instrument(span),
+    );
     state.cycle = Some((task, tx));
 }

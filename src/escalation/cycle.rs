@@ -81,6 +81,9 @@ pub struct CycleRecord {
     pub paused_noted: bool,
     /// The incident's evidence was awaited before the first action.
     pub evidence_awaited: bool,
+    /// `traceparent` of the issue that started the cycle: the cycle's spans
+    /// and its outbound calls belong to that issue's trace.
+    pub traceparent: Option<String>,
 }
 
 impl CycleRecord {
@@ -104,6 +107,10 @@ impl CycleRecord {
         self.active = true;
         self.paused_noted = false;
         self.evidence_awaited = false;
+        self.traceparent = match trigger {
+            Trigger::Issue(event) => event.traceparent.clone(),
+            Trigger::ManagedFatal(_) => None,
+        };
         self.session = match trigger {
             Trigger::Issue(event) => event.caller_session_id.clone(),
             Trigger::ManagedFatal(_) => Some(format!(

@@ -243,7 +243,10 @@ async fn run_http(
         request = request.body(body.clone());
     }
     let call = async {
-        let mut response = request.send().await.map_err(|e| describe(&e, timeout))?;
+        let mut response = crate::telemetry::trace::inject(request)
+            .send()
+            .await
+            .map_err(|e| describe(&e, timeout))?;
         let status = response.status();
         let mut body = Vec::new();
         while body.len() < MAX_READ {

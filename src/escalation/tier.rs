@@ -84,11 +84,12 @@ pub async fn call_webhook(
 ) -> TierAnswer {
     let started = Instant::now();
     let call = async {
-        let mut response = http
+        let builder = http
             .post(url)
             .header(IDEMPOTENCY_KEY_HEADER, idempotency_key)
             .json(context)
-            .timeout(timeout)
+            .timeout(timeout);
+        let mut response = crate::telemetry::trace::inject(builder)
             .send()
             .await
             .map_err(|error| (None, describe(&error, timeout)))?;

@@ -16,6 +16,7 @@
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::path::PathBuf;
 use std::time::Duration;
+use tracing::Instrument;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde_json::{Value, json};
@@ -230,7 +231,11 @@ impl Actor for IncidentCommander {
         state: &mut CommanderState,
     ) -> Result<(), ActorProcessingErr> {
         match message {
-            IncidentMsg::Issue(event) => logged(on_issue(state, event).await),
+            IncidentMsg::Issue(event) => {
+                let span = tracing::info_span!(parent: None, "incident.issue", actor = "incidents", probe = %event.probe);
+                crate::telemetry::trace::continue_from(&span, event.traceparent.as_deref());
+                logged(on_issue(state, event).instrument(span).await)
+            }
             IncidentMsg::Open { trigger, reply } => {
                 let result = on_open(state, trigger).await;
                 if let Some(reply) = reply

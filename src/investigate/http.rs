@@ -24,7 +24,10 @@ pub(crate) async fn send(
             format!("{engine} unreachable: {}", error.without_url())
         }
     };
-    let mut response = builder.send().await.map_err(failed)?;
+    let mut response = crate::telemetry::trace::inject(builder)
+        .send()
+        .await
+        .map_err(failed)?;
     let status = response.status();
     if !status.is_success() {
         return Err(format!("{engine} returned {}", status.as_u16()));

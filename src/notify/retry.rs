@@ -145,12 +145,11 @@ pub(super) async fn deliver(
 
 async fn attempt(client: &reqwest::Client, timeout: Duration, request: &Request) -> Attempt {
     let exchange = async {
-        let response = client
+        let builder = client
             .post(request.url.clone())
             .headers(request.headers.clone())
-            .body(request.body.clone())
-            .send()
-            .await?;
+            .body(request.body.clone());
+        let response = crate::telemetry::trace::inject(builder).send().await?;
         let status = response.status();
         let retry_after = response.headers().get(RETRY_AFTER).and_then(retry_after);
         let body = if status.is_success() {

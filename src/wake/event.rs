@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 use super::ledger::{COMPLETED_SEAM, FAILED_SEAM, SENT_SEAM};
 use crate::audit::{AuditError, AuditLog, AuditRow, NewRow};
@@ -65,9 +66,20 @@ pub(super) fn needs_notice(row: &AuditRow, store: &DebounceStore) -> bool {
     }
 }
 
-/// Handles one event. Errors are audit append failures only: the caller
-/// leaves the row unfinished so it is replayed.
+/// Handles one event inside a span that continues the trace from
+/// the `traceparent` stored in its row (also when the row is replayed after a
+/// restart). Errors are audit append failures only: the caller leaves the row
+/// unfinished so it is replayed.
 pub(super) async fn handle(
+    ctx: Arc<EventContext>,
+    input: EventInput,
+) -> Result<EventResult, AuditError> {
+    let span = tracing::info_span!(parent: None, "wake.event", actor = "wake", seq = input.row.seq, seam = %input.row.seam);
+    crate::telemetry::trace::continue_from(&span, input.row.details["traceparent"].as_str());
+    handle_in_span(ctx, input).instrument(span).await
+}
+
+async fn handle_in_span(
     ctx: Arc<EventContext>,
     input: EventInput,
 ) -> Result<EventResult, AuditError> {
@@ -81,7 +93,11 @@ pub(super) async fn handle(
         Some(notice) => (notice, None),
         None => {
             let request = request(&ctx, &row, related);
-            let investigation = ctx.investigator.investigate(&request).await;
+            let investigation = ctx
+                .investigator
+                .investigate(&request)
+                .instrument(tracing::info_span!("investigate", actor = "wake"))
+                .await;
             let outcome = if investigation.fallback.is_some() {
                 "fallback"
             } else {
@@ -164,19 +180,23 @@ async fn deliver(
             continue;
         }
         let (ctx, notice) = (ctx.clone(), notice.clone());
-        tasks.spawn(async move {
-            match ctx.notifiers.get(&name) {
-                Some(notifier) => notifier.send(&notice).await,
-                None => Delivery {
-                    notifier: name,
-                    outcome: DeliveryOutcome::Failed,
-                    attempts: 0,
-                    last_status: None,
-                    error: Some("notifier no longer configured".into()),
-                    duration_ms: 0,
-                },
+        let span = tracing::info_span!("notify.send", actor = "wake", notifier = %name);
+        tasks.spawn(
+            async move {
+                match ctx.notifiers.get(&name) {
+                    Some(notifier) => notifier.send(&notice).await,
+                    None => Delivery {
+                        notifier: name,
+                        outcome: DeliveryOutcome::Failed,
+                        attempts: 0,
+                        last_status: None,
+                        error: Some("notifier no longer configured".into()),
+                        duration_ms: 0,
+                    },
+                }
             }
-        });
+            .instrument(span),
+        );
     }
     let mut deliveries = Vec::new();
     while let Some(joined) = tasks.join_next().await {
@@ -352,6 +372,9 @@ fn delivery_row(row: &AuditRow, notice: &Notice, delivery: &Delivery, redelivere
     if let Some(session) = &row.caller_session_id {
         new = new.session(session.clone());
     }
+    if let Some(id) = row.trace_id.clone() {
+        new = new.trace(id);
+    }
     new
 }
 
@@ -407,6 +430,9 @@ fn completed_row(
     .component(notice.component.clone());
     if let Some(session) = &row.caller_session_id {
         new = new.session(session.clone());
+    }
+    if let Some(id) = row.trace_id.clone() {
+        new = new.trace(id);
     }
     new
 }

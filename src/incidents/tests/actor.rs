@@ -96,6 +96,7 @@ fn wake(seq: u64, probe: &str, component: &str, severity: Severity) -> IssueEven
         component: component.to_owned(),
         category: "service_unhealthy".to_owned(),
         severity,
+        traceparent: None,
     }
 }
 
