@@ -6,6 +6,8 @@
 //! notice rate measures the consumer, not the rate issues arrive at.
 //!
 //! `cargo bench --bench wake` (optionally `-- <events> <max_concurrency>...`).
+//! With `WARDEN_BENCH_OTLP=1` every span is exported over OTLP/gRPC to an
+//! in-process collector, to measure what tracing costs the pipeline.
 //! Results go to docs/benchmarks.md by hand; see that file for the machine.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -146,6 +148,29 @@ fn main() {
         .build()
         .unwrap();
     runtime.block_on(async {
+        let otlp = std::env::var("WARDEN_BENCH_OTLP").is_ok_and(|v| v == "1");
+        let mut guard = None;
+        let mut drain = None;
+        if otlp {
+            let mut collector = fake_opentelemetry_collector::FakeCollectorServer::start()
+                .await
+                .unwrap();
+            let settings = warden::settings::TelemetrySettings {
+                otlp_endpoint: collector.endpoint(),
+                log_level: "error".into(),
+                ..Default::default()
+            };
+            guard = Some(warden::telemetry::init(&settings).unwrap());
+            // The collector's buffer is small and blocks the exporter when full.
+            drain = Some(tokio::spawn(async move {
+                loop {
+                    let _ = collector
+                        .exported_spans(64, Duration::from_millis(50))
+                        .await;
+                }
+            }));
+        }
+        println!("OTLP export: {}", if otlp { "on" } else { "off" });
         let target = failing_target().await;
         println!(
             "| events | max_concurrency | delivered | p50 wake→notice | p99 | max | notices/s |"
@@ -153,6 +178,12 @@ fn main() {
         println!("|---|---|---|---|---|---|---|");
         for c in concurrency {
             println!("{}", run(events, c, &target).await);
+        }
+        if let Some(guard) = guard {
+            guard.shutdown().await;
+        }
+        if let Some(drain) = drain {
+            drain.abort();
         }
     });
 }
