@@ -220,7 +220,9 @@ fn stories(dir: &Path, sessions: &[String]) -> HashMap<String, Vec<Value>> {
 
 /// One line for a story row: the first of the fields rows use for prose.
 fn summary(details: &Value) -> String {
-    for key in ["summary", "title", "text", "detail", "step", "action", "kind"] {
+    for key in [
+        "summary", "title", "text", "detail", "step", "action", "kind",
+    ] {
         if let Some(text) = details[key].as_str().filter(|t| !t.is_empty()) {
             return text.to_owned();
         }
