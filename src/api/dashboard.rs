@@ -218,16 +218,34 @@ fn stories(dir: &Path, sessions: &[String]) -> HashMap<String, Vec<Value>> {
     out
 }
 
-/// One line for a story row: the first of the fields rows use for prose.
+/// Fields rows use for prose, most telling first.
+const SUMMARY_KEYS: [&str; 12] = [
+    "summary",
+    "title",
+    "text",
+    "detail",
+    "description",
+    "reason",
+    "outcome",
+    "error",
+    "step",
+    "action",
+    "tier",
+    "kind",
+];
+
+/// One line for a story row: the first prose field, after the attempt
+/// number for escalation steps.
 fn summary(details: &Value) -> String {
-    for key in [
-        "summary", "title", "text", "detail", "step", "action", "kind",
-    ] {
-        if let Some(text) = details[key].as_str().filter(|t| !t.is_empty()) {
-            return text.to_owned();
-        }
+    let text = SUMMARY_KEYS
+        .iter()
+        .find_map(|key| details[*key].as_str().filter(|t| !t.is_empty()))
+        .unwrap_or_default();
+    match details["attempt"].as_u64() {
+        Some(attempt) if text.is_empty() => format!("attempt {attempt}"),
+        Some(attempt) => format!("attempt {attempt}: {text}"),
+        None => text.to_owned(),
     }
-    String::new()
 }
 
 /// The last [`TIMELINE_ENTRIES`] timeline entries of each incident.
