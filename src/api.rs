@@ -10,6 +10,7 @@ mod actor;
 mod audit;
 mod auth;
 mod control;
+mod dashboard;
 mod error;
 mod incidents;
 mod issues;
@@ -130,6 +131,8 @@ async fn wake_status(
 /// Builds the router with every route.
 pub fn router(context: ApiContext) -> Router {
     Router::new()
+        .route("/", get(dashboard::page))
+        .route("/api/dashboard", get(dashboard::data))
         .route("/api/health", get(status::health))
         .route("/api/boot-status", get(status::boot_status))
         .route("/api/operational-state", get(status::operational_state))

@@ -1012,6 +1012,7 @@ pub async fn start(settings: Settings) -> Result<Warden, AppError> {
                 latest: latest.clone(),
                 store: store.clone(),
                 heartbeats: heartbeats.clone(),
+                history: history.clone(),
             },
             wake: wake_status.clone(),
             investigator: wake_args.investigator.clone(),

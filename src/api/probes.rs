@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::{ApiContext, ApiError};
-use crate::debounce::{DebounceStore, LatestObservations};
+use crate::debounce::{DebounceStore, LatestObservations, ObservationHistory};
 use crate::probes::Heartbeats;
 use crate::settings::{ProbeDefaults, ProbeKind, ProbeSettings};
 
@@ -27,6 +27,8 @@ pub struct ProbesView {
     pub store: DebounceStore,
     /// Heartbeat store.
     pub heartbeats: Heartbeats,
+    /// Recent observations per probe, for the dashboard's sparklines.
+    pub history: ObservationHistory,
 }
 
 fn kind_name(kind: Option<ProbeKind>) -> Value {
