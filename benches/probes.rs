@@ -47,7 +47,7 @@ async fn run(n: usize, seconds: u64, url: &str, hits: &AtomicUsize) -> String {
     let dir = tempfile::tempdir().unwrap();
     let mut toml = format!(
         "[service]\nstate_dir = \"{}\"\napi_listen = \"127.0.0.1:0\"\n[audit]\nfsync = \"batch\"\n",
-        dir.path().display()
+        dir.path().join("var").display()
     );
     for i in 0..n {
         let _ = write!(

@@ -69,7 +69,7 @@ async fn run(events: usize, concurrency: usize, target: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
     let mut toml = format!(
         "[service]\nstate_dir = \"{}\"\napi_listen = \"127.0.0.1:0\"\n[audit]\nfsync = \"batch\"\n[debounce]\nfailure_threshold = 1\n[wake]\nmax_concurrency = {concurrency}\n\n[[notifiers]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"{hook}\"\n\n",
-        dir.path().display()
+        dir.path().join("var").display()
     );
     for i in 0..events {
         let _ = write!(
@@ -92,7 +92,7 @@ async fn run(events: usize, concurrency: usize, target: &str) -> String {
     }
     warden.shutdown().await.unwrap();
 
-    let reader = AuditReader::open(&dir.path().join("audit")).unwrap();
+    let reader = AuditReader::open(&dir.path().join("var").join("audit")).unwrap();
     let written: HashMap<String, SystemTime> = reader
         .rows_from(1, Some("probe.wake_requested"))
         .filter_map(Result::ok)

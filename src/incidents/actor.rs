@@ -873,7 +873,30 @@ async fn snapshot(
     })?
 }
 
-/// The last `max_rows` audit rows of `sessions` (a full scan of the log).
+/// Rows scanned when a session id does not say where its story starts.
+const UNBOUNDED_SCAN_ROWS: u64 = 50_000;
+
+/// The first seq worth reading for `sessions`: a story id ends in the seq of
+/// its first row (`probe:<probe>:<category>:<seq>`), and no row of the story
+/// comes before it. Ids without one fall back to the log's last rows.
+fn scan_start(reader: &AuditReader, sessions: &[String]) -> u64 {
+    let starts: Option<Vec<u64>> = sessions
+        .iter()
+        .map(|s| s.rsplit(':').next().and_then(|tail| tail.parse().ok()))
+        .collect();
+    match starts.and_then(|starts| starts.into_iter().min()) {
+        Some(first) => first,
+        None => reader
+            .last_seq()
+            .ok()
+            .flatten()
+            .map_or(1, |last| last.saturating_sub(UNBOUNDED_SCAN_ROWS).max(1)),
+    }
+}
+
+/// The last `max_rows` audit rows of `sessions`, read from where the oldest
+/// story begins (not the whole log: an incident storm must not cost a full
+/// scan per incident).
 fn audit_rows(audit_dir: &std::path::Path, sessions: &[String], max_rows: usize) -> Value {
     if sessions.is_empty() {
         return json!({ "sessions": sessions, "rows": [], "note": "no caller session joined" });
@@ -887,7 +910,7 @@ fn audit_rows(audit_dir: &std::path::Path, sessions: &[String], max_rows: usize)
     let mut rows = VecDeque::new();
     let mut corrupt = 0u64;
     let mut dropped = 0u64;
-    for row in reader.rows_from(1, None) {
+    for row in reader.rows_from(scan_start(&reader, sessions), None) {
         match row {
             Ok(row)
                 if row
