@@ -29,7 +29,15 @@ async fn receiver() -> (String, Arrivals) {
         axum::routing::post(move |headers: axum::http::HeaderMap| {
             let seen = seen.clone();
             async move {
-                if let Some(key) = headers.get("idempotency-key").and_then(|v| v.to_str().ok()) {
+                // Wake notices only (`warden-<seq>`); incident updates share the webhook.
+                if let Some(key) = headers
+                    .get("idempotency-key")
+                    .and_then(|v| v.to_str().ok())
+                    .filter(|k| {
+                        k.strip_prefix("warden-")
+                            .is_some_and(|seq| seq.bytes().all(|b| b.is_ascii_digit()))
+                    })
+                {
                     seen.lock()
                         .unwrap()
                         .entry(key.to_owned())
