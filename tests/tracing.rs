@@ -89,6 +89,7 @@ async fn one_issue_is_one_trace_across_actors_and_http() {
                 "notify.send",
                 "escalation.cycle",
                 "incident.issue",
+                "supervision",
             ]
             .iter()
             .all(|n| names.iter().any(|m| m == n));

@@ -96,6 +96,11 @@ pub fn event_row(event: &SupervisionEvent) -> NewRow {
 
 impl Observer for AuditObserver {
     fn observe(&self, event: &SupervisionEvent) {
+        // Each decision is also a short root span, so a chaos run (restarts,
+        // meltdowns) shows up in Jaeger next to the issues it caused.
+        let row = event_row(event);
+        let span = tracing::info_span!(parent: None, "supervision", actor = "supervisor", event = %row.seam, details = %row.details);
+        let _entered = span.enter();
         if let Some(metrics) = &self.metrics {
             match event {
                 SupervisionEvent::ChildRestarted { child, .. } => {
@@ -143,6 +148,6 @@ impl Observer for AuditObserver {
             }
             other => tracing::debug!(event = ?other, "Supervision event."),
         }
-        self.audit.append_nowait(event_row(event));
+        self.audit.append_nowait(row);
     }
 }
