@@ -7,6 +7,18 @@ use warden::app::Warden;
 
 use crate::ChaosError;
 
+/// Actors a fault can hit, by their registered role name: the audit writer,
+/// the API server, the probes supervisor, and the pipeline actors.
+pub const TARGETS: [&str; 7] = [
+    "audit",
+    "api",
+    "probes",
+    "debouncer",
+    "wake",
+    "incidents",
+    "escalation",
+];
+
 /// One fault.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
@@ -39,10 +51,10 @@ impl Fault {
     /// is not an error: the fault is reported as skipped.
     pub fn inject(&self, warden: &Warden) -> Result<bool, ChaosError> {
         let (Fault::KillActor { target } | Fault::StopActor { target }) = self;
-        if !["audit", "api", "probes"].contains(&target.as_str()) {
+        if !TARGETS.contains(&target.as_str()) {
             return Err(ChaosError::Fault {
                 fault: self.to_string(),
-                reason: "unknown target (use audit, api or probes)".to_owned(),
+                reason: format!("unknown target (use one of {})", TARGETS.join(", ")),
             });
         }
         let Some(cell) = ractor::registry::where_is(warden.names.of(target)) else {

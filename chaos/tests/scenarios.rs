@@ -42,6 +42,23 @@ async fn meltdown() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_pipeline() {
+    let outcome = run("kill-pipeline").await;
+    assert!(
+        outcome.injected >= 10,
+        "only {} faults injected",
+        outcome.injected
+    );
+    assert!(
+        outcome
+            .rows
+            .iter()
+            .any(|row| row.seam == "supervision.restarted" && row.details["child"] == "wake"),
+        "the wake consumer was never restarted"
+    );
+}
+
 #[test]
 fn every_scenario_file_parses_and_has_a_test() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios");
