@@ -102,6 +102,12 @@ pub enum AppError {
         "the supervision tree melted down twice; Warden stopped to avoid acting in a broken state"
     )]
     Meltdown,
+    /// The tree melted down on a configuration that differs from the
+    /// last-known-good one: [`run_source`] restarts on the carried text.
+    #[error(
+        "the supervision tree melted down on a new configuration; rolling back to the last-known-good one"
+    )]
+    ConfigRollback(String),
 }
 
 /// Resolves on the first SIGTERM or SIGINT. A second signal exits the process
@@ -830,9 +836,80 @@ pub async fn run(
     }
 }
 
+/// What a boot knows beyond its settings.
+#[derive(Debug, Clone, Default)]
+pub struct BootOptions {
+    /// The configuration text this boot runs on. Once the tree has run for
+    /// `supervision.stable_after` without a meltdown it becomes the
+    /// last-known-good configuration (`state_dir/snapshots/_warden/config.toml`).
+    pub config_text: Option<String>,
+    /// Root meltdowns already spent in this process: a boot after a config
+    /// rollback starts at 1, so its first meltdown stops Warden.
+    pub meltdowns: u32,
+}
+
+/// Runs Warden from a config source until `shutdown`, restoring the
+/// last-known-good configuration when a new one melts the tree down (DESIGN
+/// §3): the first root meltdown on a configuration that differs from the
+/// last-known-good one stops the tree, puts the last-known-good text back
+/// (for a file: the rejected one is kept as `<file>.rejected`), and boots once
+/// more on it; a meltdown after that stops Warden.
+pub async fn run_source(
+    source: crate::settings::ConfigSource,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), AppError> {
+    use crate::settings::ConfigSource;
+    let mut text = match &source {
+        ConfigSource::Embedded => crate::settings::DEFAULT_CONFIG.to_owned(),
+        ConfigSource::File(path) => std::fs::read_to_string(path)
+            .map_err(|error| AppError::Setup(format!("cannot read {}: {error}", path.display())))?,
+        ConfigSource::Text { toml, .. } => toml.clone(),
+    };
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut meltdowns = 0;
+    loop {
+        let source_text = ConfigSource::Text {
+            name: "config".into(),
+            toml: text.clone(),
+        };
+        let settings = crate::settings::load(&source_text)
+            .map_err(|error| AppError::Setup(error.lines().join("; ")))?;
+        let options = BootOptions {
+            config_text: Some(text.clone()),
+            meltdowns,
+        };
+        let mut warden = start_with(settings, options).await?;
+        let result = tokio::select! {
+            () = &mut shutdown => return warden.shutdown().await,
+            result = warden.wait() => result,
+        };
+        match result {
+            Err(AppError::ConfigRollback(good)) => {
+                if let ConfigSource::File(path) = &source {
+                    let rejected = path.with_extension("toml.rejected");
+                    if let Err(error) =
+                        std::fs::write(&rejected, &text).and_then(|()| std::fs::write(path, &good))
+                    {
+                        tracing::error!(error = %error, path = %path.display(), "Could not write the last-known-good configuration back; running on it anyway.");
+                    }
+                }
+                tracing::warn!("Restarting on the last-known-good configuration.");
+                text = good;
+                meltdowns = 1;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Runs the boot gates, binds the API and starts the supervision tree.
 /// Returns once the tree is up.
 pub async fn start(settings: Settings) -> Result<Warden, AppError> {
+    start_with(settings, BootOptions::default()).await
+}
+
+/// [`start`] with [`BootOptions`].
+pub async fn start_with(settings: Settings, options: BootOptions) -> Result<Warden, AppError> {
     let started = Instant::now();
     // Destructured with every field named so a new section cannot go unwired.
     let Settings {
@@ -1072,7 +1149,7 @@ pub async fn start(settings: Settings) -> Result<Warden, AppError> {
                     () = requested.notified() => {}
                 }
             };
-            let result = supervise(&shared, root, &state, &tree, timeout, stop).await;
+            let result = supervise(&shared, root, &state, &tree, timeout, stop, &options).await;
             housekeeping.abort();
             tree.set(None);
             // Whatever was queued after the writer stopped (its own stop event,
@@ -1255,12 +1332,35 @@ async fn supervise(
     tree: &TreeHandle,
     shutdown_timeout: Duration,
     stopped: impl Future<Output = ()>,
+    options: &BootOptions,
 ) -> Result<(), AppError> {
     let mut stopped = std::pin::pin!(stopped);
     let (mut root, mut handle) = first;
-    let mut meltdowns = 0u32;
+    let mut meltdowns = options.meltdowns;
+    let state_dir = shared.settings.service.state_dir.clone();
+    // Once this configuration has run stably it becomes the last-known-good one.
+    let stable = tokio::time::sleep(
+        shared
+            .settings
+            .supervision
+            .stable_after
+            .max(Duration::from_millis(100)),
+    );
+    let mut stable = std::pin::pin!(stable);
+    let mut proven = options.config_text.is_none();
     loop {
         tokio::select! {
+            () = &mut stable, if !proven => {
+                proven = true;
+                if meltdowns == options.meltdowns
+                    && let Some(text) = &options.config_text
+                {
+                    match crate::escalation::snapshot::snapshot_config(&state_dir, text) {
+                        Ok(path) => shared.audit.append_nowait(NewRow::new("service.config_known_good", json!({ "path": path.display().to_string() }))),
+                        Err(error) => tracing::warn!(error = %error, "Could not keep the configuration as last-known-good."),
+                    }
+                }
+            }
             _ = &mut stopped => {
                 state.stop();
                 shared.audit.append_nowait(NewRow::new("service.stopping", json!({ "reason": "shutdown requested" })));
@@ -1277,6 +1377,18 @@ async fn supervise(
                     shared.audit.append_nowait(NewRow::new("service.meltdown", json!({ "meltdowns": meltdowns, "action": "stop" })));
                     tracing::error!(meltdowns, "The supervision tree melted down again; stopping Warden.");
                     return Err(AppError::Meltdown);
+                }
+                // A new configuration that melts the tree down is replaced by
+                // the last-known-good one (the caller boots once more on it).
+                let good = crate::escalation::snapshot::restore_config(&state_dir).ok();
+                if let (Some(good), Some(current)) = (good, &options.config_text)
+                    && &good != current
+                {
+                    state.stop();
+                    shared.audit.append_nowait(NewRow::new("service.meltdown", json!({ "meltdowns": meltdowns, "action": "rollback_config" })));
+                    shared.audit.append_nowait(NewRow::new("service.config_rolled_back", json!({ "from": "the configuration this boot ran on", "to": crate::escalation::snapshot::config_snapshot_path(&state_dir).display().to_string() })));
+                    tracing::error!("The supervision tree melted down on a new configuration; restoring the last-known-good one.");
+                    return Err(AppError::ConfigRollback(good));
                 }
                 state.pause("meltdown");
                 shared.audit.append_nowait(NewRow::new("service.meltdown", json!({ "meltdowns": meltdowns, "action": "restart_tree" })));

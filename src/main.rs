@@ -340,7 +340,7 @@ fn run(source: &ConfigSource) -> ExitCode {
             Ok(guard) => guard,
             Err(error) => return Err(error),
         };
-        let result = app::run(settings, app::shutdown_signal()).await;
+        let result = app::run_source(source.clone(), app::shutdown_signal()).await;
         guard.shutdown().await;
         Ok(result)
     });
