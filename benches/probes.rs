@@ -24,6 +24,23 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU seconds this process has used (user + system), from /proc/self/stat.
+/// Clock ticks are 100 per second on Linux x86_64 and aarch64.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start after ')'.
+    let rest = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after ')'.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 async fn target() -> (String, Arc<AtomicUsize>) {
     let hits = Arc::new(AtomicUsize::new(0));
     let counter = hits.clone();
@@ -68,10 +85,12 @@ async fn run(n: usize, seconds: u64, url: &str, hits: &AtomicUsize) -> String {
     // Warm-up: one full interval so every probe has started and pools are filled.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let start_hits = hits.load(Ordering::Relaxed);
+    let cpu_before = cpu_seconds();
     let started = tokio::time::Instant::now();
     tokio::time::sleep(Duration::from_secs(seconds)).await;
     let elapsed = started.elapsed().as_secs_f64();
     let served = hits.load(Ordering::Relaxed) - start_hits;
+    let cpu = cpu_seconds() - cpu_before;
     let after = rss_kib();
     let unhealthy = warden
         .latest
@@ -81,8 +100,10 @@ async fn run(n: usize, seconds: u64, url: &str, hits: &AtomicUsize) -> String {
     warden.shutdown().await.unwrap();
     let rate = served as f64 / elapsed;
     format!(
-        "| {n} | {seconds} s | {rate:.0} | {:.0}% | {:.1} KiB | {unhealthy} |",
+        "| {n} | {seconds} s | {rate:.0} | {:.0}% | {:.2} | {:.0} µs | {:.1} KiB | {unhealthy} |",
         100.0 * rate / n as f64,
+        cpu / elapsed,
+        1e6 * cpu / served.max(1) as f64,
         after.saturating_sub(before) as f64 / n as f64
     )
 }
@@ -106,8 +127,8 @@ fn main() {
         .unwrap();
     runtime.block_on(async {
         let (url, hits) = target().await;
-        println!("| probes | measured | checks/s | of configured rate | RSS per probe | not healthy at end |");
-        println!("|---|---|---|---|---|---|");
+        println!("| probes | measured | checks/s | of configured rate | cores used | CPU per check | RSS per probe | not healthy at end |");
+        println!("|---|---|---|---|---|---|---|---|");
         for n in sizes {
             println!("{}", run(n, seconds, &url, &hits).await);
         }
