@@ -48,8 +48,15 @@ impl fmt::Display for Fault {
 
 impl Fault {
     /// Injects the fault. An actor that is between instances (being restarted)
-    /// is not an error: the fault is reported as skipped.
-    pub fn inject(&self, warden: &Warden) -> Result<bool, ChaosError> {
+    /// is not an error: the fault is reported as skipped. `hit` holds the
+    /// actors already killed or stopped, so an instance that is dying but
+    /// still registered is not hit twice (that would count a fault that
+    /// caused no new failure).
+    pub fn inject(
+        &self,
+        warden: &Warden,
+        hit: &mut std::collections::HashSet<ractor::ActorId>,
+    ) -> Result<bool, ChaosError> {
         let (Fault::KillActor { target } | Fault::StopActor { target }) = self;
         if !TARGETS.contains(&target.as_str()) {
             return Err(ChaosError::Fault {
@@ -60,6 +67,9 @@ impl Fault {
         let Some(cell) = ractor::registry::where_is(warden.names.of(target)) else {
             return Ok(false);
         };
+        if !hit.insert(cell.get_id()) {
+            return Ok(false);
+        }
         match self {
             Fault::KillActor { .. } => cell.kill(),
             Fault::StopActor { .. } => cell.stop(Some("chaos".to_owned())),

@@ -20,7 +20,8 @@ pub struct Scenario {
     /// Concurrent tasks appending to the audit log for the whole run.
     #[serde(default = "default_appenders")]
     pub appenders: usize,
-    /// How many faults to inject.
+    /// How many faults must land (a fault that finds its target between
+    /// instances is drawn again, up to ten draws per step).
     pub steps: u32,
     /// Longest pause between two faults, in milliseconds (each pause is drawn from 0..=this).
     #[serde(default = "default_gap")]
