@@ -4,23 +4,14 @@
 
 mod support;
 
+use support::instance::rows;
+
 use std::path::Path;
 use std::time::Duration;
 
-use warden::audit::{AuditReader, AuditRow};
 use warden::settings::ConfigSource;
 
 const WAIT: Duration = Duration::from_secs(30);
-
-fn rows(state: &Path, seam: &str) -> Vec<AuditRow> {
-    let Ok(reader) = AuditReader::open(&state.join("audit")) else {
-        return Vec::new();
-    };
-    reader
-        .rows_from(1, Some(seam))
-        .filter_map(Result::ok)
-        .collect()
-}
 
 fn config(state: &Path, probes: &[&str]) -> String {
     let mut text = format!(
@@ -53,7 +44,7 @@ async fn a_config_that_melts_the_tree_down_is_rolled_back_to_the_last_known_good
     ));
     assert!(
         support::eventually(WAIT, || {
-            let kept = !rows(&state, "service.config_known_good").is_empty();
+            let kept = !rows(dir.path(), "service.config_known_good").is_empty();
             async move { kept }
         })
         .await
@@ -72,7 +63,7 @@ async fn a_config_that_melts_the_tree_down_is_rolled_back_to_the_last_known_good
         },
     ));
     let rolled_back = support::eventually(WAIT, || {
-        let done = !rows(&state, "service.config_rolled_back").is_empty();
+        let done = !rows(dir.path(), "service.config_rolled_back").is_empty();
         if !done {
             // Kill the audit writer until the restart budget (1 in 60 s) is spent.
             for name in ractor::registry::registered() {
@@ -86,7 +77,11 @@ async fn a_config_that_melts_the_tree_down_is_rolled_back_to_the_last_known_good
         async move { done }
     })
     .await;
-    assert!(rolled_back, "no rollback: {:#?}", rows(&state, "service.*"));
+    assert!(
+        rolled_back,
+        "no rollback: {:#?}",
+        rows(dir.path(), "service.*")
+    );
 
     // The file holds the last-known-good text again, the rejected one is kept,
     // and Warden runs on the good configuration.
@@ -97,7 +92,7 @@ async fn a_config_that_melts_the_tree_down_is_rolled_back_to_the_last_known_good
     );
     assert!(
         support::eventually(WAIT, || {
-            let started = rows(&state, "service.started");
+            let started = rows(dir.path(), "service.started");
             let back = started.last().is_some_and(|r| {
                 r.details["summary"]
                     .as_str()
@@ -108,9 +103,9 @@ async fn a_config_that_melts_the_tree_down_is_rolled_back_to_the_last_known_good
         })
         .await,
         "{:#?}",
-        rows(&state, "service.started")
+        rows(dir.path(), "service.started")
     );
-    let meltdowns = rows(&state, "service.meltdown");
+    let meltdowns = rows(dir.path(), "service.meltdown");
     assert_eq!(
         meltdowns.last().unwrap().details["action"],
         "rollback_config"

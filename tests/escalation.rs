@@ -4,57 +4,12 @@
 
 mod support;
 
-use std::collections::HashMap;
+use support::instance::{WAIT, rows, start, wait_rows};
+
 use std::path::Path;
 use std::time::Duration;
 
 use support::receiver::Receiver;
-use warden::app::{self, Warden};
-use warden::audit::{AuditReader, AuditRow};
-use warden::settings::{ConfigSource, load_with_env};
-
-const WAIT: Duration = Duration::from_secs(30);
-
-async fn start(dir: &Path, body: &str) -> Warden {
-    let toml = format!(
-        "[service]\nstate_dir = \"{}\"\napi_listen = \"127.0.0.1:0\"\n\n{body}",
-        dir.join("var").display()
-    );
-    let settings = load_with_env(
-        &ConfigSource::Text {
-            name: "test".into(),
-            toml,
-        },
-        Some(HashMap::new()),
-    )
-    .unwrap_or_else(|e| panic!("{:?}", e.lines()));
-    app::start(settings).await.unwrap()
-}
-
-fn rows(dir: &Path, seam: &str) -> Vec<AuditRow> {
-    let Ok(reader) = AuditReader::open(&dir.join("var/audit")) else {
-        return Vec::new();
-    };
-    reader
-        .rows_from(1, Some(seam))
-        .filter_map(Result::ok)
-        .collect()
-}
-
-async fn wait_rows(dir: &Path, seam: &str, n: usize) -> Vec<AuditRow> {
-    let found = support::eventually(WAIT, || {
-        let count = rows(dir, seam).len();
-        async move { count >= n }
-    })
-    .await;
-    let all = rows(dir, seam);
-    assert!(
-        found,
-        "expected {n} {seam} row(s) within {WAIT:?}, got {}: {all:#?}",
-        all.len()
-    );
-    all
-}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

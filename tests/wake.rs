@@ -5,59 +5,14 @@
 
 mod support;
 
-use std::collections::HashMap;
-use std::path::Path;
+use support::instance::{WAIT, rows, start, wait_rows};
+
 use std::time::Duration;
 
 use support::process::TOKEN;
 use support::receiver::Receiver;
 use support::targets::Switchable;
-use warden::app::{self, Warden};
-use warden::audit::{AuditReader, AuditRow};
-use warden::settings::{ConfigSource, load_with_env};
-
-const WAIT: Duration = Duration::from_secs(20);
-
-async fn start(dir: &Path, body: &str) -> Warden {
-    let toml = format!(
-        "[service]\nstate_dir = \"{}\"\napi_listen = \"127.0.0.1:0\"\noperator_token = \"{TOKEN}\"\n\n{body}",
-        dir.join("var").display()
-    );
-    let settings = load_with_env(
-        &ConfigSource::Text {
-            name: "test".into(),
-            toml,
-        },
-        Some(HashMap::new()),
-    )
-    .unwrap_or_else(|e| panic!("{:?}", e.lines()));
-    app::start(settings).await.unwrap()
-}
-
-fn rows(dir: &Path, seam: &str) -> Vec<AuditRow> {
-    let Ok(reader) = AuditReader::open(&dir.join("var/audit")) else {
-        return Vec::new();
-    };
-    reader
-        .rows_from(1, Some(seam))
-        .filter_map(Result::ok)
-        .collect()
-}
-
-async fn wait_rows(dir: &Path, seam: &str, n: usize) -> Vec<AuditRow> {
-    let found = support::eventually(WAIT, || {
-        let count = rows(dir, seam).len();
-        async move { count >= n }
-    })
-    .await;
-    let all = rows(dir, seam);
-    assert!(
-        found,
-        "expected {n} {seam} row(s) within {WAIT:?}, got {}: {all:#?}",
-        all.len()
-    );
-    all
-}
+use warden::audit::AuditRow;
 
 /// A failing http probe that fires after two failures.
 fn failing_probe(url: &str) -> String {

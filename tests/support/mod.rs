@@ -2,6 +2,7 @@
 //! under `tests/` would become its own test binary).
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod instance;
 pub mod process;
 pub mod receiver;
 pub mod targets;
