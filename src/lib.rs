@@ -28,6 +28,7 @@ pub mod messages;
 pub mod metrics;
 pub mod notify;
 pub mod probes;
+mod process;
 pub mod settings;
 pub mod telemetry;
 pub mod wake;

@@ -14,15 +14,12 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::process::Stdio;
 use std::time::Duration;
 
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
-use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::time::Instant;
 
 use super::{excerpt, millis};
+use crate::process::Ended;
 use crate::settings::{FixActionSettings, FixKind};
 
 /// Default for `fix.action.timeout`.
@@ -31,11 +28,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 /// Most of `output_excerpt`, in bytes.
 pub const MAX_EXCERPT: usize = 2 * 1024;
 
-/// Most of each pipe (or HTTP body) read before the rest is discarded.
-const MAX_READ: usize = 64 * 1024;
-
-/// How long reaping may take once the group got SIGKILL.
-const REAP_GRACE: Duration = Duration::from_millis(50);
+/// Most of an HTTP body read before the rest is discarded (as for a pipe).
+const MAX_READ: usize = crate::process::MAX_OUTPUT;
 
 /// Restarts a managed component's process; the coordinator implements it.
 ///
@@ -98,84 +92,20 @@ pub async fn run_fix(
     }
 }
 
-/// Kills the process group when dropped while armed, so a fix cancelled by
-/// its caller does not leak the child's group.
-struct GroupGuard(Option<Pid>);
-
-impl GroupGuard {
-    fn kill(&mut self) {
-        if let Some(pgid) = self.0.take() {
-            // ESRCH (the group is already gone) is the common, fine case.
-            let _ = killpg(pgid, Signal::SIGKILL);
-        }
-    }
-}
-
-impl Drop for GroupGuard {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 async fn run_command(argv: &[String], timeout: Duration) -> (bool, String, Option<String>) {
     let Some((program, args)) = argv.split_first().filter(|(p, _)| !p.is_empty()) else {
         return (false, String::new(), Some("no command to run".to_owned()));
     };
-    let mut command = tokio::process::Command::new(program);
-    command
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
-    let mut child = match command.spawn() {
-        Ok(child) => child,
-        Err(error) => {
-            return (
-                false,
-                String::new(),
-                Some(format!("cannot run {program}: {error}")),
-            );
-        }
-    };
-    let mut group = GroupGuard(
-        child
-            .id()
-            .and_then(|pid| i32::try_from(pid).ok())
-            .map(Pid::from_raw),
-    );
-    let stdout = child.stdout.take();
-    let stderr = child.stderr.take();
-    let mut out = Vec::new();
-    let mut err = Vec::new();
-    let work = async {
-        let wait = async {
-            let status = child.wait().await;
-            // The leader is done: end its stragglers so the pipes close.
-            group.kill();
-            status
-        };
-        let (status, (), ()) = tokio::join!(
-            wait,
-            read_bounded(stdout, &mut out),
-            read_bounded(stderr, &mut err)
-        );
-        status
-    };
-    let finished = tokio::time::timeout(timeout, work).await;
-    let finished = match finished {
-        Ok(status) => Some(status),
-        Err(_) => {
-            group.kill();
-            let _ = tokio::time::timeout(REAP_GRACE, child.wait()).await;
-            None
-        }
-    };
-    let mut output = String::from_utf8_lossy(&out).into_owned();
-    output.push_str(&String::from_utf8_lossy(&err));
-    match finished {
-        None => (
+    let run = crate::process::run(program, args, timeout).await;
+    let mut output = run.stdout.text();
+    output.push_str(&run.stderr.text());
+    match run.ended {
+        Ended::SpawnFailed(error) => (
+            false,
+            String::new(),
+            Some(format!("cannot run {program}: {error}")),
+        ),
+        Ended::TimedOut => (
             false,
             output,
             Some(format!(
@@ -183,13 +113,13 @@ async fn run_command(argv: &[String], timeout: Duration) -> (bool, String, Optio
                 humantime::format_duration(timeout)
             )),
         ),
-        Some(Err(error)) => (
+        Ended::WaitFailed(error) => (
             false,
             output,
             Some(format!("waiting for {program} failed: {error}")),
         ),
-        Some(Ok(status)) if status.success() => (true, output, None),
-        Some(Ok(status)) => {
+        Ended::Exited(status) if status.success() => (true, output, None),
+        Ended::Exited(status) => {
             use std::os::unix::process::ExitStatusExt;
             let reason = match (status.code(), status.signal()) {
                 (Some(code), _) => format!("exited with {code}"),
@@ -197,21 +127,6 @@ async fn run_command(argv: &[String], timeout: Duration) -> (bool, String, Optio
                 (None, None) => format!("ended abnormally ({status})"),
             };
             (false, output, Some(reason))
-        }
-    }
-}
-
-/// Reads `pipe` into `into` up to [`MAX_READ`], then drains the rest.
-async fn read_bounded(pipe: Option<impl AsyncRead + Unpin>, into: &mut Vec<u8>) {
-    let Some(mut pipe) = pipe else { return };
-    let mut chunk = vec![0_u8; 16 * 1024];
-    loop {
-        match pipe.read(&mut chunk).await {
-            Ok(0) | Err(_) => return,
-            Ok(read) => {
-                let keep = read.min(MAX_READ.saturating_sub(into.len()));
-                into.extend_from_slice(chunk.get(..keep).unwrap_or_default());
-            }
         }
     }
 }

@@ -5,7 +5,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::*;
+use crate::process::MAX_OUTPUT;
 use crate::settings::ProbeKind;
+use nix::unistd::Pid;
 
 fn check(argv: &[&str]) -> CommandCheck {
     CommandCheck::build(&ProbeSettings {
