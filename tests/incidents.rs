@@ -112,13 +112,20 @@ async fn a_critical_issue_opens_one_incident_with_evidence_first_and_it_resolves
     assert_eq!(fixes[0].details["outcome"], "succeeded");
     let resolved = wait_rows(dir.path(), "incident.resolved", 1).await;
     assert_eq!(resolved[0].details["id"], id.as_str());
-    let postmortem = std::fs::read_to_string(
-        dir.path()
-            .join("var/incidents")
-            .join(&id)
-            .join("postmortem.md"),
-    )
-    .unwrap();
+    // The packet is written right after the resolution is announced.
+    let packet = dir
+        .path()
+        .join("var/incidents")
+        .join(&id)
+        .join("postmortem.md");
+    assert!(
+        support::eventually(WAIT, || {
+            let written = packet.exists();
+            async move { written }
+        })
+        .await
+    );
+    let postmortem = std::fs::read_to_string(&packet).unwrap();
     for needle in [
         "looking at the deploy",
         "fix",
