@@ -9,6 +9,7 @@
 mod actor;
 mod audit;
 mod auth;
+mod chaos;
 mod control;
 mod dashboard;
 mod error;
@@ -69,6 +70,8 @@ pub struct ApiContext {
     pub metrics: crate::metrics::Metrics,
     /// Incidents (read from the shared store) and the commander's name.
     pub incidents: IncidentsView,
+    /// The chaos fault-injection surface, when `chaos.enabled`.
+    pub chaos: Option<crate::chaos::ChaosControl>,
 }
 
 /// `GET /metrics`: Prometheus/OpenMetrics text. Gauges of live state are
@@ -151,6 +154,7 @@ pub fn router(context: ApiContext) -> Router {
         .route("/api/incidents/{id}/notes", post(incidents::note))
         .route("/api/incidents/{id}/resolve", post(incidents::resolve))
         .route("/api/incidents/{id}/severity", post(incidents::severity))
+        .route("/api/chaos/faults", post(chaos::inject))
         .fallback(error::not_found)
         .with_state(context)
 }

@@ -793,6 +793,8 @@ pub struct Warden {
     substrate_rewind: Option<String>,
     /// Incidents, open and resolved.
     pub incidents: crate::incidents::IncidentStore,
+    /// The fault-injection surface, when `chaos.enabled`.
+    pub chaos: Option<crate::chaos::ChaosControl>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     lifecycle: tokio::task::JoinHandle<Result<(), AppError>>,
 }
@@ -927,6 +929,7 @@ pub async fn start_with(settings: Settings, options: BootOptions) -> Result<Ward
         notifiers: notifier_settings,
         dr: dr_settings,
         incidents: _, // through the incident commander's args
+        chaos: chaos_settings,
     } = &settings;
 
     let tokens = OperatorTokens::new(operator_tokens(&settings)?);
@@ -952,6 +955,14 @@ pub async fn start_with(settings: Settings, options: BootOptions) -> Result<Ward
     audit_args.fsync = audit_settings.fsync;
     audit_args.batch_max = audit_settings.batch_max;
     audit_args.rotate_bytes = audit_settings.rotate_bytes.as_u64();
+    let chaos = chaos_settings.enabled.then(|| {
+        tracing::warn!(
+            "chaos.enabled: the fault-injection surface is on; never do this in production."
+        );
+        let faults = Arc::new(crate::audit::AuditFaults::new());
+        audit_args.faults = Some(faults.clone());
+        crate::chaos::ChaosControl::new(names.clone(), faults)
+    });
     let health = audit.health();
     state.watch("audit_unwritable", move || health.is_failing());
 
@@ -1099,6 +1110,7 @@ pub async fn start_with(settings: Settings, options: BootOptions) -> Result<Ward
                 commander: names.of("incidents"),
                 dir: crate::incidents::incidents_root(&service.state_dir),
             },
+            chaos: chaos.clone(),
         },
     };
     let shared = Shared {
@@ -1176,6 +1188,7 @@ pub async fn start_with(settings: Settings, options: BootOptions) -> Result<Ward
         tokens,
         substrate_rewind: findings.substrate_rewind,
         incidents: incident_store,
+        chaos,
         stop: Some(stop),
         lifecycle,
     })

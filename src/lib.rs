@@ -17,6 +17,7 @@
 pub mod api;
 pub mod app;
 pub mod audit;
+pub mod chaos;
 pub mod control;
 pub mod debounce;
 pub mod demo_target;

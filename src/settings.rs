@@ -10,6 +10,7 @@
 //! pass instead of one error per run.
 
 mod audit;
+mod chaos;
 mod components;
 mod debounce;
 mod dr;
@@ -32,6 +33,7 @@ mod tests;
 use serde::{Deserialize, Serialize};
 
 pub use audit::AuditSettings;
+pub use chaos::ChaosSettings;
 pub use components::{
     ComponentSettings, Criticality, FixActionSettings, FixKind, FixSettings, RestartSettings,
     RollbackSettings, TierKind, TierSettings,
@@ -83,6 +85,8 @@ pub struct Settings {
     pub dr: DrSettings,
     /// The incident commander: severity, update cadence, freezes, resolution.
     pub incidents: IncidentSettings,
+    /// The chaos suite's fault-injection surface (off).
+    pub chaos: ChaosSettings,
 }
 
 /// Why a configuration could not be loaded.

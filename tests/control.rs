@@ -463,3 +463,99 @@ async fn sighup_rereads_token_files() {
     .unwrap();
     assert!(!log.contains(TOKEN) && !log.contains(OTHER));
 }
+
+async fn chaos(base: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+    let mut request = reqwest::Client::new()
+        .post(format!("{base}/api/chaos/faults"))
+        .json(&body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chaos_surface_is_absent_unless_enabled() {
+    let dir = tempfile::tempdir().unwrap();
+    let warden = start(dir.path()).await;
+    let base = format!("http://{}", warden.addr);
+    let kill = json!({ "fault": "kill_actor", "target": "wake" });
+    let (status, body) = chaos(&base, Some(TOKEN), kill).await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["error"]["code"], "not_found");
+    assert!(warden.chaos.is_none());
+    warden.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chaos_surface_needs_the_token_and_kills_what_it_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let warden = start_with(
+        dir.path(),
+        &format!("operator_token = \"{TOKEN}\"\n\n[chaos]\nenabled = true"),
+    )
+    .await;
+    let base = format!("http://{}", warden.addr);
+    let kill = json!({ "fault": "kill_actor", "target": "wake" });
+    assert_eq!(chaos(&base, None, kill.clone()).await.0, 401);
+    assert_eq!(chaos(&base, Some(OTHER), kill.clone()).await.0, 403);
+    let (status, body) = chaos(
+        &base,
+        Some(TOKEN),
+        json!({ "fault": "kill_actor", "target": "root" }),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown target")
+    );
+    let (status, _) = chaos(
+        &base,
+        Some(TOKEN),
+        json!({ "fault": "audit_write_errors", "count": 0 }),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(
+        rows(&base, "supervision.exited").await.is_empty(),
+        "a refused call changed nothing"
+    );
+
+    let (status, body) = chaos(&base, Some(TOKEN), kill).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["landed"], true);
+    assert!(
+        support::eventually(support::instance::WAIT, || {
+            let base = base.clone();
+            async move {
+                rows(&base, "supervision.restarted")
+                    .await
+                    .iter()
+                    .any(|row| row["details"]["child"] == "wake")
+            }
+        })
+        .await,
+        "the wake consumer was not restarted after the injected kill"
+    );
+    // Armed write failures: the writer retries, the row still lands.
+    let (status, _) = chaos(
+        &base,
+        Some(TOKEN),
+        json!({ "fault": "audit_write_errors", "count": 2, "partial": true }),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let seq = warden
+        .audit
+        .append(warden::audit::NewRow::new("after.faults", json!({})))
+        .await
+        .unwrap();
+    assert!(seq > 0);
+    let faults = rows(&base, "chaos.fault").await;
+    assert_eq!(faults.len(), 2, "{faults:?}");
+    warden.shutdown().await.unwrap();
+}

@@ -694,3 +694,13 @@ known_epoch_path = "/srv/warden/../warden/dr/known_epoch"
     );
     assert!(ok.is_ok(), "{ok:?}");
 }
+
+#[test]
+fn chaos_needs_an_operator_token() {
+    let lines = problems("[chaos]\nenabled = true\n", no_env());
+    assert!(
+        lines.iter().any(|l| l.starts_with("chaos.enabled:")),
+        "{lines:?}"
+    );
+    assert!(!load(&ConfigSource::Embedded).unwrap().chaos.enabled);
+}

@@ -65,6 +65,12 @@ pub(crate) fn validate(settings: &Settings) -> Vec<Problem> {
     notifiers(settings, &mut problems);
     investigator(settings, &mut problems);
     incidents(settings, &mut problems);
+    if settings.chaos.enabled && !settings.service.has_operator_token() {
+        problems.push(
+            "chaos.enabled",
+            "the chaos surface refuses every call without an operator token; configure service.operator_token_file (or operator_tokens)",
+        );
+    }
     problems.0
 }
 
