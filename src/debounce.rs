@@ -18,7 +18,8 @@ pub mod state;
 
 pub use actor::{
     DebounceConfig, DebounceEntry, DebounceStore, Debouncer, DebouncerArgs, DebouncerMsg, IssueBus,
-    LatestObservations, ObservationHistory, OpenIssueView, ProbeRules, new_entry, restore_entry,
+    LatestObservations, ObservationHistory, OpenIssueView, PendingEffect, ProbeRules, new_entry,
+    restore_entry,
 };
 pub use queue::{ObservationQueue, QUEUE_CAPACITY};
 pub use restore::{OpenAtBoot, open_issues};

@@ -7,6 +7,8 @@
 //! - [`faults`]: the faults that can be injected.
 //! - [`harness`]: boots Warden, drives load and faults, collects what happened.
 //! - [`invariants`]: the properties checked at the end.
+//! - [`subject`]: Warden in-process or as the binary, behind one interface.
+//! - [`world`]: simulated targets, webhook receiver and fix endpoint.
 //!
 //! A scenario is data, so a new failure mode is a new TOML file, and a seed
 //! reproduces a run exactly (the same faults in the same order).
@@ -15,6 +17,8 @@ pub mod faults;
 pub mod harness;
 pub mod invariants;
 pub mod scenario;
+pub mod subject;
+pub mod world;
 
 pub use harness::{Outcome, run_scenario};
 pub use scenario::Scenario;

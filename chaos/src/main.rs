@@ -37,6 +37,14 @@ fn scenario_path(name: &str) -> PathBuf {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    // Warden's own logs, quiet unless RUST_LOG asks (e.g. RUST_LOG=info).
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
     let mut scenario = match Scenario::from_file(&scenario_path(&args.scenario)) {
         Ok(scenario) => scenario,
         Err(error) => {
@@ -66,11 +74,9 @@ fn main() -> ExitCode {
                 faults += outcome.injected;
                 acked += outcome.acked.len();
                 println!(
-                    "round {rounds} seed {}: ok ({} faults, {} acknowledged rows, final state {})",
+                    "round {rounds} seed {}: ok ({})",
                     scenario.seed,
-                    outcome.injected,
-                    outcome.acked.len(),
-                    outcome.final_state
+                    outcome.summary()
                 );
             }
             Err(error) => {

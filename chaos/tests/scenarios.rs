@@ -57,6 +57,15 @@ async fn kill_pipeline() {
             .any(|row| row.seam == "supervision.restarted" && row.details["child"] == "wake"),
         "the wake consumer was never restarted"
     );
+    assert!(outcome.world.as_ref().unwrap().fixes.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dependencies() {
+    let outcome = run("dependencies").await;
+    let world = outcome.world.as_ref().unwrap();
+    assert!(!world.received.is_empty(), "no notice reached the receiver");
+    assert!(!world.fixes.is_empty());
 }
 
 #[test]

@@ -59,7 +59,7 @@ pub struct AuditWriterArgs {
 
 impl AuditWriterArgs {
     /// Defaults: `fsync = batch`, `batch_max = 1024`, `rotate_bytes = 64 MiB`,
-    /// retries 50 ms doubling to 5 s, no faults.
+    /// retries 50 ms doubling to 1 s, no faults.
     pub fn new(dir: impl Into<PathBuf>, queue: AuditQueue) -> Self {
         Self {
             dir: dir.into(),
@@ -69,7 +69,7 @@ impl AuditWriterArgs {
             health: queue.health(),
             queue,
             retry_min: Duration::from_millis(50),
-            retry_max: Duration::from_secs(5),
+            retry_max: Duration::from_secs(1),
             faults: None,
         }
     }

@@ -65,11 +65,23 @@ pub struct DebounceEntry {
     /// Id of the last observation applied (so a replayed one is skipped).
     pub applied: u64,
     /// Effects computed but not yet durably written.
-    pub pending: Vec<Effect>,
+    pub pending: Vec<PendingEffect>,
     /// The operator acknowledged the open issue: no more reminders for it.
     pub acked: bool,
     /// `traceparent` of the open issue's root span: its later rows continue it.
     pub trace: Option<String>,
+}
+
+/// An effect waiting to be written, with the observation that caused it
+/// (none for a tick). The row must show that observation, not whatever is
+/// latest when the write finally happens: after an audit outage the latest
+/// one may already be healthy.
+#[derive(Debug, Clone)]
+pub struct PendingEffect {
+    /// The effect.
+    pub effect: Effect,
+    /// The observation it came from.
+    pub observation: Option<Observation>,
 }
 
 /// Debounce state of every probe, made once in `app.rs`.
@@ -283,7 +295,7 @@ fn context(args: &DebouncerArgs, component: &str) -> Context {
 /// Queues effects for writing. An acknowledged issue's reminders are dropped
 /// (the operator knows); anything else still goes out, and the
 /// acknowledgement ends with the issue.
-fn accept(entry: &mut DebounceEntry, effects: Vec<Effect>) {
+fn accept(entry: &mut DebounceEntry, effects: Vec<Effect>, observation: Option<&Observation>) {
     for effect in effects {
         let reminder = matches!(
             effect,
@@ -301,7 +313,10 @@ fn accept(entry: &mut DebounceEntry, effects: Vec<Effect>) {
         if matches!(effect, Effect::Resolved { .. }) {
             entry.acked = false;
         }
-        entry.pending.push(effect);
+        entry.pending.push(PendingEffect {
+            effect,
+            observation: observation.cloned(),
+        });
     }
 }
 
@@ -328,7 +343,7 @@ async fn on_drain(args: &DebouncerArgs) -> Result<(), ActorProcessingErr> {
                     };
                     let effects = entry.machine.step(input, now);
                     entry.applied = id;
-                    accept(&mut entry, effects);
+                    accept(&mut entry, effects, Some(&observation));
                 }
             }
             args.queue.done(id);
@@ -350,7 +365,7 @@ async fn on_tick(args: &DebouncerArgs) -> Result<(), ActorProcessingErr> {
         let ctx = context(args, &rules.component);
         if let Some(mut entry) = args.store.get_mut(&probe) {
             let effects = entry.machine.step(Input::Tick { ctx }, now);
-            accept(&mut entry, effects);
+            accept(&mut entry, effects, None);
         }
         flush(args, &probe).await?;
     }
@@ -377,7 +392,7 @@ async fn flush(args: &DebouncerArgs, probe: &str) -> Result<(), ActorProcessingE
     loop {
         let (effect, session, trace) = match args.store.get(probe) {
             Some(entry) => match entry.pending.first() {
-                Some(effect) => (effect.clone(), entry.session.clone(), entry.trace.clone()),
+                Some(pending) => (pending.clone(), entry.session.clone(), entry.trace.clone()),
                 None => return Ok(()),
             },
             None => return Ok(()),
@@ -385,7 +400,11 @@ async fn flush(args: &DebouncerArgs, probe: &str) -> Result<(), ActorProcessingE
         let Some(rules) = args.config.rules.get(probe) else {
             return Ok(());
         };
-        let mut row = effect_row(args, probe, rules, &effect, session.as_deref());
+        let PendingEffect {
+            effect,
+            observation,
+        } = effect;
+        let mut row = effect_row(args, probe, rules, &effect, observation, session.as_deref());
         let seam = row.seam.clone();
         let starts_story = row
             .caller_session_id
@@ -535,9 +554,10 @@ fn effect_row(
     probe: &str,
     rules: &ProbeRules,
     effect: &Effect,
+    observation: Option<Observation>,
     session: Option<&str>,
 ) -> NewRow {
-    let snapshot = args.latest.get(probe).map(|o| o.clone());
+    let snapshot = observation.or_else(|| args.latest.get(probe).map(|o| o.clone()));
     let detail = snapshot
         .as_ref()
         .map(|o| o.reasons.join("; "))
