@@ -348,3 +348,53 @@ async fn heartbeats_arrive_through_the_api() {
     assert_eq!(missing.status(), 404);
     warden.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wake_written_late_shows_the_observation_that_crossed_the_threshold() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Switchable::start(503).await;
+    let late = Switchable::start(503).await;
+    let config = format!(
+        "[chaos]\nenabled = true\n\n{}{}",
+        http_probe("first", &first.url, "debounce = { failure_threshold = 1 }"),
+        http_probe("late", &late.url, "")
+    );
+    let warden = start(dir.path(), &config).await;
+    // The disk is "full" for the next six writes (about 2.5 s of retries).
+    // The debouncer waits on `first`'s wake row meanwhile, so `late`'s
+    // failures queue up behind it and are counted only after `late` has
+    // recovered: its wake row must still show a failing observation.
+    warden
+        .chaos
+        .as_ref()
+        .unwrap()
+        .inject(&warden::chaos::ChaosFault::AuditWriteErrors {
+            count: 6,
+            partial: true,
+        })
+        .unwrap();
+    assert!(
+        support::eventually(WAIT, || {
+            let hits = late.hits();
+            async move { hits >= 4 }
+        })
+        .await
+    );
+    late.set(200);
+    let wakes = wait_rows(dir.path(), "probe.wake_requested", 2).await;
+    let wake = wakes
+        .iter()
+        .find(|row| row.details["probe"] == "late")
+        .unwrap();
+    assert_eq!(
+        wake.details["observation"]["details"]["status"], 503,
+        "{:#}",
+        wake.details
+    );
+    assert!(
+        wake.details["detail"].as_str().unwrap().contains("503"),
+        "{:#}",
+        wake.details
+    );
+    warden.shutdown().await.unwrap();
+}

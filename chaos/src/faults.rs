@@ -202,6 +202,8 @@ impl Fault {
                 Ok(Some(Landed::Other))
             }
             Fault::KillProcess => {
+                // Actor ids restart from the same numbers in a new process.
+                ctx.hit.clear();
                 ctx.subject
                     .kill_and_restart()
                     .await

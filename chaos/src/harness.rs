@@ -75,8 +75,13 @@ impl Outcome {
     /// One line for the round's report.
     pub fn summary(&self) -> String {
         let count = |seam: &str| self.rows.iter().filter(|row| row.seam == seam).count();
+        let process_kills = self
+            .landed
+            .iter()
+            .filter(|l| matches!(l, Landed::Process))
+            .count();
         let mut line = format!(
-            "{} faults, {} acknowledged rows, {} restarts, final state {}, peak RSS {} MiB, peak backlog {}",
+            "{} faults ({process_kills} kill -9), {} acknowledged rows, {} restarts, final state {}, peak RSS {} MiB, peak backlog {}",
             self.injected,
             self.acked.len(),
             count("supervision.restarted"),

@@ -68,6 +68,17 @@ async fn dependencies() {
     assert!(!world.fixes.is_empty());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_process() {
+    let outcome = run("kill-process").await;
+    assert!(
+        outcome
+            .landed
+            .contains(&warden_chaos::faults::Landed::Process),
+        "the process was never killed"
+    );
+}
+
 #[test]
 fn every_scenario_file_parses_and_has_a_test() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios");
