@@ -48,6 +48,14 @@ pub enum Fault {
         /// Longest duration, in milliseconds.
         ms: u64,
     },
+    /// The investigator webhook answers in `mode` for a random time up to `ms`
+    /// (the scenario's world must have `investigator = true`).
+    Investigator {
+        /// `error` (500), `hang` or `reset`.
+        mode: HookMode,
+        /// Longest duration, in milliseconds.
+        ms: u64,
+    },
     /// The audit writer's next `count` writes fail as on a full disk (half of
     /// each batch written first: a torn tail to recover from).
     AuditWriteErrors {
@@ -84,6 +92,7 @@ impl fmt::Display for Fault {
             Fault::StopActor { target } => write!(f, "stop {target}"),
             Fault::Target { mode, ms } => write!(f, "target {mode:?} ≤{ms}ms"),
             Fault::Notifier { mode, ms } => write!(f, "notifier {mode:?} ≤{ms}ms"),
+            Fault::Investigator { mode, ms } => write!(f, "investigator {mode:?} ≤{ms}ms"),
             Fault::AuditWriteErrors { count } => write!(f, "{count} failing audit write(s)"),
             Fault::AuditSyncErrors { count } => write!(f, "{count} failing audit sync(s)"),
             Fault::KillProcess => f.write_str("kill -9 the process"),
@@ -174,6 +183,11 @@ impl Fault {
             Fault::Notifier { mode, ms } => {
                 let world = ctx.world.ok_or_else(needs_world)?;
                 world.set_hook(*mode, duration(ctx.rng, *ms));
+                Ok(Some(Landed::Other))
+            }
+            Fault::Investigator { mode, ms } => {
+                let world = ctx.world.ok_or_else(needs_world)?;
+                world.set_investigator(*mode, duration(ctx.rng, *ms));
                 Ok(Some(Landed::Other))
             }
             Fault::AuditWriteErrors { count } => {

@@ -41,6 +41,8 @@ pub struct WorldReport {
     pub received: BTreeMap<String, usize>,
     /// When each fix call arrived.
     pub fixes: Vec<SystemTime>,
+    /// Investigations the world's investigator answered.
+    pub investigations: usize,
 }
 
 /// What a run produced, for the invariant checks and for reporting.
@@ -92,10 +94,11 @@ impl Outcome {
         if let Some(world) = &self.world {
             let repeats: usize = world.received.values().map(|n| n.saturating_sub(1)).sum();
             line.push_str(&format!(
-                "; world: {} issues woken, {} notices received ({} repeats of a key), {} fix calls",
+                "; world: {} issues woken, {} notices received ({} repeats of a key), {} investigations answered, {} fix calls",
                 count("probe.wake_requested"),
                 world.received.len(),
                 repeats,
+                world.investigations,
                 world.fixes.len()
             ));
         }
@@ -113,6 +116,11 @@ fn world_toml(spec: &WorldSpec, base: &str) -> String {
         toml.push_str(&format!(
             "[[probes]]\nname = \"t{i}\"\nkind = \"http\"\nurl = \"{base}/t/{i}\"\ninterval = \"{}ms\"\ntimeout = \"{}ms\"\nseverity = \"warning\"\n\n",
             spec.interval_ms, spec.timeout_ms
+        ));
+    }
+    if spec.investigator {
+        toml.push_str(&format!(
+            "[investigator]\nkind = \"webhook\"\nurl = \"{base}/investigate\"\ntimeout = \"300ms\"\n\n"
         ));
     }
     toml.push_str(&format!(
@@ -382,6 +390,7 @@ pub async fn run_scenario(scenario: &Scenario) -> Result<Outcome, ChaosError> {
             episodes: (0..world.targets()).map(|i| world.episodes(i)).collect(),
             received: world.received(),
             fixes: world.fixes(),
+            investigations: world.investigations(),
         }),
         _ => None,
     };

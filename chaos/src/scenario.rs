@@ -87,6 +87,10 @@ pub struct WorldSpec {
     /// world heals at the end of the faults.
     #[serde(default)]
     pub start_down: usize,
+    /// Use the world's investigator webhook (`investigator.kind = "webhook"`)
+    /// instead of the built-in one.
+    #[serde(default)]
+    pub investigator: bool,
 }
 
 fn default_interval() -> u64 {
@@ -182,6 +186,11 @@ impl Scenario {
                 }
                 Fault::Target { .. } | Fault::Notifier { .. } if scenario.world.is_none() => {
                     Some("target and notifier faults need a [world]")
+                }
+                Fault::Investigator { .. }
+                    if !scenario.world.as_ref().is_some_and(|w| w.investigator) =>
+                {
+                    Some("investigator faults need world.investigator = true")
                 }
                 Fault::KillActor { target } | Fault::StopActor { target }
                     if target == "probe.*" && scenario.world.is_none() =>

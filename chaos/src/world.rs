@@ -1,7 +1,8 @@
 //! The simulated world a scenario watches: HTTP targets whose health the
 //! harness switches (so it knows the ground truth), a webhook receiver that
-//! counts notices by idempotency key and can fail on demand, and a fix
-//! endpoint that records every remediation call. One loopback listener, a
+//! counts notices by idempotency key and can fail on demand, an investigator
+//! webhook that can fail the same ways, and a fix endpoint that records
+//! every remediation call. One loopback listener, a
 //! small HTTP/1.1 server written against raw sockets because a connection
 //! reset is one of the faults and an HTTP framework cannot produce one.
 
@@ -90,6 +91,8 @@ struct Hook {
 struct Shared {
     targets: Vec<Mutex<Target>>,
     hook: Mutex<Hook>,
+    investigator: Mutex<Hook>,
+    investigations: Mutex<usize>,
     received: Mutex<BTreeMap<String, usize>>,
     fixes: Mutex<Vec<SystemTime>>,
 }
@@ -130,6 +133,11 @@ impl World {
                 mode: HookMode::Ok,
                 generation: 0,
             }),
+            investigator: Mutex::new(Hook {
+                mode: HookMode::Ok,
+                generation: 0,
+            }),
+            investigations: Mutex::default(),
             received: Mutex::default(),
             fixes: Mutex::default(),
         });
@@ -200,8 +208,17 @@ impl World {
 
     /// Makes the receiver answer in `mode` for `duration`, then `Ok` again.
     pub fn set_hook(&self, mode: HookMode, duration: Duration) {
+        self.switch_hook(Which::Notifier, mode, duration);
+    }
+
+    /// Makes the investigator answer in `mode` for `duration`, then `Ok` again.
+    pub fn set_investigator(&self, mode: HookMode, duration: Duration) {
+        self.switch_hook(Which::Investigator, mode, duration);
+    }
+
+    fn switch_hook(&self, which: Which, mode: HookMode, duration: Duration) {
         let generation = {
-            let mut hook = lock(&self.shared.hook);
+            let mut hook = lock(self.shared.hook_of(which));
             hook.mode = mode;
             hook.generation += 1;
             hook.generation
@@ -209,7 +226,7 @@ impl World {
         let shared = self.shared.clone();
         lock(&self.tasks).spawn(async move {
             tokio::time::sleep(duration).await;
-            let mut hook = lock(&shared.hook);
+            let mut hook = lock(shared.hook_of(which));
             if hook.generation == generation {
                 hook.mode = HookMode::Ok;
             }
@@ -223,9 +240,16 @@ impl World {
                 switch(target, TargetMode::Ok);
             }
         }
-        let mut hook = lock(&self.shared.hook);
-        hook.mode = HookMode::Ok;
-        hook.generation += 1;
+        for which in [Which::Notifier, Which::Investigator] {
+            let mut hook = lock(self.shared.hook_of(which));
+            hook.mode = HookMode::Ok;
+            hook.generation += 1;
+        }
+    }
+
+    /// Investigations the investigator answered.
+    pub fn investigations(&self) -> usize {
+        *lock(&self.shared.investigations)
     }
 
     /// Every finished episode of target `index`, oldest first.
@@ -245,6 +269,21 @@ impl World {
     /// When each fix call arrived.
     pub fn fixes(&self) -> Vec<SystemTime> {
         lock(&self.shared.fixes).clone()
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Which {
+    Notifier,
+    Investigator,
+}
+
+impl Shared {
+    fn hook_of(&self, which: Which) -> &Mutex<Hook> {
+        match which {
+            Which::Notifier => &self.hook,
+            Which::Investigator => &self.investigator,
+        }
     }
 }
 
@@ -342,6 +381,21 @@ fn answer(shared: &Shared, request: &Request) -> Answer {
                     *lock(&shared.received).entry(key.clone()).or_default() += 1;
                 }
                 Answer::Reply(200, b"{}")
+            }
+            HookMode::Error => Answer::Reply(500, b"{\"error\":\"chaos\"}"),
+            HookMode::Hang => Answer::Hang,
+            HookMode::Reset => Answer::Reset,
+        };
+    }
+    if request.method == "POST" && request.path == "/investigate" {
+        let mode = lock(&shared.investigator).mode;
+        return match mode {
+            HookMode::Ok => {
+                *lock(&shared.investigations) += 1;
+                Answer::Reply(
+                    200,
+                    b"{\"summary\":\"the chaos world looked into it\",\"actions\":[\"wait\"]}",
+                )
             }
             HookMode::Error => Answer::Reply(500, b"{\"error\":\"chaos\"}"),
             HookMode::Hang => Answer::Hang,

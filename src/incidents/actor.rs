@@ -1373,6 +1373,10 @@ async fn on_resolve(
         ),
     )
     .map_err(text_err)?;
+    // The packet exists before the row that says the incident is resolved,
+    // so whoever reacts to the row finds it; it is written again below once
+    // the resolution notice is in the timeline.
+    write_packet(state, id, &incident).map_err(text_err)?;
     audit(
         state,
         row(
@@ -1406,9 +1410,18 @@ async fn on_resolve(
         .get(id)
         .map(|i| i.clone())
         .unwrap_or(incident);
-    let entries = disk::read_timeline(&state.root, id).map_err(text_err)?;
-    let (markdown, json) = postmortem::build(&incident, &entries);
-    disk::write_postmortem(&state.root, id, &markdown, &json).map_err(text_err)?;
+    write_packet(state, id, &incident).map_err(text_err)?;
     tracing::info!(id = %id, force, "Incident resolved; postmortem written.");
     Ok(())
+}
+
+/// Writes the postmortem packet (markdown and JSON) from the timeline on disk.
+fn write_packet(
+    state: &CommanderState,
+    id: &str,
+    incident: &Incident,
+) -> Result<(), IncidentError> {
+    let entries = disk::read_timeline(&state.root, id)?;
+    let (markdown, json) = postmortem::build(incident, &entries);
+    disk::write_postmortem(&state.root, id, &markdown, &json)
 }
