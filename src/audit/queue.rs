@@ -3,7 +3,7 @@
 //! the writer actor restarts wait for the next instance instead of being lost.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 
@@ -48,7 +48,13 @@ pub(crate) enum Item {
 
 /// How a writer thread is asked to end; only ever raised (run → drain → now).
 #[derive(Debug, Default)]
-pub(crate) struct StopFlag(AtomicU8);
+pub(crate) struct StopFlag {
+    mode: AtomicU8,
+    /// Items a draining writer still owes: those queued when it was asked
+    /// to stop. Rows appended after that wait in the queue for the next
+    /// instance, so a graceful stop ends even while appenders keep going.
+    owed: AtomicUsize,
+}
 
 /// Keep committing.
 const RUN: u8 = 0;
@@ -58,21 +64,31 @@ const DRAIN: u8 = 1;
 const NOW: u8 = 2;
 
 impl StopFlag {
-    /// Graceful stop (`post_stop`): drain the queue first.
-    pub(crate) fn drain(&self) {
-        self.0.fetch_max(DRAIN, Ordering::SeqCst);
+    /// Graceful stop (`post_stop`): commit the `queued` items first.
+    pub(crate) fn drain(&self, queued: usize) {
+        self.owed.store(queued, Ordering::SeqCst);
+        self.mode.fetch_max(DRAIN, Ordering::SeqCst);
     }
 
     /// Kill or replacement: stop after the current batch.
     pub(crate) fn now(&self) {
-        self.0.fetch_max(NOW, Ordering::SeqCst);
+        self.mode.fetch_max(NOW, Ordering::SeqCst);
+    }
+
+    /// Records `n` items committed.
+    pub(crate) fn committed(&self, n: usize) {
+        let _ = self
+            .owed
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |owed| {
+                Some(owed.saturating_sub(n))
+            });
     }
 
     /// Whether the thread should exit, given whether the queue is empty.
     pub(crate) fn should_exit(&self, queue_empty: bool) -> bool {
-        match self.0.load(Ordering::SeqCst) {
+        match self.mode.load(Ordering::SeqCst) {
             RUN => false,
-            DRAIN => queue_empty,
+            DRAIN => queue_empty || self.owed.load(Ordering::SeqCst) == 0,
             _ => true,
         }
     }

@@ -192,7 +192,10 @@ impl Actor for AuditWriter {
     ) -> Result<(), ActorProcessingErr> {
         // Graceful stop: what was appended before it is committed first, so a
         // stopped writer leaves nothing behind unless the disk is failing.
-        state.stop.drain();
+        // Only that: under sustained appends "until the queue is empty"
+        // would never come (a chaos run saw a stop take forever).
+        let queued = state.shared.items().len();
+        state.stop.drain(queued);
         signal_stop(&state.shared, &state.wake);
         let mine = take_if_ours(&state.shared, &state.stop);
         if let Some(mine) = mine {

@@ -96,9 +96,11 @@ impl Committer {
 
     pub(super) fn run(mut self) {
         while let Some(batch) = self.next_batch() {
+            let items = batch.len();
             if !self.commit(batch) {
                 return;
             }
+            self.stop.committed(items);
         }
     }
 

@@ -334,6 +334,39 @@ async fn graceful_stop_commits_everything_queued() {
     assert_gap_free(&raw_lines(dir.path()));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_stop_ends_while_appends_keep_coming() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = start(dir.path()).await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut load = tokio::task::JoinSet::new();
+    for worker in 0..4 {
+        let (log, stop) = (w.log.clone(), stop.clone());
+        load.spawn(async move {
+            let mut i = 0;
+            // Bounded by the stop flag, raised once the writer has stopped.
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                log.append_nowait(new_row(worker * 1_000_000 + i));
+                i += 1;
+                if i % 64 == 0 {
+                    tokio::task::yield_now().await;
+                }
+            }
+        });
+    }
+    eventually(|| w.log.queued() > 1000, Duration::from_secs(20)).await;
+    let (log, args) = tokio::time::timeout(Duration::from_secs(20), w.stop())
+        .await
+        .expect("a graceful stop under sustained appends never ended");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    while load.join_next().await.is_some() {}
+    // What the stopped writer left is the next instance's, in order.
+    let w = spawn(log, args).await;
+    w.log.flush().await.unwrap();
+    let _ = w.stop().await;
+    assert_gap_free(&raw_lines(dir.path()));
+}
+
 #[tokio::test]
 async fn graceful_stop_on_a_failing_disk_keeps_rows_for_the_next_instance() {
     let dir = tempfile::tempdir().unwrap();
