@@ -82,14 +82,26 @@ impl Actor for EscalationCoordinator {
                 (event.component() == component).then_some(CoordinatorMsg::Managed(event))
             });
         let mut state = CoordinatorState { args, cycle: None };
-        // A cycle that was running when the previous instance died goes on.
+        let name = state.args.ctx.component.name.clone();
+        // The record outlives instances: its presence means an earlier
+        // instance ran in this process, so this one is a restart.
+        let restarted = state.args.store.contains_key(&name);
         let resume = state
             .args
             .store
-            .get(&state.args.ctx.component.name)
-            .is_some_and(|record| record.active);
+            .entry(name)
+            .or_default()
+            .value()
+            .active;
         if resume {
+            // A cycle that was running when the previous instance died goes on.
             start_cycle(&myself, &mut state, None);
+        } else if restarted {
+            // Issue events published while no instance was subscribed are
+            // gone from the bus; the debounce store still shows the issues.
+            for event in missed_issues(&state) {
+                on_issue(&myself, &mut state, event);
+            }
         }
         Ok(state)
     }
@@ -131,6 +143,50 @@ impl Actor for EscalationCoordinator {
         }
         Ok(())
     }
+}
+
+/// Open, woken issues of the component's probes whose story no cycle has
+/// taken up: the last cycle was for another session (or there was none).
+/// After a restart of the whole process the store starts empty and this is
+/// not called: issues restored from the log were handled (or not) by the
+/// previous process, and the operator was woken either way.
+fn missed_issues(state: &CoordinatorState) -> Vec<IssueEvent> {
+    let ctx = &state.args.ctx;
+    let handled = state
+        .args
+        .store
+        .get(&ctx.component.name)
+        .and_then(|record| record.session.clone());
+    let mut missed = Vec::new();
+    for probe in &ctx.component.probes {
+        let Some(entry) = ctx.debounce.get(probe) else {
+            continue;
+        };
+        let (Some(issue), Some(session)) = (entry.machine.open_issue(), entry.session.as_ref())
+        else {
+            continue;
+        };
+        if !issue.woken || handled.as_ref() == Some(session) {
+            continue;
+        }
+        // Sessions end with the seq of the row that opened the story.
+        let seq = session
+            .rsplit(':')
+            .next()
+            .and_then(|seq| seq.parse().ok())
+            .unwrap_or(0);
+        missed.push(IssueEvent {
+            seq,
+            seam: "probe.wake_requested".to_owned(),
+            caller_session_id: Some(session.clone()),
+            probe: probe.clone(),
+            component: ctx.component.name.clone(),
+            category: issue.category.clone(),
+            severity: issue.severity,
+            traceparent: entry.trace.clone(),
+        });
+    }
+    missed
 }
 
 fn on_issue(myself: &ActorRef<CoordinatorMsg>, state: &mut CoordinatorState, event: IssueEvent) {
