@@ -1035,6 +1035,7 @@ pub async fn start_with(settings: Settings, options: BootOptions) -> Result<Ward
         // Secrets serialise as "***": the evidence never holds one.
         effective_config: serde_json::to_value(&settings).unwrap_or_default(),
         tick: Duration::from_secs(5),
+        debounce: store.clone(),
     };
     let escalation = Arc::new(escalation(
         &settings,

@@ -267,42 +267,15 @@ async fn an_issue_woken_while_the_coordinator_was_down_is_taken_up_when_it_retur
     let dir = tempfile::tempdir().unwrap();
     let target = support::targets::Switchable::start(200).await;
     let fix = Receiver::start().await;
-    // The second restart within the period waits 3 s: a window in which the
-    // coordinator is not subscribed to issue events.
     let config = format!(
-        "[supervision]\nmax_restarts = 10\nperiod = \"60s\"\nstable_after = \"60s\"\nbackoff_min = \"3s\"\nbackoff_max = \"3s\"\nbackoff_jitter = 0.0\n\n\
-         [debounce]\nfailure_threshold = 2\n\n[[probes]]\nname = \"site\"\nkind = \"http\"\nurl = \"{}\"\ninterval = \"100ms\"\ntimeout = \"80ms\"\n\n\
+        "{}[debounce]\nfailure_threshold = 2\n\n[[probes]]\nname = \"site\"\nkind = \"http\"\nurl = \"{}\"\ninterval = \"100ms\"\ntimeout = \"80ms\"\n\n\
          [[components]]\nname = \"site\"\nprobes = [\"site\"]\n\n[components.fix]\nenabled = true\naction = {{ kind = \"http\", url = \"{}\" }}\nverify_timeout = \"1s\"\n",
-        target.url, fix.url
+        support::instance::SLOW_SECOND_RESTART,
+        target.url,
+        fix.url
     );
     let warden = start(dir.path(), &config).await;
-    let name = warden.names.of("coordinator.site");
-    for restarts in 1..=2 {
-        let cell = ractor::registry::where_is(name.clone()).unwrap();
-        cell.kill();
-        if restarts == 1 {
-            let found = support::eventually(WAIT, || {
-                let n = rows(dir.path(), "supervision.restarted").len();
-                async move { n >= 1 }
-            })
-            .await;
-            assert!(found);
-            assert!(
-                support::eventually(WAIT, || {
-                    let back = ractor::registry::where_is(name.clone())
-                        .is_some_and(|c| c.get_id() != cell.get_id());
-                    async move { back }
-                })
-                .await
-            );
-        }
-    }
-    let scheduled = wait_rows(dir.path(), "supervision.restart_scheduled", 2).await;
-    assert!(
-        scheduled[1].details["delay_ms"].as_u64().unwrap() >= 1000,
-        "{:#?}",
-        scheduled[1]
-    );
+    support::instance::kill_into_backoff(&warden, dir.path(), "coordinator.site").await;
     target.set(503);
     wait_rows(dir.path(), "probe.wake_requested", 1).await;
     assert!(

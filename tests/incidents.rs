@@ -215,3 +215,26 @@ async fn operators_open_incidents_through_the_api_and_a_killed_commander_loses_n
     assert_eq!(status, 200, "{body}");
     warden.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_issue_woken_while_the_commander_was_down_opens_its_incident_when_it_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = support::targets::Switchable::start(200).await;
+    let config = format!(
+        "{}[debounce]\nfailure_threshold = 2\n\n[[probes]]\nname = \"db\"\nkind = \"http\"\nurl = \"{}\"\ninterval = \"100ms\"\ntimeout = \"80ms\"\nseverity = \"critical\"\n\n\
+         [[components]]\nname = \"db\"\ncriticality = \"critical\"\nprobes = [\"db\"]\n",
+        support::instance::SLOW_SECOND_RESTART,
+        target.url
+    );
+    let warden = start(dir.path(), &config).await;
+    support::instance::kill_into_backoff(&warden, dir.path(), "incidents").await;
+    target.set(503);
+    let wakes = wait_rows(dir.path(), "probe.wake_requested", 1).await;
+    assert!(
+        support::instance::rows(dir.path(), "supervision.restarted").len() < 2,
+        "the commander came back before the issue: the test proves nothing"
+    );
+    let opened = wait_rows(dir.path(), "incident.opened", 1).await;
+    assert_eq!(opened[0].caller_session_id, wakes[0].caller_session_id);
+    warden.shutdown().await.unwrap();
+}

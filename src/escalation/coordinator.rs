@@ -86,13 +86,7 @@ impl Actor for EscalationCoordinator {
         // The record outlives instances: its presence means an earlier
         // instance ran in this process, so this one is a restart.
         let restarted = state.args.store.contains_key(&name);
-        let resume = state
-            .args
-            .store
-            .entry(name)
-            .or_default()
-            .value()
-            .active;
+        let resume = state.args.store.entry(name).or_default().value().active;
         if resume {
             // A cycle that was running when the previous instance died goes on.
             start_cycle(&myself, &mut state, None);

@@ -66,6 +66,9 @@ pub struct CommanderArgs {
     pub effective_config: Value,
     /// How often cadence and auto-resolution are checked.
     pub tick: Duration,
+    /// Debounce state of every probe: the open issues a starting commander
+    /// catches up on (their events may have been published while it was down).
+    pub debounce: crate::debounce::DebounceStore,
 }
 
 /// Messages to the commander.
@@ -73,6 +76,8 @@ pub struct CommanderArgs {
 pub enum IncidentMsg {
     /// An issue row was written (from the issue bus).
     Issue(IssueEvent),
+    /// Sent to itself at start: take up open issues no incident knows yet.
+    CatchUp,
     /// Open an incident (or join the open one the trigger belongs to);
     /// replies with the incident id.
     Open {
@@ -203,6 +208,10 @@ impl Actor for IncidentCommander {
         }
         args.issues
             .subscribe(myself.clone(), |event| Some(IncidentMsg::Issue(event)));
+        // After the subscription, so an issue is either on the bus or in the
+        // store by the time the catch-up reads it (seen twice is harmless:
+        // a session an incident already holds is skipped).
+        let _ = myself.send_message(IncidentMsg::CatchUp);
         let ticker = myself.send_interval(args.tick, || IncidentMsg::Tick);
         tracing::info!(incidents = args.store.len(), "Incident commander started.");
         Ok(CommanderState {
@@ -231,6 +240,11 @@ impl Actor for IncidentCommander {
         state: &mut CommanderState,
     ) -> Result<(), ActorProcessingErr> {
         match message {
+            IncidentMsg::CatchUp => {
+                for event in open_issues(state) {
+                    logged(on_issue(state, event).await);
+                }
+            }
             IncidentMsg::Issue(event) => {
                 let span = tracing::info_span!(parent: None, "incident.issue", actor = "incidents", probe = %event.probe);
                 crate::telemetry::trace::continue_from(&span, event.traceparent.as_deref());
@@ -362,6 +376,57 @@ fn related(state: &CommanderState, session: Option<&str>, component: &str) -> Op
         .map(|incident| incident.clone())
         .collect();
     best(&candidates).map(|incident| incident.id.clone())
+}
+
+/// Woken issues open in the debounce store that no incident holds, as the
+/// events that opened them; critical ones already in an incident are counted
+/// again as open (that tally lives in memory and a restart lost it).
+fn open_issues(state: &mut CommanderState) -> Vec<IssueEvent> {
+    let mut events = Vec::new();
+    for entry in state.args.debounce.iter() {
+        let probe = entry.key();
+        let (Some(issue), Some(session)) = (entry.machine.open_issue(), entry.session.as_ref())
+        else {
+            continue;
+        };
+        if !issue.woken {
+            continue;
+        }
+        let Some(component) = state.args.latest.get(probe).map(|o| o.component.clone()) else {
+            continue;
+        };
+        let known = state
+            .args
+            .store
+            .iter()
+            .any(|incident| incident.sessions.contains(session));
+        if known {
+            if issue.severity == Severity::Critical {
+                state
+                    .open_critical
+                    .entry(component)
+                    .or_default()
+                    .insert(session.clone());
+            }
+            continue;
+        }
+        events.push(IssueEvent {
+            seq: session
+                .rsplit(':')
+                .next()
+                .and_then(|seq| seq.parse().ok())
+                .unwrap_or(0),
+            seam: "probe.wake_requested".to_owned(),
+            caller_session_id: Some(session.clone()),
+            probe: probe.clone(),
+            component,
+            category: issue.category.clone(),
+            severity: issue.severity,
+            traceparent: entry.trace.clone(),
+        });
+    }
+    events.sort_by_key(|event| event.seq);
+    events
 }
 
 async fn on_issue(state: &mut CommanderState, event: IssueEvent) -> Result<(), IncidentError> {

@@ -58,3 +58,30 @@ pub async fn wait_rows(dir: &Path, seam: &str, n: usize) -> Vec<AuditRow> {
     );
     all
 }
+
+/// Supervision settings under which the second restart of a child within a
+/// minute waits 3 s (the first is immediate).
+pub const SLOW_SECOND_RESTART: &str = "[supervision]\nmax_restarts = 10\nperiod = \"60s\"\nstable_after = \"60s\"\nbackoff_min = \"3s\"\nbackoff_max = \"3s\"\nbackoff_jitter = 0.0\n\n";
+
+/// Kills the actor with `role` twice, so that (under [`SLOW_SECOND_RESTART`])
+/// it is down for 3 s from the return of this call: a window in which it
+/// misses whatever is published.
+pub async fn kill_into_backoff(warden: &Warden, dir: &Path, role: &str) {
+    let name = warden.names.of(role);
+    let first = ractor::registry::where_is(name.clone()).unwrap();
+    first.kill();
+    let back = super::eventually(WAIT, || {
+        let back = ractor::registry::where_is(name.clone())
+            .is_some_and(|cell| cell.get_id() != first.get_id());
+        async move { back }
+    })
+    .await;
+    assert!(back, "{role} was not restarted after the first kill");
+    ractor::registry::where_is(name.clone()).unwrap().kill();
+    let scheduled = wait_rows(dir, "supervision.restart_scheduled", 2).await;
+    assert!(
+        scheduled[1].details["delay_ms"].as_u64().unwrap() >= 1000,
+        "{:#?}",
+        scheduled[1]
+    );
+}

@@ -56,6 +56,7 @@ async fn rig() -> Rig {
         freeze: FreezeSet::default(),
         effective_config: json!({ "service": { "operator_token": "[redacted]" } }),
         tick: Duration::from_secs(3600),
+        debounce: crate::debounce::DebounceStore::default(),
     };
     Rig {
         _dir: dir,
