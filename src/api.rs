@@ -156,5 +156,6 @@ pub fn router(context: ApiContext) -> Router {
         .route("/api/incidents/{id}/severity", post(incidents::severity))
         .route("/api/chaos/faults", post(chaos::inject))
         .fallback(error::not_found)
+        .layer(axum::extract::DefaultBodyLimit::max(error::MAX_BODY_BYTES))
         .with_state(context)
 }

@@ -216,3 +216,61 @@ async fn killed_actors_are_restarted_and_audited() {
     assert_eq!(state["state"], "RUNNING");
     warden.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_mutating_route_refuses_bad_bodies_with_the_json_error_shape_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let warden = start(dir.path()).await;
+    let base = format!("http://{}", warden.addr);
+    let client = reqwest::Client::new();
+    let routes = [
+        "/api/audit/notes",
+        "/api/control",
+        "/api/issues/probe:x:y:1/ack",
+        "/api/incidents",
+        "/api/incidents/INC-1/notes",
+        "/api/incidents/INC-1/resolve",
+        "/api/incidents/INC-1/severity",
+    ];
+    let huge = format!("{{\"text\": \"{}\"}}", "x".repeat(100 * 1024));
+    for route in routes {
+        let url = format!("{base}{route}");
+        let send = |body: String, token: Option<&str>| {
+            let mut request = client
+                .post(&url)
+                .header("content-type", "application/json")
+                .body(body);
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            async move {
+                let response = request.send().await.unwrap();
+                let status = response.status().as_u16();
+                (status, response.json::<Value>().await.unwrap())
+            }
+        };
+        for (body, token, status, code) in [
+            ("{}".to_owned(), None, 401, "unauthorized"),
+            (huge.clone(), Some(TOKEN), 413, "payload_too_large"),
+            ("{\"text\": ".to_owned(), Some(TOKEN), 400, "bad_request"),
+            ("[1, 2]".to_owned(), Some(TOKEN), 400, "bad_request"),
+        ] {
+            let (got, answer) = send(body, token).await;
+            assert_eq!(got, status, "{route}: {answer}");
+            assert_eq!(answer["error"]["code"], code, "{route}: {answer}");
+            assert!(answer["error"]["message"].is_string(), "{route}: {answer}");
+        }
+    }
+    // Nothing was recorded or changed by any refused request.
+    for seam in [
+        "operator.note",
+        "control.command",
+        "issue.acknowledged",
+        "incident.*",
+    ] {
+        assert!(rows(&client, &base, seam).await.is_empty(), "{seam}");
+    }
+    assert!(warden.incidents.is_empty());
+    assert_eq!(format!("{:?}", warden.state.state()), "Running");
+    warden.shutdown().await.unwrap();
+}

@@ -67,7 +67,7 @@ pub(super) async fn add_note(
     body: Result<Json<NoteRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     require_operator(&context, &headers)?;
-    let Json(note) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Json(note) = body.map_err(ApiError::from)?;
     if note.text.trim().is_empty() {
         return Err(ApiError::bad_request("`text` must not be empty"));
     }

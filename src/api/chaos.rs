@@ -27,7 +27,7 @@ pub(super) async fn inject(
         ));
     };
     require_operator(&context, &headers)?;
-    let Json(fault) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Json(fault) = body.map_err(ApiError::from)?;
     let injected = chaos
         .inject(&fault)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;

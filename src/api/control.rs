@@ -63,7 +63,7 @@ pub(super) async fn command(
     body: Result<Json<ControlRequest>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     require_operator(&context, &headers)?;
-    let Json(request) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Json(request) = body.map_err(ApiError::from)?;
     if request
         .reason
         .as_ref()

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use axum::Json;
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use ractor::ActorRef;
@@ -129,9 +130,10 @@ pub(super) struct OpenRequest {
 pub(super) async fn open(
     State(context): State<ApiContext>,
     headers: HeaderMap,
-    Json(request): Json<OpenRequest>,
+    body: Result<Json<OpenRequest>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     require_operator(&context, &headers)?;
+    let Json(request) = body.map_err(ApiError::from)?;
     text("title", &request.title)?;
     let actor = commander(&context)?;
     let trigger = OpenTrigger::Operator {
@@ -163,9 +165,10 @@ pub(super) async fn note(
     State(context): State<ApiContext>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Json(request): Json<NoteRequest>,
+    body: Result<Json<NoteRequest>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     require_operator(&context, &headers)?;
+    let Json(request) = body.map_err(ApiError::from)?;
     text("text", &request.text)?;
     if !context.incidents.store.contains_key(&id) {
         return Err(not_found(&id));
@@ -201,9 +204,10 @@ pub(super) async fn resolve(
     State(context): State<ApiContext>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Json(request): Json<ResolveRequest>,
+    body: Result<Json<ResolveRequest>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     require_operator(&context, &headers)?;
+    let Json(request) = body.map_err(ApiError::from)?;
     text("note", &request.note)?;
     let status = context
         .incidents
@@ -249,9 +253,10 @@ pub(super) async fn severity(
     State(context): State<ApiContext>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Json(request): Json<SeverityRequest>,
+    body: Result<Json<SeverityRequest>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     require_operator(&context, &headers)?;
+    let Json(request) = body.map_err(ApiError::from)?;
     text("reason", &request.reason)?;
     if !context.incidents.store.contains_key(&id) {
         return Err(not_found(&id));

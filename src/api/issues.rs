@@ -58,10 +58,17 @@ pub(super) async fn ack(
     State(context): State<ApiContext>,
     headers: HeaderMap,
     Path(session): Path<String>,
-    body: Option<Json<AckRequest>>,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
     require_operator(&context, &headers)?;
-    let request = body.map(|Json(b)| b).unwrap_or_default();
+    // The body is optional: an empty one is an ack without a note.
+    let body = body.map_err(ApiError::from)?;
+    let request: AckRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        AckRequest::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?
+    };
     if request
         .note
         .as_ref()
