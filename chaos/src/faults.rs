@@ -56,6 +56,14 @@ pub enum Fault {
         /// Longest duration, in milliseconds.
         ms: u64,
     },
+    /// The world component's escalation tier webhook answers in `mode` for a
+    /// random time up to `ms` (the world must have `tier = true`).
+    Tier {
+        /// `error` (500), `hang` or `reset`.
+        mode: HookMode,
+        /// Longest duration, in milliseconds.
+        ms: u64,
+    },
     /// The audit writer's next `count` writes fail as on a full disk (half of
     /// each batch written first: a torn tail to recover from).
     AuditWriteErrors {
@@ -93,6 +101,7 @@ impl fmt::Display for Fault {
             Fault::Target { mode, ms } => write!(f, "target {mode:?} ≤{ms}ms"),
             Fault::Notifier { mode, ms } => write!(f, "notifier {mode:?} ≤{ms}ms"),
             Fault::Investigator { mode, ms } => write!(f, "investigator {mode:?} ≤{ms}ms"),
+            Fault::Tier { mode, ms } => write!(f, "tier {mode:?} ≤{ms}ms"),
             Fault::AuditWriteErrors { count } => write!(f, "{count} failing audit write(s)"),
             Fault::AuditSyncErrors { count } => write!(f, "{count} failing audit sync(s)"),
             Fault::KillProcess => f.write_str("kill -9 the process"),
@@ -188,6 +197,11 @@ impl Fault {
             Fault::Investigator { mode, ms } => {
                 let world = ctx.world.ok_or_else(needs_world)?;
                 world.set_investigator(*mode, duration(ctx.rng, *ms));
+                Ok(Some(Landed::Other))
+            }
+            Fault::Tier { mode, ms } => {
+                let world = ctx.world.ok_or_else(needs_world)?;
+                world.set_tier(*mode, duration(ctx.rng, *ms));
                 Ok(Some(Landed::Other))
             }
             Fault::AuditWriteErrors { count } => {

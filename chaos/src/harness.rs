@@ -43,6 +43,8 @@ pub struct WorldReport {
     pub fixes: Vec<SystemTime>,
     /// Investigations the world's investigator answered.
     pub investigations: usize,
+    /// When each escalation tier call arrived.
+    pub tier_calls: Vec<SystemTime>,
 }
 
 /// What a run produced, for the invariant checks and for reporting.
@@ -94,12 +96,13 @@ impl Outcome {
         if let Some(world) = &self.world {
             let repeats: usize = world.received.values().map(|n| n.saturating_sub(1)).sum();
             line.push_str(&format!(
-                "; world: {} issues woken, {} notices received ({} repeats of a key), {} investigations answered, {} fix calls",
+                "; world: {} issues woken, {} notices received ({} repeats of a key), {} investigations answered, {} fix calls, {} tier calls",
                 count("probe.wake_requested"),
                 world.received.len(),
                 repeats,
                 world.investigations,
-                world.fixes.len()
+                world.fixes.len(),
+                world.tier_calls.len()
             ));
         }
         line
@@ -127,10 +130,15 @@ fn world_toml(spec: &WorldSpec, base: &str) -> String {
         "[[notifiers]]\nname = \"chaos\"\nkind = \"webhook\"\nurl = \"{base}/hook\"\ntimeout = \"500ms\"\nretries = 2\nbackoff_min = \"20ms\"\nbackoff_max = \"100ms\"\n\n"
     ));
     toml.push_str(&format!(
-        "[[components]]\nname = \"world\"\nprobes = [{}]\n\n[components.fix]\nenabled = {}\naction = {{ kind = \"http\", url = \"{base}/fix\" }}\nattempts = 1\ncooldown = \"1s\"\nverify_timeout = \"1s\"\n",
+        "[[components]]\nname = \"world\"\nprobes = [{}]\nfinal_tier_threshold = 1\n\n[components.fix]\nenabled = {}\naction = {{ kind = \"http\", url = \"{base}/fix\" }}\nattempts = 1\ncooldown = \"1s\"\nverify_timeout = \"1s\"\n",
         names.join(", "),
         spec.fix
     ));
+    if spec.tier {
+        toml.push_str(&format!(
+            "\n[[components.tiers]]\nname = \"oncall\"\nkind = \"webhook\"\nurl = \"{base}/tier\"\ntimeout = \"300ms\"\nenabled = true\n"
+        ));
+    }
     toml
 }
 
@@ -391,6 +399,7 @@ pub async fn run_scenario(scenario: &Scenario) -> Result<Outcome, ChaosError> {
             received: world.received(),
             fixes: world.fixes(),
             investigations: world.investigations(),
+            tier_calls: world.tier_calls(),
         }),
         _ => None,
     };

@@ -111,6 +111,13 @@ pub fn check(scenario: &Scenario, outcome: &Outcome) -> Result<(), ChaosError> {
                 scenario.expect.min_fixes
             ));
         }
+        if world.tier_calls.len() < scenario.expect.min_tier_calls {
+            violations.push(format!(
+                "the escalation tier was called {} time(s), expected at least {}",
+                world.tier_calls.len(),
+                scenario.expect.min_tier_calls
+            ));
+        }
         if !outcome.drained {
             violations.push(
                 "Warden did not resolve every issue and deliver every notice within 60s of the world healing".to_owned(),
@@ -348,30 +355,28 @@ fn notices_delivered(world: &WorldReport, rows: &[AuditRow], violations: &mut Ve
     }
 }
 
-/// The fix envelope never ran while disabled, nor after Warden paused.
+/// The fix envelope never ran while disabled, and neither a fix nor an
+/// escalation tier was called after Warden paused.
 fn no_forbidden_fix(world: &WorldReport, rows: &[AuditRow], violations: &mut Vec<String>) {
     if !world.spec.fix && !world.fixes.is_empty() {
         violations.push(format!(
             "the fix envelope is disabled but the fix endpoint was called {} time(s)",
             world.fixes.len()
         ));
-        return;
     }
     let paused = rows
         .iter()
         .find(|row| row.seam == "service.meltdown")
         .and_then(ts);
     if let Some(paused) = paused {
-        let late = world
-            .fixes
-            .iter()
-            .filter(|at| **at > paused + FIX_GRACE)
-            .count();
-        if late > 0 {
-            violations.push(format!(
-                "{late} fix call(s) arrived after Warden paused at {}",
-                humantime::format_rfc3339_millis(paused)
-            ));
+        for (what, calls) in [("fix", &world.fixes), ("tier", &world.tier_calls)] {
+            let late = calls.iter().filter(|at| **at > paused + FIX_GRACE).count();
+            if late > 0 {
+                violations.push(format!(
+                    "{late} {what} call(s) arrived after Warden paused at {}",
+                    humantime::format_rfc3339_millis(paused)
+                ));
+            }
         }
     }
 }

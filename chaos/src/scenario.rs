@@ -91,6 +91,9 @@ pub struct WorldSpec {
     /// instead of the built-in one.
     #[serde(default)]
     pub investigator: bool,
+    /// Give the `world` component one escalation tier, a webhook to the world.
+    #[serde(default)]
+    pub tier: bool,
 }
 
 fn default_interval() -> u64 {
@@ -120,6 +123,9 @@ pub struct Expect {
     /// envelope really runs when allowed).
     #[serde(default)]
     pub min_fixes: usize,
+    /// Fewest calls the escalation tier must have received.
+    #[serde(default)]
+    pub min_tier_calls: usize,
     /// Highest resident memory allowed during the run, in MiB.
     #[serde(default = "default_rss")]
     pub max_rss_mib: u64,
@@ -135,6 +141,7 @@ impl Expect {
             final_state: None,
             min_acked: 0,
             min_fixes: 0,
+            min_tier_calls: 0,
             max_rss_mib: default_rss(),
             max_backlog: default_backlog(),
         }
@@ -191,6 +198,9 @@ impl Scenario {
                     if !scenario.world.as_ref().is_some_and(|w| w.investigator) =>
                 {
                     Some("investigator faults need world.investigator = true")
+                }
+                Fault::Tier { .. } if !scenario.world.as_ref().is_some_and(|w| w.tier) => {
+                    Some("tier faults need world.tier = true")
                 }
                 Fault::KillActor { target } | Fault::StopActor { target }
                     if target == "probe.*" && scenario.world.is_none() =>

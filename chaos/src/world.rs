@@ -1,8 +1,8 @@
 //! The simulated world a scenario watches: HTTP targets whose health the
 //! harness switches (so it knows the ground truth), a webhook receiver that
 //! counts notices by idempotency key and can fail on demand, an investigator
-//! webhook that can fail the same ways, and a fix endpoint that records
-//! every remediation call. One loopback listener, a
+//! webhook and an escalation tier webhook that can fail the same ways, and a
+//! fix endpoint that records every remediation call. One loopback listener, a
 //! small HTTP/1.1 server written against raw sockets because a connection
 //! reset is one of the faults and an HTTP framework cannot produce one.
 
@@ -93,6 +93,8 @@ struct Shared {
     hook: Mutex<Hook>,
     investigator: Mutex<Hook>,
     investigations: Mutex<usize>,
+    tier: Mutex<Hook>,
+    tier_calls: Mutex<Vec<SystemTime>>,
     received: Mutex<BTreeMap<String, usize>>,
     fixes: Mutex<Vec<SystemTime>>,
 }
@@ -138,6 +140,11 @@ impl World {
                 generation: 0,
             }),
             investigations: Mutex::default(),
+            tier: Mutex::new(Hook {
+                mode: HookMode::Ok,
+                generation: 0,
+            }),
+            tier_calls: Mutex::default(),
             received: Mutex::default(),
             fixes: Mutex::default(),
         });
@@ -216,6 +223,11 @@ impl World {
         self.switch_hook(Which::Investigator, mode, duration);
     }
 
+    /// Makes the escalation tier webhook answer in `mode` for `duration`.
+    pub fn set_tier(&self, mode: HookMode, duration: Duration) {
+        self.switch_hook(Which::Tier, mode, duration);
+    }
+
     fn switch_hook(&self, which: Which, mode: HookMode, duration: Duration) {
         let generation = {
             let mut hook = lock(self.shared.hook_of(which));
@@ -240,11 +252,16 @@ impl World {
                 switch(target, TargetMode::Ok);
             }
         }
-        for which in [Which::Notifier, Which::Investigator] {
+        for which in [Which::Notifier, Which::Investigator, Which::Tier] {
             let mut hook = lock(self.shared.hook_of(which));
             hook.mode = HookMode::Ok;
             hook.generation += 1;
         }
+    }
+
+    /// When each call to the escalation tier arrived (answered or not).
+    pub fn tier_calls(&self) -> Vec<SystemTime> {
+        lock(&self.shared.tier_calls).clone()
     }
 
     /// Investigations the investigator answered.
@@ -276,6 +293,7 @@ impl World {
 enum Which {
     Notifier,
     Investigator,
+    Tier,
 }
 
 impl Shared {
@@ -283,6 +301,7 @@ impl Shared {
         match which {
             Which::Notifier => &self.hook,
             Which::Investigator => &self.investigator,
+            Which::Tier => &self.tier,
         }
     }
 }
@@ -397,6 +416,16 @@ fn answer(shared: &Shared, request: &Request) -> Answer {
                     b"{\"summary\":\"the chaos world looked into it\",\"actions\":[\"wait\"]}",
                 )
             }
+            HookMode::Error => Answer::Reply(500, b"{\"error\":\"chaos\"}"),
+            HookMode::Hang => Answer::Hang,
+            HookMode::Reset => Answer::Reset,
+        };
+    }
+    if request.method == "POST" && request.path == "/tier" {
+        lock(&shared.tier_calls).push(SystemTime::now());
+        let mode = lock(&shared.tier).mode;
+        return match mode {
+            HookMode::Ok => Answer::Reply(200, b"{\"status\":\"in_progress\",\"notes\":\"on it\"}"),
             HookMode::Error => Answer::Reply(500, b"{\"error\":\"chaos\"}"),
             HookMode::Hang => Answer::Hang,
             HookMode::Reset => Answer::Reset,
