@@ -53,6 +53,43 @@ pub struct DebounceConfig {
     pub depends_on: HashMap<String, Vec<String>>,
     /// Maintenance windows.
     pub windows: Vec<Window>,
+    /// Probe names per component, sorted; see [`DebounceConfig::probes_of`].
+    pub by_component: HashMap<String, Vec<String>>,
+}
+
+impl DebounceConfig {
+    /// A config with its per-component index built from `rules`.
+    pub fn new(
+        rules: HashMap<String, ProbeRules>,
+        depends_on: HashMap<String, Vec<String>>,
+        windows: Vec<Window>,
+    ) -> Self {
+        let mut by_component: HashMap<String, Vec<String>> = HashMap::new();
+        for (probe, rule) in &rules {
+            by_component
+                .entry(rule.component.clone())
+                .or_default()
+                .push(probe.clone());
+        }
+        for probes in by_component.values_mut() {
+            probes.sort();
+        }
+        Self {
+            rules,
+            depends_on,
+            windows,
+            by_component,
+        }
+    }
+
+    /// The probes of `component`, so per-event lookups (the investigator's
+    /// open issues on the same component) touch those probes, not all of them.
+    pub fn probes_of(&self, component: &str) -> &[String] {
+        self.by_component
+            .get(component)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+    }
 }
 
 /// One probe's debounce state plus what must survive a debouncer restart.
@@ -167,6 +204,11 @@ pub struct OpenIssueView {
 pub struct DebouncerState {
     args: DebouncerArgs,
     ticker: Option<ractor::concurrency::JoinHandle<()>>,
+    /// Whether the effects a previous instance left unwritten were written.
+    /// Only then can an entry hold pending effects outside a flush (a failed
+    /// flush fails the actor), so only the first drain scans the whole store:
+    /// a scan per drain cost every check O(probes).
+    recovered: bool,
 }
 
 /// The debouncer actor.
@@ -188,6 +230,7 @@ impl Actor for Debouncer {
         Ok(DebouncerState {
             args,
             ticker: Some(ticker),
+            recovered: false,
         })
     }
 
@@ -209,7 +252,13 @@ impl Actor for Debouncer {
         state: &mut DebouncerState,
     ) -> Result<(), ActorProcessingErr> {
         match message {
-            DebouncerMsg::Drain => on_drain(&state.args).await,
+            DebouncerMsg::Drain => {
+                if !state.recovered {
+                    flush_all(&state.args).await?;
+                    state.recovered = true;
+                }
+                on_drain(&state.args).await
+            }
             DebouncerMsg::Tick => on_tick(&state.args).await,
             DebouncerMsg::OpenIssues(reply) => {
                 let _ = reply.send(open_issues(&state.args));
@@ -306,7 +355,6 @@ fn accept(entry: &mut DebounceEntry, effects: Vec<Effect>) {
 }
 
 async fn on_drain(args: &DebouncerArgs) -> Result<(), ActorProcessingErr> {
-    flush_all(args).await?;
     // Every queued observation is applied first and the rows they cause are
     // written together below, so a burst of issues shares fsyncs instead of
     // waiting for one each. Bounded: each round removes the front entry.

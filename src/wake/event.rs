@@ -276,26 +276,23 @@ fn request(ctx: &EventContext, row: &AuditRow, related: Vec<Value>) -> Investiga
         .take_while(|o| o.status != Health::Healthy)
         .last()
         .map(|o| o.at.clone());
+    // Only the component's own probes: a scan of the whole store made each
+    // event cost O(probes), and a burst of issues O(probes²).
     let open_issues: Vec<Value> = ctx
-        .store
+        .config
+        .probes_of(&component)
         .iter()
-        .filter(|entry| entry.key() != &probe)
-        .filter_map(|entry| {
+        .filter(|other| **other != probe)
+        .filter_map(|other| {
+            let entry = ctx.store.get(other)?;
             let issue = entry.machine.open_issue()?;
-            let same_component = ctx
-                .config
-                .rules
-                .get(entry.key())
-                .is_some_and(|rules| rules.component == component);
-            same_component.then(|| {
-                json!({
-                    "probe": entry.key(),
-                    "category": issue.category,
-                    "severity": issue.severity,
-                    "woken": issue.woken,
-                    "caller_session_id": entry.session,
-                })
-            })
+            Some(json!({
+                "probe": other,
+                "category": issue.category,
+                "severity": issue.severity,
+                "woken": issue.woken,
+                "caller_session_id": entry.session,
+            }))
         })
         .collect();
     InvestigationRequest {
