@@ -1,11 +1,26 @@
-//! Wake-to-notice latency and sustained notice rate, in-process: N probes
-//! fail at once against a loopback target, each fires one issue, and a
-//! loopback webhook receives the notices. Latency is measured from the wake
-//! row's timestamp (the moment it was written) to the notice's arrival.
-//! Probes check every 200 ms, so all issues fire within about 200 ms and the
-//! notice rate measures the consumer, not the rate issues arrive at.
+//! Wake-to-notice latency and sustained notice rate, in-process, with a
+//! loopback webhook receiving the notices. Three modes, one table row each:
 //!
-//! `cargo bench --bench wake` (optionally `-- <events> <max_concurrency>...`).
+//! - `critical`: N probes fail at once against a loopback target, each fires
+//!   one critical issue, which also opens an incident (evidence files, an
+//!   incident notice to the same webhook): the full pipeline.
+//! - `info`: the same with `severity = "info"`, which opens no incident, so
+//!   the row measures the probe → debouncer → audit → consumer → webhook path.
+//! - `injected`: no probes; N wake rows shaped like the debouncer's are
+//!   appended to the audit log as fast as it takes them, so the rate is the
+//!   consumer's capacity (probes check every 200 ms and start one by one, so
+//!   in the other two modes the rate is mostly the rate issues arrive at).
+//!
+//! Latency runs to the notice's arrival at the receiver, from two starts:
+//! the moment the wake row became durable (seen by a dedicated thread
+//! watching the log's durable seq, so the bench's own runtime cannot delay
+//! it), and the row's `ts` (taken just before its write and fsync, but
+//! stored with millisecond resolution, so it reads 0–1 ms early: an upper
+//! bound). The rate is wake notices delivered divided by the time from the
+//! first wake row durable to the last arrival.
+//!
+//! `cargo bench --bench wake` (optionally `-- <events> <max_concurrency>...`;
+//! `WARDEN_BENCH_MODES=info,injected` picks modes).
 //! With `WARDEN_BENCH_OTLP=1` every span is exported over OTLP/gRPC to an
 //! in-process collector, to measure what tracing costs the pipeline.
 //! Results go to docs/benchmarks.md by hand; see that file for the machine.
@@ -53,15 +68,90 @@ async fn receiver() -> (String, Arrivals) {
     (url, arrivals)
 }
 
-async fn failing_target() -> String {
+/// First failing answer per probe (`/health/<probe>`): the failing
+/// observation's moment, as seen by the target.
+type Failed = Arc<Mutex<HashMap<String, SystemTime>>>;
+
+async fn failing_target() -> (String, Failed) {
+    let failed: Failed = Arc::default();
+    let seen = failed.clone();
     let app = axum::Router::new().route(
-        "/health",
-        axum::routing::get(|| async { (axum::http::StatusCode::SERVICE_UNAVAILABLE, "down") }),
+        "/health/{probe}",
+        axum::routing::get(
+            move |axum::extract::Path(probe): axum::extract::Path<String>| {
+                let seen = seen.clone();
+                async move {
+                    seen.lock()
+                        .unwrap()
+                        .entry(probe)
+                        .or_insert_with(SystemTime::now);
+                    (axum::http::StatusCode::SERVICE_UNAVAILABLE, "down")
+                }
+            },
+        ),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/health", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
-    url
+    (url, failed)
+}
+
+/// When each seq became durable: `(last durable seq, instant)` per change of
+/// the log's durable watch, recorded by a thread of its own.
+type Durable = Arc<Mutex<Vec<(u64, SystemTime)>>>;
+
+fn watch_durable(mut rx: tokio::sync::watch::Receiver<u64>) -> Durable {
+    let marks: Durable = Arc::default();
+    let out = marks.clone();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            while rx.changed().await.is_ok() {
+                let seq = *rx.borrow_and_update();
+                out.lock().unwrap().push((seq, SystemTime::now()));
+            }
+        });
+    });
+    marks
+}
+
+/// The instant `seq` was first seen durable.
+fn durable_at(marks: &[(u64, SystemTime)], seq: u64) -> Option<SystemTime> {
+    let i = marks.partition_point(|(last, _)| *last < seq);
+    marks.get(i).map(|(_, at)| *at)
+}
+
+/// A wake row as the debouncer writes it for a fired issue.
+fn wake_row(i: usize) -> warden::audit::NewRow {
+    let probe = format!("p{i}");
+    warden::audit::NewRow::new(
+        "probe.wake_requested",
+        serde_json::json!({
+            "probe": probe,
+            "component": probe,
+            "severity": "critical",
+            "category": "service_unhealthy",
+            "kind": "fired",
+            "title": format!("{probe}: service unhealthy"),
+            "detail": "status 503 (expected 2xx)",
+            "observation": {
+                "probe": probe, "component": probe, "status": "unhealthy", "latency_ms": 0,
+                "reasons": ["status 503 (expected 2xx)"], "stage": null,
+                "details": {"status": 503, "latency_ms": 0}, "at": "2026-12-01T00:00:00.000Z"
+            },
+            "consecutive_failures": 1,
+            "stage": null,
+            "reminder": null,
+            "envelope_status": "not_configured",
+        }),
+    )
+    .session(format!(
+        "probe:{probe}:service_unhealthy:{}",
+        warden::audit::SEQ_PLACEHOLDER
+    ))
+    .component(probe)
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -72,17 +162,24 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[index.min(sorted.len() - 1)]
 }
 
-async fn run(events: usize, concurrency: usize, target: &str) -> String {
+async fn run(
+    events: usize,
+    concurrency: usize,
+    (target, failed): &(String, Failed),
+    mode: &str,
+) -> String {
+    failed.lock().unwrap().clear();
     let (hook, arrivals) = receiver().await;
     let dir = tempfile::tempdir().unwrap();
     let mut toml = format!(
         "[service]\nstate_dir = \"{}\"\napi_listen = \"127.0.0.1:0\"\n[audit]\nfsync = \"batch\"\n[debounce]\nfailure_threshold = 1\n[wake]\nmax_concurrency = {concurrency}\n\n[[notifiers]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"{hook}\"\n\n",
         dir.path().join("var").display()
     );
-    for i in 0..events {
+    let probes = if mode == "injected" { 0 } else { events };
+    for i in 0..probes {
         let _ = write!(
             toml,
-            "[[probes]]\nname = \"p{i}\"\nkind = \"http\"\nurl = \"{target}\"\ninterval = \"200ms\"\ntimeout = \"150ms\"\n"
+            "[[probes]]\nname = \"p{i}\"\nkind = \"http\"\nurl = \"{target}/p{i}\"\ninterval = \"200ms\"\ntimeout = \"150ms\"\nseverity = \"{mode}\"\n"
         );
     }
     let settings = load_with_env(
@@ -94,6 +191,12 @@ async fn run(events: usize, concurrency: usize, target: &str) -> String {
     )
     .unwrap();
     let warden = warden::app::start(settings).await.unwrap();
+    let durable = watch_durable(warden.audit.subscribe());
+    if mode == "injected" {
+        for i in 0..events {
+            warden.audit.append_nowait(wake_row(i));
+        }
+    }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     while arrivals.lock().unwrap().len() < events && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -101,41 +204,59 @@ async fn run(events: usize, concurrency: usize, target: &str) -> String {
     warden.shutdown().await.unwrap();
 
     let reader = AuditReader::open(&dir.path().join("var").join("audit")).unwrap();
-    let written: HashMap<String, SystemTime> = reader
+    let marks = durable.lock().unwrap().clone();
+    let failed = failed.lock().unwrap().clone();
+    // Per wake row: (notice key, durable instant, failing answer if any).
+    let written: Vec<(String, SystemTime, Option<SystemTime>)> = reader
         .rows_from(1, Some("probe.wake_requested"))
         .filter_map(Result::ok)
         .filter_map(|row| {
-            let at = humantime::parse_rfc3339(&row.ts).ok()?;
-            Some((format!("warden-{}", row.seq), at))
+            let durable = durable_at(&marks, row.seq)?;
+            let probe = row.details["probe"].as_str().unwrap_or_default();
+            Some((
+                format!("warden-{}", row.seq),
+                durable,
+                failed.get(probe).copied(),
+            ))
         })
         .collect();
     let arrivals = arrivals.lock().unwrap().clone();
-    let mut latencies: Vec<f64> = written
-        .iter()
-        .filter_map(|(key, at)| {
-            let arrived = arrivals.get(key)?;
-            Some(
-                arrived
-                    .duration_since(*at)
-                    .unwrap_or_default()
-                    .as_secs_f64()
-                    * 1000.0,
-            )
-        })
-        .collect();
+    let ms = |from: SystemTime, to: SystemTime| {
+        to.duration_since(from).unwrap_or_default().as_secs_f64() * 1000.0
+    };
+    let mut latencies = Vec::new();
+    let mut from_failure = Vec::new();
+    for (key, durable, failed) in &written {
+        if let Some(arrived) = arrivals.get(key) {
+            latencies.push(ms(*durable, *arrived));
+            if let Some(failed) = failed {
+                from_failure.push(ms(*failed, *arrived));
+            }
+        }
+    }
     latencies.sort_by(f64::total_cmp);
-    let first = written.values().min().copied();
+    from_failure.sort_by(f64::total_cmp);
+    let cell = |sorted: &[f64], p: f64| {
+        if sorted.is_empty() {
+            "–".to_owned()
+        } else {
+            format!("{:.2} ms", percentile(sorted, p))
+        }
+    };
+    let first = written.iter().map(|(_, durable, _)| *durable).min();
     let last = arrivals.values().max().copied();
     let span = match (first, last) {
         (Some(first), Some(last)) => last.duration_since(first).unwrap_or_default().as_secs_f64(),
         _ => 0.0,
     };
     format!(
-        "| {events} | {concurrency} | {} | {:.1} ms | {:.1} ms | {:.1} ms | {:.0} |",
+        "| {mode} | {events} | {concurrency} | {} | {} | {} | {} | {} | {} | {:.0} |",
         latencies.len(),
-        percentile(&latencies, 0.5),
-        percentile(&latencies, 0.99),
-        latencies.last().copied().unwrap_or(0.0),
+        cell(&from_failure, 0.5),
+        cell(&from_failure, 0.99),
+        cell(&from_failure, 1.0),
+        cell(&latencies, 0.5),
+        cell(&latencies, 0.99),
         latencies.len() as f64 / span.max(0.001),
     )
 }
@@ -180,12 +301,16 @@ fn main() {
         }
         println!("OTLP export: {}", if otlp { "on" } else { "off" });
         let target = failing_target().await;
+        let modes = std::env::var("WARDEN_BENCH_MODES")
+            .unwrap_or_else(|_| "critical,info,injected".into());
         println!(
-            "| events | max_concurrency | delivered | p50 wake→notice | p99 | max | notices/s |"
+            "| mode | events | max_concurrency | delivered | p50 failure→notice | p99 | max | p50 durable→notice | p99 durable→notice | notices/s |"
         );
-        println!("|---|---|---|---|---|---|---|");
-        for c in concurrency {
-            println!("{}", run(events, c, &target).await);
+        println!("|---|---|---|---|---|---|---|---|---|---|");
+        for mode in modes.split(',') {
+            for &c in &concurrency {
+                println!("{}", run(events, c, &target, mode).await);
+            }
         }
         if let Some(guard) = guard {
             guard.shutdown().await;

@@ -324,7 +324,7 @@ fn describe_epoch(epoch: Result<EpochCheck, String>) -> (Result<String, String>,
 /// Handles shared by every incarnation of the tree: what must survive restarts.
 #[derive(Clone)]
 struct Shared {
-    settings: Settings,
+    settings: Arc<Settings>,
     names: Names,
     audit: AuditLog,
     audit_args: AuditWriterArgs,
@@ -385,11 +385,7 @@ fn debounce_config(settings: &Settings) -> DebounceConfig {
         .iter()
         .filter_map(|window| crate::debounce::maintenance::Window::parse(window).ok())
         .collect();
-    DebounceConfig {
-        rules,
-        depends_on,
-        windows,
-    }
+    DebounceConfig::new(rules, depends_on, windows)
 }
 
 /// Seeds the debounce store with the issues that were open when Warden last
@@ -913,6 +909,9 @@ pub async fn start(settings: Settings) -> Result<Warden, AppError> {
 /// [`start`] with [`BootOptions`].
 pub async fn start_with(settings: Settings, options: BootOptions) -> Result<Warden, AppError> {
     let started = Instant::now();
+    // One copy shared by the tree, housekeeping and incident evidence: with
+    // thousands of probes each copy costs kilobytes per probe.
+    let settings = Arc::new(settings);
     // Destructured with every field named so a new section cannot go unwired.
     let Settings {
         service,
@@ -930,7 +929,7 @@ pub async fn start_with(settings: Settings, options: BootOptions) -> Result<Ward
         dr: dr_settings,
         incidents: _, // through the incident commander's args
         chaos: chaos_settings,
-    } = &settings;
+    } = &*settings;
 
     let tokens = OperatorTokens::new(operator_tokens(&settings)?);
     if !service.api_listen.ip().is_loopback() && tokens.is_empty() {
@@ -1032,8 +1031,9 @@ pub async fn start_with(settings: Settings, options: BootOptions) -> Result<Ward
         store: incident_store.clone(),
         issues: issues.clone(),
         freeze: freeze.clone(),
-        // Secrets serialise as "***": the evidence never holds one.
-        effective_config: serde_json::to_value(&settings).unwrap_or_default(),
+        // Secrets serialise as "***": the evidence never holds one. Rendered
+        // when an incident asks for it, not kept as a JSON tree of every probe.
+        effective_config: crate::incidents::EffectiveConfig::of(settings.clone()),
         tick: Duration::from_secs(5),
         debounce: store.clone(),
     };
@@ -1069,7 +1069,7 @@ pub async fn start_with(settings: Settings, options: BootOptions) -> Result<Ward
         .probes
         .iter()
         .map(|probe| ProbeActorArgs {
-            probe: probe.clone(),
+            probe: Arc::new(probe.clone()),
             defaults: settings.probe_defaults.clone(),
             ctx: check_ctx.clone(),
             latest: latest.clone(),
@@ -1233,7 +1233,12 @@ const HIGH_WATER_EVERY: Duration = Duration::from_secs(60);
 
 /// Background chores owned by the lifecycle: reloads the operator tokens on
 /// SIGHUP and keeps the DR high-water marks following the log.
-async fn housekeeping(settings: Settings, tokens: OperatorTokens, audit: AuditLog, dr: DrEpoch) {
+async fn housekeeping(
+    settings: Arc<Settings>,
+    tokens: OperatorTokens,
+    audit: AuditLog,
+    dr: DrEpoch,
+) {
     #[cfg(unix)]
     let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         Ok(signal) => Some(signal),

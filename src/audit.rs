@@ -127,6 +127,7 @@ pub use faults::AuditFaults;
 pub use file::{CorruptRow, RecoveryReport, Truncation, file_name, inspect, recover};
 pub use health::{AuditHealth, AuditHealthSnapshot};
 pub use queue::{AuditLog, AuditQueue};
+pub(crate) use reader::BULKY_DETAILS;
 pub use reader::{AuditReader, ReadPosition, RowIter};
 pub use row::{AuditRow, NewRow, SEQ_PLACEHOLDER, seam_matches};
 pub use tail::{TailOptions, tail_command};

@@ -36,7 +36,7 @@ mod tests;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use actor::{CommanderArgs, CommanderState, IncidentCommander, IncidentMsg};
+pub use actor::{CommanderArgs, CommanderState, EffectiveConfig, IncidentCommander, IncidentMsg};
 pub use disk::{incidents_root, load_all, read_timeline};
 pub use model::{
     Incident, IncidentStatus, OpenTrigger, SeverityChange, TimelineEntry, now_rfc3339,

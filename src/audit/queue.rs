@@ -199,9 +199,21 @@ impl AuditLog {
     /// policy). While the writer is failing or restarting this waits: wrap it
     /// in a timeout where waiting is not acceptable (the row stays queued).
     pub async fn append(&self, row: NewRow) -> Result<u64, AuditError> {
+        self.submit(row).await
+    }
+
+    /// Queues `row` now, before the returned future is polled, and resolves
+    /// with its seq once it is durable, like [`append`](Self::append). Rows
+    /// submitted one after the other keep that order in the log, so a caller
+    /// with several rows submits them all and then awaits them: they share
+    /// one write and fsync instead of waiting for one each.
+    pub fn submit(
+        &self,
+        row: NewRow,
+    ) -> impl Future<Output = Result<u64, AuditError>> + Send + 'static {
         let (tx, rx) = oneshot::channel();
         self.shared.push(Item::Row(row, Reply::Oneshot(tx)));
-        rx.await.map_err(|_| AuditError::WriterGone)?
+        async move { rx.await.map_err(|_| AuditError::WriterGone)? }
     }
 
     /// Appends `row` without waiting, for synchronous callers. The row is

@@ -226,6 +226,119 @@ impl RowIter {
     }
 }
 
+impl RowIter {
+    /// Like [`Iterator::next`], for consumers that need the payload of only
+    /// some rows: a row whose seam passes `full` comes whole; any other comes
+    /// without the bulky parts of its details (`observation`, `notice`,
+    /// `deliveries`), which are skipped while parsing instead of being built
+    /// and dropped. The wake consumer reads every row of the log but needs
+    /// the whole payload only of the few it acts on. The flag says which.
+    pub fn next_light(
+        &mut self,
+        full: impl Fn(&str) -> bool,
+    ) -> Option<Result<(AuditRow, bool), AuditError>> {
+        if let Some(error) = self.error.take() {
+            return Some(Err(error));
+        }
+        loop {
+            let (path, offset) = match self.next_line()? {
+                Ok(at) => at,
+                Err(error) => return Some(Err(error)),
+            };
+            let body = &self.line[..self.line.len() - 1];
+            let (row, whole) = match serde_json::from_slice::<LightRow>(body) {
+                Ok(light) if !full(&light.seam) => (light.into_row(), false),
+                // Wanted whole, or not the shape the light parse expects
+                // (details not an object): the ordinary parse decides.
+                _ => match serde_json::from_slice::<AuditRow>(body) {
+                    Ok(row) => (row, true),
+                    Err(e) => {
+                        return Some(Err(AuditError::CorruptRow {
+                            path,
+                            offset,
+                            reason: e.to_string(),
+                        }));
+                    }
+                },
+            };
+            if !self.wanted(&row) {
+                continue;
+            }
+            return Some(Ok((row, whole)));
+        }
+    }
+
+    fn wanted(&self, row: &AuditRow) -> bool {
+        row.seq >= self.since
+            && self
+                .seam
+                .as_deref()
+                .is_none_or(|filter| seam_matches(filter, &row.seam))
+    }
+}
+
+/// A row whose details leave out the bulky fields; see [`RowIter::next_light`].
+#[derive(serde::Deserialize)]
+struct LightRow {
+    seq: u64,
+    ts: String,
+    seam: String,
+    caller_session_id: Option<String>,
+    trace_id: Option<String>,
+    component: Option<String>,
+    details: LightDetails,
+}
+
+impl LightRow {
+    fn into_row(self) -> AuditRow {
+        AuditRow {
+            seq: self.seq,
+            ts: self.ts,
+            seam: self.seam,
+            caller_session_id: self.caller_session_id,
+            trace_id: self.trace_id,
+            component: self.component,
+            details: serde_json::Value::Object(self.details.0),
+        }
+    }
+}
+
+/// Keys of a row's details that hold whole snapshots (observations, notices,
+/// delivery lists) rather than facts about the row.
+pub(crate) const BULKY_DETAILS: [&str; 3] = ["observation", "notice", "deliveries"];
+
+/// A details object without [`BULKY_DETAILS`].
+struct LightDetails(serde_json::Map<String, serde_json::Value>);
+
+impl<'de> serde::Deserialize<'de> for LightDetails {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = LightDetails;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a details object")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<LightDetails, A::Error> {
+                let mut out = serde_json::Map::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    if BULKY_DETAILS.contains(&key.as_str()) {
+                        map.next_value::<serde::de::IgnoredAny>()?;
+                    } else {
+                        out.insert(key, map.next_value()?);
+                    }
+                }
+                Ok(LightDetails(out))
+            }
+        }
+        deserializer.deserialize_map(Visit)
+    }
+}
+
 impl Iterator for RowIter {
     type Item = Result<AuditRow, AuditError>;
 
@@ -249,12 +362,7 @@ impl Iterator for RowIter {
                     }));
                 }
             };
-            if row.seq < self.since {
-                continue;
-            }
-            if let Some(filter) = &self.seam
-                && !seam_matches(filter, &row.seam)
-            {
+            if !self.wanted(&row) {
                 continue;
             }
             return Some(Ok(row));

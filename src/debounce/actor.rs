@@ -53,6 +53,43 @@ pub struct DebounceConfig {
     pub depends_on: HashMap<String, Vec<String>>,
     /// Maintenance windows.
     pub windows: Vec<Window>,
+    /// Probe names per component, sorted; see [`DebounceConfig::probes_of`].
+    pub by_component: HashMap<String, Vec<String>>,
+}
+
+impl DebounceConfig {
+    /// A config with its per-component index built from `rules`.
+    pub fn new(
+        rules: HashMap<String, ProbeRules>,
+        depends_on: HashMap<String, Vec<String>>,
+        windows: Vec<Window>,
+    ) -> Self {
+        let mut by_component: HashMap<String, Vec<String>> = HashMap::new();
+        for (probe, rule) in &rules {
+            by_component
+                .entry(rule.component.clone())
+                .or_default()
+                .push(probe.clone());
+        }
+        for probes in by_component.values_mut() {
+            probes.sort();
+        }
+        Self {
+            rules,
+            depends_on,
+            windows,
+            by_component,
+        }
+    }
+
+    /// The probes of `component`, so per-event lookups (the investigator's
+    /// open issues on the same component) touch those probes, not all of them.
+    pub fn probes_of(&self, component: &str) -> &[String] {
+        self.by_component
+            .get(component)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+    }
 }
 
 /// One probe's debounce state plus what must survive a debouncer restart.
@@ -179,6 +216,11 @@ pub struct OpenIssueView {
 pub struct DebouncerState {
     args: DebouncerArgs,
     ticker: Option<ractor::concurrency::JoinHandle<()>>,
+    /// Whether the effects a previous instance left unwritten were written.
+    /// Only then can an entry hold pending effects outside a flush (a failed
+    /// flush fails the actor), so only the first drain scans the whole store:
+    /// a scan per drain cost every check O(probes).
+    recovered: bool,
 }
 
 /// The debouncer actor.
@@ -200,6 +242,7 @@ impl Actor for Debouncer {
         Ok(DebouncerState {
             args,
             ticker: Some(ticker),
+            recovered: false,
         })
     }
 
@@ -221,7 +264,13 @@ impl Actor for Debouncer {
         state: &mut DebouncerState,
     ) -> Result<(), ActorProcessingErr> {
         match message {
-            DebouncerMsg::Drain => on_drain(&state.args).await,
+            DebouncerMsg::Drain => {
+                if !state.recovered {
+                    flush_all(&state.args).await?;
+                    state.recovered = true;
+                }
+                on_drain(&state.args).await
+            }
             DebouncerMsg::Tick => on_tick(&state.args).await,
             DebouncerMsg::OpenIssues(reply) => {
                 let _ = reply.send(open_issues(&state.args));
@@ -321,43 +370,44 @@ fn accept(entry: &mut DebounceEntry, effects: Vec<Effect>, observation: Option<&
 }
 
 async fn on_drain(args: &DebouncerArgs) -> Result<(), ActorProcessingErr> {
-    flush_all(args).await?;
-    // Bounded: each round removes the front entry.
+    // Every queued observation is applied first and the rows they cause are
+    // written together below, so a burst of issues shares fsyncs instead of
+    // waiting for one each. Bounded: each round removes the front entry.
+    let mut touched: Vec<String> = Vec::new();
     while let Some((id, observation)) = args.queue.front() {
         if let Some(rules) = args.config.rules.get(&observation.probe) {
             let ctx = context(args, &rules.component);
             let now = Instant::now();
-            {
-                let mut entry = args
-                    .store
-                    .entry(observation.probe.clone())
-                    .or_insert_with(|| new_entry(rules));
-                if entry.applied < id {
-                    let input = Input::Observed {
-                        status: observation.status,
-                        severity_if_unhealthy: rules.severity,
-                        category: rules.category.clone(),
-                        degraded_category: rules.degraded_category.clone(),
-                        stage: observation.stage.clone(),
-                        ctx,
-                    };
-                    let effects = entry.machine.step(input, now);
-                    entry.applied = id;
-                    accept(&mut entry, effects, Some(&observation));
+            let mut entry = args
+                .store
+                .entry(observation.probe.clone())
+                .or_insert_with(|| new_entry(rules));
+            if entry.applied < id {
+                let input = Input::Observed {
+                    status: observation.status,
+                    severity_if_unhealthy: rules.severity,
+                    category: rules.category.clone(),
+                    degraded_category: rules.degraded_category.clone(),
+                    stage: observation.stage.clone(),
+                    ctx,
+                };
+                let effects = entry.machine.step(input, now);
+                entry.applied = id;
+                accept(&mut entry, effects, Some(&observation));
+                if !entry.pending.is_empty() && !touched.contains(&observation.probe) {
+                    touched.push(observation.probe.clone());
                 }
             }
-            args.queue.done(id);
-            flush(args, &observation.probe).await?;
-        } else {
-            args.queue.done(id);
         }
+        args.queue.done(id);
     }
-    Ok(())
+    flush(args, touched).await
 }
 
 async fn on_tick(args: &DebouncerArgs) -> Result<(), ActorProcessingErr> {
     let now = Instant::now();
     let probes: Vec<String> = args.store.iter().map(|entry| entry.key().clone()).collect();
+    let mut touched = Vec::new();
     for probe in probes {
         let Some(rules) = args.config.rules.get(&probe) else {
             continue;
@@ -366,10 +416,12 @@ async fn on_tick(args: &DebouncerArgs) -> Result<(), ActorProcessingErr> {
         if let Some(mut entry) = args.store.get_mut(&probe) {
             let effects = entry.machine.step(Input::Tick { ctx }, now);
             accept(&mut entry, effects, None);
+            if !entry.pending.is_empty() {
+                touched.push(probe);
+            }
         }
-        flush(args, &probe).await?;
     }
-    Ok(())
+    flush(args, touched).await
 }
 
 async fn flush_all(args: &DebouncerArgs) -> Result<(), ActorProcessingErr> {
@@ -379,108 +431,186 @@ async fn flush_all(args: &DebouncerArgs) -> Result<(), ActorProcessingErr> {
         .filter(|entry| !entry.pending.is_empty())
         .map(|entry| entry.key().clone())
         .collect();
-    for probe in probes {
-        flush(args, &probe).await?;
+    flush(args, probes).await
+}
+
+/// One pending effect turned into a row, waiting for that row to be durable.
+struct Prepared {
+    probe: String,
+    effect: Effect,
+    seam: String,
+    starts_story: bool,
+    flapping: bool,
+    template: Option<String>,
+    traceparent: Option<String>,
+    trace: Option<String>,
+    span: tracing::Span,
+}
+
+/// Writes the pending effects of `probes`, each probe's in order and each
+/// durable before it is removed from the entry and published. Every round
+/// submits the first pending effect of every probe at once, so rows of
+/// different probes share one write and fsync; a probe's next effect waits
+/// for the previous one (it may need the story id that row's seq gives). An
+/// append error fails the actor (its supervisor restarts it) with that
+/// effect still pending: nothing is lost, and effects that did become
+/// durable in the same round are still recorded first, so none is written twice.
+async fn flush(args: &DebouncerArgs, mut probes: Vec<String>) -> Result<(), ActorProcessingErr> {
+    while !probes.is_empty() {
+        let mut submitted = Vec::with_capacity(probes.len());
+        for probe in probes.drain(..) {
+            if let Some((prepared, row)) = prepare(args, probe) {
+                let durable = args.audit.submit(row);
+                submitted.push((prepared, durable));
+            }
+        }
+        let mut failed = None;
+        for (prepared, durable) in submitted {
+            let span =
+                tracing::info_span!(parent: &prepared.span, "audit.append", actor = "debouncer");
+            match durable.instrument(span).await {
+                Ok(seq) => {
+                    let probe = prepared.probe.clone();
+                    if record(args, prepared, seq) {
+                        probes.push(probe);
+                    }
+                }
+                Err(error) => {
+                    failed.get_or_insert(error);
+                }
+            }
+        }
+        if let Some(error) = failed {
+            return Err(error.into());
+        }
     }
     Ok(())
 }
 
-/// Writes a probe's pending effects in order, each durable before it is
-/// removed from the entry and published. An append error fails the actor (its
-/// supervisor restarts it) with the effect still pending: nothing is lost.
-async fn flush(args: &DebouncerArgs, probe: &str) -> Result<(), ActorProcessingErr> {
-    loop {
-        let (effect, session, trace) = match args.store.get(probe) {
-            Some(entry) => match entry.pending.first() {
-                Some(pending) => (pending.clone(), entry.session.clone(), entry.trace.clone()),
-                None => return Ok(()),
-            },
-            None => return Ok(()),
-        };
-        let Some(rules) = args.config.rules.get(probe) else {
-            return Ok(());
-        };
-        let PendingEffect {
-            effect,
-            observation,
-        } = effect;
-        let mut row = effect_row(args, probe, rules, &effect, observation, session.as_deref());
-        let seam = row.seam.clone();
-        let starts_story = row
-            .caller_session_id
-            .as_deref()
-            .is_some_and(|id| id.contains(SEQ_PLACEHOLDER));
-        // One issue is one trace: its first row opens a root span (never a
-        // child of whatever span the message arrived in), later rows continue it.
-        let flapping = matches!(
-            effect,
+/// The row for `probe`'s first pending effect, if it has one.
+fn prepare(args: &DebouncerArgs, probe: String) -> Option<(Prepared, NewRow)> {
+    let (pending, session, trace) = {
+        let entry = args.store.get(&probe)?;
+        let pending = entry.pending.first()?.clone();
+        (pending, entry.session.clone(), entry.trace.clone())
+    };
+    let PendingEffect {
+        effect,
+        observation,
+    } = pending;
+    let rules = args.config.rules.get(&probe)?;
+    let mut row = effect_row(
+        args,
+        &probe,
+        rules,
+        &effect,
+        observation,
+        session.as_deref(),
+    );
+    let seam = row.seam.clone();
+    let starts_story = row
+        .caller_session_id
+        .as_deref()
+        .is_some_and(|id| id.contains(SEQ_PLACEHOLDER));
+    // One issue is one trace: its first row opens a root span (never a
+    // child of whatever span the message arrived in), later rows continue it.
+    let flapping = matches!(
+        effect,
+        Effect::Wake {
+            kind: WakeKind::Flapping,
+            ..
+        } | Effect::FlappingSettled { .. }
+    );
+    let (category_label, _) = effect_key(&effect, rules);
+    let span = if starts_story {
+        tracing::info_span!(parent: None, "issue", actor = "debouncer", probe = %probe, category = %category_label, seam = %seam)
+    } else {
+        let span = tracing::info_span!(parent: None, "issue.update", actor = "debouncer", probe = %probe, seam = %seam);
+        crate::telemetry::trace::continue_from(&span, trace.as_deref());
+        span
+    };
+    let traceparent = crate::telemetry::trace::traceparent(&span);
+    if let Some(parent) = &traceparent {
+        if let Some(map) = row.details.as_object_mut() {
+            map.insert("traceparent".into(), parent.clone().into());
+        }
+        if let Some(id) = crate::telemetry::trace::trace_id(parent) {
+            row = row.trace(id);
+        }
+    }
+    let template = row.caller_session_id.clone();
+    let prepared = Prepared {
+        probe,
+        effect,
+        seam,
+        starts_story,
+        flapping,
+        template,
+        traceparent,
+        trace,
+        span,
+    };
+    Some((prepared, row))
+}
+
+/// The row of `prepared` is durable as `seq`: removes its effect from the
+/// entry, updates the story and publishes it. True if more effects wait.
+fn record(args: &DebouncerArgs, prepared: Prepared, seq: u64) -> bool {
+    let Prepared {
+        probe,
+        effect,
+        seam,
+        starts_story,
+        flapping,
+        template,
+        traceparent,
+        trace,
+        span: _,
+    } = prepared;
+    let session = template.map(|id| id.replace(SEQ_PLACEHOLDER, &seq.to_string()));
+    let mut more = false;
+    if let Some(mut entry) = args.store.get_mut(&probe) {
+        if !entry.pending.is_empty() {
+            entry.pending.remove(0);
+        }
+        more = !entry.pending.is_empty();
+        if starts_story && !flapping {
+            entry.trace = traceparent.clone();
+        }
+        match &effect {
+            Effect::Resolved { .. } => {
+                entry.session = None;
+                entry.trace = None;
+            }
+            // Flapping has its own story; it must not replace the issue's.
             Effect::Wake {
                 kind: WakeKind::Flapping,
                 ..
-            } | Effect::FlappingSettled { .. }
-        );
-        let (category_label, _) = effect_key(&effect, rules);
-        let span = if starts_story {
-            tracing::info_span!(parent: None, "issue", actor = "debouncer", probe, category = %category_label, seam = %seam)
-        } else {
-            let span = tracing::info_span!(parent: None, "issue.update", actor = "debouncer", probe, seam = %seam);
-            crate::telemetry::trace::continue_from(&span, trace.as_deref());
-            span
-        };
-        let traceparent = crate::telemetry::trace::traceparent(&span);
-        if let Some(parent) = &traceparent {
-            if let Some(map) = row.details.as_object_mut() {
-                map.insert("traceparent".into(), parent.clone().into());
             }
-            if let Some(id) = crate::telemetry::trace::trace_id(parent) {
-                row = row.trace(id);
+            | Effect::FlappingSettled { .. } => {}
+            Effect::Wake { .. } | Effect::Suppressed { .. } if starts_story => {
+                entry.session = session.clone()
             }
+            Effect::Wake { .. } | Effect::Suppressed { .. } => {}
         }
-        let template = row.caller_session_id.clone();
-        let seq = args
-            .audit
-            .append(row)
-            .instrument(tracing::info_span!(parent: &span, "audit.append", actor = "debouncer"))
-            .await?;
-        let session = template.map(|id| id.replace(SEQ_PLACEHOLDER, &seq.to_string()));
-        if let Some(mut entry) = args.store.get_mut(probe) {
-            if !entry.pending.is_empty() {
-                entry.pending.remove(0);
-            }
-            if starts_story && !flapping {
-                entry.trace = traceparent.clone();
-            }
-            match &effect {
-                Effect::Resolved { .. } => {
-                    entry.session = None;
-                    entry.trace = None;
-                }
-                // Flapping has its own story; it must not replace the issue's.
-                Effect::Wake {
-                    kind: WakeKind::Flapping,
-                    ..
-                }
-                | Effect::FlappingSettled { .. } => {}
-                Effect::Wake { .. } | Effect::Suppressed { .. } if starts_story => {
-                    entry.session = session.clone()
-                }
-                Effect::Wake { .. } | Effect::Suppressed { .. } => {}
-            }
-        }
-        let (event, reason) = effect_labels(&effect);
-        args.metrics.issue(event, reason);
-        let (category, severity) = effect_key(&effect, rules);
-        args.issues.send(IssueEvent {
-            seq,
-            seam,
-            caller_session_id: session,
-            probe: probe.to_owned(),
-            component: rules.component.clone(),
-            category,
-            severity,
-            traceparent: traceparent.or(trace),
-        });
     }
+    let Some(rules) = args.config.rules.get(&probe) else {
+        return more;
+    };
+    let (event, reason) = effect_labels(&effect);
+    args.metrics.issue(event, reason);
+    let (category, severity) = effect_key(&effect, rules);
+    args.issues.send(IssueEvent {
+        seq,
+        seam,
+        caller_session_id: session,
+        probe,
+        component: rules.component.clone(),
+        category,
+        severity,
+        traceparent: traceparent.or(trace),
+    });
+    more
 }
 
 /// The `event` and `reason` labels of an effect's row.

@@ -35,6 +35,37 @@ use crate::messages::IssueEvent;
 use crate::notify::{DeliveryOutcome, Notice, NoticeStatus, Notifiers};
 use crate::settings::{Criticality, IncidentSettings, Severity};
 
+/// The effective configuration for incident evidence, rendered (secrets
+/// redacted) only when an incident is written: kept as a JSON tree it would
+/// cost kilobytes per configured probe for the life of the process.
+#[derive(Clone)]
+pub struct EffectiveConfig(std::sync::Arc<dyn Fn() -> Value + Send + Sync>);
+
+impl EffectiveConfig {
+    /// Renders `settings` when asked; secrets serialise redacted.
+    pub fn of(settings: std::sync::Arc<crate::settings::Settings>) -> Self {
+        Self(std::sync::Arc::new(move || {
+            serde_json::to_value(&*settings).unwrap_or_default()
+        }))
+    }
+
+    /// A fixed value (tests).
+    pub fn fixed(value: Value) -> Self {
+        Self(std::sync::Arc::new(move || value.clone()))
+    }
+
+    /// The configuration as JSON.
+    pub fn render(&self) -> Value {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for EffectiveConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EffectiveConfig")
+    }
+}
+
 /// Arguments, cloneable so a supervisor can respawn the commander.
 #[derive(Clone)]
 pub struct CommanderArgs {
@@ -63,7 +94,7 @@ pub struct CommanderArgs {
     /// Components whose automation is frozen.
     pub freeze: FreezeSet,
     /// The effective configuration, secrets redacted, copied into evidence.
-    pub effective_config: Value,
+    pub effective_config: EffectiveConfig,
     /// How often cadence and auto-resolution are checked.
     pub tick: Duration,
     /// Debounce state of every probe: the open issues a starting commander
@@ -905,7 +936,7 @@ async fn snapshot(
     let audit_dir = state.args.audit_dir.clone();
     let sessions = sessions.to_vec();
     let max_rows = state.args.settings.evidence_rows;
-    let config = with_config.then(|| state.args.effective_config.clone());
+    let config = with_config.then(|| state.args.effective_config.render());
     let label = label.to_owned();
     tokio::task::spawn_blocking(move || {
         let mut written = Vec::new();

@@ -30,8 +30,9 @@ const TIMEOUT_GRACE: Duration = Duration::from_secs(1);
 /// Arguments, cloneable so the supervisor can respawn the probe.
 #[derive(Clone)]
 pub struct ProbeActorArgs {
-    /// The probe's settings.
-    pub probe: ProbeSettings,
+    /// The probe's settings; shared, since the args are cloned into the
+    /// supervisor's child spec and every instance.
+    pub probe: std::sync::Arc<ProbeSettings>,
     /// Defaults for interval and timeout.
     pub defaults: ProbeDefaults,
     /// Shared HTTP client and heartbeat store.
@@ -191,8 +192,15 @@ async fn on_tick(
         .latest
         .insert(probe.name.clone(), observation.clone());
     {
-        let mut history = state.args.history.entry(probe.name.clone()).or_default();
-        while history.len() >= state.args.history_len.max(1) {
+        // Sized once for the configured length: grown by doubling it would
+        // settle at the next power of two (32 slots for the default 20).
+        let len = state.args.history_len.max(1);
+        let mut history = state
+            .args
+            .history
+            .entry(probe.name.clone())
+            .or_insert_with(|| std::collections::VecDeque::with_capacity(len));
+        while history.len() >= len {
             history.pop_front();
         }
         // The history is for trends (status, latency, reasons over time);

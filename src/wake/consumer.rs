@@ -346,10 +346,13 @@ fn read(state: &mut WakeState) {
             .reader
             .rows_resume(state.next_seq, None, state.position.take());
         let mut count = 0;
-        for item in iter.by_ref().take(BATCH) {
+        while count < BATCH {
+            let Some(item) = iter.next_light(|seam| WAKE_SEAMS.contains(&seam)) else {
+                break;
+            };
             count += 1;
             match item {
-                Ok(row) => admit(state, row),
+                Ok((row, _)) => admit(state, row),
                 Err(AuditError::CorruptRow {
                     path,
                     offset,

@@ -119,21 +119,30 @@ async fn handle_in_span(
         }
     };
     let deliveries = deliver(&ctx, &notice, &sent).await;
+    // All of the event's rows are queued at once, delivery rows before the
+    // completed row as before, so they share one write and fsync; the event
+    // is finished only once every one of them is durable.
+    let mut rows = Vec::with_capacity(deliveries.len() + 1);
     for delivery in &deliveries {
-        ctx.audit
-            .append(delivery_row(&row, &notice, delivery, false))
-            .await?;
+        rows.push(
+            ctx.audit
+                .submit(delivery_row(&row, &notice, delivery, false)),
+        );
+    }
+    if let Some(investigation) = investigation {
+        rows.push(
+            ctx.audit
+                .submit(completed_row(&row, &notice, &investigation, &deliveries)),
+        );
+    }
+    for durable in rows {
+        durable.await?;
     }
     let undelivered: Vec<String> = deliveries
         .iter()
         .filter(|d| d.outcome != DeliveryOutcome::Sent)
         .map(|d| d.notifier.clone())
         .collect();
-    if let Some(investigation) = investigation {
-        ctx.audit
-            .append(completed_row(&row, &notice, &investigation, &deliveries))
-            .await?;
-    }
     Ok(EventResult {
         notice: Some(notice),
         undelivered,
@@ -154,16 +163,21 @@ pub(super) async fn redeliver(
         .filter(|name| !names.contains(name))
         .collect();
     let deliveries = deliver(&ctx, &notice, &already).await;
-    let mut still = Vec::new();
-    for delivery in &deliveries {
-        ctx.audit
-            .append(delivery_row(&row, &notice, delivery, true))
-            .await?;
-        if delivery.outcome != DeliveryOutcome::Sent {
-            still.push(delivery.notifier.clone());
-        }
+    let rows: Vec<_> = deliveries
+        .iter()
+        .map(|delivery| {
+            ctx.audit
+                .submit(delivery_row(&row, &notice, delivery, true))
+        })
+        .collect();
+    for durable in rows {
+        durable.await?;
     }
-    Ok(still)
+    Ok(deliveries
+        .into_iter()
+        .filter(|d| d.outcome != DeliveryOutcome::Sent)
+        .map(|d| d.notifier)
+        .collect())
 }
 
 /// Sends `notice` to every notifier that wants it and has not taken it yet,
@@ -262,26 +276,23 @@ fn request(ctx: &EventContext, row: &AuditRow, related: Vec<Value>) -> Investiga
         .take_while(|o| o.status != Health::Healthy)
         .last()
         .map(|o| o.at.clone());
+    // Only the component's own probes: a scan of the whole store made each
+    // event cost O(probes), and a burst of issues O(probes²).
     let open_issues: Vec<Value> = ctx
-        .store
+        .config
+        .probes_of(&component)
         .iter()
-        .filter(|entry| entry.key() != &probe)
-        .filter_map(|entry| {
+        .filter(|other| **other != probe)
+        .filter_map(|other| {
+            let entry = ctx.store.get(other)?;
             let issue = entry.machine.open_issue()?;
-            let same_component = ctx
-                .config
-                .rules
-                .get(entry.key())
-                .is_some_and(|rules| rules.component == component);
-            same_component.then(|| {
-                json!({
-                    "probe": entry.key(),
-                    "category": issue.category,
-                    "severity": issue.severity,
-                    "woken": issue.woken,
-                    "caller_session_id": entry.session,
-                })
-            })
+            Some(json!({
+                "probe": other,
+                "category": issue.category,
+                "severity": issue.severity,
+                "woken": issue.woken,
+                "caller_session_id": entry.session,
+            }))
         })
         .collect();
     InvestigationRequest {

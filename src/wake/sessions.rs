@@ -67,7 +67,7 @@ fn compact(details: &Value) -> Value {
     match details {
         Value::Object(map) => Value::Object(
             map.iter()
-                .filter(|(key, _)| !matches!(key.as_str(), "observation" | "notice" | "deliveries"))
+                .filter(|(key, _)| !crate::audit::BULKY_DETAILS.contains(&key.as_str()))
                 .map(|(key, value)| (key.clone(), value.clone()))
                 .collect(),
         ),

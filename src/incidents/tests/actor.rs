@@ -54,7 +54,9 @@ async fn rig() -> Rig {
         store: IncidentStore::default(),
         issues: IssueBus::default(),
         freeze: FreezeSet::default(),
-        effective_config: json!({ "service": { "operator_token": "[redacted]" } }),
+        effective_config: crate::incidents::EffectiveConfig::fixed(
+            json!({ "service": { "operator_token": "[redacted]" } }),
+        ),
         tick: Duration::from_secs(3600),
         debounce: crate::debounce::DebounceStore::default(),
     };
