@@ -8,6 +8,10 @@
 //! Results go to docs/benchmarks.md by hand; see that file for the machine.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+// The binary's allocator, so the bench measures what runs in production.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::sync::Arc;
 use std::time::Duration;
 

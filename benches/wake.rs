@@ -24,7 +24,12 @@
 //! With `WARDEN_BENCH_OTLP=1` every span is exported over OTLP/gRPC to an
 //! in-process collector, to measure what tracing costs the pipeline.
 //! Results go to docs/benchmarks.md by hand; see that file for the machine.
+
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+// The binary's allocator, so the bench measures what runs in production.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;

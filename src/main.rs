@@ -12,6 +12,12 @@ use warden::app::{self, AppError};
 use warden::audit::{TailOptions, tail_command};
 use warden::settings::{self, ConfigSource, Settings};
 
+// mimalloc instead of glibc malloc: a quarter of the wake consumer's CPU was
+// in malloc/free, and with mimalloc the same bench delivers about twice the
+// notices per second (docs/benchmarks.md, "Allocator").
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Watches your services, heals what it may, escalates the rest with the evidence gathered.
 #[derive(Debug, Parser)]
 #[command(name = "warden", version, about)]
