@@ -10,6 +10,11 @@ use std::time::Duration;
 use clap::Parser;
 use warden_chaos::{Scenario, run_scenario};
 
+// The `warden` binary's allocator, so an in-process Warden here behaves as
+// the real one does.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Seeded chaos runs against an in-process Warden.
 #[derive(Debug, Parser)]
 #[command(name = "warden-chaos")]
