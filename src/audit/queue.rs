@@ -64,7 +64,9 @@ const DRAIN: u8 = 1;
 const NOW: u8 = 2;
 
 impl StopFlag {
-    /// Graceful stop (`post_stop`): commit the `queued` items first.
+    /// Graceful stop (`post_stop`): commit the `queued` items first. Call it
+    /// with the queue locked, so `queued` and the batches the thread counts
+    /// against it are split at the same point.
     pub(crate) fn drain(&self, queued: usize) {
         self.owed.store(queued, Ordering::SeqCst);
         self.mode.fetch_max(DRAIN, Ordering::SeqCst);
@@ -75,7 +77,13 @@ impl StopFlag {
         self.mode.fetch_max(NOW, Ordering::SeqCst);
     }
 
-    /// Records `n` items committed.
+    /// Whether a graceful stop has been asked for.
+    pub(crate) fn is_draining(&self) -> bool {
+        self.mode.load(Ordering::SeqCst) == DRAIN
+    }
+
+    /// Records `n` items taken from the queue after the drain was asked for
+    /// and committed.
     pub(crate) fn committed(&self, n: usize) {
         let _ = self
             .owed

@@ -194,8 +194,10 @@ impl Actor for AuditWriter {
         // stopped writer leaves nothing behind unless the disk is failing.
         // Only that: under sustained appends "until the queue is empty"
         // would never come (a chaos run saw a stop take forever).
-        let queued = state.shared.items().len();
-        state.stop.drain(queued);
+        {
+            let queue = state.shared.items();
+            state.stop.drain(queue.len());
+        }
         signal_stop(&state.shared, &state.wake);
         let mine = take_if_ours(&state.shared, &state.stop);
         if let Some(mine) = mine {

@@ -95,17 +95,21 @@ impl Committer {
     }
 
     pub(super) fn run(mut self) {
-        while let Some(batch) = self.next_batch() {
+        while let Some((batch, owed)) = self.next_batch() {
             let items = batch.len();
             if !self.commit(batch) {
                 return;
             }
-            self.stop.committed(items);
+            if owed {
+                self.stop.committed(items);
+            }
         }
     }
 
-    /// Blocks for the first item, then takes what is queued behind it.
-    fn next_batch(&self) -> Option<Vec<Item>> {
+    /// Blocks for the first item, then takes what is queued behind it; the
+    /// flag says whether the batch counts against a graceful stop's debt
+    /// (taken after the stop was asked for, decided under the queue lock).
+    fn next_batch(&self) -> Option<(Vec<Item>, bool)> {
         let mut queue = self.shared.items();
         loop {
             if self.stop.should_exit(queue.is_empty()) {
@@ -135,7 +139,7 @@ impl Committer {
             }
             batch.extend(queue.pop_front());
         }
-        Some(batch)
+        Some((batch, self.stop.is_draining()))
     }
 
     /// Writes one batch until it is durable; false if stopped first (the
