@@ -38,15 +38,20 @@ async fn start(dir: &Path) -> Warden {
     start_with(dir, &format!("operator_token = \"{TOKEN}\"")).await
 }
 
-async fn control(base: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+/// POSTs `body` to `path` with an optional bearer token: `(status, json)`.
+async fn post(base: &str, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
     let mut request = reqwest::Client::new()
-        .post(format!("{base}/api/control"))
+        .post(format!("{base}{path}"))
         .json(&body);
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }
     let response = request.send().await.unwrap();
     (response.status().as_u16(), response.json().await.unwrap())
+}
+
+async fn control(base: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+    post(base, "/api/control", token, body).await
 }
 
 async fn get(base: &str, path: &str) -> Value {
@@ -465,14 +470,7 @@ async fn sighup_rereads_token_files() {
 }
 
 async fn chaos(base: &str, token: Option<&str>, body: Value) -> (u16, Value) {
-    let mut request = reqwest::Client::new()
-        .post(format!("{base}/api/chaos/faults"))
-        .json(&body);
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    let response = request.send().await.unwrap();
-    (response.status().as_u16(), response.json().await.unwrap())
+    post(base, "/api/chaos/faults", token, body).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

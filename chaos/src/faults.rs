@@ -14,7 +14,7 @@ use warden::chaos::ChaosFault;
 
 use crate::ChaosError;
 use crate::subject::Subject;
-use crate::world::{HookMode, TargetMode, World};
+use crate::world::{HookMode, TargetMode, Webhook, World};
 
 /// One fault, as written in a scenario file.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -142,10 +142,11 @@ impl Fault {
     /// Injects the fault. `Ok(None)` when it found nothing to hit (an actor
     /// between instances), which is normal under chaos.
     pub async fn inject(&self, ctx: Context<'_>) -> Result<Option<Landed>, ChaosError> {
-        let needs_world = || ChaosError::Fault {
+        let failed = |reason: String| ChaosError::Fault {
             fault: self.to_string(),
-            reason: "the scenario has no [world]".to_owned(),
+            reason,
         };
+        let needs_world = || failed("the scenario has no [world]".to_owned());
         match self {
             Fault::KillActor { target } | Fault::StopActor { target } => {
                 let target = match (target.as_str(), ctx.world) {
@@ -164,15 +165,7 @@ impl Fault {
                         target: target.clone(),
                     }
                 };
-                let injected =
-                    ctx.subject
-                        .inject(&fault)
-                        .await
-                        .map_err(|reason| ChaosError::Fault {
-                            fault: self.to_string(),
-                            reason,
-                        })?;
-                match injected {
+                match ctx.subject.inject(&fault).await.map_err(failed)? {
                     Some(id) if ctx.hit.insert(id.clone()) => Ok(Some(Landed::Actor(target))),
                     _ => Ok(None),
                 }
@@ -189,56 +182,34 @@ impl Fault {
                 world.set_target(index, mode, duration(ctx.rng, *ms));
                 Ok(Some(Landed::Other))
             }
-            Fault::Notifier { mode, ms } => {
+            Fault::Notifier { mode, ms }
+            | Fault::Investigator { mode, ms }
+            | Fault::Tier { mode, ms } => {
                 let world = ctx.world.ok_or_else(needs_world)?;
-                world.set_hook(*mode, duration(ctx.rng, *ms));
-                Ok(Some(Landed::Other))
-            }
-            Fault::Investigator { mode, ms } => {
-                let world = ctx.world.ok_or_else(needs_world)?;
-                world.set_investigator(*mode, duration(ctx.rng, *ms));
-                Ok(Some(Landed::Other))
-            }
-            Fault::Tier { mode, ms } => {
-                let world = ctx.world.ok_or_else(needs_world)?;
-                world.set_tier(*mode, duration(ctx.rng, *ms));
-                Ok(Some(Landed::Other))
-            }
-            Fault::AuditWriteErrors { count } => {
-                let fault = ChaosFault::AuditWriteErrors {
-                    count: *count,
-                    partial: true,
+                let webhook = match self {
+                    Fault::Notifier { .. } => Webhook::Notifier,
+                    Fault::Investigator { .. } => Webhook::Investigator,
+                    _ => Webhook::Tier,
                 };
-                ctx.subject
-                    .inject(&fault)
-                    .await
-                    .map_err(|reason| ChaosError::Fault {
-                        fault: self.to_string(),
-                        reason,
-                    })?;
+                world.set_webhook(webhook, *mode, duration(ctx.rng, *ms));
                 Ok(Some(Landed::Other))
             }
-            Fault::AuditSyncErrors { count } => {
-                let fault = ChaosFault::AuditSyncErrors { count: *count };
-                ctx.subject
-                    .inject(&fault)
-                    .await
-                    .map_err(|reason| ChaosError::Fault {
-                        fault: self.to_string(),
-                        reason,
-                    })?;
+            Fault::AuditWriteErrors { count } | Fault::AuditSyncErrors { count } => {
+                let fault = if matches!(self, Fault::AuditWriteErrors { .. }) {
+                    ChaosFault::AuditWriteErrors {
+                        count: *count,
+                        partial: true,
+                    }
+                } else {
+                    ChaosFault::AuditSyncErrors { count: *count }
+                };
+                ctx.subject.inject(&fault).await.map_err(failed)?;
                 Ok(Some(Landed::Other))
             }
             Fault::KillProcess => {
                 // Actor ids restart from the same numbers in a new process.
                 ctx.hit.clear();
-                ctx.subject
-                    .kill_and_restart()
-                    .await
-                    .map_err(|reason| ChaosError::Fault {
-                        fault: self.to_string(),
-                        reason,
-                    })?;
+                ctx.subject.kill_and_restart().await.map_err(failed)?;
                 Ok(Some(Landed::Process))
             }
         }

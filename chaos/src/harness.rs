@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use warden::audit::{AuditReader, AuditRow};
+use warden::audit::{AuditReader, AuditRow, ReadPosition};
 use warden::settings::{ConfigSource, load_with_env};
 
 use crate::faults::{Context, Landed};
@@ -240,12 +240,30 @@ async fn wait_whole(subject: &Subject) -> bool {
     false
 }
 
-/// Reads every row of the log under `dir` (also while Warden runs: a row
-/// being written is skipped, not an error).
-pub fn read_rows(dir: &Path) -> Vec<AuditRow> {
-    AuditReader::open(&dir.join("var/audit"))
-        .map(|reader| reader.rows_from(1, None).filter_map(Result::ok).collect())
-        .unwrap_or_default()
+/// Follows the log under `dir` while Warden runs: each poll reads only what
+/// was appended since the last one (a row being written is left for the
+/// next poll) and keeps the rows the settle check needs.
+#[derive(Default)]
+struct Follower {
+    at: Option<ReadPosition>,
+    rows: Vec<AuditRow>,
+}
+
+impl Follower {
+    fn poll(&mut self, dir: &Path) -> &[AuditRow] {
+        if let Ok(reader) = AuditReader::open(&dir.join("var/audit")) {
+            let mut rows = reader.rows_resume(1, None, self.at.clone());
+            for row in rows.by_ref().flatten() {
+                if row.seam.starts_with("probe.") || row.seam.starts_with("notification.") {
+                    self.rows.push(row);
+                }
+            }
+            if let Some(at) = rows.position() {
+                self.at = Some(at);
+            }
+        }
+        &self.rows
+    }
 }
 
 #[derive(Default)]
@@ -272,17 +290,15 @@ impl Peaks {
 /// resolved and every notice is out, checked against the log itself.
 async fn drain(subject: &Subject, dir: &Path, world: &World, peaks: &mut Peaks) -> bool {
     let deadline = tokio::time::Instant::now() + DRAIN_TIMEOUT;
+    let mut log = Follower::default();
     while tokio::time::Instant::now() < deadline {
         peaks.sample(subject).await;
         let idle = subject
             .wake()
             .await
             .is_some_and(|(in_flight, undelivered, _)| in_flight == 0 && undelivered == 0);
-        if idle {
-            let rows = read_rows(dir);
-            if invariants::world_settled(&rows, world.targets()) {
-                return true;
-            }
+        if idle && invariants::world_settled(log.poll(dir), world.targets()) {
+            return true;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

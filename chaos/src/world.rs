@@ -213,22 +213,13 @@ impl World {
         });
     }
 
-    /// Makes the receiver answer in `mode` for `duration`, then `Ok` again.
-    pub fn set_hook(&self, mode: HookMode, duration: Duration) {
-        self.switch_hook(Which::Notifier, mode, duration);
+    /// Makes `webhook` answer in `mode` for `duration`, then `Ok` again
+    /// (unless another fault changed it meanwhile).
+    pub fn set_webhook(&self, webhook: Webhook, mode: HookMode, duration: Duration) {
+        self.switch_hook(webhook, mode, duration);
     }
 
-    /// Makes the investigator answer in `mode` for `duration`, then `Ok` again.
-    pub fn set_investigator(&self, mode: HookMode, duration: Duration) {
-        self.switch_hook(Which::Investigator, mode, duration);
-    }
-
-    /// Makes the escalation tier webhook answer in `mode` for `duration`.
-    pub fn set_tier(&self, mode: HookMode, duration: Duration) {
-        self.switch_hook(Which::Tier, mode, duration);
-    }
-
-    fn switch_hook(&self, which: Which, mode: HookMode, duration: Duration) {
+    fn switch_hook(&self, which: Webhook, mode: HookMode, duration: Duration) {
         let generation = {
             let mut hook = lock(self.shared.hook_of(which));
             hook.mode = mode;
@@ -252,7 +243,7 @@ impl World {
                 switch(target, TargetMode::Ok);
             }
         }
-        for which in [Which::Notifier, Which::Investigator, Which::Tier] {
+        for which in [Webhook::Notifier, Webhook::Investigator, Webhook::Tier] {
             let mut hook = lock(self.shared.hook_of(which));
             hook.mode = HookMode::Ok;
             hook.generation += 1;
@@ -289,19 +280,23 @@ impl World {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-enum Which {
+/// The world's webhooks that faults can break.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Webhook {
+    /// The `chaos` notifier's receiver.
     Notifier,
+    /// The investigator.
     Investigator,
+    /// The `world` component's escalation tier.
     Tier,
 }
 
 impl Shared {
-    fn hook_of(&self, which: Which) -> &Mutex<Hook> {
+    fn hook_of(&self, which: Webhook) -> &Mutex<Hook> {
         match which {
-            Which::Notifier => &self.hook,
-            Which::Investigator => &self.investigator,
-            Which::Tier => &self.tier,
+            Webhook::Notifier => &self.hook,
+            Webhook::Investigator => &self.investigator,
+            Webhook::Tier => &self.tier,
         }
     }
 }
@@ -391,49 +386,47 @@ enum Answer {
     Reset,
 }
 
+/// How `which` answers now; `ok` counts the call and gives the body, and
+/// runs only when it answers 200.
+fn webhook(shared: &Shared, which: Webhook, ok: impl FnOnce() -> &'static [u8]) -> Answer {
+    let mode = lock(shared.hook_of(which)).mode;
+    match mode {
+        HookMode::Ok => Answer::Reply(200, ok()),
+        HookMode::Error => Answer::Reply(500, b"{\"error\":\"chaos\"}"),
+        HookMode::Hang => Answer::Hang,
+        HookMode::Reset => Answer::Reset,
+    }
+}
+
 fn answer(shared: &Shared, request: &Request) -> Answer {
-    if request.method == "POST" && request.path == "/hook" {
-        let mode = lock(&shared.hook).mode;
-        return match mode {
-            HookMode::Ok => {
-                if let Some(key) = &request.key {
-                    *lock(&shared.received).entry(key.clone()).or_default() += 1;
-                }
-                Answer::Reply(200, b"{}")
+    if request.method == "POST" {
+        match request.path.as_str() {
+            "/hook" => {
+                return webhook(shared, Webhook::Notifier, || {
+                    if let Some(key) = &request.key {
+                        *lock(&shared.received).entry(key.clone()).or_default() += 1;
+                    }
+                    b"{}"
+                });
             }
-            HookMode::Error => Answer::Reply(500, b"{\"error\":\"chaos\"}"),
-            HookMode::Hang => Answer::Hang,
-            HookMode::Reset => Answer::Reset,
-        };
-    }
-    if request.method == "POST" && request.path == "/investigate" {
-        let mode = lock(&shared.investigator).mode;
-        return match mode {
-            HookMode::Ok => {
-                *lock(&shared.investigations) += 1;
-                Answer::Reply(
-                    200,
-                    b"{\"summary\":\"the chaos world looked into it\",\"actions\":[\"wait\"]}",
-                )
+            "/investigate" => {
+                return webhook(shared, Webhook::Investigator, || {
+                    *lock(&shared.investigations) += 1;
+                    b"{\"summary\":\"the chaos world looked into it\",\"actions\":[\"wait\"]}"
+                });
             }
-            HookMode::Error => Answer::Reply(500, b"{\"error\":\"chaos\"}"),
-            HookMode::Hang => Answer::Hang,
-            HookMode::Reset => Answer::Reset,
-        };
-    }
-    if request.method == "POST" && request.path == "/tier" {
-        lock(&shared.tier_calls).push(SystemTime::now());
-        let mode = lock(&shared.tier).mode;
-        return match mode {
-            HookMode::Ok => Answer::Reply(200, b"{\"status\":\"in_progress\",\"notes\":\"on it\"}"),
-            HookMode::Error => Answer::Reply(500, b"{\"error\":\"chaos\"}"),
-            HookMode::Hang => Answer::Hang,
-            HookMode::Reset => Answer::Reset,
-        };
-    }
-    if request.method == "POST" && request.path == "/fix" {
-        lock(&shared.fixes).push(SystemTime::now());
-        return Answer::Reply(200, b"{}");
+            "/tier" => {
+                lock(&shared.tier_calls).push(SystemTime::now());
+                return webhook(shared, Webhook::Tier, || {
+                    b"{\"status\":\"in_progress\",\"notes\":\"on it\"}"
+                });
+            }
+            "/fix" => {
+                lock(&shared.fixes).push(SystemTime::now());
+                return Answer::Reply(200, b"{}");
+            }
+            _ => {}
+        }
     }
     let index = request
         .path

@@ -44,30 +44,27 @@ pub(super) const MAX_BODY_BYTES: usize = 64 * 1024;
 
 impl From<axum::extract::rejection::JsonRejection> for ApiError {
     fn from(rejection: axum::extract::rejection::JsonRejection) -> Self {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            too_large()
-        } else {
-            ApiError::bad_request(rejection.body_text())
-        }
+        rejected(rejection.status(), rejection.body_text())
     }
 }
 
 impl From<axum::extract::rejection::BytesRejection> for ApiError {
     fn from(rejection: axum::extract::rejection::BytesRejection) -> Self {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            too_large()
-        } else {
-            ApiError::bad_request(rejection.body_text())
-        }
+        rejected(rejection.status(), rejection.body_text())
     }
 }
 
-fn too_large() -> ApiError {
-    ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "payload_too_large",
-        format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
-    )
+/// A body axum refused to read: too large, or not what the route takes.
+fn rejected(status: StatusCode, text: String) -> ApiError {
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(
+            status,
+            "payload_too_large",
+            format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
+        )
+    } else {
+        ApiError::bad_request(text)
+    }
 }
 
 impl IntoResponse for ApiError {

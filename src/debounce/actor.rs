@@ -121,6 +121,33 @@ pub struct PendingEffect {
     pub observation: Option<Observation>,
 }
 
+impl DebounceEntry {
+    /// The event that opened this probe's issue, rebuilt from the store, if
+    /// the issue is open and was woken. For subscribers of the issue bus that
+    /// start after the event went out (the bus keeps nothing): they take up
+    /// what is open instead of waiting for the next event.
+    pub fn open_wake_event(&self, probe: &str, component: &str) -> Option<IssueEvent> {
+        let issue = self.machine.open_issue().filter(|issue| issue.woken)?;
+        let session = self.session.as_ref()?;
+        // A story id ends with the seq of the row that opened it.
+        let seq = session
+            .rsplit(':')
+            .next()
+            .and_then(|seq| seq.parse().ok())
+            .unwrap_or(0);
+        Some(IssueEvent {
+            seq,
+            seam: "probe.wake_requested".to_owned(),
+            caller_session_id: Some(session.clone()),
+            probe: probe.to_owned(),
+            component: component.to_owned(),
+            category: issue.category.clone(),
+            severity: issue.severity,
+            traceparent: self.trace.clone(),
+        })
+    }
+}
+
 /// Debounce state of every probe, made once in `app.rs`.
 pub type DebounceStore = Arc<dashmap::DashMap<String, DebounceEntry>>;
 /// The latest observation per probe, shared with the probes and the API.

@@ -151,36 +151,16 @@ fn missed_issues(state: &CoordinatorState) -> Vec<IssueEvent> {
         .store
         .get(&ctx.component.name)
         .and_then(|record| record.session.clone());
-    let mut missed = Vec::new();
-    for probe in &ctx.component.probes {
-        let Some(entry) = ctx.debounce.get(probe) else {
-            continue;
-        };
-        let (Some(issue), Some(session)) = (entry.machine.open_issue(), entry.session.as_ref())
-        else {
-            continue;
-        };
-        if !issue.woken || handled.as_ref() == Some(session) {
-            continue;
-        }
-        // Sessions end with the seq of the row that opened the story.
-        let seq = session
-            .rsplit(':')
-            .next()
-            .and_then(|seq| seq.parse().ok())
-            .unwrap_or(0);
-        missed.push(IssueEvent {
-            seq,
-            seam: "probe.wake_requested".to_owned(),
-            caller_session_id: Some(session.clone()),
-            probe: probe.clone(),
-            component: ctx.component.name.clone(),
-            category: issue.category.clone(),
-            severity: issue.severity,
-            traceparent: entry.trace.clone(),
-        });
-    }
-    missed
+    ctx.component
+        .probes
+        .iter()
+        .filter_map(|probe| {
+            ctx.debounce
+                .get(probe)?
+                .open_wake_event(probe, &ctx.component.name)
+        })
+        .filter(|event| event.caller_session_id != handled)
+        .collect()
 }
 
 fn on_issue(myself: &ActorRef<CoordinatorMsg>, state: &mut CoordinatorState, event: IssueEvent) {

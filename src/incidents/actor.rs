@@ -416,45 +416,29 @@ fn open_issues(state: &mut CommanderState) -> Vec<IssueEvent> {
     let mut events = Vec::new();
     for entry in state.args.debounce.iter() {
         let probe = entry.key();
-        let (Some(issue), Some(session)) = (entry.machine.open_issue(), entry.session.as_ref())
-        else {
-            continue;
-        };
-        if !issue.woken {
-            continue;
-        }
         let Some(component) = state.args.latest.get(probe).map(|o| o.component.clone()) else {
             continue;
         };
-        let known = state
-            .args
-            .store
-            .iter()
-            .any(|incident| incident.sessions.contains(session));
-        if known {
-            if issue.severity == Severity::Critical {
-                state
-                    .open_critical
-                    .entry(component)
-                    .or_default()
-                    .insert(session.clone());
-            }
+        let Some(event) = entry.open_wake_event(probe, &component) else {
             continue;
-        }
-        events.push(IssueEvent {
-            seq: session
-                .rsplit(':')
-                .next()
-                .and_then(|seq| seq.parse().ok())
-                .unwrap_or(0),
-            seam: "probe.wake_requested".to_owned(),
-            caller_session_id: Some(session.clone()),
-            probe: probe.clone(),
-            component,
-            category: issue.category.clone(),
-            severity: issue.severity,
-            traceparent: entry.trace.clone(),
+        };
+        let known = state.args.store.iter().any(|incident| {
+            event
+                .caller_session_id
+                .as_ref()
+                .is_some_and(|session| incident.sessions.contains(session))
         });
+        if !known {
+            events.push(event);
+        } else if event.severity == Severity::Critical
+            && let Some(session) = event.caller_session_id
+        {
+            state
+                .open_critical
+                .entry(component)
+                .or_default()
+                .insert(session);
+        }
     }
     events.sort_by_key(|event| event.seq);
     events
