@@ -13,7 +13,6 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
-use tokio::time::Instant;
 
 use super::ApiContext;
 use crate::audit::AuditReader;
@@ -45,7 +44,7 @@ pub(super) async fn page() -> impl IntoResponse {
 /// `GET /api/dashboard`: everything the page renders, in one response.
 pub(super) async fn data(State(context): State<ApiContext>) -> impl IntoResponse {
     let probes = probes(&context);
-    let mut issues = issues(&context);
+    let mut issues = super::issues::open_issues(&context);
     let sessions: Vec<String> = issues
         .iter()
         .filter_map(|i| i["caller_session_id"].as_str().map(str::to_owned))
@@ -130,35 +129,6 @@ fn probes(context: &ApiContext) -> Vec<Value> {
             })
         })
         .collect()
-}
-
-fn issues(context: &ApiContext) -> Vec<Value> {
-    let now = Instant::now();
-    let view = &context.probes;
-    let mut issues: Vec<Value> = view
-        .store
-        .iter()
-        .filter_map(|entry| {
-            let issue = entry.machine.open_issue()?;
-            let component = view
-                .probes
-                .iter()
-                .find(|p| &p.name == entry.key())
-                .map(|p| p.component_name().to_owned());
-            Some(json!({
-                "probe": entry.key(),
-                "component": component,
-                "category": issue.category,
-                "severity": issue.severity,
-                "caller_session_id": entry.session,
-                "acknowledged": entry.acked,
-                "woken": issue.woken,
-                "open_for_s": now.saturating_duration_since(issue.opened_at).as_secs(),
-            }))
-        })
-        .collect();
-    issues.sort_by(|a, b| a["probe"].as_str().cmp(&b["probe"].as_str()));
-    issues
 }
 
 fn incidents(context: &ApiContext) -> Vec<Value> {

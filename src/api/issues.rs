@@ -17,6 +17,12 @@ const MAX_NOTE_BYTES: usize = 4096;
 
 /// `GET /api/issues`: every open issue, by probe.
 pub(super) async fn list(State(context): State<ApiContext>) -> Json<Value> {
+    Json(json!({ "issues": open_issues(&context) }))
+}
+
+/// Every open issue as the API shows it, sorted by probe (also the
+/// dashboard's issue list).
+pub(super) fn open_issues(context: &ApiContext) -> Vec<Value> {
     let now = Instant::now();
     let view = &context.probes;
     let mut issues: Vec<Value> = view
@@ -43,7 +49,7 @@ pub(super) async fn list(State(context): State<ApiContext>) -> Json<Value> {
         })
         .collect();
     issues.sort_by(|a, b| a["probe"].as_str().cmp(&b["probe"].as_str()));
-    Json(json!({ "issues": issues }))
+    issues
 }
 
 #[derive(Debug, Default, Deserialize)]
