@@ -1401,8 +1401,10 @@ async fn supervise(
                 // the last-known-good one (the caller boots once more on it).
                 let good = crate::escalation::snapshot::restore_config(&state_dir).ok();
                 if let (Some(good), Some(current)) = (good, &options.config_text)
-                    && &good != current
+                    && good != crate::settings::seal_config_text(current)
                 {
+                    // The kept copy has its inline secrets redacted; they come back from the current text.
+                    let good = crate::settings::unseal_config_text(&good, current);
                     state.stop();
                     shared.audit.append_nowait(NewRow::new("service.meltdown", json!({ "meltdowns": meltdowns, "action": "rollback_config" })));
                     shared.audit.append_nowait(NewRow::new("service.config_rolled_back", json!({ "from": "the configuration this boot ran on", "to": crate::escalation::snapshot::config_snapshot_path(&state_dir).display().to_string() })));

@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::settings::{InvestigatorKind, InvestigatorSettings, Secret, Severity};
+use crate::settings::{InvestigatorKind, InvestigatorSettings, Secret, SecretUrl, Severity, scrub};
 
 pub use budget::BudgetSnapshot;
 
@@ -142,8 +142,8 @@ pub enum InvestigateError {
 #[derive(Debug)]
 enum Engine {
     None,
-    Webhook { url: String },
-    Openai { endpoint: String, model: String },
+    Webhook { url: SecretUrl },
+    Openai { endpoint: SecretUrl, model: String },
 }
 
 /// What every call shares; behind an `Arc` so an investigator clones cheaply.
@@ -208,7 +208,8 @@ impl Investigator {
             InvestigatorKind::Openai => {
                 let base = settings
                     .base_url
-                    .as_deref()
+                    .as_ref()
+                    .map(SecretUrl::expose)
                     .ok_or(InvestigateError::Missing {
                         key: "investigator.base_url",
                         kind,
@@ -222,7 +223,10 @@ impl Investigator {
                         kind,
                     })?;
                 Engine::Openai {
-                    endpoint: format!("{}/chat/completions", base.trim_end_matches('/')),
+                    endpoint: SecretUrl::new(format!(
+                        "{}/chat/completions",
+                        base.trim_end_matches('/')
+                    )),
                     model,
                 }
             }
@@ -307,22 +311,31 @@ impl Investigator {
     async fn ask(&self, request: &InvestigationRequest) -> Result<EngineAnswer, String> {
         let inner = &self.inner;
         let api_key = inner.api_key.as_ref().map(Secret::expose);
-        match &inner.engine {
-            Engine::None => Err("no engine configured".to_owned()),
-            Engine::Webhook { url } => {
-                webhook::call(&inner.http, url, api_key, inner.timeout, request).await
-            }
+        let (result, url) = match &inner.engine {
+            Engine::None => return Err("no engine configured".to_owned()),
+            Engine::Webhook { url } => (
+                webhook::call(&inner.http, url.expose(), api_key, inner.timeout, request).await,
+                url,
+            ),
             Engine::Openai { endpoint, model } => {
                 let call = openai::Call {
-                    endpoint,
+                    endpoint: endpoint.expose(),
                     model,
                     api_key,
                     timeout: inner.timeout,
                     max_tokens: inner.max_tokens,
                 };
-                openai::call(&inner.http, &call, request).await
+                (openai::call(&inner.http, &call, request).await, endpoint)
             }
-        }
+        };
+        // The reason may quote what the engine echoed back.
+        result.map_err(|reason| {
+            let parts = url.secret_parts();
+            scrub(
+                &reason,
+                parts.iter().map(String::as_str).chain(api_key),
+            )
+        })
     }
 
     /// Calls and spending so far against the limits.

@@ -30,7 +30,7 @@ use reqwest::Url;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use serde::{Deserialize, Serialize};
 
-use crate::settings::{NotifierKind, NotifierSettings, Secret, Severity};
+use crate::settings::{NotifierKind, NotifierSettings, Secret, SecretUrl, Severity};
 use retry::{Request, RetryPolicy};
 use webhook::Webhook;
 
@@ -225,6 +225,9 @@ pub struct Notifier {
     channel: Channel,
     policy: RetryPolicy,
     http: reqwest::Client,
+    /// The URL's secret parts and the header values, blanked out of any
+    /// error text a receiver answers with.
+    redact: Vec<Secret>,
 }
 
 /// What a notifier kind needs at send time.
@@ -261,17 +264,22 @@ impl Notifier {
                     settings.secret.as_ref(),
                     settings.secret_file.as_deref(),
                 )?;
-                let url = url(&name, settings.url.as_deref())?;
+                let url = url(&name, settings.url.as_ref().map(SecretUrl::expose))?;
                 Channel::Webhook(Webhook::build(&name, url, secret, &settings.headers)?)
             }
             NotifierKind::Slack => Channel::Slack {
-                url: url(&name, settings.url.as_deref())?,
+                url: url(&name, settings.url.as_ref().map(SecretUrl::expose))?,
                 channel: settings.channel.clone(),
             },
             NotifierKind::Pagerduty => Channel::Pagerduty {
                 url: url(
                     &name,
-                    Some(settings.url.as_deref().unwrap_or(PAGERDUTY_EVENTS_URL)),
+                    Some(
+                        settings
+                            .url
+                            .as_ref()
+                            .map_or(PAGERDUTY_EVENTS_URL, SecretUrl::expose),
+                    ),
                 )?,
                 routing_key: secret(
                     &name,
@@ -284,7 +292,15 @@ impl Notifier {
                 })?,
             },
         };
+        let redact = settings
+            .url
+            .iter()
+            .flat_map(SecretUrl::secret_parts)
+            .map(Secret::new)
+            .chain(settings.headers.values().cloned())
+            .collect();
         Ok(Notifier {
+            redact,
             name,
             kind,
             min_severity: settings.min_severity,
@@ -346,7 +362,10 @@ impl Notifier {
             ),
         };
         match built {
-            Ok(request) => retry::deliver(&self.http, &self.name, self.policy, request).await,
+            Ok(mut request) => {
+                request.redact.extend(self.redact.iter().cloned());
+                retry::deliver(&self.http, &self.name, self.policy, request).await
+            }
             Err(error) => Delivery {
                 notifier: self.name.clone(),
                 outcome: DeliveryOutcome::Failed,

@@ -30,7 +30,7 @@ use crate::debounce::{DebounceStore, LatestObservations};
 use crate::managed::ManagedMsg;
 use crate::messages::{Health, IssueEvent};
 use crate::notify::{DeliveryOutcome, Notice, NoticeStatus, Notifiers};
-use crate::settings::{ComponentSettings, Severity, TierKind};
+use crate::settings::{ComponentSettings, SecretUrl, Severity, TierKind};
 
 /// Cycle progress per component, made once in `app.rs`.
 pub type CycleStore = Arc<dashmap::DashMap<String, CycleRecord>>;
@@ -567,13 +567,13 @@ async fn tier_step(
     });
     match tier.kind {
         Some(TierKind::Webhook) => {
-            let url = tier.url.clone().unwrap_or_default();
+            let url = tier.url.clone().unwrap_or_else(|| SecretUrl::new(""));
             let key = format!(
                 "{}:{}:{attempt}",
                 record.session.clone().unwrap_or_default(),
                 tier.name
             );
-            let answer = call_webhook(&url, tier.timeout(), &ctx.http, &key, &context).await;
+            let answer = call_webhook(&url, &tier.headers, tier.timeout(), &ctx.http, &key, &context).await;
             let status = match answer.status {
                 TierStatus::Fixed => "fixed",
                 TierStatus::Rejected => "rejected",

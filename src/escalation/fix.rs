@@ -20,7 +20,7 @@ use tokio::time::Instant;
 
 use super::{excerpt, millis};
 use crate::process::Ended;
-use crate::settings::{FixActionSettings, FixKind};
+use crate::settings::{FixActionSettings, FixKind, SecretUrl, scrub};
 
 /// Default for `fix.action.timeout`.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -131,7 +131,33 @@ async fn run_command(argv: &[String], timeout: Duration) -> (bool, String, Optio
     }
 }
 
+/// [`exchange`] with every configured header value and the URL's secret
+/// parts blanked out of the output and the error: the endpoint may echo
+/// them, and both are recorded.
 async fn run_http(
+    action: &FixActionSettings,
+    http: &reqwest::Client,
+    timeout: Duration,
+) -> (bool, String, Option<String>) {
+    let (ok, output, error) = exchange(action, http, timeout).await;
+    let parts = action
+        .url
+        .as_deref()
+        .map(|url| SecretUrl::new(url).secret_parts())
+        .unwrap_or_default();
+    let secrets: Vec<&str> = parts
+        .iter()
+        .map(String::as_str)
+        .chain(action.headers.values().map(|value| value.expose()))
+        .collect();
+    (
+        ok,
+        scrub(&output, secrets.iter().copied()),
+        error.map(|error| scrub(&error, secrets.iter().copied())),
+    )
+}
+
+async fn exchange(
     action: &FixActionSettings,
     http: &reqwest::Client,
     timeout: Duration,
@@ -152,7 +178,7 @@ async fn run_http(
     };
     let mut request = http.request(method, url).timeout(timeout);
     for (name, value) in &action.headers {
-        request = request.header(name, value);
+        request = request.header(name, value.expose());
     }
     if let Some(body) = &action.body {
         request = request.body(body.clone());
@@ -161,14 +187,14 @@ async fn run_http(
         let mut response = crate::telemetry::trace::inject(request)
             .send()
             .await
-            .map_err(|e| describe(&e, timeout))?;
+            .map_err(|e| describe(e, timeout))?;
         let status = response.status();
         let mut body = Vec::new();
         while body.len() < MAX_READ {
             match response.chunk().await {
                 Ok(Some(chunk)) => body.extend_from_slice(&chunk),
                 Ok(None) => break,
-                Err(error) => return Err(describe(&error, timeout)),
+                Err(error) => return Err(describe(error, timeout)),
             }
         }
         Ok((status, body))
@@ -194,7 +220,9 @@ async fn run_http(
     }
 }
 
-fn describe(error: &reqwest::Error, timeout: Duration) -> String {
+/// A transport error without its URL (the URL may hold a credential).
+fn describe(error: reqwest::Error, timeout: Duration) -> String {
+    let error = error.without_url();
     if error.is_timeout() {
         format!("timed out after {}", humantime::format_duration(timeout))
     } else if error.is_connect() {

@@ -295,13 +295,16 @@ pub fn config_snapshot_path(state_dir: &Path) -> PathBuf {
 }
 
 /// Keeps `config_text` (a configuration that passed validation) as the
-/// last-known-good one. Returns where it was written.
+/// last-known-good one, its inline secrets redacted
+/// ([`seal_config_text`](crate::settings::seal_config_text); a rollback
+/// takes them from the configuration it replaces). Returns where it was written.
 pub fn snapshot_config(state_dir: &Path, config_text: &str) -> Result<PathBuf, SnapshotError> {
     let path = config_snapshot_path(state_dir);
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(io(parent))?;
     }
-    write_atomic(&path, config_text.as_bytes()).map_err(io(&path))?;
+    let sealed = crate::settings::seal_config_text(config_text);
+    write_atomic(&path, sealed.as_bytes()).map_err(io(&path))?;
     Ok(path)
 }
 

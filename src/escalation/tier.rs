@@ -15,6 +15,7 @@ use tokio::time::Instant;
 
 use super::{excerpt, millis};
 use crate::notify::IDEMPOTENCY_KEY_HEADER;
+use crate::settings::{SecretMap, SecretUrl, scrub};
 
 /// The largest answer read; a longer one is a failed call.
 pub const MAX_ANSWER_BYTES: usize = 1024 * 1024;
@@ -74,25 +75,69 @@ struct Reply {
 /// How much of a bad body goes into the error.
 const ERROR_EXCERPT: usize = 200;
 
-/// POSTs `context` to `url` and parses the answer, within `timeout`.
+/// POSTs `context` to `url` with the tier's `headers` and parses the
+/// answer, within `timeout`. The error and notes never carry the URL's
+/// secret parts or a header value, even when the tier echoes them back.
 pub async fn call_webhook(
-    url: &str,
+    url: &SecretUrl,
+    headers: &SecretMap,
+    timeout: Duration,
+    http: &reqwest::Client,
+    idempotency_key: &str,
+    context: &serde_json::Value,
+) -> TierAnswer {
+    let mut answer = exchange(url, headers, timeout, http, idempotency_key, context).await;
+    let parts = url.secret_parts();
+    let secrets: Vec<&str> = parts
+        .iter()
+        .map(String::as_str)
+        .chain(headers.values().map(|value| value.expose()))
+        .collect();
+    for text in [&mut answer.error, &mut answer.notes].into_iter().flatten() {
+        *text = scrub(text, secrets.iter().copied());
+    }
+    answer
+}
+
+async fn exchange(
+    url: &SecretUrl,
+    headers: &SecretMap,
     timeout: Duration,
     http: &reqwest::Client,
     idempotency_key: &str,
     context: &serde_json::Value,
 ) -> TierAnswer {
     let started = Instant::now();
+    let mut configured = reqwest::header::HeaderMap::new();
+    for (name, value) in headers {
+        let parsed = (
+            reqwest::header::HeaderName::from_bytes(name.as_bytes()),
+            reqwest::header::HeaderValue::from_str(value.expose()),
+        );
+        let (Ok(name), Ok(mut value)) = parsed else {
+            return TierAnswer {
+                status: TierStatus::Failed,
+                notes: None,
+                patch: None,
+                http_status: None,
+                error: Some(format!("header {name} is not a valid HTTP header (value not shown)")),
+                duration_ms: 0,
+            };
+        };
+        value.set_sensitive(true);
+        configured.insert(name, value);
+    }
     let call = async {
         let builder = http
-            .post(url)
+            .post(url.expose())
+            .headers(configured)
             .header(IDEMPOTENCY_KEY_HEADER, idempotency_key)
             .json(context)
             .timeout(timeout);
         let mut response = crate::telemetry::trace::inject(builder)
             .send()
             .await
-            .map_err(|error| (None, describe(&error, timeout)))?;
+            .map_err(|error| (None, describe(error, timeout)))?;
         let status = response.status().as_u16();
         if response
             .content_length()
@@ -110,7 +155,7 @@ pub async fn call_webhook(
                     }
                     body.extend_from_slice(&chunk);
                 }
-                Err(error) => return Err((Some(status), describe(&error, timeout))),
+                Err(error) => return Err((Some(status), describe(error, timeout))),
             }
         }
         Ok((status, body))
@@ -173,7 +218,9 @@ pub async fn call_webhook(
     }
 }
 
-fn describe(error: &reqwest::Error, timeout: Duration) -> String {
+/// A transport error without its URL (the URL may hold a credential).
+fn describe(error: reqwest::Error, timeout: Duration) -> String {
+    let error = error.without_url();
     if error.is_timeout() {
         format!("timed out after {}", humantime::format_duration(timeout))
     } else if error.is_connect() {

@@ -111,7 +111,7 @@ fn settings(kind: InvestigatorKind) -> InvestigatorSettings {
 
 fn webhook(url: &str) -> InvestigatorSettings {
     InvestigatorSettings {
-        url: Some(format!("{url}/investigate")),
+        url: Some(format!("{url}/investigate").into()),
         ..settings(InvestigatorKind::Webhook)
     }
 }
@@ -326,7 +326,7 @@ async fn openai_request_shape_usage_and_cost() {
     let key_file = dir.path().join("key");
     std::fs::write(&key_file, "sk-test-123\n").unwrap();
     let settings = InvestigatorSettings {
-        base_url: Some(format!("{url}/v1/")),
+        base_url: Some(format!("{url}/v1/").into()),
         model: Some("llama3.1:8b".to_owned()),
         api_key_file: Some(key_file),
         max_tokens: 321,
@@ -378,7 +378,7 @@ async fn openai_request_shape_usage_and_cost() {
 async fn openai_without_choices_falls_back() {
     let (url, _) = server(200, r#"{"choices": []}"#, Duration::ZERO).await;
     let settings = InvestigatorSettings {
-        base_url: Some(url),
+        base_url: Some(url.into()),
         model: Some("m".to_owned()),
         ..settings(InvestigatorKind::Openai)
     };

@@ -116,7 +116,12 @@ pub(crate) fn spawn(
     let mut command = tokio::process::Command::new(resolve_program(program));
     command
         .args(args)
-        .envs(&settings.env)
+        .envs(
+            settings
+                .env
+                .iter()
+                .map(|(name, value)| (name, value.expose())),
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

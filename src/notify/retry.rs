@@ -245,11 +245,6 @@ fn describe(error: reqwest::Error) -> String {
     text
 }
 
-fn redact(mut text: String, secrets: &[Secret]) -> String {
-    for secret in secrets {
-        if !secret.expose().is_empty() {
-            text = text.replace(secret.expose(), "***");
-        }
-    }
-    text
+fn redact(text: String, secrets: &[Secret]) -> String {
+    crate::settings::scrub(&text, secrets.iter().map(Secret::expose))
 }

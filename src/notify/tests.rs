@@ -96,7 +96,7 @@ fn settings(name: &str, kind: NotifierKind, url: Option<&str>) -> NotifierSettin
     NotifierSettings {
         name: name.to_owned(),
         kind: Some(kind),
-        url: url.map(str::to_owned),
+        url: url.map(Into::into),
         timeout: Duration::from_secs(2),
         retries: 3,
         backoff_min: Duration::from_millis(10),
@@ -141,7 +141,7 @@ async fn webhook_posts_the_notice_with_idempotency_key_and_signature() {
     let (receiver, url) = receiver(&[]).await;
     let mut webhook = settings("hook", NotifierKind::Webhook, Some(&url));
     webhook.secret = Some(Secret::new("k3y"));
-    webhook.headers = BTreeMap::from([("X-Team".to_owned(), "ops".to_owned())]);
+    webhook.headers = BTreeMap::from([("X-Team".to_owned(), "ops".into())]);
     let notifiers = one(webhook);
     let notifier = notifiers.get("hook").unwrap();
     assert!(notifier.honours_idempotency_key());
@@ -488,7 +488,7 @@ fn from_settings_rejects_what_validation_would() {
         "{bad}"
     );
     let mut header = settings("w", NotifierKind::Webhook, Some("http://127.0.0.1:1/"));
-    header.headers = BTreeMap::from([("Authorization".to_owned(), "Bearer tok\n".to_owned())]);
+    header.headers = BTreeMap::from([("Authorization".to_owned(), "Bearer tok\n".into())]);
     let bad = error(header);
     assert!(
         bad.contains("Authorization") && !bad.contains("tok"),

@@ -3,8 +3,6 @@
 //! secret is configured, an HMAC-SHA256 signature of the exact body bytes
 //! so the receiver can tell Warden from anyone who learnt the URL.
 
-use std::collections::BTreeMap;
-
 use hmac::{Hmac, Mac as _};
 use reqwest::Url;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
@@ -12,7 +10,7 @@ use sha2::Sha256;
 
 use super::retry::Request;
 use super::{Notice, NotifyError};
-use crate::settings::Secret;
+use crate::settings::{Secret, SecretMap};
 
 /// The header carrying the notice's idempotency key.
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
@@ -36,7 +34,7 @@ impl Webhook {
         notifier: &str,
         url: Url,
         secret: Option<Secret>,
-        configured: &BTreeMap<String, String>,
+        configured: &SecretMap,
     ) -> Result<Self, NotifyError> {
         let mut headers = HeaderMap::new();
         for (name, value) in configured {
@@ -45,7 +43,7 @@ impl Webhook {
                 header: name.clone(),
             };
             let name = HeaderName::try_from(name.as_str()).map_err(|_| bad())?;
-            let mut value = HeaderValue::try_from(value.as_str()).map_err(|_| bad())?;
+            let mut value = HeaderValue::try_from(value.expose()).map_err(|_| bad())?;
             value.set_sensitive(true);
             headers.insert(name, value);
         }

@@ -19,7 +19,7 @@ use reqwest::{Method, StatusCode, Url};
 use super::check::ProbeError;
 use super::facts::{CheckOutcome, Facts};
 use crate::messages::Health;
-use crate::settings::ProbeSettings;
+use crate::settings::{ProbeSettings, scrub};
 
 /// `max_body_bytes` when not set.
 const DEFAULT_MAX_BODY: ByteSize = ByteSize::kib(64);
@@ -52,6 +52,9 @@ pub(crate) struct HttpCheck {
     expect_status: Option<u16>,
     max_body: ByteSize,
     max_redirects: u32,
+    /// The configured header values: a target may echo them back in its
+    /// body or an error, and neither may carry them further.
+    secrets: Vec<String>,
 }
 
 impl HttpCheck {
@@ -93,13 +96,13 @@ impl HttpCheck {
                     name: key.clone(),
                 })?;
             let mut value =
-                HeaderValue::from_str(value).map_err(|_| ProbeError::BadHeaderValue {
+                HeaderValue::from_str(value.expose()).map_err(|_| ProbeError::BadHeaderValue {
                     probe: name(),
                     name: key.clone(),
                 })?;
-            if is_sensitive(&header) {
-                value.set_sensitive(true);
-            }
+            // Every configured header value is a secret, not only the
+            // well-known credential headers.
+            value.set_sensitive(true);
             headers.append(header, value);
         }
         Ok(Self {
@@ -111,10 +114,30 @@ impl HttpCheck {
             expect_status: probe.expect_status,
             max_body: probe.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY),
             max_redirects: probe.max_redirects.unwrap_or(DEFAULT_MAX_REDIRECTS),
+            secrets: probe
+                .headers
+                .values()
+                .map(|value| value.expose().to_owned())
+                .collect(),
         })
     }
 
     pub(crate) async fn run(&self) -> CheckOutcome {
+        let mut outcome = self.exchange().await;
+        if !self.secrets.is_empty() {
+            let scrub = |text: &str| scrub(text, self.secrets.iter().map(String::as_str));
+            let facts = &mut outcome.facts;
+            for text in [&mut facts.body, &mut facts.error].into_iter().flatten() {
+                *text = scrub(text);
+            }
+            for reason in &mut outcome.reasons {
+                *reason = scrub(reason);
+            }
+        }
+        outcome
+    }
+
+    async fn exchange(&self) -> CheckOutcome {
         let mut facts = Facts::default();
         let mut method = self.method.clone();
         let mut url = self.url.clone();
@@ -223,10 +246,6 @@ impl HttpCheck {
             }
         }
     }
-}
-
-fn is_sensitive(header: &HeaderName) -> bool {
-    [AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION].contains(header)
 }
 
 /// 303 always becomes GET (except HEAD); 301/302 turn a POST into a GET, as

@@ -11,6 +11,8 @@ use std::time::Duration;
 use bytesize::ByteSize;
 use serde::{Deserialize, Serialize};
 
+use super::{SecretMap, SecretUrl};
+
 /// How much a component matters; incidents use it for severity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -42,8 +44,11 @@ pub struct ComponentSettings {
     pub criticality: Criticality,
     /// A process Warden runs and restarts itself (argv, no shell). Empty: not managed.
     pub run: Vec<String>,
-    /// Extra environment for `run`.
-    pub env: BTreeMap<String, String>,
+    /// Extra environment for `run`; the values are secret.
+    pub env: SecretMap,
+    /// Extra environment for `run` whose values are read from files
+    /// (name → path; surrounding whitespace ignored).
+    pub env_files: BTreeMap<String, PathBuf>,
     /// Working directory for `run`. Default: Warden's own.
     pub cwd: Option<PathBuf>,
     /// Signal that asks the process to stop (`TERM`, `INT`, `HUP`, `QUIT`, `USR1`, `USR2`). Default `TERM`.
@@ -84,7 +89,8 @@ impl Default for ComponentSettings {
             depends_on: Vec::new(),
             criticality: Criticality::Normal,
             run: Vec::new(),
-            env: BTreeMap::new(),
+            env: SecretMap::new(),
+            env_files: BTreeMap::new(),
             cwd: None,
             stop_signal: "TERM".to_owned(),
             stop_timeout: Duration::from_secs(10),
@@ -177,8 +183,10 @@ pub struct FixActionSettings {
     pub url: Option<String>,
     /// `http`: the method. Default `POST`.
     pub method: Option<String>,
-    /// `http`: extra headers.
-    pub headers: BTreeMap<String, String>,
+    /// `http`: extra headers; the values are secret.
+    pub headers: SecretMap,
+    /// `http`: extra headers whose values are read from files (name → path).
+    pub headers_files: BTreeMap<String, PathBuf>,
     /// `http`: the body.
     pub body: Option<String>,
     /// Longest the action may take. Default `60s`.
@@ -234,8 +242,22 @@ pub struct TierSettings {
     pub name: String,
     /// `webhook` or `notifier`. Required.
     pub kind: Option<TierKind>,
-    /// `webhook`: where to POST.
-    pub url: Option<String>,
+    /// `webhook`: where to POST. Its userinfo and query are secret; `https`
+    /// unless the host is loopback or `allow_insecure_http` is set.
+    pub url: Option<SecretUrl>,
+    /// `webhook`: a file holding `url` (surrounding whitespace ignored).
+    pub url_file: Option<PathBuf>,
+    /// `webhook`: extra request headers (e.g. `Authorization`); the values
+    /// are secret.
+    pub headers: SecretMap,
+    /// `webhook`: extra request headers whose values are read from files
+    /// (name → path; surrounding whitespace ignored).
+    pub headers_files: BTreeMap<String, PathBuf>,
+    /// `webhook`: a file holding a bearer token, sent as
+    /// `Authorization: Bearer <token>`.
+    pub bearer_token_file: Option<PathBuf>,
+    /// `webhook`: allow plain `http` to a non-loopback host. Default false.
+    pub allow_insecure_http: bool,
     /// `notifier`: the notifier's name.
     pub notifier: Option<String>,
     /// Calls to this tier per cycle before moving up. Default 1.

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::Secret;
+use super::{Secret, SecretUrl};
 
 /// Which engine writes investigation summaries.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,10 +40,16 @@ impl InvestigatorKind {
 pub struct InvestigatorSettings {
     /// `none`, `webhook` or `openai`. Default `none`.
     pub kind: InvestigatorKind,
-    /// Webhook: the http(s) URL the request is POSTed to. Required for `webhook`.
-    pub url: Option<String>,
-    /// OpenAI: the API base, e.g. `http://127.0.0.1:11434/v1`. Required for `openai`.
-    pub base_url: Option<String>,
+    /// Webhook: the http(s) URL the request is POSTed to. Required for
+    /// `webhook`. Its userinfo and query are secret.
+    pub url: Option<SecretUrl>,
+    /// Webhook: a file holding `url` (surrounding whitespace ignored).
+    pub url_file: Option<PathBuf>,
+    /// OpenAI: the API base, e.g. `http://127.0.0.1:11434/v1`. Required for
+    /// `openai`. Its userinfo and query are secret.
+    pub base_url: Option<SecretUrl>,
+    /// OpenAI: a file holding `base_url` (surrounding whitespace ignored).
+    pub base_url_file: Option<PathBuf>,
     /// OpenAI: the model name. Required for `openai`.
     pub model: Option<String>,
     /// Bearer key sent to the engine. Prefer `api_key_file` or `api_key_env`. Default: none.
@@ -76,7 +82,9 @@ impl Default for InvestigatorSettings {
         Self {
             kind: InvestigatorKind::None,
             url: None,
+            url_file: None,
             base_url: None,
+            base_url_file: None,
             model: None,
             api_key: None,
             api_key_file: None,

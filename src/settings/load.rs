@@ -87,6 +87,7 @@ pub fn load_with_env(
     let (mut settings, mut problems) = deserialize_collecting(merged.cache);
     if let Some(settings) = &mut settings {
         problems.extend(apply_fix_overrides(settings, &fix_overrides));
+        problems.extend(super::sources::resolve(settings));
         problems.extend(validate(settings));
     }
     match settings {
@@ -225,7 +226,7 @@ fn unknown_field(message: &str) -> Option<&str> {
 fn is_secret_key(path: &[String]) -> bool {
     path.iter().any(|part| {
         let part = part.to_ascii_lowercase();
-        ["token", "secret", "password", "api_key"]
+        ["token", "secret", "password", "api_key", "url", "headers", "env"]
             .iter()
             .any(|word| part.contains(word))
     })

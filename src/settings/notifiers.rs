@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Secret, Severity};
+use super::{Secret, SecretMap, SecretUrl, Severity};
 
 /// The kinds of notifier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,8 +49,11 @@ pub struct NotifierSettings {
     /// Least severity delivered; quieter notices are skipped. Default `info`.
     pub min_severity: Severity,
     /// `webhook`, `slack`: the URL to POST to (required). `pagerduty`:
-    /// default `https://events.pagerduty.com/v2/enqueue`.
-    pub url: Option<String>,
+    /// default `https://events.pagerduty.com/v2/enqueue`. Its userinfo and
+    /// query are secret; for `slack` the whole URL is.
+    pub url: Option<SecretUrl>,
+    /// A file holding `url` (surrounding whitespace ignored).
+    pub url_file: Option<PathBuf>,
     /// `webhook`: HMAC-SHA256 key; signs each body (`X-Warden-Signature`).
     pub secret: Option<Secret>,
     /// `webhook`: a file holding the HMAC key (surrounding whitespace ignored).
@@ -59,8 +62,11 @@ pub struct NotifierSettings {
     pub routing_key: Option<Secret>,
     /// `pagerduty`: a file holding the routing key.
     pub routing_key_file: Option<PathBuf>,
-    /// `webhook`: extra request headers.
-    pub headers: BTreeMap<String, String>,
+    /// `webhook`: extra request headers; the values are secret.
+    pub headers: SecretMap,
+    /// `webhook`: extra request headers whose values are read from files
+    /// (name → path; surrounding whitespace ignored).
+    pub headers_files: BTreeMap<String, PathBuf>,
     /// Longest one delivery attempt may take. Default `10s`.
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
@@ -85,11 +91,13 @@ impl Default for NotifierSettings {
             kind: None,
             min_severity: Severity::Info,
             url: None,
+            url_file: None,
             secret: None,
             secret_file: None,
             routing_key: None,
             routing_key_file: None,
-            headers: BTreeMap::new(),
+            headers: SecretMap::new(),
+            headers_files: BTreeMap::new(),
             timeout: Duration::from_secs(10),
             retries: 5,
             backoff_min: Duration::from_millis(500),

@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytesize::ByteSize;
 use serde::{Deserialize, Serialize};
 
-use super::DebounceOverride;
+use super::{DebounceOverride, SecretMap};
 
 /// The kinds of probe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,8 +97,11 @@ pub struct ProbeSettings {
     pub url: Option<String>,
     /// `http`: the method. Default `GET`.
     pub method: Option<String>,
-    /// `http`: extra request headers.
-    pub headers: BTreeMap<String, String>,
+    /// `http`: extra request headers; the values are secret.
+    pub headers: SecretMap,
+    /// `http`: extra request headers whose values are read from files
+    /// (name → path; surrounding whitespace ignored).
+    pub headers_files: BTreeMap<String, std::path::PathBuf>,
     /// `http`: request body.
     pub body: Option<String>,
     /// `http`: the expected status code. Default: any 2xx.

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::InvestigatorKind;
 use super::components::{ComponentSettings, FixKind, TierKind};
-use super::{NotifierKind, NotifierSettings, ProbeKind, ProbeSettings, Settings};
+use super::{NotifierKind, NotifierSettings, ProbeKind, ProbeSettings, SecretUrl, Settings, redact_url};
 
 /// The shortest probe interval Warden accepts; faster polling is load, not insight.
 const MIN_INTERVAL: Duration = Duration::from_millis(100);
@@ -313,16 +313,19 @@ fn notifier_kind_fields(
 ) {
     let uses = |field: &str| match field {
         "url" => kind != NotifierKind::Log,
-        "secret" | "secret_file" | "headers" => kind == NotifierKind::Webhook,
+        "url_file" => kind != NotifierKind::Log,
+        "secret" | "secret_file" | "headers" | "headers_files" => kind == NotifierKind::Webhook,
         "routing_key" | "routing_key_file" => kind == NotifierKind::Pagerduty,
         "channel" => kind == NotifierKind::Slack,
         _ => true,
     };
     let given = [
-        ("url", notifier.url.is_some()),
+        ("url", notifier.url.is_some() && notifier.url_file.is_none()),
+        ("url_file", notifier.url_file.is_some()),
         ("secret", notifier.secret.is_some()),
         ("secret_file", notifier.secret_file.is_some()),
-        ("headers", !notifier.headers.is_empty()),
+        ("headers", notifier.headers.len() > notifier.headers_files.len()),
+        ("headers_files", !notifier.headers_files.is_empty()),
         ("routing_key", notifier.routing_key.is_some()),
         ("routing_key_file", notifier.routing_key_file.is_some()),
         ("channel", notifier.channel.is_some()),
@@ -335,7 +338,7 @@ fn notifier_kind_fields(
             );
         }
     }
-    match (kind, notifier.url.as_deref()) {
+    match (kind, notifier.url.as_ref().map(SecretUrl::expose)) {
         (NotifierKind::Log | NotifierKind::Pagerduty, None) => {}
         (NotifierKind::Webhook | NotifierKind::Slack, None) => problems.push(
             format!("{at}.url"),
@@ -345,7 +348,7 @@ fn notifier_kind_fields(
             if !http_url(url) {
                 problems.push(
                     format!("{at}.url"),
-                    format!("\"{url}\" is not an http(s) URL"),
+                    format!("\"{}\" is not an http(s) URL", redact_url(url, false)),
                 );
             }
         }
@@ -370,12 +373,12 @@ fn investigator(settings: &Settings, problems: &mut Problems) {
     let inv = &settings.investigator;
     match inv.kind {
         InvestigatorKind::None => {}
-        InvestigatorKind::Webhook => match inv.url.as_deref() {
+        InvestigatorKind::Webhook => match inv.url.as_ref().map(SecretUrl::expose) {
             None => problems.push("investigator.url", "is required for kind webhook"),
             Some(url) => check_http_url(problems, "investigator.url", url),
         },
         InvestigatorKind::Openai => {
-            match inv.base_url.as_deref() {
+            match inv.base_url.as_ref().map(SecretUrl::expose) {
                 None => problems.push("investigator.base_url", "is required for kind openai"),
                 Some(url) => check_http_url(problems, "investigator.base_url", url),
             }
@@ -430,7 +433,10 @@ fn investigator(settings: &Settings, problems: &mut Problems) {
 fn check_http_url(problems: &mut Problems, key: &str, url: &str) {
     match url.parse::<axum::http::Uri>() {
         Ok(uri) if matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some() => {}
-        _ => problems.push(key, format!("\"{url}\" is not an http(s) URL")),
+        _ => problems.push(
+            key,
+            format!("\"{}\" is not an http(s) URL", redact_url(url, false)),
+        ),
     }
 }
 
@@ -581,8 +587,8 @@ fn probes(settings: &Settings, problems: &mut Problems) {
 
 fn probe_kind_fields(problems: &mut Problems, at: &str, kind: ProbeKind, probe: &ProbeSettings) {
     let uses = |field: &str| match field {
-        "url" | "method" | "headers" | "body" | "expect_status" | "max_body_bytes"
-        | "max_redirects" => kind == ProbeKind::Http,
+        "url" | "method" | "headers" | "headers_files" | "body" | "expect_status"
+        | "max_body_bytes" | "max_redirects" => kind == ProbeKind::Http,
         "address" => kind == ProbeKind::Tcp,
         "command" => kind == ProbeKind::Command,
         "max_silence" => kind == ProbeKind::Heartbeat,
@@ -594,7 +600,8 @@ fn probe_kind_fields(problems: &mut Problems, at: &str, kind: ProbeKind, probe: 
     let given = [
         ("url", probe.url.is_some()),
         ("method", probe.method.is_some()),
-        ("headers", !probe.headers.is_empty()),
+        ("headers", probe.headers.len() > probe.headers_files.len()),
+        ("headers_files", !probe.headers_files.is_empty()),
         ("body", probe.body.is_some()),
         ("expect_status", probe.expect_status.is_some()),
         ("max_body_bytes", probe.max_body_bytes.is_some()),
@@ -624,7 +631,7 @@ fn probe_kind_fields(problems: &mut Problems, at: &str, kind: ProbeKind, probe: 
                         && uri.host().is_some() => {}
                 _ => problems.push(
                     format!("{at}.url"),
-                    format!("\"{url}\" is not an http(s) URL"),
+                    format!("\"{}\" is not an http(s) URL", redact_url(url, false)),
                 ),
             },
         },
@@ -883,14 +890,15 @@ fn component_fix(problems: &mut Problems, at: &str, component: &ComponentSetting
     };
     let uses = |field: &str| match field {
         "command" => kind == FixKind::Command,
-        "url" | "method" | "headers" | "body" => kind == FixKind::Http,
+        "url" | "method" | "headers" | "headers_files" | "body" => kind == FixKind::Http,
         _ => true,
     };
     let given = [
         ("command", !action.command.is_empty()),
         ("url", action.url.is_some()),
         ("method", action.method.is_some()),
-        ("headers", !action.headers.is_empty()),
+        ("headers", action.headers.len() > action.headers_files.len()),
+        ("headers_files", !action.headers_files.is_empty()),
         ("body", action.body.is_some()),
     ];
     for (field, present) in given {
@@ -964,14 +972,27 @@ fn component_tiers(
                 if tier.notifier.is_some() {
                     problems.push(format!("{at}.notifier"), "is not used by kind webhook");
                 }
-                match tier.url.as_deref() {
+                match tier.url.as_ref().map(SecretUrl::expose) {
                     None => problems.push(format!("{at}.url"), "is required for kind webhook"),
-                    Some(url) => check_http_url(problems, &format!("{at}.url"), url),
+                    Some(url) => {
+                        check_http_url(problems, &format!("{at}.url"), url);
+                        tier_transport(problems, &at, url, tier.allow_insecure_http);
+                    }
                 }
+                header_names(problems, &format!("{at}.headers"), tier.headers.keys());
             }
             Some(TierKind::Notifier) => {
-                if tier.url.is_some() {
-                    problems.push(format!("{at}.url"), "is not used by kind notifier");
+                for (field, given) in [
+                    ("url", tier.url.is_some() && tier.url_file.is_none()),
+                    ("url_file", tier.url_file.is_some()),
+                    ("headers", tier.headers.len() > tier.headers_files.len() + usize::from(tier.bearer_token_file.is_some())),
+                    ("headers_files", !tier.headers_files.is_empty()),
+                    ("bearer_token_file", tier.bearer_token_file.is_some()),
+                    ("allow_insecure_http", tier.allow_insecure_http),
+                ] {
+                    if given {
+                        problems.push(format!("{at}.{field}"), "is not used by kind notifier");
+                    }
                 }
                 match tier.notifier.as_deref() {
                     None => {
@@ -984,6 +1005,41 @@ fn component_tiers(
                     Some(_) => {}
                 }
             }
+        }
+    }
+}
+
+/// A tier can act on the system and carries credentials, so it is reached
+/// over TLS unless it runs on this host or the operator opts out by name.
+fn tier_transport(problems: &mut Problems, at: &str, url: &str, allow_insecure_http: bool) {
+    let Ok(parsed) = reqwest::Url::parse(url) else {
+        return;
+    };
+    if parsed.scheme() != "http" || allow_insecure_http {
+        return;
+    }
+    let host = parsed.host_str().unwrap_or_default();
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if !loopback {
+        problems.push(
+            format!("{at}.url"),
+            format!(
+                "\"{}\" is plain http to a host that is not loopback; use https, or set {at}.allow_insecure_http = true",
+                redact_url(url, false)
+            ),
+        );
+    }
+}
+
+/// Each header name must be a valid HTTP header name.
+fn header_names<'a>(problems: &mut Problems, at: &str, names: impl Iterator<Item = &'a String>) {
+    for name in names {
+        if axum::http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            problems.push(format!("{at}.{name}"), "is not a valid HTTP header name");
         }
     }
 }

@@ -183,7 +183,7 @@ async fn http_2xx_is_ok_and_sends_method_headers_and_body() {
 
     let action = FixActionSettings {
         method: Some("PUT".to_owned()),
-        headers: BTreeMap::from([("x-token".to_owned(), "t0k".to_owned())]),
+        headers: BTreeMap::from([("x-token".to_owned(), "t0k".into())]),
         body: Some("{\"restart\":true}".to_owned()),
         ..http(format!("{base}/ok"))
     };

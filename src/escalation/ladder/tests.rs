@@ -9,7 +9,7 @@ fn tier(name: &str, attempts: u32, enabled: bool) -> TierSettings {
     TierSettings {
         name: name.to_owned(),
         kind: Some(TierKind::Webhook),
-        url: Some("http://127.0.0.1:9/".to_owned()),
+        url: Some("http://127.0.0.1:9/".into()),
         attempts: Some(attempts),
         enabled: Some(enabled),
         ..TierSettings::default()

@@ -58,7 +58,8 @@ async fn server(seen: Seen) -> String {
 async fn call(base: &str, path: &str, timeout: Duration) -> TierAnswer {
     let context = serde_json::json!({"component": "site", "entries": []});
     call_webhook(
-        &format!("{base}{path}"),
+        &crate::settings::SecretUrl::new(format!("{base}{path}")),
+        &crate::settings::SecretMap::new(),
         timeout,
         &reqwest::Client::new(),
         "tier:site:agent:1",

@@ -211,10 +211,9 @@ async fn headers_are_sent_but_not_to_another_origin() {
     settings
         .headers
         .insert("Authorization".into(), "Bearer t0ken".into());
-    assert_eq!(
-        run(&settings).await.facts.body.as_deref(),
-        Some("Bearer t0ken")
-    );
+    // The target echoes the header; a header value is a secret, so the
+    // recorded body has it blanked out (which also proves it was sent).
+    assert_eq!(run(&settings).await.facts.body.as_deref(), Some("***"));
 
     // Same server, different origin (localhost vs 127.0.0.1).
     let other = base.replace("127.0.0.1", "localhost");
