@@ -206,14 +206,12 @@ impl Investigator {
                 })?,
             },
             InvestigatorKind::Openai => {
-                let base = settings
-                    .base_url
-                    .as_ref()
-                    .map(SecretUrl::expose)
-                    .ok_or(InvestigateError::Missing {
+                let base = settings.base_url.as_ref().map(SecretUrl::expose).ok_or(
+                    InvestigateError::Missing {
                         key: "investigator.base_url",
                         kind,
-                    })?;
+                    },
+                )?;
                 let model = settings
                     .model
                     .clone()
@@ -328,14 +326,20 @@ impl Investigator {
                 (openai::call(&inner.http, &call, request).await, endpoint)
             }
         };
-        // The reason may quote what the engine echoed back.
-        result.map_err(|reason| {
-            let parts = url.secret_parts();
-            scrub(
-                &reason,
-                parts.iter().map(String::as_str).chain(api_key),
-            )
-        })
+        // The answer or the reason may quote what the engine was sent.
+        let parts = url.secret_parts();
+        let secrets: Vec<&str> = parts.iter().map(String::as_str).chain(api_key).collect();
+        let clean = |text: &str| scrub(text, secrets.iter().copied());
+        match result {
+            Ok(mut answer) => {
+                answer.summary = clean(&answer.summary);
+                for action in &mut answer.actions {
+                    *action = clean(action);
+                }
+                Ok(answer)
+            }
+            Err(reason) => Err(clean(&reason)),
+        }
     }
 
     /// Calls and spending so far against the limits.

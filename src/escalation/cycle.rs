@@ -573,7 +573,15 @@ async fn tier_step(
                 record.session.clone().unwrap_or_default(),
                 tier.name
             );
-            let answer = call_webhook(&url, &tier.headers, tier.timeout(), &ctx.http, &key, &context).await;
+            let answer = call_webhook(
+                &url,
+                &tier.headers,
+                tier.timeout(),
+                &ctx.http,
+                &key,
+                &context,
+            )
+            .await;
             let status = match answer.status {
                 TierStatus::Fixed => "fixed",
                 TierStatus::Rejected => "rejected",

@@ -120,7 +120,9 @@ async fn exchange(
                 notes: None,
                 patch: None,
                 http_status: None,
-                error: Some(format!("header {name} is not a valid HTTP header (value not shown)")),
+                error: Some(format!(
+                    "header {name} is not a valid HTTP header (value not shown)"
+                )),
                 duration_ms: 0,
             };
         };

@@ -466,3 +466,26 @@ fn api_key_sources() {
         "investigator.base_url is required for investigator kind openai"
     );
 }
+
+#[tokio::test]
+async fn an_engine_echoing_the_key_or_url_secret_has_it_blanked_out() {
+    let (url, seen) = server(
+        200,
+        r#"{"summary":"called with inv-key-0123 at token=inv-query-4567","actions":["use inv-key-0123"]}"#,
+        Duration::ZERO,
+    )
+    .await;
+    let settings = InvestigatorSettings {
+        url: Some(format!("{url}/investigate?token=inv-query-4567").into()),
+        api_key: Some(Secret::new("inv-key-0123")),
+        ..settings(InvestigatorKind::Webhook)
+    };
+    let answer = investigator(&settings).investigate(&request()).await;
+    assert_eq!(
+        seen.lock().unwrap()[0].headers["authorization"],
+        "Bearer inv-key-0123"
+    );
+    assert_eq!(answer.fallback, None);
+    assert_eq!(answer.summary, "called with *** at ***");
+    assert_eq!(answer.actions, ["use ***"]);
+}

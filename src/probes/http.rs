@@ -52,9 +52,6 @@ pub(crate) struct HttpCheck {
     expect_status: Option<u16>,
     max_body: ByteSize,
     max_redirects: u32,
-    /// The configured header values: a target may echo them back in its
-    /// body or an error, and neither may carry them further.
-    secrets: Vec<String>,
 }
 
 impl HttpCheck {
@@ -114,18 +111,20 @@ impl HttpCheck {
             expect_status: probe.expect_status,
             max_body: probe.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY),
             max_redirects: probe.max_redirects.unwrap_or(DEFAULT_MAX_REDIRECTS),
-            secrets: probe
-                .headers
-                .values()
-                .map(|value| value.expose().to_owned())
-                .collect(),
         })
     }
 
     pub(crate) async fn run(&self) -> CheckOutcome {
         let mut outcome = self.exchange().await;
-        if !self.secrets.is_empty() {
-            let scrub = |text: &str| scrub(text, self.secrets.iter().map(String::as_str));
+        // Every configured header value is a secret, and a target may echo
+        // it back in its body or an error; neither may carry it further.
+        if !self.headers.is_empty() {
+            let secrets = || {
+                self.headers
+                    .values()
+                    .filter_map(|value| value.to_str().ok())
+            };
+            let scrub = |text: &str| scrub(text, secrets());
             let facts = &mut outcome.facts;
             for text in [&mut facts.body, &mut facts.error].into_iter().flatten() {
                 *text = scrub(text);

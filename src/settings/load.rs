@@ -226,9 +226,11 @@ fn unknown_field(message: &str) -> Option<&str> {
 fn is_secret_key(path: &[String]) -> bool {
     path.iter().any(|part| {
         let part = part.to_ascii_lowercase();
-        ["token", "secret", "password", "api_key", "url", "headers", "env"]
-            .iter()
-            .any(|word| part.contains(word))
+        [
+            "token", "secret", "password", "api_key", "url", "headers", "env",
+        ]
+        .iter()
+        .any(|word| part.contains(word))
     })
 }
 

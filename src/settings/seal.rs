@@ -34,7 +34,11 @@ pub fn seal(text: &str) -> String {
             changed = true;
         }
     });
-    if changed { doc.to_string() } else { text.to_owned() }
+    if changed {
+        doc.to_string()
+    } else {
+        text.to_owned()
+    }
 }
 
 /// `sealed` (a text [`seal`] wrote) with each redacted secret taken from
@@ -228,7 +232,9 @@ api_key = "INVKEY"
     fn unsealing_takes_secrets_from_the_current_text_or_leaves_them_empty() {
         let sealed = seal(TEXT);
         assert_eq!(unseal(&sealed, TEXT), TEXT);
-        let changed = TEXT.replace("HEADERKEY", "OTHER").replace("\"api\"", "\"web\"");
+        let changed = TEXT
+            .replace("HEADERKEY", "OTHER")
+            .replace("\"api\"", "\"web\"");
         let back = unseal(&sealed, &changed);
         assert!(back.contains("\"X-Api-Key\" = \"OTHER\""), "{back}");
         assert!(back.contains("DB_PASSWORD = \"\""), "{back}");

@@ -237,8 +237,7 @@ pub fn scrub<'a>(text: &str, secrets: impl IntoIterator<Item = &'a str>) -> Stri
         if out.contains(secret) {
             out = out.replace(secret, REDACTED);
         }
-        let encoded: String =
-            url_encode(secret);
+        let encoded: String = url_encode(secret);
         if encoded != secret && out.contains(&encoded) {
             out = out.replace(&encoded, REDACTED);
         }
@@ -269,8 +268,14 @@ mod tests {
         assert_eq!(shown, "https://***@hooks.example.com:8443/a/b?***#***");
         assert_eq!(format!("{url:?}"), format!("SecretUrl({shown})"));
         assert_eq!(serde_json::to_string(&url).unwrap(), format!("\"{shown}\""));
-        assert_eq!(url.expose(), "https://bob:pa55@hooks.example.com:8443/a/b?token=s3cr3t#frag");
-        assert_eq!(SecretUrl::new("http://127.0.0.1:9/hook").to_string(), "http://127.0.0.1:9/hook");
+        assert_eq!(
+            url.expose(),
+            "https://bob:pa55@hooks.example.com:8443/a/b?token=s3cr3t#frag"
+        );
+        assert_eq!(
+            SecretUrl::new("http://127.0.0.1:9/hook").to_string(),
+            "http://127.0.0.1:9/hook"
+        );
         assert_eq!(SecretUrl::new("not a url s3cr3t").to_string(), "***");
     }
 
@@ -279,7 +284,10 @@ mod tests {
         let mut url = SecretUrl::new("https://hooks.slack.com/services/T0/B0/XXXXSECRET");
         url.mark_whole();
         assert_eq!(url.to_string(), "https://hooks.slack.com/***");
-        assert!(url.secret_parts().contains(&"/services/T0/B0/XXXXSECRET".to_owned()));
+        assert!(
+            url.secret_parts()
+                .contains(&"/services/T0/B0/XXXXSECRET".to_owned())
+        );
     }
 
     #[test]

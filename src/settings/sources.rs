@@ -95,8 +95,10 @@ pub(crate) fn resolve(settings: &mut Settings) -> Vec<Problem> {
                         "set either bearer_token_file or an Authorization header, not both",
                     ));
                 } else if let Some(token) = read(&mut problems, &key, path) {
-                    tier.headers
-                        .insert("Authorization".to_owned(), Secret::new(format!("Bearer {token}")));
+                    tier.headers.insert(
+                        "Authorization".to_owned(),
+                        Secret::new(format!("Bearer {token}")),
+                    );
                 }
             }
         }
@@ -123,10 +125,7 @@ pub(crate) fn resolve(settings: &mut Settings) -> Vec<Problem> {
 fn read(problems: &mut Vec<Problem>, key: &str, path: &Path) -> Option<String> {
     match std::fs::read_to_string(path) {
         Ok(text) if text.trim().is_empty() => {
-            problems.push(Problem::new(
-                key,
-                format!("{} is empty", path.display()),
-            ));
+            problems.push(Problem::new(key, format!("{} is empty", path.display())));
             None
         }
         Ok(text) => Some(text.trim().to_owned()),

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use super::InvestigatorKind;
 use super::components::{ComponentSettings, FixKind, TierKind};
-use super::{NotifierKind, NotifierSettings, ProbeKind, ProbeSettings, SecretUrl, Settings, redact_url};
+use super::{
+    NotifierKind, NotifierSettings, ProbeKind, ProbeSettings, SecretUrl, Settings, redact_url,
+};
 
 /// The shortest probe interval Warden accepts; faster polling is load, not insight.
 const MIN_INTERVAL: Duration = Duration::from_millis(100);
@@ -324,7 +326,10 @@ fn notifier_kind_fields(
         ("url_file", notifier.url_file.is_some()),
         ("secret", notifier.secret.is_some()),
         ("secret_file", notifier.secret_file.is_some()),
-        ("headers", notifier.headers.len() > notifier.headers_files.len()),
+        (
+            "headers",
+            notifier.headers.len() > notifier.headers_files.len(),
+        ),
         ("headers_files", !notifier.headers_files.is_empty()),
         ("routing_key", notifier.routing_key.is_some()),
         ("routing_key_file", notifier.routing_key_file.is_some()),
@@ -985,7 +990,12 @@ fn component_tiers(
                 for (field, given) in [
                     ("url", tier.url.is_some() && tier.url_file.is_none()),
                     ("url_file", tier.url_file.is_some()),
-                    ("headers", tier.headers.len() > tier.headers_files.len() + usize::from(tier.bearer_token_file.is_some())),
+                    (
+                        "headers",
+                        tier.headers.len()
+                            > tier.headers_files.len()
+                                + usize::from(tier.bearer_token_file.is_some()),
+                    ),
                     ("headers_files", !tier.headers_files.is_empty()),
                     ("bearer_token_file", tier.bearer_token_file.is_some()),
                     ("allow_insecure_http", tier.allow_insecure_http),

@@ -144,3 +144,82 @@ fn tier_call_and_answer_round_trip() {
         "in_progress"
     );
 }
+
+#[tokio::test]
+async fn headers_arrive_and_an_echo_of_them_is_blanked_out() {
+    let seen: Arc<Mutex<Vec<HeaderMap>>> = Arc::default();
+    let record = seen.clone();
+    let app = Router::new().route(
+        "/echo",
+        post(move |headers: HeaderMap, uri: axum::http::Uri| {
+            let record = record.clone();
+            async move {
+                let auth = headers
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                let key = headers
+                    .get("x-tier-key")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                record.lock().unwrap().push(headers);
+                (
+                    StatusCode::FORBIDDEN,
+                    format!(
+                        "{{\"status\":\"rejected\",\"notes\":\"got {auth} and {key} for {}\"}}",
+                        uri.query().unwrap_or_default()
+                    ),
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let headers = crate::settings::SecretMap::from([
+        ("Authorization".to_owned(), "Bearer tier-bearer-0123".into()),
+        ("X-Tier-Key".to_owned(), "tier-key-4567".into()),
+    ]);
+    let answer = call_webhook(
+        &crate::settings::SecretUrl::new(format!("http://{address}/echo?sig=tier-sig-89ab")),
+        &headers,
+        SECOND,
+        &reqwest::Client::new(),
+        "k",
+        &serde_json::json!({}),
+    )
+    .await;
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen[0]["authorization"], "Bearer tier-bearer-0123");
+    assert_eq!(seen[0]["x-tier-key"], "tier-key-4567");
+    assert_eq!(answer.status, TierStatus::Failed);
+    let error = answer.error.unwrap();
+    for secret in ["tier-bearer-0123", "tier-key-4567", "tier-sig-89ab"] {
+        assert!(!error.contains(secret), "{secret} in {error}");
+    }
+    assert!(error.starts_with("status 403: "), "{error}");
+    assert!(error.contains("got *** and *** for ***"), "{error}");
+}
+
+#[tokio::test]
+async fn a_transport_error_does_not_show_the_url() {
+    // Nothing listens on port 9 of loopback.
+    let answer = call_webhook(
+        &crate::settings::SecretUrl::new(
+            "http://user:tier-pass-0123@127.0.0.1:9/t?key=tier-q-4567",
+        ),
+        &crate::settings::SecretMap::new(),
+        SECOND,
+        &reqwest::Client::new(),
+        "k",
+        &serde_json::json!({}),
+    )
+    .await;
+    let error = answer.error.unwrap();
+    assert!(
+        !error.contains("tier-pass-0123") && !error.contains("tier-q-4567"),
+        "{error}"
+    );
+}

@@ -49,13 +49,25 @@ fn secrets_come_from_files_and_print_redacted() {
          [[components.tiers]]\nname = \"agent\"\nkind = \"webhook\"\nurl_file = \"{}\"\nheaders = {{ X-Tier = \"tier-inline-secret\" }}\nbearer_token_file = \"{}\"\n\n\
          [investigator]\nkind = \"webhook\"\nurl_file = \"{}\"\n",
         file(dir.path(), "probe", "probe-file-secret\n"),
-        file(dir.path(), "slack", "https://hooks.slack.com/services/T0/B0/slack-path-secret\n"),
+        file(
+            dir.path(),
+            "slack",
+            "https://hooks.slack.com/services/T0/B0/slack-path-secret\n"
+        ),
         file(dir.path(), "hook", "  notifier-header-secret \n"),
         file(dir.path(), "env", "env-file-secret"),
         file(dir.path(), "fix", "fix-file-secret"),
-        file(dir.path(), "tier-url", "https://tier.example.com/t?sig=tier-query-secret"),
+        file(
+            dir.path(),
+            "tier-url",
+            "https://tier.example.com/t?sig=tier-query-secret"
+        ),
         file(dir.path(), "bearer", "tier-bearer-secret\n"),
-        file(dir.path(), "inv", "https://inv.example.com/i?token=inv-query-secret"),
+        file(
+            dir.path(),
+            "inv",
+            "https://inv.example.com/i?token=inv-query-secret"
+        ),
     );
     let settings = load(
         &toml,
@@ -64,17 +76,29 @@ fn secrets_come_from_files_and_print_redacted() {
     .unwrap_or_else(|e| panic!("{:?}", e.lines()));
 
     // Each secret reached the place that uses it ...
-    assert_eq!(settings.probes[0].headers["X-File"].expose(), "probe-file-secret");
+    assert_eq!(
+        settings.probes[0].headers["X-File"].expose(),
+        "probe-file-secret"
+    );
     assert_eq!(
         settings.notifiers[0].url.as_ref().unwrap().expose(),
         "https://hooks.slack.com/services/T0/B0/slack-path-secret"
     );
-    assert_eq!(settings.notifiers[1].headers["X-Key"].expose(), "notifier-header-secret");
+    assert_eq!(
+        settings.notifiers[1].headers["X-Key"].expose(),
+        "notifier-header-secret"
+    );
     let component = &settings.components[0];
     assert_eq!(component.env["B"].expose(), "env-file-secret");
-    assert_eq!(component.fix.action.headers["X-Fix"].expose(), "fix-file-secret");
+    assert_eq!(
+        component.fix.action.headers["X-Fix"].expose(),
+        "fix-file-secret"
+    );
     let tier = &component.tiers[0];
-    assert_eq!(tier.headers["Authorization"].expose(), "Bearer tier-bearer-secret");
+    assert_eq!(
+        tier.headers["Authorization"].expose(),
+        "Bearer tier-bearer-secret"
+    );
     assert_eq!(
         tier.url.as_ref().unwrap().expose(),
         "https://tier.example.com/t?sig=tier-query-secret"
@@ -83,7 +107,10 @@ fn secrets_come_from_files_and_print_redacted() {
         settings.investigator.url.as_ref().unwrap().expose(),
         "https://inv.example.com/i?token=inv-query-secret"
     );
-    assert_eq!(settings.investigator.api_key.as_ref().unwrap().expose(), "inv-env-secret");
+    assert_eq!(
+        settings.investigator.api_key.as_ref().unwrap().expose(),
+        "inv-env-secret"
+    );
 
     // ... and none of them shows in Debug or the serialised settings.
     let shown = format!(
@@ -121,7 +148,9 @@ fn a_value_set_inline_and_from_a_file_is_an_error_naming_both() {
         "url = \"https://a.example.com/\"\nurl_file = \"{path}\"\nheaders = {{ Authorization = \"Bearer x\", X-A = \"1\" }}\nheaders_files = {{ X-A = \"{path}\" }}\nbearer_token_file = \"{path}\""
     )));
     assert!(
-        found.contains(&"components[0].tiers[0].url: set either url or url_file, not both".to_owned()),
+        found.contains(
+            &"components[0].tiers[0].url: set either url or url_file, not both".to_owned()
+        ),
         "{found:?}"
     );
     assert!(
@@ -148,19 +177,23 @@ fn an_unreadable_or_empty_secret_file_is_an_error_naming_the_key() {
         "{found:?}"
     );
     assert!(
-        found
-            .iter()
-            .any(|p| p.starts_with(&format!("components[0].tiers[0].bearer_token_file: cannot read {absent}"))),
+        found.iter().any(|p| p.starts_with(&format!(
+            "components[0].tiers[0].bearer_token_file: cannot read {absent}"
+        ))),
         "{found:?}"
     );
 }
 
 #[test]
 fn a_tier_url_needs_https_unless_loopback_or_allowed() {
-    let found = problems(&tier("url = \"http://user:tier-pass@agent.example.com/call?key=tier-query\""));
+    let found = problems(&tier(
+        "url = \"http://user:tier-pass@agent.example.com/call?key=tier-query\"",
+    ));
     assert_eq!(
         found,
-        ["components[0].tiers[0].url: \"http://***@agent.example.com/call?***\" is plain http to a host that is not loopback; use https, or set components[0].tiers[0].allow_insecure_http = true"]
+        [
+            "components[0].tiers[0].url: \"http://***@agent.example.com/call?***\" is plain http to a host that is not loopback; use https, or set components[0].tiers[0].allow_insecure_http = true"
+        ]
     );
     for ok in [
         "url = \"https://agent.example.com/call\"",
@@ -179,6 +212,9 @@ fn a_bad_url_is_reported_without_its_secret_parts() {
         "[[notifiers]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"ftp://u:bad-url-pass@example.com/?k=bad-url-query\"\n",
     );
     let text = found.join("\n");
-    assert!(!text.contains("bad-url-pass") && !text.contains("bad-url-query"), "{text}");
+    assert!(
+        !text.contains("bad-url-pass") && !text.contains("bad-url-query"),
+        "{text}"
+    );
     assert!(text.contains("notifiers[0].url"), "{text}");
 }
