@@ -85,7 +85,16 @@ async fn a_config_that_melts_the_tree_down_is_rolled_back_to_the_last_known_good
 
     // The file holds the last-known-good text again, the rejected one is kept,
     // and Warden runs on the good configuration.
-    assert_eq!(std::fs::read_to_string(&path).unwrap(), good);
+    // The row is durable before run_source writes the file back: wait for it.
+    assert!(
+        support::eventually(WAIT, || {
+            let back = std::fs::read_to_string(&path).is_ok_and(|text| text == good);
+            async move { back }
+        })
+        .await,
+        "{:?}",
+        std::fs::read_to_string(&path)
+    );
     assert_eq!(
         std::fs::read_to_string(path.with_extension("toml.rejected")).unwrap(),
         bad

@@ -239,5 +239,9 @@ api_key = "INVKEY"
         assert!(back.contains("\"X-Api-Key\" = \"OTHER\""), "{back}");
         assert!(back.contains("DB_PASSWORD = \"\""), "{back}");
         assert!(!back.contains(REDACTED), "{back}");
+        // Without inline secrets, both directions keep the text byte for byte.
+        let plain =
+            "[service]\nstate_dir = \"/x\"\n\n[[probes]]\nname = \"good\"\nkind = \"heartbeat\"\n";
+        assert_eq!(unseal(&seal(plain), &plain.replace("good", "new")), plain);
     }
 }
