@@ -133,7 +133,7 @@ fn snapshots_do_not_follow_symlinks_out_of_their_paths() {
         &[good.clone(), linked.clone(), through.clone()],
     )
     .unwrap();
-    assert_eq!(report.copied, [good.clone()]);
+    assert_eq!(report.copied, std::slice::from_ref(&good));
     assert_eq!(report.refused, [linked.clone(), through.clone()]);
 
     // No copy holds the root-only content, and every copy is private.
@@ -155,7 +155,7 @@ fn snapshots_do_not_follow_symlinks_out_of_their_paths() {
     // A restore writes the good file back and leaves the links alone.
     std::fs::write(&good, "setting = broken\n").unwrap();
     let restored = Snapshots::restore(&state, "site").unwrap();
-    assert_eq!(restored.restored, [good.clone()]);
+    assert_eq!(restored.restored, std::slice::from_ref(&good));
     assert_eq!(std::fs::read_to_string(&good).unwrap(), "setting = good\n");
     assert_eq!(mode(&good), 0o644);
     assert!(
