@@ -249,3 +249,55 @@ async fn a_real_run_leaves_a_private_state_dir() {
     // The operator's file keeps its own mode.
     assert_eq!(mode(&conf), 0o644);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn boot_warns_about_a_token_file_others_can_read() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("operator-token");
+    std::fs::write(&token, "an-operator-token-long-enough\n").unwrap();
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let config = dir.path().join("warden.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[service]\nstate_dir = \"{}\"\napi_listen = \"127.0.0.1:0\"\noperator_token_file = \"{}\"\n\n[telemetry]\nlog_format = \"json\"\n",
+            dir.path().join("var").display(),
+            token.display()
+        ),
+    )
+    .unwrap();
+    let mut child = tokio::process::Command::new(support::process::warden_bin())
+        .arg("--config")
+        .arg(&config)
+        .arg("run")
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let read = async {
+        let mut seen = Vec::new();
+        while let Ok(Some(line)) = lines.next_line().await {
+            let listening = line.contains("API listening.");
+            seen.push(line);
+            if listening {
+                break;
+            }
+        }
+        seen
+    };
+    let seen = tokio::time::timeout(Duration::from_secs(60), read)
+        .await
+        .expect("warden did not start within 60s");
+    let _ = child.kill().await;
+    assert!(
+        seen.iter()
+            .any(|line| line.contains("readable by other users")
+                && line.contains("service.operator_token_file")
+                && line.contains("0644")),
+        "{seen:#?}"
+    );
+}
