@@ -84,8 +84,17 @@ async fn a_config_that_melts_the_tree_down_is_rolled_back_to_the_last_known_good
     );
 
     // The file holds the last-known-good text again, the rejected one is kept,
-    // and Warden runs on the good configuration.
-    assert_eq!(std::fs::read_to_string(&path).unwrap(), good);
+    // and Warden runs on the good configuration. The row is appended before
+    // run_source rewrites the file, so wait for the rewrite.
+    assert!(
+        support::eventually(WAIT, || {
+            let back = std::fs::read_to_string(&path).is_ok_and(|text| text == good);
+            async move { back }
+        })
+        .await,
+        "{}",
+        std::fs::read_to_string(&path).unwrap()
+    );
     assert_eq!(
         std::fs::read_to_string(path.with_extension("toml.rejected")).unwrap(),
         bad
