@@ -713,7 +713,7 @@ fn escalation(
         ) {
             Ok(report) => NewRow::new(
                 "escalation.snapshot_taken",
-                json!({ "copied": report.copied, "missing": report.missing, "already_taken": report.already_taken }),
+                json!({ "copied": report.copied, "missing": report.missing, "refused": report.refused, "already_taken": report.already_taken }),
             ),
             Err(error) => {
                 tracing::error!(component = %component.name, error = %error, "Could not snapshot the last-known-good files; rollback will not be possible.");
@@ -932,6 +932,9 @@ pub async fn start_with(settings: Settings, options: BootOptions) -> Result<Ward
     } = &*settings;
 
     let tokens = OperatorTokens::new(operator_tokens(&settings)?);
+    for warning in service.token_file_warnings() {
+        tracing::warn!(warning = %warning, "An operator token file is readable by other users.");
+    }
     if !service.api_listen.ip().is_loopback() && tokens.is_empty() {
         return Err(AppError::UnsafeListen(service.api_listen));
     }

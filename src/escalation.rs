@@ -7,8 +7,9 @@
 //! - [`tier`]: calls a `webhook` tier and parses its answer.
 //! - [`history`]: the record of one incident's escalation cycle, carried by
 //!   every tier call.
-//! - [`patches`]: applies a tier's file patch atomically, records it in
-//!   `patch_history.jsonl`, and reverts the last one.
+//! - [`patches`]: checks a tier's file patch against the component's
+//!   allow-list, applies it atomically, records it in `patch_history.jsonl`
+//!   (digests only; old content in a private store), and reverts the last one.
 //! - [`snapshot`]: the boot-time last-known-good copies restored when the
 //!   ladder is exhausted.
 //!
@@ -32,7 +33,9 @@ pub use cycle::{CycleContext, CycleRecord, CycleStore, Signal, Trigger};
 pub use fix::{FixOutcome, RestartHook, run_fix};
 pub use history::{EscalationHistory, HistoryEntry, HistoryKind};
 pub use ladder::{EscalationLadder, Step};
-pub use patches::{FileChange, PatchEntry, PatchError, PatchHistory, RevertReport};
+pub use patches::{
+    ContentRef, FileChange, PatchEntry, PatchError, PatchHistory, PatchPolicy, RevertReport,
+};
 pub use snapshot::{RestoreReport, SnapshotError, SnapshotReport, Snapshots};
 pub use tier::{TierAnswer, TierCall, TierStatus, call_webhook};
 
@@ -57,45 +60,4 @@ fn excerpt(text: &str, max: usize) -> String {
 fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
-}
-
-/// Writes `bytes` to `path` atomically: a temporary file in the same
-/// directory (keeping the old file's permissions), fsync, rename, then fsync
-/// of the directory so the rename survives a crash.
-fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => std::path::Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(
-        ".{name}.warden-tmp-{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let result = (|| {
-        let mut file = std::fs::File::create(&tmp)?;
-        if let Ok(meta) = std::fs::metadata(path) {
-            file.set_permissions(meta.permissions())?;
-        }
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        if let Ok(dir) = std::fs::File::open(dir) {
-            // Not every filesystem can fsync a directory; the rename is done.
-            let _ = dir.sync_all();
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
 }

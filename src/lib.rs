@@ -13,6 +13,7 @@
 //! - [`managed`]: processes Warden runs itself (`run`), their output and restart ladder.
 //! - [`demo_target`]: `warden demo-target`, a service that fails on demand.
 //! - [`app`]: the supervision tree, boot gates and process lifecycle.
+//! - [`files`]: private modes, the atomic-write helper and symlink-refusing reads.
 
 pub mod api;
 pub mod app;
@@ -22,6 +23,7 @@ pub mod control;
 pub mod debounce;
 pub mod demo_target;
 pub mod escalation;
+pub mod files;
 pub mod incidents;
 pub mod investigate;
 pub mod managed;

@@ -174,6 +174,9 @@ const EXIT_RUNTIME: u8 = 1;
 const EXIT_CONFIG: u8 = 2;
 
 fn main() -> ExitCode {
+    // Before anything is created: the state dir holds evidence and the old
+    // content of patched files, and Warden usually runs as root.
+    warden::files::set_private_umask();
     let cli = Cli::parse();
     let source = ConfigSource::from_arg(cli.config.clone());
     match cli.command {
@@ -315,6 +318,9 @@ fn check_config(source: &ConfigSource) -> ExitCode {
     match load(source) {
         Ok(settings) => {
             println!("config OK: {}", settings.summary());
+            for warning in settings.service.token_file_warnings() {
+                println!("warning: {warning}");
+            }
             ExitCode::SUCCESS
         }
         Err(code) => code,

@@ -37,8 +37,8 @@ use serde::{Deserialize, Serialize};
 pub use audit::AuditSettings;
 pub use chaos::ChaosSettings;
 pub use components::{
-    ComponentSettings, Criticality, FixActionSettings, FixKind, FixSettings, RestartSettings,
-    RollbackSettings, TierKind, TierSettings,
+    ComponentSettings, Criticality, FixActionSettings, FixKind, FixSettings, PatchSettings,
+    RestartSettings, RollbackSettings, TierKind, TierSettings,
 };
 pub use debounce::{DebounceOverride, DebounceSettings};
 pub use dr::DrSettings;

@@ -203,7 +203,14 @@ fn rollback_patch_restores_what_a_tier_changed_byte_for_byte() {
     std::fs::write(&file, &original).unwrap();
     let history = warden::escalation::PatchHistory::open(&state).unwrap();
     let patch = serde_json::json!({ "files": [{ "path": file.display().to_string(), "content": "patched = true\n" }] });
-    history.apply_patch("site", "tier1", &patch).unwrap();
+    let policy = warden::escalation::PatchPolicy::new(&warden::settings::PatchSettings {
+        paths: vec![file.display().to_string()],
+        ..Default::default()
+    })
+    .unwrap();
+    history
+        .apply_patch("site", "tier1", &patch, &policy)
+        .unwrap();
     assert_eq!(std::fs::read(&file).unwrap(), b"patched = true\n");
 
     let config = dir.path().join("warden.toml");
@@ -226,4 +233,55 @@ fn rollback_patch_restores_what_a_tier_changed_byte_for_byte() {
     // Nothing left to undo: a clear error, exit 1.
     let output = warden(&["--config", config, "escalation", "rollback-patch", "site"]);
     assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+}
+
+#[test]
+fn check_config_warns_about_a_token_file_others_can_read() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "an-operator-token-long-enough\n").unwrap();
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let config = dir.path().join("warden.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[service]\nstate_dir = \"{}\"\noperator_token_file = \"{}\"\n",
+            dir.path().join("var").display(),
+            token.display()
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let output = warden(&["--config", config, "check-config"]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert!(
+        text(&output).contains("warning: service.operator_token_file:")
+            && text(&output).contains("0644"),
+        "{}",
+        text(&output)
+    );
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let output = warden(&["--config", config, "check-config"]);
+    assert!(!text(&output).contains("warning"), "{}", text(&output));
+}
+
+#[test]
+fn check_config_refuses_relative_patch_globs() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("warden.toml");
+    std::fs::write(
+        &config,
+        "[[components]]\nname = \"site\"\npatch = { paths = [\"etc/site/*.conf\", \"/etc/[\"], max_bytes = \"0B\" }\n",
+    )
+    .unwrap();
+    let output = warden(&["--config", config.to_str().unwrap(), "check-config"]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    let out = text(&output);
+    assert!(
+        out.contains("components[0].patch.paths[0]") && out.contains("absolute"),
+        "{out}"
+    );
+    assert!(out.contains("components[0].patch.paths[1]"), "{out}");
+    assert!(out.contains("components[0].patch.max_bytes"), "{out}");
 }

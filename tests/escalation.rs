@@ -287,3 +287,137 @@ async fn an_issue_woken_while_the_coordinator_was_down_is_taken_up_when_it_retur
     assert_eq!(fixes[0].caller_session_id, wake.caller_session_id);
     warden.shutdown().await.unwrap();
 }
+
+/// `site` with the fix off, one webhook tier `agent` called up to three
+/// times, and a final tier that is never engaged; `patch` is the component's
+/// `[components.patch]` body.
+fn patching_site(dir: &Path, port: u16, agent: &str, patch: &str) -> String {
+    let extra = format!(
+        "final_tier_threshold = 0\n{patch}\n\n[components.fix]\nenabled = false\nverify_timeout = \"300ms\"\n\n\
+         [[components.tiers]]\nname = \"agent\"\nkind = \"webhook\"\nurl = \"{agent}\"\nenabled = true\nattempts = 3\n\n\
+         [[components.tiers]]\nname = \"final\"\nkind = \"webhook\"\nurl = \"{agent}\"\nenabled = true\n"
+    );
+    site(dir, port, "failing", &extra)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tier_patch_is_applied_once_per_cycle_and_no_content_reaches_the_log_or_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let allowed = dir.path().join("etc/site");
+    std::fs::create_dir_all(&allowed).unwrap();
+    let conf = allowed.join("app.conf");
+    std::fs::write(&conf, "password = old-secret-value-42\n").unwrap();
+    let agent = Receiver::start().await;
+    let patch = serde_json::json!({ "files": [{ "path": conf, "content": "password = new-secret-value-43\n" }] });
+    agent.reply(serde_json::json!({ "status": "fixed", "notes": "patched", "patch": patch }));
+    let config = patching_site(
+        dir.path(),
+        port,
+        &agent.url,
+        &format!("patch = {{ paths = [\"{}/*.conf\"] }}", allowed.display()),
+    );
+    let warden = start(dir.path(), &config).await;
+    wait_rows(dir.path(), "escalation.rolled_back", 1).await;
+    assert_eq!(agent.received().len(), 3, "the tier answered three times");
+
+    let applied = rows(dir.path(), "escalation.patch_applied");
+    assert_eq!(applied.len(), 1, "{applied:#?}");
+    let files = &applied[0].details["files"];
+    assert_eq!(files[0]["path"], conf.display().to_string());
+    assert_eq!(
+        files[0]["before"]["size"],
+        "password = old-secret-value-42\n".len()
+    );
+    assert!(files[0]["after"]["sha256"].is_string(), "{files}");
+    let again = rows(dir.path(), "escalation.patch_rejected");
+    assert_eq!(again.len(), 2, "{again:#?}");
+    assert!(
+        again[0].details["reason"]
+            .as_str()
+            .unwrap()
+            .contains("already applied"),
+        "{:#?}",
+        again[0]
+    );
+    assert_eq!(
+        std::fs::read_to_string(&conf).unwrap(),
+        "password = new-secret-value-43\n"
+    );
+
+    // Neither the old nor the new content is in the log or an API answer.
+    let body = reqwest::get(format!(
+        "http://{}/api/audit?seam=escalation.*&limit=1000",
+        warden.addr
+    ))
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    assert!(body.contains("escalation.patch_applied"), "{body}");
+    let mut logs = String::new();
+    for entry in std::fs::read_dir(dir.path().join("var/audit")).unwrap() {
+        logs.push_str(&String::from_utf8_lossy(
+            &std::fs::read(entry.unwrap().path()).unwrap(),
+        ));
+    }
+    logs.push_str(&std::fs::read_to_string(dir.path().join("var/patch_history.jsonl")).unwrap());
+    for secret in ["old-secret-value-42", "new-secret-value-43"] {
+        assert!(!body.contains(secret), "{secret} served by /api/audit");
+        assert!(
+            !logs.contains(secret),
+            "{secret} in the audit log or history"
+        );
+    }
+    warden.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tier_patch_outside_the_allow_list_or_through_a_symlink_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let allowed = dir.path().join("etc/site");
+    let private = dir.path().join("root");
+    std::fs::create_dir_all(&allowed).unwrap();
+    std::fs::create_dir_all(&private).unwrap();
+    let victim = private.join("shadow");
+    std::fs::write(&victim, "root-only").unwrap();
+    std::os::unix::fs::symlink(&victim, allowed.join("link.conf")).unwrap();
+    let agent = Receiver::start().await;
+    let patches = [
+        (victim.clone(), "matches none"),
+        (allowed.join("link.conf"), "symbolic link"),
+        (allowed.join("big.conf"), "over patch.max_bytes"),
+    ];
+    let config = patching_site(
+        dir.path(),
+        port,
+        &agent.url,
+        &format!(
+            "patch = {{ paths = [\"{}/*.conf\"], max_bytes = \"64B\" }}",
+            allowed.display()
+        ),
+    );
+    let answer = |(path, _): &(std::path::PathBuf, &str)| {
+        let content = if path.ends_with("big.conf") {
+            "x".repeat(65)
+        } else {
+            "pwned".to_owned()
+        };
+        serde_json::json!({ "status": "fixed", "patch": { "files": [{ "path": path, "content": content }] } })
+    };
+    agent.replies(patches.iter().map(answer).collect());
+    let warden = start(dir.path(), &config).await;
+    let rejected = wait_rows(dir.path(), "escalation.patch_rejected", 3).await;
+    for (row, (path, why)) in rejected.iter().zip(&patches) {
+        let reason = row.details["reason"].as_str().unwrap();
+        assert!(reason.contains(why), "{path:?}: {reason}");
+        assert_eq!(row.details["files"][0]["path"], path.display().to_string());
+        assert!(!serde_json::to_string(row).unwrap().contains("pwned"));
+    }
+    assert!(rows(dir.path(), "escalation.patch_applied").is_empty());
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "root-only");
+    assert!(!allowed.join("big.conf").exists());
+    warden.shutdown().await.unwrap();
+}

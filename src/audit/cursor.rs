@@ -1,12 +1,10 @@
 //! [`Cursor`]: a consumer's durable "last seq handled", one small file per
 //! consumer under `<state_dir>/cursors/`, replaced atomically.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::AuditError;
-use super::file::sync_dir;
 
 /// A named consumer's position in the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,26 +55,14 @@ impl Cursor {
             })
     }
 
-    /// Stores `seq` durably: temp file, fsync, rename over the old value, fsync
-    /// the directory. A crash leaves either the old or the new value.
+    /// Stores `seq` durably with [`crate::files::write_atomic`]: a crash
+    /// leaves either the old or the new value.
     pub fn store(&self, seq: u64) -> Result<(), AuditError> {
-        fs::create_dir_all(&self.dir).map_err(|e| AuditError::io(&self.dir, e))?;
+        crate::files::create_private_dir_all(&self.dir)
+            .map_err(|e| AuditError::io(&self.dir, e))?;
         let path = self.path();
-        // A leading '.' cannot clash with a valid cursor name.
-        let tmp = self.dir.join(format!(".{}.tmp", self.name));
-        let write = |file: &mut File| -> std::io::Result<()> {
-            file.write_all(format!("{seq}\n").as_bytes())?;
-            file.sync_all()
-        };
-        OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)
-            .and_then(|mut file| write(&mut file))
-            .map_err(|e| AuditError::io(&tmp, e))?;
-        fs::rename(&tmp, &path).map_err(|e| AuditError::io(&path, e))?;
-        sync_dir(&self.dir)
+        crate::files::write_atomic(&path, format!("{seq}\n").as_bytes())
+            .map_err(|e| AuditError::io(&path, e))
     }
 
     /// The cursor's name.

@@ -149,7 +149,7 @@ pub(crate) fn scan_file(path: &Path) -> Result<Scan, AuditError> {
 /// a write in progress); a boot gate that runs before the writer should use
 /// [`inspect`], so the truncation happens in the writer and gets its row.
 pub fn recover(dir: &Path) -> Result<RecoveryReport, AuditError> {
-    fs::create_dir_all(dir).map_err(|e| AuditError::io(dir, e))?;
+    crate::files::create_private_dir_all(dir).map_err(|e| AuditError::io(dir, e))?;
     let report = examine(dir, true)?;
     for bad in &report.corrupt_rows {
         tracing::error!(

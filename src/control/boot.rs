@@ -89,22 +89,34 @@ impl BootStatus {
     }
 }
 
-/// The `state_dir_writable` gate: the directory exists (created if missing)
-/// and a file can be written, synced and removed in it.
+/// The `state_dir_writable` gate: the directory exists (created 0700 if
+/// missing) and a file can be written, synced and removed in it. A state dir
+/// other users can enter passes with a warning: it holds evidence and the
+/// old content of patched files.
 pub fn check_state_dir(dir: &Path) -> Result<String, String> {
     let describe =
         |what: &str, error: std::io::Error| format!("cannot {what} {}: {error}", dir.display());
-    std::fs::create_dir_all(dir).map_err(|e| describe("create", e))?;
+    crate::files::create_private_dir_all(dir).map_err(|e| describe("create", e))?;
     let probe = dir.join(".warden-write-check");
     let write = || -> std::io::Result<()> {
         use std::io::Write;
-        let mut file = std::fs::File::create(&probe)?;
+        let _ = std::fs::remove_file(&probe);
+        let mut file = crate::files::create_private_new(&probe)?;
         file.write_all(b"ok")?;
         file.sync_all()?;
         std::fs::remove_file(&probe)
     };
     write().map_err(|e| describe("write to", e))?;
-    Ok(format!("{} is writable", dir.display()))
+    match crate::files::loose_permissions(dir) {
+        Ok(Some(mode)) => {
+            tracing::warn!(dir = %dir.display(), mode = format!("{mode:04o}"), "The state directory is open to other users; chmod 700 it.");
+            Ok(format!(
+                "{} is writable (warning: mode {mode:04o} lets other users in; chmod 700 it)",
+                dir.display()
+            ))
+        }
+        _ => Ok(format!("{} is writable", dir.display())),
+    }
 }
 
 /// The `cursors_consistent` gate: every cursor file in `cursor_dir` is at

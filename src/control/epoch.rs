@@ -10,7 +10,6 @@
 //! `substrate` until the operator bumps the epoch (accepting the restored
 //! state as the new truth) and resets.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -258,27 +257,20 @@ fn read(path: &Path) -> Result<Option<EpochRecord>, EpochError> {
         })
 }
 
-/// Replaces `path` atomically: temp file, fsync, rename.
+/// Replaces `path` atomically ([`crate::files::write_atomic`]).
 fn write(path: &Path, record: &EpochRecord) -> Result<(), EpochError> {
     let io = |source| EpochError::Io {
         path: path.to_owned(),
         source,
     };
     let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(io)?;
-    let tmp = path.with_extension("tmp");
-    let text = serde_json::to_string(record).map_err(|error| EpochError::Corrupt {
+    crate::files::create_private_dir_all(dir).map_err(io)?;
+    let mut text = serde_json::to_string(record).map_err(|error| EpochError::Corrupt {
         path: path.to_owned(),
         reason: error.to_string(),
     })?;
-    let write = || -> std::io::Result<()> {
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(text.as_bytes())?;
-        file.write_all(b"\n")?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
-    };
-    write().map_err(io)
+    text.push('\n');
+    crate::files::write_atomic(path, text.as_bytes()).map_err(io)
 }
 
 #[cfg(test)]

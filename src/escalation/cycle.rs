@@ -21,7 +21,7 @@ use tokio::time::Instant;
 use super::fix::{FixOutcome, RestartHook, run_fix};
 use super::history::{EscalationHistory, HistoryKind};
 use super::ladder::{EscalationLadder, Step};
-use super::patches::PatchHistory;
+use super::patches::{self, PatchError, PatchHistory, PatchPolicy};
 use super::snapshot::Snapshots;
 use super::tier::{TierStatus, call_webhook};
 use crate::audit::{AuditLog, NewRow};
@@ -84,6 +84,9 @@ pub struct CycleRecord {
     /// `traceparent` of the issue that started the cycle: the cycle's spans
     /// and its outbound calls belong to that issue's trace.
     pub traceparent: Option<String>,
+    /// Digests of the patches applied in this cycle: a tier repeating the
+    /// same patch on every attempt gets it written once.
+    pub applied_patches: BTreeSet<String>,
 }
 
 impl CycleRecord {
@@ -106,6 +109,7 @@ impl CycleRecord {
         }
         self.active = true;
         self.paused_noted = false;
+        self.applied_patches.clear();
         self.evidence_awaited = false;
         self.traceparent = match trigger {
             Trigger::Issue(event) => event.traceparent.clone(),
@@ -677,14 +681,80 @@ async fn tier_step(
     }
 }
 
+/// Applies a tier's patch if the component's `patch` settings allow it,
+/// at most once per cycle. Rows carry paths, sizes and digests, never content.
 async fn apply_patch(ctx: &CycleContext, record: &mut CycleRecord, tier: &str, patch: &Value) {
-    let result = PatchHistory::open(&ctx.state_dir)
-        .and_then(|history| history.apply_patch(&ctx.component.name, tier, patch));
-    let details = match &result {
-        Ok(entry) => json!({ "tier": tier, "applied": true, "entry": entry }),
-        Err(error) => json!({ "tier": tier, "applied": false, "error": error.to_string() }),
-    };
-    let _ = append(ctx, record, "escalation.patch_applied", details).await;
+    let digest = patches::digest(patch);
+    let files = patches::describe(patch);
+    if record.applied_patches.contains(&digest) {
+        let _ = append(
+            ctx,
+            record,
+            "escalation.patch_rejected",
+            json!({ "tier": tier, "digest": digest, "files": files, "reason": "this patch was already applied in this cycle" }),
+        )
+        .await;
+        return;
+    }
+    let state_dir = ctx.state_dir.clone();
+    let component = ctx.component.name.clone();
+    let settings = ctx.component.patch.clone();
+    let (tier_name, body) = (tier.to_owned(), patch.clone());
+    let result = tokio::task::spawn_blocking(move || {
+        let policy = PatchPolicy::new(&settings)?;
+        PatchHistory::open(&state_dir)?.apply_patch(&component, &tier_name, &body, &policy)
+    })
+    .await
+    .unwrap_or_else(|error| {
+        Err(PatchError::Io {
+            path: ctx.state_dir.clone(),
+            source: std::io::Error::other(error.to_string()),
+        })
+    });
+    match result {
+        Ok(entry) => {
+            record.applied_patches.insert(digest.clone());
+            record.history.record(
+                HistoryKind::Note,
+                tier,
+                0,
+                format!("patch from {tier} applied to {} file(s)", entry.files.len()),
+                json!({ "digest": digest }),
+            );
+            let _ = append(
+                ctx,
+                record,
+                "escalation.patch_applied",
+                json!({ "tier": tier, "applied": true, "entry": entry.id, "digest": digest, "files": entry.files }),
+            )
+            .await;
+        }
+        Err(error @ (PatchError::Refused(_) | PatchError::Invalid(_))) => {
+            record.history.record(
+                HistoryKind::Rejection,
+                tier,
+                0,
+                format!("Warden did not apply the patch from {tier}: {error}"),
+                json!({ "digest": digest }),
+            );
+            let _ = append(
+                ctx,
+                record,
+                "escalation.patch_rejected",
+                json!({ "tier": tier, "digest": digest, "files": files, "reason": error.to_string() }),
+            )
+            .await;
+        }
+        Err(error) => {
+            let _ = append(
+                ctx,
+                record,
+                "escalation.patch_applied",
+                json!({ "tier": tier, "applied": false, "digest": digest, "files": files, "error": error.to_string() }),
+            )
+            .await;
+        }
+    }
 }
 
 fn notice(

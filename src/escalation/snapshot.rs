@@ -1,18 +1,22 @@
 //! Last-known-good snapshots, restored when the ladder is exhausted.
 //!
 //! [`Snapshots::take`] copies a component's `rollback.snapshot` files into
-//! `state_dir/snapshots/<component>/` with a `manifest.json` (original path,
-//! size, sha256; a file missing at boot is recorded as missing, not an
-//! error). Take it **at boot only**, before any fix or tier has run: it is
+//! `state_dir/snapshots/<component>/` (0700, copies 0600) with a
+//! `manifest.json` (original path, size, sha256; a file missing at boot is
+//! recorded as missing, not an error). A path that is, or goes through, a
+//! symbolic link is not followed: it is recorded as refused and never copied,
+//! so a link planted in a watched directory cannot pull another file (a
+//! root-only secret) into the snapshot. Take it **at boot only**, before any fix or tier has run: it is
 //! the last-known-*good* state, so it must never capture a broken one. Each
 //! Warden process takes it at most once per component (the manifest carries
 //! the process's boot id; a second call in the same boot is a no-op), and a
 //! new boot overwrites the previous boot's copy. The new copy is built in a
 //! temporary directory and swapped in, so a crash mid-take keeps the old one.
 //!
-//! [`Snapshots::restore`] verifies each copy's sha256, writes it back byte
-//! for byte (temporary file, fsync, rename) and verifies the result. Files
-//! that were missing at boot are left alone (Warden does not delete files it
+//! [`Snapshots::restore`] verifies each copy's sha256, refuses to restore
+//! through a path that has become a symbolic link, writes each copy back
+//! byte for byte ([`crate::files::write_atomic`]) and verifies the result.
+//! Files that were missing or refused at boot are left alone (Warden does not delete files it
 //! never saw). [`snapshot_config`] and [`restore_config`] keep Warden's own
 //! configuration in `state_dir/snapshots/_warden/config.toml`. The calls
 //! block on file I/O: run them from `spawn_blocking` in async code.
@@ -22,7 +26,8 @@ use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
-use super::{sha256_hex, write_atomic};
+use super::sha256_hex;
+use crate::files::{create_private_dir_all, read_nofollow, refuse_symlinks, write_atomic};
 
 /// Directory under the state directory holding every snapshot.
 pub const DIR_NAME: &str = "snapshots";
@@ -53,6 +58,9 @@ pub enum SnapshotError {
         /// The error.
         source: serde_json::Error,
     },
+    /// A path to restore goes through a symbolic link.
+    #[error("will not restore through a symbolic link: {0}")]
+    Symlink(String),
     /// Reading or writing a file failed.
     #[error("{path}: {source}")]
     Io {
@@ -81,6 +89,9 @@ pub struct ManifestFile {
     pub size: u64,
     /// sha256 (hex); `None` when missing.
     pub sha256: Option<String>,
+    /// Why the file was not copied although it exists (a symbolic link).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
 }
 
 /// `manifest.json`.
@@ -105,6 +116,8 @@ pub struct SnapshotReport {
     pub copied: Vec<PathBuf>,
     /// Files missing at boot, recorded as missing.
     pub missing: Vec<PathBuf>,
+    /// Files not copied because the path is or goes through a symbolic link.
+    pub refused: Vec<PathBuf>,
     /// True when this boot had already taken it: nothing was copied again.
     pub already_taken: bool,
 }
@@ -165,14 +178,19 @@ impl Snapshots {
         if let Ok(Some(manifest)) = read_manifest(&dir)
             && manifest.boot_id == boot_id()
         {
-            let (missing, copied) = manifest
-                .files
-                .iter()
-                .partition::<Vec<_>, _>(|f| f.copy.is_none());
+            let originals = |keep: &dyn Fn(&ManifestFile) -> bool| -> Vec<PathBuf> {
+                manifest
+                    .files
+                    .iter()
+                    .filter(|f| keep(f))
+                    .map(|f| f.original.clone())
+                    .collect()
+            };
             return Ok(SnapshotReport {
+                copied: originals(&|f| f.copy.is_some()),
+                missing: originals(&|f| f.copy.is_none() && f.refused.is_none()),
+                refused: originals(&|f| f.refused.is_some()),
                 dir,
-                copied: copied.into_iter().map(|f| f.original.clone()).collect(),
-                missing: missing.into_iter().map(|f| f.original.clone()).collect(),
                 already_taken: true,
             });
         }
@@ -186,25 +204,34 @@ impl Snapshots {
                 Err(error) => return Err(io(stale)(error)),
             }
         }
-        std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
+        create_private_dir_all(&tmp).map_err(io(&tmp))?;
         let mut files = Vec::new();
         let mut report = SnapshotReport {
             dir: dir.clone(),
             copied: Vec::new(),
             missing: Vec::new(),
+            refused: Vec::new(),
             already_taken: false,
         };
         for (index, original) in paths.iter().enumerate() {
-            let bytes = match std::fs::read(original) {
+            let not_copied = |refused: Option<String>| ManifestFile {
+                original: original.clone(),
+                copy: None,
+                size: 0,
+                sha256: None,
+                refused,
+            };
+            let bytes = match read_nofollow(original) {
                 Ok(bytes) => bytes,
                 Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                    files.push(ManifestFile {
-                        original: original.clone(),
-                        copy: None,
-                        size: 0,
-                        sha256: None,
-                    });
+                    files.push(not_copied(None));
                     report.missing.push(original.clone());
+                    continue;
+                }
+                Err(error) if refuse_symlinks(original).is_err() => {
+                    tracing::warn!(path = %original.display(), error = %error, "A rollback.snapshot path goes through a symbolic link; it is not copied.");
+                    files.push(not_copied(Some(error.to_string())));
+                    report.refused.push(original.clone());
                     continue;
                 }
                 Err(error) => return Err(io(original)(error)),
@@ -221,6 +248,7 @@ impl Snapshots {
                 copy: Some(copy),
                 size: bytes.len() as u64,
                 sha256: Some(sha256_hex(&bytes)),
+                refused: None,
             });
             report.copied.push(original.clone());
         }
@@ -264,6 +292,8 @@ impl Snapshots {
             if &sha256_hex(&bytes) != sha {
                 return Err(SnapshotError::Corrupt(file.original.clone()));
             }
+            refuse_symlinks(&file.original)
+                .map_err(|error| SnapshotError::Symlink(error.to_string()))?;
             plan.push((file.original.clone(), bytes, sha));
         }
         let mut restored = Vec::new();
@@ -301,7 +331,7 @@ pub fn config_snapshot_path(state_dir: &Path) -> PathBuf {
 pub fn snapshot_config(state_dir: &Path, config_text: &str) -> Result<PathBuf, SnapshotError> {
     let path = config_snapshot_path(state_dir);
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(io(parent))?;
+        create_private_dir_all(parent).map_err(io(parent))?;
     }
     let sealed = crate::settings::seal_config_text(config_text);
     write_atomic(&path, sealed.as_bytes()).map_err(io(&path))?;

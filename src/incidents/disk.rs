@@ -1,17 +1,25 @@
 //! The on-disk layout of incidents, under `<state_dir>/incidents/<id>/`:
 //!
-//! - `incident.json`: the [`Incident`], replaced atomically (temp file,
-//!   fsync, rename), so a crash leaves the old or the new record;
+//! - `incident.json`: the [`Incident`], replaced atomically
+//!   ([`crate::files::write_atomic`]), so a crash leaves the old or the new record;
 //! - `timeline.jsonl`: append-only [`TimelineEntry`] lines; a torn last line
 //!   (a crash mid-append) is skipped on load and fenced off by a newline
 //!   before the next append;
 //! - `evidence/<nn>-<name>.json`: snapshots, created with `create_new`, so an
 //!   evidence file is never overwritten;
 //! - `postmortem.md` and `postmortem.json`, written on resolution.
+//!
+//! Directories are created 0700 and files 0600: evidence holds the
+//! configuration and probe output.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs;
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
+
+use crate::files::{
+    PRIVATE_DIR_MODE, create_private_dir_all, create_private_new, open_private_append,
+};
 
 use super::IncidentError;
 use super::model::{Incident, TimelineEntry};
@@ -39,11 +47,11 @@ fn io(path: &Path) -> impl FnOnce(io::Error) -> IncidentError + '_ {
 /// counter whose directory does not exist yet wins, so ids stay unique across
 /// restarts and even if two commanders raced.
 pub(crate) fn claim_id(root: &Path, date: &str) -> Result<String, IncidentError> {
-    fs::create_dir_all(root).map_err(io(root))?;
+    create_private_dir_all(root).map_err(io(root))?;
     for n in 1u32.. {
         let id = format!("INC-{date}-{n:03}");
         let dir = root.join(&id);
-        match fs::create_dir(&dir) {
+        match fs::DirBuilder::new().mode(PRIVATE_DIR_MODE).create(&dir) {
             Ok(()) => return Ok(id),
             Err(error) if error.kind() == io::ErrorKind::AlreadyExists => continue,
             Err(error) => return Err(io(&dir)(error)),
@@ -52,28 +60,15 @@ pub(crate) fn claim_id(root: &Path, date: &str) -> Result<String, IncidentError>
     Err(IncidentError::Exhausted)
 }
 
-/// Writes `bytes` to `path` via a synced temporary file and a rename.
+/// Replaces `path` atomically (see [`crate::files::write_atomic`]).
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), IncidentError> {
-    let tmp = path.with_extension("tmp");
-    {
-        let mut file = File::create(&tmp).map_err(io(&tmp))?;
-        file.write_all(bytes).map_err(io(&tmp))?;
-        file.sync_all().map_err(io(&tmp))?;
-    }
-    fs::rename(&tmp, path).map_err(io(path))?;
-    if let Some(parent) = path.parent()
-        && let Ok(dir) = File::open(parent)
-    {
-        // Best effort: some filesystems refuse to sync a directory.
-        let _ = dir.sync_all();
-    }
-    Ok(())
+    crate::files::write_atomic(path, bytes).map_err(io(path))
 }
 
 /// Saves `incident.json`.
 pub(crate) fn save(root: &Path, incident: &Incident) -> Result<(), IncidentError> {
     let dir = root.join(&incident.id);
-    fs::create_dir_all(&dir).map_err(io(&dir))?;
+    create_private_dir_all(&dir).map_err(io(&dir))?;
     let bytes = serde_json::to_vec_pretty(incident).map_err(IncidentError::Encode)?;
     write_atomic(&dir.join(INCIDENT_FILE), &bytes)
 }
@@ -85,14 +80,9 @@ pub(crate) fn append_timeline(
     entry: &TimelineEntry,
 ) -> Result<(), IncidentError> {
     let dir = root.join(id);
-    fs::create_dir_all(&dir).map_err(io(&dir))?;
+    create_private_dir_all(&dir).map_err(io(&dir))?;
     let path = dir.join(TIMELINE_FILE);
-    let mut file = OpenOptions::new()
-        .create(true)
-        .read(true)
-        .append(true)
-        .open(&path)
-        .map_err(io(&path))?;
+    let mut file = open_private_append(&path).map_err(io(&path))?;
     let mut line = Vec::new();
     // A torn last line must not swallow this entry: start on a fresh line.
     let len = file.metadata().map_err(io(&path))?.len();
@@ -137,7 +127,7 @@ pub(crate) fn write_evidence(
     value: &serde_json::Value,
 ) -> Result<String, IncidentError> {
     let dir = root.join(id).join(EVIDENCE_DIR);
-    fs::create_dir_all(&dir).map_err(io(&dir))?;
+    create_private_dir_all(&dir).map_err(io(&dir))?;
     let bytes = serde_json::to_vec_pretty(value).map_err(IncidentError::Encode)?;
     let name = safe_name(name);
     // After the highest number in use, so numbers keep the order of writing.
@@ -153,7 +143,7 @@ pub(crate) fn write_evidence(
     loop {
         let file_name = format!("{n:02}-{name}.json");
         let path = dir.join(&file_name);
-        match OpenOptions::new().write(true).create_new(true).open(&path) {
+        match create_private_new(&path) {
             Ok(mut file) => {
                 file.write_all(&bytes).map_err(io(&path))?;
                 file.sync_all().map_err(io(&path))?;

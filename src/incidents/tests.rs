@@ -267,6 +267,45 @@ fn incident_and_timeline_round_trip_and_tolerate_a_torn_line() {
 }
 
 #[test]
+fn incident_files_are_private_and_planted_symlinks_redirect_nothing() {
+    use std::os::unix::fs::{MetadataExt, symlink};
+    let dir = tempfile::tempdir().unwrap();
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, "untouched").unwrap();
+    let root = dir.path().join("incidents");
+    let id = disk::claim_id(&root, "20250101").unwrap();
+    let incident_dir = root.join(&id);
+    // The temporary names the old writer derived from the target.
+    for name in ["incident.tmp", "postmortem.tmp"] {
+        symlink(&victim, incident_dir.join(name)).unwrap();
+    }
+    disk::save(&root, &incident(&id, &["api"], &["api-http"])).unwrap();
+    disk::write_postmortem(&root, &id, "# postmortem\n", &json!({})).unwrap();
+    let evidence = disk::write_evidence(&root, &id, "audit", &json!({})).unwrap();
+    disk::append_timeline(&root, &id, &TimelineEntry::now("note", "x", json!(null))).unwrap();
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().mode() & 0o777;
+    assert_eq!(mode(&root), 0o700);
+    assert_eq!(mode(&incident_dir), 0o700);
+    for file in [
+        disk::INCIDENT_FILE,
+        disk::TIMELINE_FILE,
+        "postmortem.md",
+        "postmortem.json",
+        evidence.as_str(),
+    ] {
+        assert_eq!(mode(&incident_dir.join(file)), 0o600, "{file}");
+    }
+    // A timeline replaced by a link is refused, not followed.
+    std::fs::remove_file(incident_dir.join(disk::TIMELINE_FILE)).unwrap();
+    symlink(&victim, incident_dir.join(disk::TIMELINE_FILE)).unwrap();
+    assert!(
+        disk::append_timeline(&root, &id, &TimelineEntry::now("note", "y", json!(null))).is_err()
+    );
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched");
+}
+
+#[test]
 fn evidence_files_are_numbered_and_never_overwritten() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_owned();

@@ -9,7 +9,7 @@
 //! marked), and the channel holds at most [`CHANNEL_LINES`] lines, after which
 //! the pumps wait and the child blocks on its pipe, as on a slow terminal.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -66,7 +66,7 @@ struct Rotating {
 
 impl Rotating {
     fn open(dir: &Path, max_bytes: u64, keep: u32) -> io::Result<Self> {
-        std::fs::create_dir_all(dir)?;
+        crate::files::create_private_dir_all(dir)?;
         let mut rotating = Self {
             dir: dir.to_owned(),
             max_bytes: max_bytes.max(1),
@@ -87,10 +87,7 @@ impl Rotating {
     }
 
     fn reopen(&mut self) -> io::Result<()> {
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.path(0))?;
+        let file = crate::files::open_private_append(&self.path(0))?;
         self.size = file.metadata()?.len();
         self.file = Some(file);
         Ok(())

@@ -1,8 +1,8 @@
 //! `[[components]]`: named groups of probes that heal and escalate together,
 //! optionally a process Warden runs itself (`run`), with the self-heal
 //! envelope (`[components.fix]`), the escalation tiers
-//! (`[[components.tiers]]`) and the files restored when the ladder is
-//! exhausted (`rollback.snapshot`).
+//! (`[[components.tiers]]`), the files restored when the ladder is
+//! exhausted (`rollback.snapshot`) and the files a tier may patch (`patch`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -74,6 +74,8 @@ pub struct ComponentSettings {
     pub final_tier_threshold: u32,
     /// Last-known-good snapshot restored when the ladder is exhausted.
     pub rollback: RollbackSettings,
+    /// Where a tier's `patch` may write. Empty (the default): patches are refused.
+    pub patch: PatchSettings,
     /// The self-heal envelope.
     pub fix: FixSettings,
     /// Escalation tiers, in order; the last one is the final tier.
@@ -101,6 +103,7 @@ impl Default for ComponentSettings {
             warning_threshold: 1,
             final_tier_threshold: 9,
             rollback: RollbackSettings::default(),
+            patch: PatchSettings::default(),
             fix: FixSettings::default(),
             tiers: Vec::new(),
         }
@@ -157,6 +160,26 @@ impl Default for RestartSettings {
 pub struct RollbackSettings {
     /// Files copied at boot and restored byte for byte on exhaustion.
     pub snapshot: Vec<PathBuf>,
+}
+
+/// `[components.patch]`: the files a tier's answer may rewrite.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PatchSettings {
+    /// Globs of absolute paths (`*` stays within one directory, `**` spans
+    /// several). A patch writing anywhere else is refused; empty refuses every patch.
+    pub paths: Vec<String>,
+    /// The most content one patch may write, all files together. Default `1MiB`.
+    pub max_bytes: ByteSize,
+}
+
+impl Default for PatchSettings {
+    fn default() -> Self {
+        Self {
+            paths: Vec::new(),
+            max_bytes: ByteSize::mib(1),
+        }
+    }
 }
 
 /// What a fix does.

@@ -44,6 +44,25 @@ impl ServiceSettings {
             || !self.operator_tokens.is_empty()
             || !self.operator_token_files.is_empty()
     }
+
+    /// Each operator token file with the key that names it.
+    pub fn operator_token_file_keys(&self) -> Vec<(String, &std::path::Path)> {
+        let single = self
+            .operator_token_file
+            .iter()
+            .map(|path| ("service.operator_token_file".to_owned(), path.as_path()));
+        let many = self
+            .operator_token_files
+            .iter()
+            .enumerate()
+            .map(|(i, path)| (format!("service.operator_token_files[{i}]"), path.as_path()));
+        single.chain(many).collect()
+    }
+
+    /// One warning per operator token file that group or others can read.
+    pub fn token_file_warnings(&self) -> Vec<String> {
+        crate::files::token_file_warnings(self.operator_token_file_keys())
+    }
 }
 
 impl Default for ServiceSettings {

@@ -780,6 +780,7 @@ fn components(settings: &Settings, problems: &mut Problems) {
         component_process(problems, &at, component);
         component_fix(problems, &at, component);
         component_tiers(problems, &at, component, &notifier_names);
+        component_patch(problems, &at, component);
         for (s, path) in component.rollback.snapshot.iter().enumerate() {
             // Absolute only: Warden's cwd differs between a shell and a
             // service manager, and a rollback must restore the file it copied.
@@ -796,6 +797,18 @@ fn components(settings: &Settings, problems: &mut Problems) {
             "components",
             format!("depends_on forms a cycle: {}", cycle.join(" -> ")),
         );
+    }
+}
+
+/// `[components.patch]`: absolute globs that compile, and a positive size cap.
+fn component_patch(problems: &mut Problems, at: &str, component: &ComponentSettings) {
+    for (g, pattern) in component.patch.paths.iter().enumerate() {
+        if let Err(reason) = crate::escalation::patches::glob(pattern) {
+            problems.push(format!("{at}.patch.paths[{g}]"), reason);
+        }
+    }
+    if component.patch.max_bytes.as_u64() == 0 {
+        problems.push(format!("{at}.patch.max_bytes"), "must be at least 1B");
     }
 }
 

@@ -30,6 +30,7 @@ struct Inner {
     received: Vec<Received>,
     delay: Duration,
     reply: Option<Value>,
+    replies: VecDeque<Value>,
 }
 
 /// A receiver; clone freely.
@@ -76,6 +77,11 @@ impl Receiver {
     /// The JSON body of 200 answers (default `{}`).
     pub fn reply(&self, body: Value) {
         self.inner.lock().unwrap().reply = Some(body);
+    }
+
+    /// The JSON bodies of the next 200 answers, in order; then [`Self::reply`]'s.
+    pub fn replies(&self, bodies: Vec<Value>) {
+        self.inner.lock().unwrap().replies = bodies.into();
     }
 
     /// Every request so far.
@@ -148,9 +154,8 @@ async fn answer(
         reply_headers.insert("retry-after", after.parse().unwrap());
     }
     let text = if status < 300 {
-        inner
-            .reply
-            .clone()
+        let next = inner.replies.pop_front();
+        next.or_else(|| inner.reply.clone())
             .unwrap_or_else(|| serde_json::json!({}))
             .to_string()
     } else {

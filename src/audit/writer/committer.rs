@@ -8,7 +8,7 @@
 //! instance is stopped (then the batch goes back to the head of the queue for
 //! the next instance).
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::path::PathBuf;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, PoisonError};
@@ -239,10 +239,7 @@ impl Committer {
     }
 }
 
+/// Segments are 0600: rows carry operations data another local user must not read.
 fn open_append(path: &PathBuf) -> Result<File, AuditError> {
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(|e| AuditError::io(path, e))
+    crate::files::open_private_append(path).map_err(|e| AuditError::io(path, e))
 }
