@@ -44,6 +44,10 @@ pub struct ComponentSettings {
     pub run: Vec<String>,
     /// Extra environment for `run`.
     pub env: BTreeMap<String, String>,
+    /// Whether `run` inherits Warden's environment (minus its `WARDEN__*`
+    /// variables, which no child sees). False: only `env` plus `PATH`.
+    /// Default true.
+    pub inherit_env: bool,
     /// Working directory for `run`. Default: Warden's own.
     pub cwd: Option<PathBuf>,
     /// Signal that asks the process to stop (`TERM`, `INT`, `HUP`, `QUIT`, `USR1`, `USR2`). Default `TERM`.
@@ -85,6 +89,7 @@ impl Default for ComponentSettings {
             criticality: Criticality::Normal,
             run: Vec::new(),
             env: BTreeMap::new(),
+            inherit_env: true,
             cwd: None,
             stop_signal: "TERM".to_owned(),
             stop_timeout: Duration::from_secs(10),
