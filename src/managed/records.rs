@@ -116,9 +116,11 @@ pub(crate) fn write(
     stop_timeout: Duration,
 ) -> std::io::Result<()> {
     let pgid = i32::try_from(pid).map_err(std::io::Error::other)?;
-    let start_time = stat(pgid)
-        .ok_or_else(|| std::io::Error::other("the process is already gone"))?
-        .start_time;
+    let Some(Stat { start_time, .. }) = stat(pgid) else {
+        // Exited and reaped already: its exit is on its way to the actor,
+        // and there is no group left to record.
+        return Ok(());
+    };
     let record = Record {
         pgid,
         start_time,
