@@ -105,6 +105,7 @@ async fn main() {
     let args = ManagedArgs {
         component: "bench".into(),
         log_dir: dir.path().join("logs/bench"),
+        records_dir: dir.path().join("managed"),
         settings,
         audit: audit.clone(),
         events: port,

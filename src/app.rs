@@ -645,6 +645,25 @@ async fn wait_for_dependencies(
     }
 }
 
+/// Stops the managed process groups a previous incarnation left running
+/// (it was killed before it could stop them), before any new one starts, so
+/// exactly one copy of each runs. Each group found is audited.
+async fn stop_previous_groups(state_dir: &Path, audit: &AuditLog) {
+    let dir = state_dir.join(crate::managed::RECORDS_DIR);
+    for group in crate::managed::stop_previous(&dir).await {
+        if group.outcome != "gone" {
+            tracing::warn!(component = %group.component, pgid = group.pgid, outcome = group.outcome, "A managed process group of the previous run was still there at boot.");
+        }
+        audit.append_nowait(
+            NewRow::new(
+                "managed.previous_stopped",
+                json!({ "pgid": group.pgid, "outcome": group.outcome }),
+            )
+            .component(group.component),
+        );
+    }
+}
+
 /// Builds the escalation subtree's arguments and takes the boot snapshots.
 #[allow(clippy::too_many_arguments)]
 fn escalation(
@@ -695,6 +714,7 @@ fn escalation(
                 component: component.name.clone(),
                 settings: component.clone(),
                 log_dir: state_dir.join("logs").join(&component.name),
+                records_dir: state_dir.join(crate::managed::RECORDS_DIR),
                 audit: audit.clone(),
                 events: events.clone(),
                 status: ManagedStatus::default(),
@@ -967,6 +987,7 @@ pub async fn start_with(settings: Settings, options: BootOptions) -> Result<Ward
     });
     let health = audit.health();
     state.watch("audit_unwritable", move || health.is_failing());
+    stop_previous_groups(&service.state_dir, &audit).await;
 
     let listener =
         std::net::TcpListener::bind(service.api_listen).map_err(|source| AppError::Bind {

@@ -24,11 +24,18 @@
 //! - A killed actor leaves no orphan: dropping its state SIGKILLs the group
 //!   and the `kill_on_drop` child; `post_stop` stops the process gracefully.
 //! - Restart delays are timers (`send_after`), never sleeps in a handler.
+//! - At most one copy runs across a crash of Warden: each running group is
+//!   recorded in the state dir and the next boot stops what the records
+//!   name ([`stop_previous`]) before starting anything; the kernel also
+//!   SIGKILLs the group leader when Warden dies (`PR_SET_PDEATHSIG`).
+//! - A child never sees Warden's `WARDEN__*` variables; with
+//!   `inherit_env = false` it sees only its `env` plus `PATH`.
 //!
 //! # Layout
 //! - `actor.rs`: the [`ManagedProcess`] actor and its messages.
 //! - `process.rs`: spawning, the exit waiter, process-group signals.
 //! - `output.rs`: output capture and rotation.
+//! - `records.rs`: process-group records and [`stop_previous`].
 //! - `status.rs`: [`ManagedStatus`] and [`ManagedSnapshot`].
 //! - `order.rs`: [`start_order`].
 
@@ -43,11 +50,13 @@ mod actor;
 mod order;
 mod output;
 mod process;
+mod records;
 mod status;
 
 pub use actor::{ChildExit, ManagedArgs, ManagedMsg, ManagedProcess, ManagedState};
 pub use order::start_order;
 pub use output::{MAX_LINE, OUTPUT_FILE};
+pub use records::{PreviousGroup, RECORDS_DIR, stop_previous};
 pub use status::{LastExit, ManagedSnapshot, ManagedStatus, ProcessState};
 
 /// What happened to a managed process. Each is also a `managed.<event>` audit row.

@@ -34,7 +34,7 @@ use crate::settings::{NotifierKind, NotifierSettings, Secret, SecretUrl, Severit
 use retry::{Request, RetryPolicy};
 use webhook::Webhook;
 
-pub use webhook::{IDEMPOTENCY_KEY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign_body};
+pub use webhook::{IDEMPOTENCY_KEY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign};
 
 /// Where `pagerduty` notifiers send events when no `url` is configured.
 pub const PAGERDUTY_EVENTS_URL: &str = "https://events.pagerduty.com/v2/enqueue";
@@ -392,6 +392,7 @@ fn json_request(
         headers,
         body,
         redact,
+        signing_key: None,
     })
 }
 

@@ -9,6 +9,8 @@
 //!   contract between the kinds and the condition language.
 //! - one file per kind: `http.rs`, `tcp.rs`, `command.rs`, `heartbeat.rs`,
 //!   `credential_expiry.rs`; each turns a probe's settings into a check.
+//! - `escape.rs`: [`escape_output`] and [`escape_line`], applied to what a
+//!   target said before an observation carries it anywhere.
 //! - `classify.rs`: the condition language (`status == 200`, `latency < 300ms`,
 //!   `body.status == "ok"`) and the final verdict.
 
@@ -16,6 +18,7 @@ mod actor;
 mod check;
 mod command;
 mod credential_expiry;
+mod escape;
 mod facts;
 mod heartbeat;
 mod http;
@@ -23,6 +26,7 @@ mod tcp;
 
 pub use actor::{ProbeActor, ProbeActorArgs, ProbeMsg, ProbeStartError};
 pub use check::{Check, CheckContext, ProbeError};
+pub use escape::{escape_line, escape_output};
 pub use facts::{CheckOutcome, Facts};
 pub use heartbeat::Heartbeats;
 pub use http::http_client;

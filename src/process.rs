@@ -8,6 +8,12 @@
 //! its group is killed too: a straggler holding the pipes open would
 //! otherwise stall the caller. The child is always reaped, and a run
 //! cancelled by its caller kills the group on drop.
+//!
+//! No child Warden starts (probe, fix command, managed process) sees
+//! Warden's own configuration variables: [`scrub_env`] removes every
+//! `WARDEN__*` variable (the config layer, where operator tokens and other
+//! secrets may sit) and the CLI's token variable, so a child cannot read a
+//! secret from its environment or print it into probe output.
 
 use std::io;
 use std::process::{ExitStatus, Stdio};
@@ -16,6 +22,26 @@ use std::time::Duration;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::io::{AsyncRead, AsyncReadExt};
+
+mod parent_death;
+
+pub(crate) use parent_death::kill_with_parent;
+
+/// Prefix of the variables the config layer reads (`WARDEN__SERVICE__...`).
+const CONFIG_ENV_PREFIX: &str = "WARDEN__";
+
+/// Removes Warden's configuration variables from what `command`'s child
+/// inherits: every `WARDEN__*` plus the CLI's operator token variable.
+pub(crate) fn scrub_env(command: &mut tokio::process::Command) {
+    for (key, _) in std::env::vars_os() {
+        let secret = key.to_str().is_some_and(|key| {
+            key.starts_with(CONFIG_ENV_PREFIX) || key == crate::incidents::client::TOKEN_ENV
+        });
+        if secret {
+            command.env_remove(&key);
+        }
+    }
+}
 
 /// Most of stdout (and of stderr) kept per run.
 pub(crate) const MAX_OUTPUT: usize = 64 * 1024;
@@ -85,6 +111,7 @@ pub(crate) async fn run(program: &str, args: &[String], timeout: Duration) -> Ru
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
+    scrub_env(&mut command);
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(error) => {

@@ -87,6 +87,7 @@ async fn start(settings: ComponentSettings) -> Harness {
     let args = ManagedArgs {
         component: settings.name.clone(),
         log_dir: dir.path().join("logs").join(&settings.name),
+        records_dir: dir.path().join("managed"),
         settings,
         audit: audit.clone(),
         events: port,
@@ -405,6 +406,93 @@ async fn env_and_cwd_are_applied() {
         "{:?}",
         std::fs::read_to_string(&log)
     );
+    h.stop().await;
+}
+
+/// The `KEY=value` lines a process printed with `env`, between markers.
+async fn printed_env(log: &Path) -> Vec<String> {
+    let mut lines = Vec::new();
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            let done = text.contains("stdout env-end");
+            if done {
+                lines = text
+                    .lines()
+                    .skip_while(|line| !line.ends_with("stdout env-begin"))
+                    .skip(1)
+                    .take_while(|line| !line.ends_with("stdout env-end"))
+                    .filter_map(|line| line.split_once(" stdout ").map(|(_, l)| l.to_owned()))
+                    .collect();
+            }
+            std::future::ready(done)
+        })
+        .await,
+        "{:?}",
+        std::fs::read_to_string(log)
+    );
+    lines
+}
+
+#[tokio::test]
+async fn inherit_env_false_leaves_only_the_configured_env_and_path() {
+    let script = "echo env-begin; env; echo env-end; exec sleep 60";
+    let mut component = settings(&["sh", "-c", script]);
+    component.inherit_env = false;
+    component.env.insert("GREETING".into(), "hello".into());
+    let mut h = start(component).await;
+    h.started().await;
+    let mut names: Vec<String> = printed_env(&h.log_path())
+        .await
+        .iter()
+        .filter_map(|line| line.split_once('=').map(|(key, _)| key.to_owned()))
+        // The shell itself sets these three on start.
+        .filter(|key| !matches!(key.as_str(), "PWD" | "SHLVL" | "_"))
+        .collect();
+    names.sort();
+    assert_eq!(names, ["GREETING", "PATH"]);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn inherited_env_is_kept_by_default() {
+    // CARGO_MANIFEST_DIR is set for test binaries by cargo: proof that the
+    // parent's environment still reaches the child.
+    let script = "echo env-begin; env; echo env-end; exec sleep 60";
+    let mut h = start(settings(&["sh", "-c", script])).await;
+    h.started().await;
+    let lines = printed_env(&h.log_path()).await;
+    if std::env::var_os("CARGO_MANIFEST_DIR").is_some() {
+        assert!(
+            lines
+                .iter()
+                .any(|line| line.starts_with("CARGO_MANIFEST_DIR=")),
+            "{lines:?}"
+        );
+    }
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn the_running_group_is_recorded_and_the_record_removed_when_stopped() {
+    let mut h = start(settings(&["sleep", "60"])).await;
+    let pid = h.started().await;
+    let record = h.dir.path().join("managed").join("svc.json");
+    let text = std::fs::read_to_string(&record).unwrap();
+    let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(value["pgid"], pid);
+    assert!(value["start_time"].as_u64().unwrap() > 0);
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(&record).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    h.actor
+        .call(
+            |reply| ManagedMsg::Stop(Some(reply)),
+            Some(Duration::from_secs(15)),
+        )
+        .await
+        .unwrap();
+    assert!(!record.exists(), "the record outlived its process");
     h.stop().await;
 }
 

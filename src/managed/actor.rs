@@ -13,6 +13,7 @@ use warden_supervisors::{LadderState, LadderStep};
 
 use super::output::{OutputTx, spawn_writer};
 use super::process::{AbortOnDrop, ExitInfo, Running, parse_signal, spawn};
+use super::records;
 use super::status::{LastExit, ManagedSnapshot, ManagedStatus, ProcessState, now};
 use super::{ManagedEvent, millis, restart_ladder};
 use crate::audit::{AuditLog, NewRow};
@@ -31,6 +32,9 @@ pub struct ManagedArgs {
     pub settings: ComponentSettings,
     /// Where output goes: `<state_dir>/logs/<component>`.
     pub log_dir: PathBuf,
+    /// Where the running group's record goes: `<state_dir>/managed`
+    /// (see [`crate::managed::stop_previous`]).
+    pub records_dir: PathBuf,
     /// The audit log.
     pub audit: AuditLog,
     /// Where events are published.
@@ -257,6 +261,15 @@ fn start(
     ) {
         Ok(child) => {
             let pid = child.pid;
+            if let Err(error) = records::write(
+                &state.args.records_dir,
+                &state.args.component,
+                pid,
+                &state.args.settings.stop_signal,
+                state.args.settings.stop_timeout,
+            ) {
+                tracing::warn!(component = %state.args.component, pid, error = %error, "Could not record the managed process group; after a crash the next start may not find it.");
+            }
             let first = state.generation == 1;
             state.child = Some(child);
             state.args.status.update(|snapshot| {
@@ -479,6 +492,8 @@ fn record_exit(
     expected: bool,
     extra: Option<serde_json::Value>,
 ) -> Duration {
+    // Reaped and its group killed: nothing is left for a later boot to stop.
+    records::remove(&state.args.records_dir, &state.args.component);
     let uptime = child.started.elapsed();
     let uptime_ms = millis(uptime);
     state.args.status.update(|snapshot| {

@@ -114,6 +114,17 @@ pub(crate) fn spawn(
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "run is empty"));
     };
     let mut command = tokio::process::Command::new(resolve_program(program));
+    if settings.inherit_env {
+        crate::process::scrub_env(&mut command);
+    } else {
+        // Only PATH survives, so `run = ["sh", ...]` and the scripts it
+        // starts still find their programs; `env` can override it.
+        command.env_clear();
+        if let Some(path) = std::env::var_os("PATH") {
+            command.env("PATH", path);
+        }
+    }
+    crate::process::kill_with_parent(&mut command);
     command
         .args(args)
         .envs(

@@ -23,7 +23,9 @@ pub(super) fn write(notifier: &str, notice: &Notice, dashboard: Option<&str>) {
         at = %notice.at,
         "Notice."
     );
-    println!("{}", human_line(notice));
+    // The summary quotes what a target or an investigator said: escaped so
+    // it cannot drive the terminal.
+    println!("{}", crate::probes::escape_line(&human_line(notice)));
 }
 
 /// `[warden] FIRING critical api: api: service unhealthy — <summary>`.

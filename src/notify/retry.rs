@@ -80,6 +80,9 @@ pub(super) struct Request {
     pub(super) body: Vec<u8>,
     /// Values to blank out of error text (a receiver may echo them back).
     pub(super) redact: Vec<Secret>,
+    /// `webhook`: the HMAC key; each attempt is timestamped and signed
+    /// when it is sent, so a late retry is not refused as a replay.
+    pub(super) signing_key: Option<Secret>,
 }
 
 /// What one attempt tells the loop.
@@ -145,9 +148,13 @@ pub(super) async fn deliver(
 
 async fn attempt(client: &reqwest::Client, timeout: Duration, request: &Request) -> Attempt {
     let exchange = async {
+        let mut headers = request.headers.clone();
+        if request.signing_key.is_some() {
+            super::webhook::stamp(&mut headers, request.signing_key.as_ref(), &request.body);
+        }
         let builder = client
             .post(request.url.clone())
-            .headers(request.headers.clone())
+            .headers(headers)
             .body(request.body.clone());
         let response = crate::telemetry::trace::inject(builder).send().await?;
         let status = response.status();

@@ -168,11 +168,48 @@ async fn webhook_posts_the_notice_with_idempotency_key_and_signature() {
         .parse()
         .unwrap();
     assert!(timestamp > 1_700_000_000);
+    // The signature covers "{timestamp}.{body}", so a captured request
+    // cannot be replayed under a fresh timestamp.
     let signature = receiver.header(0, "x-warden-signature").unwrap();
     let digest = hex::decode(signature.strip_prefix("sha256=").unwrap()).unwrap();
+    let body = receiver.hits.lock().unwrap()[0].body.clone();
     let mut mac = Hmac::<Sha256>::new_from_slice(b"k3y").unwrap();
-    mac.update(&receiver.hits.lock().unwrap()[0].body);
+    mac.update(format!("{timestamp}.").as_bytes());
+    mac.update(&body);
     mac.verify_slice(&digest).expect("signature verifies");
+    let mut body_only = Hmac::<Sha256>::new_from_slice(b"k3y").unwrap();
+    body_only.update(&body);
+    assert!(
+        body_only.verify_slice(&digest).is_err(),
+        "the signature must not cover the body alone"
+    );
+    let mut later = Hmac::<Sha256>::new_from_slice(b"k3y").unwrap();
+    later.update(format!("{}.", timestamp + 1).as_bytes());
+    later.update(&body);
+    assert!(later.verify_slice(&digest).is_err());
+}
+
+#[tokio::test]
+async fn every_attempt_is_timestamped_and_signed_afresh() {
+    let (receiver, url) = receiver(&[Reply::Status(500), Reply::Status(503)]).await;
+    let mut webhook = settings("hook", NotifierKind::Webhook, Some(&url));
+    webhook.secret = Some(Secret::new("k3y"));
+    let delivery = one(webhook).get("hook").unwrap().send(&firing()).await;
+    assert_eq!(delivery.outcome, DeliveryOutcome::Sent, "{delivery:?}");
+    assert_eq!(receiver.hits(), 3);
+    for hit in 0..3 {
+        let timestamp: i64 = receiver
+            .header(hit, "x-warden-timestamp")
+            .unwrap()
+            .parse()
+            .unwrap();
+        let body = receiver.hits.lock().unwrap()[hit].body.clone();
+        assert_eq!(
+            receiver.header(hit, "x-warden-signature").unwrap(),
+            sign(b"k3y", timestamp, &body),
+            "attempt {hit}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -443,9 +480,14 @@ async fn from_settings_reads_secret_files() {
     let delivery = one(webhook).get("hook").unwrap().send(&firing()).await;
     assert_eq!(delivery.outcome, DeliveryOutcome::Sent);
     let body = receiver.hits.lock().unwrap()[0].body.clone();
+    let timestamp: i64 = receiver
+        .header(0, "x-warden-timestamp")
+        .unwrap()
+        .parse()
+        .unwrap();
     assert_eq!(
         receiver.header(0, "x-warden-signature").unwrap(),
-        sign_body(b"s3cret", &body)
+        sign(b"s3cret", timestamp, &body)
     );
 
     let routing = dir.path().join("pd.key");
@@ -571,4 +613,33 @@ fn notice_round_trips_with_lowercase_enums() {
     assert_eq!(value["severity"], "critical");
     let back: Notice = serde_json::from_value(value).unwrap();
     assert_eq!(back, firing());
+}
+
+/// A server on its own port (another origin) that answers every request
+/// with a 307 to `to`.
+async fn redirector(to: String) -> String {
+    let app = axum::Router::new().fallback(axum::routing::any(move || {
+        let to = to.clone();
+        async move { axum::response::Redirect::temporary(&to) }
+    }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{address}")
+}
+
+#[tokio::test]
+async fn a_webhook_redirected_to_another_origin_sends_it_nothing() {
+    let (receiver, url) = receiver(&[]).await;
+    let hop = redirector(url).await;
+    let mut webhook = settings("hook", NotifierKind::Webhook, Some(&hop));
+    webhook.headers = BTreeMap::from([("X-Api-Key".to_owned(), "k3y-value".to_owned())]);
+    webhook.secret = Some(Secret::new("k3y"));
+    // The client Warden builds (app.rs) is the probes' one.
+    let notifiers =
+        Notifiers::from_settings(&[webhook], crate::probes::http_client().unwrap()).unwrap();
+    let delivery = notifiers.get("hook").unwrap().send(&firing()).await;
+    assert_eq!(delivery.outcome, DeliveryOutcome::Failed, "{delivery:?}");
+    assert_eq!(delivery.last_status, Some(307));
+    assert_eq!(receiver.hits(), 0, "the other origin got the notice");
 }

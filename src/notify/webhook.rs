@@ -1,7 +1,14 @@
 //! `webhook`: a POST of the [`Notice`] as JSON, with an `Idempotency-Key`
 //! header (the receiver drops duplicates of a retried delivery) and, when a
-//! secret is configured, an HMAC-SHA256 signature of the exact body bytes
-//! so the receiver can tell Warden from anyone who learnt the URL.
+//! secret is configured, an HMAC-SHA256 signature so the receiver can tell
+//! Warden from anyone who learnt the URL.
+//!
+//! The signature covers `"{timestamp}.{body}"`, where the timestamp is the
+//! `X-Warden-Timestamp` header (Unix seconds), and both are made afresh for
+//! every attempt. A receiver that rejects old timestamps therefore rejects
+//! a replayed request, and a retry late in a long backoff still passes (the
+//! same scheme as Stripe's and Slack's webhook signatures;
+//! `docs/operations.md` has a verification recipe).
 
 use hmac::{Hmac, Mac as _};
 use reqwest::Url;
@@ -15,11 +22,11 @@ use crate::settings::{Secret, SecretMap};
 /// The header carrying the notice's idempotency key.
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
 
-/// The header carrying `sha256=<hex HMAC-SHA256 of the body>`.
+/// The header carrying `sha256=<hex HMAC-SHA256 of "{timestamp}.{body}">`.
 pub const SIGNATURE_HEADER: &str = "x-warden-signature";
 
-/// The header carrying when the delivery started, in Unix seconds (the
-/// same on every retry; the signature covers the body only).
+/// The header carrying when the attempt was sent, in Unix seconds; signed
+/// together with the body.
 pub const TIMESTAMP_HEADER: &str = "x-warden-timestamp";
 
 pub(super) struct Webhook {
@@ -63,15 +70,10 @@ impl Webhook {
         let key = HeaderValue::try_from(notice.idempotency_key.as_str())
             .map_err(|_| "the idempotency key is not a valid header value".to_owned())?;
         headers.insert(HeaderName::from_static(IDEMPOTENCY_KEY_HEADER), key);
-        headers.insert(
-            HeaderName::from_static(TIMESTAMP_HEADER),
-            HeaderValue::from(jiff::Timestamp::now().as_second()),
-        );
+        // Replaced per attempt by `stamp` when the request is signed.
+        stamp(&mut headers, None, &body);
         let mut redact = Vec::new();
         if let Some(secret) = &self.secret {
-            let signature = HeaderValue::try_from(sign_body(secret.expose().as_bytes(), &body))
-                .map_err(|_| "cannot encode the signature".to_owned())?;
-            headers.insert(HeaderName::from_static(SIGNATURE_HEADER), signature);
             redact.push(secret.clone());
         }
         Ok(Request {
@@ -79,17 +81,35 @@ impl Webhook {
             headers,
             body,
             redact,
+            signing_key: self.secret.clone(),
         })
     }
 }
 
-/// `sha256=<hex HMAC-SHA256 of body under key>`.
-pub fn sign_body(key: &[u8], body: &[u8]) -> String {
+/// Sets `X-Warden-Timestamp` to now and, with a key, `X-Warden-Signature`
+/// over that timestamp and `body`. Called for every attempt.
+pub(super) fn stamp(headers: &mut HeaderMap, key: Option<&Secret>, body: &[u8]) {
+    let timestamp = jiff::Timestamp::now().as_second();
+    headers.insert(
+        HeaderName::from_static(TIMESTAMP_HEADER),
+        HeaderValue::from(timestamp),
+    );
+    if let Some(key) = key
+        && let Ok(signature) = HeaderValue::try_from(sign(key.expose().as_bytes(), timestamp, body))
+    {
+        headers.insert(HeaderName::from_static(SIGNATURE_HEADER), signature);
+    }
+}
+
+/// `sha256=<hex HMAC-SHA256 of "{timestamp}.{body}" under key>`.
+pub fn sign(key: &[u8], timestamp: i64, body: &[u8]) -> String {
     // HMAC takes a key of any length, so this never fails in practice; an
     // empty signature would simply not verify.
     let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key) else {
         return String::new();
     };
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
     mac.update(body);
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }

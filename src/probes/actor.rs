@@ -171,7 +171,14 @@ async fn on_tick(
     let latency = outcome.facts.latency;
     let details = outcome.facts.to_details();
     let stage = outcome.stage.clone();
-    let (status, reasons) = classify::classify(outcome, &state.unhealthy_if, &state.degraded_if);
+    let (status, mut reasons) =
+        classify::classify(outcome, &state.unhealthy_if, &state.degraded_if);
+    // Conditions saw the raw text; displays get it escaped.
+    for reason in &mut reasons {
+        if let std::borrow::Cow::Owned(escaped) = super::escape_line(reason) {
+            *reason = escaped;
+        }
+    }
     let probe = &state.args.probe;
     let observation = Observation {
         probe: probe.name.clone(),

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use super::escape::{escape_line, escape_output};
 use crate::messages::Health;
 
 /// Measurements of one check.
@@ -36,10 +37,12 @@ pub struct Facts {
 /// Longest excerpt of a body or stderr kept in an observation's details.
 const EXCERPT_CHARS: usize = 512;
 
+/// The first [`EXCERPT_CHARS`] of `text`, escaped for display: the
+/// target wrote it, so it may hold terminal escapes.
 fn excerpt(text: &str) -> String {
     match text.char_indices().nth(EXCERPT_CHARS) {
-        Some((end, _)) => format!("{}…", &text[..end]),
-        None => text.to_owned(),
+        Some((end, _)) => format!("{}…", escape_output(&text[..end])),
+        None => escape_output(text).into_owned(),
     }
 }
 
@@ -78,7 +81,7 @@ impl Facts {
             );
         }
         if let Some(error) = &self.error {
-            details.insert("error".into(), error.clone().into());
+            details.insert("error".into(), escape_line(error).into_owned().into());
         }
         serde_json::Value::Object(details)
     }

@@ -1,7 +1,10 @@
 //! `http`: one request (plus the redirects it earns), judged by status.
 //!
 //! The shared client follows no redirects: each check follows them itself
-//! up to its own `max_redirects`. The body is streamed chunk by chunk and
+//! up to its own `max_redirects`, and drops every configured header once a
+//! redirect leaves the origin (scheme, host and port). Notifiers, tiers,
+//! investigators and fix `http` actions use the same client and follow no
+//! redirect at all, so their headers never leave the configured origin. The body is streamed chunk by chunk and
 //! never buffered past `max_body_bytes`; a larger body is an unhealthy
 //! outcome (a health endpoint that suddenly returns megabytes is a problem
 //! worth seeing). The timeout of the whole exchange is enforced by
@@ -189,10 +192,10 @@ impl HttpCheck {
                 body = None;
             }
             if next.origin() != url.origin() {
-                // Never hand credentials to another origin.
-                for header in [AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION] {
-                    headers.remove(header);
-                }
+                // Never hand credentials to another origin: any configured
+                // header may be one (an API key, a tenant token), so none
+                // of them follows a redirect that leaves the origin.
+                headers.clear();
             }
             url = next;
         };

@@ -49,6 +49,10 @@ pub struct ComponentSettings {
     /// Extra environment for `run` whose values are read from files
     /// (name → path; surrounding whitespace ignored).
     pub env_files: BTreeMap<String, PathBuf>,
+    /// Whether `run` inherits Warden's environment (minus its `WARDEN__*`
+    /// variables, which no child sees). False: only `env` plus `PATH`.
+    /// Default true.
+    pub inherit_env: bool,
     /// Working directory for `run`. Default: Warden's own.
     pub cwd: Option<PathBuf>,
     /// Signal that asks the process to stop (`TERM`, `INT`, `HUP`, `QUIT`, `USR1`, `USR2`). Default `TERM`.
@@ -93,6 +97,7 @@ impl Default for ComponentSettings {
             run: Vec::new(),
             env: SecretMap::new(),
             env_files: BTreeMap::new(),
+            inherit_env: true,
             cwd: None,
             stop_signal: "TERM".to_owned(),
             stop_timeout: Duration::from_secs(10),

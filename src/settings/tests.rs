@@ -704,3 +704,74 @@ fn chaos_needs_an_operator_token() {
     );
     assert!(!load(&ConfigSource::Embedded).unwrap().chaos.enabled);
 }
+
+/// Every named thing (probe, component, notifier, tier) refuses `.`, `..`,
+/// a `/` and control characters, and the problem names the key.
+#[test]
+fn names_that_could_escape_a_path_or_forge_output_are_refused() {
+    for bad in [
+        ".",
+        "..",
+        "a/b",
+        "../x",
+        "/abs",
+        "tab\there",
+        "esc\u{1b}[31m",
+        "nl\nx",
+        "del\u{7f}",
+    ] {
+        let quoted = toml_string(bad);
+        let config = format!(
+            r#"
+[[notifiers]]
+name = {quoted}
+kind = "log"
+
+[[probes]]
+name = {quoted}
+kind = "tcp"
+address = "127.0.0.1:1"
+
+[[components]]
+name = {quoted}
+
+[[components.tiers]]
+name = {quoted}
+kind = "webhook"
+url = "http://127.0.0.1:1/"
+"#
+        );
+        let lines = problems(&config, no_env());
+        for key in [
+            "probes[0].name: ",
+            "components[0].name: ",
+            "notifiers[0].name: ",
+            "components[0].tiers[0].name: ",
+        ] {
+            assert!(
+                lines.iter().any(|line| line.starts_with(key)),
+                "{bad:?}: no problem at {key}: {lines:#?}"
+            );
+        }
+        // The message never carries the raw control character.
+        assert!(
+            lines.iter().all(|line| !line.chars().any(char::is_control)),
+            "{lines:?}"
+        );
+    }
+}
+
+/// `text` as a TOML basic string.
+fn toml_string(text: &str) -> String {
+    let mut out = String::from('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}

@@ -506,10 +506,17 @@ fn name_rules(
 ) {
     if name.is_empty() {
         problems.push(key, "is required");
+    } else if name == "." || name == ".." {
+        // Names become file and folder names in the state dir (logs,
+        // process records, snapshots): these two would escape them.
+        problems.push(key, format!("\"{name}\" is not a name"));
     } else if !valid_name(name) {
         problems.push(
             key,
-            "use 1-64 characters from a-z, A-Z, 0-9, '-', '_' and '.'",
+            format!(
+                "use 1-64 characters from a-z, A-Z, 0-9, '-', '_' and '.' (got \"{}\")",
+                name.escape_debug()
+            ),
         );
     } else if !seen.insert(name.to_owned()) {
         problems.push(key, format!("duplicate {what} name \"{name}\""));

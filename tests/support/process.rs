@@ -34,15 +34,23 @@ pub struct Running {
     pub child: Child,
     /// `http://<addr>` of its API.
     pub base: String,
+    /// Every line it wrote on stdout so far.
+    pub stdout: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 /// Starts `warden --config <config> run` and waits until its API is listening.
 pub async fn start(config: &Path) -> Running {
+    start_with_env(config, &[]).await
+}
+
+/// [`start`] with extra environment variables for Warden.
+pub async fn start_with_env(config: &Path, env: &[(&str, &str)]) -> Running {
     let mut child = Command::new(warden_bin())
         .arg("--config")
         .arg(config)
         .arg("run")
         .env_remove("RUST_LOG")
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
@@ -51,10 +59,13 @@ pub async fn start(config: &Path) -> Running {
     let stdout = child.stdout.take().unwrap();
     let stderr = child.stderr.take().unwrap();
     let (addr_tx, addr_rx) = tokio::sync::oneshot::channel::<String>();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = seen.clone();
     tokio::spawn(async move {
         let mut addr_tx = Some(addr_tx);
         let mut lines = BufReader::new(stdout).lines();
         while let Ok(Some(line)) = lines.next_line().await {
+            keep.lock().unwrap().push(line.clone());
             if let Ok(value) = serde_json::from_str::<serde_json::Value>(&line)
                 && value["message"] == "API listening."
                 && let Some(addr) = value["addr"].as_str()
@@ -77,6 +88,7 @@ pub async fn start(config: &Path) -> Running {
     Running {
         child,
         base: format!("http://{addr}"),
+        stdout: seen,
     }
 }
 

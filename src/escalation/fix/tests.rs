@@ -234,3 +234,35 @@ async fn http_connection_refused_is_an_outcome() {
     assert!(!outcome.ok);
     assert!(outcome.error.is_some());
 }
+
+/// A server on its own port (another origin) that answers every request
+/// with a 307 to `to`.
+async fn redirector(to: String) -> String {
+    let app = axum::Router::new().fallback(axum::routing::any(move || {
+        let to = to.clone();
+        async move { axum::response::Redirect::temporary(&to) }
+    }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{address}")
+}
+
+#[tokio::test]
+async fn http_headers_never_follow_a_redirect_to_another_origin() {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let base = server(seen.clone()).await;
+    let hop = redirector(format!("{base}/ok")).await;
+    let action = FixActionSettings {
+        headers: BTreeMap::from([("x-token".to_owned(), "t0k".to_owned())]),
+        ..http(format!("{hop}/"))
+    };
+    // The client Warden builds (app.rs) is the probes' one.
+    let client = crate::probes::http_client().unwrap();
+    let outcome = run_fix(&action, &client, &hook()).await;
+    assert!(!outcome.ok, "{outcome:?}");
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "the other origin was called"
+    );
+}

@@ -223,3 +223,39 @@ async fn a_transport_error_does_not_show_the_url() {
         "{error}"
     );
 }
+
+/// A server on its own port (another origin) that answers every request
+/// with a 307 to `to`.
+async fn redirector(to: String) -> String {
+    let app = axum::Router::new().fallback(axum::routing::any(move || {
+        let to = to.clone();
+        async move { axum::response::Redirect::temporary(&to) }
+    }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{address}")
+}
+
+#[tokio::test]
+async fn a_tier_redirected_to_another_origin_is_not_followed() {
+    let seen = Seen::default();
+    let base = server(seen.clone()).await;
+    let hop = redirector(format!("{base}/fixed")).await;
+    let context = serde_json::json!({"component": "site", "entries": []});
+    // The client Warden builds (app.rs) is the probes' one.
+    let answer = call_webhook(
+        &crate::settings::SecretUrl::new(format!("{hop}/")),
+        &crate::settings::SecretMap::new(),
+        SECOND,
+        &crate::probes::http_client().unwrap(),
+        "tier:site:agent:1",
+        &context,
+    )
+    .await;
+    assert_ne!(answer.status, TierStatus::Fixed, "{answer:?}");
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "the other origin was called"
+    );
+}

@@ -105,6 +105,48 @@ fn app() -> Router {
             }),
         )
         .route("/binary", get(|| async { vec![0xff_u8, 0xfe, b'o', b'k'] }))
+        .route(
+            "/api-key",
+            get(|headers: AxumHeaders| async move {
+                headers.get("x-api-key").map_or("none".to_owned(), |value| {
+                    value.to_str().unwrap().to_owned()
+                })
+            }),
+        )
+        .route(
+            "/same-origin",
+            get(|| async { Redirect::temporary("/api-key") }),
+        )
+}
+
+#[tokio::test]
+async fn custom_headers_follow_a_redirect_only_within_the_origin() {
+    let base = serve(app()).await;
+    let mut settings = probe(&format!("{base}/same-origin"));
+    settings
+        .headers
+        .insert("X-Api-Key".into(), "k3y-value".into());
+    assert_eq!(
+        run(&settings).await.facts.body.as_deref(),
+        Some("k3y-value"),
+        "a same-origin redirect keeps the configured headers"
+    );
+
+    // Another port on the same host is another origin.
+    let target = format!("{base}/api-key");
+    let hop = serve(Router::new().route(
+        "/",
+        get(move || {
+            let to = target.clone();
+            async move { Redirect::temporary(&to) }
+        }),
+    ))
+    .await;
+    let mut settings = probe(&format!("{hop}/"));
+    settings
+        .headers
+        .insert("X-Api-Key".into(), "k3y-value".into());
+    assert_eq!(run(&settings).await.facts.body.as_deref(), Some("none"));
 }
 
 #[tokio::test]
