@@ -24,6 +24,12 @@
 //! - A killed actor leaves no orphan: dropping its state SIGKILLs the group
 //!   and the `kill_on_drop` child; `post_stop` stops the process gracefully.
 //! - Restart delays are timers (`send_after`), never sleeps in a handler.
+//! - A ladder-driven restart is automation: while its [`AutomationHold`]
+//!   holds (PAUSED, or an incident froze the component) it does not start;
+//!   it writes one `managed.restart_held` row and starts once the hold lifts.
+//!   Its `escalation.action_started` row is queued with the check, so it
+//!   never follows the pause or freeze row. A requested restart
+//!   ([`ManagedMsg::Restart`]) is checked by whoever asks.
 //!
 //! # Layout
 //! - `actor.rs`: the [`ManagedProcess`] actor and its messages.
@@ -45,7 +51,7 @@ mod output;
 mod process;
 mod status;
 
-pub use actor::{ChildExit, ManagedArgs, ManagedMsg, ManagedProcess, ManagedState};
+pub use actor::{AutomationHold, ChildExit, ManagedArgs, ManagedMsg, ManagedProcess, ManagedState};
 pub use order::start_order;
 pub use output::{MAX_LINE, OUTPUT_FILE};
 pub use status::{LastExit, ManagedSnapshot, ManagedStatus, ProcessState};
