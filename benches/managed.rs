@@ -110,6 +110,7 @@ async fn main() {
         audit: audit.clone(),
         events: port,
         status: ManagedStatus::default(),
+        hold: Default::default(),
     };
     let (actor, handle) = Actor::spawn(None, ManagedProcess, args).await.unwrap();
     let (_, mut pid) = next_start(&mut rx).await;

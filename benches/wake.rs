@@ -149,7 +149,7 @@ fn wake_row(i: usize) -> warden::audit::NewRow {
             "consecutive_failures": 1,
             "stage": null,
             "reminder": null,
-            "envelope_status": "not_configured",
+            "envelope_status": "absent",
         }),
     )
     .session(format!(

@@ -358,6 +358,11 @@ fn debounce_config(settings: &Settings) -> DebounceConfig {
         .iter()
         .map(|probe| {
             let (unhealthy, degraded) = default_categories(probe.kind);
+            let fix = settings
+                .components
+                .iter()
+                .find(|c| c.name == probe.component_name())
+                .map(|c| &c.fix);
             let rules = ProbeRules {
                 component: probe.component_name().to_owned(),
                 category: probe
@@ -370,6 +375,8 @@ fn debounce_config(settings: &Settings) -> DebounceConfig {
                     .unwrap_or_else(|| degraded.to_owned()),
                 severity: probe.severity,
                 settings: settings.debounce.with(&probe.debounce),
+                envelope_status: fix.map_or("absent", crate::settings::FixSettings::status),
+                envelope_fix: fix.and_then(crate::settings::FixSettings::describe),
             };
             (probe.name.clone(), rules)
         })
@@ -718,6 +725,13 @@ fn escalation(
                 audit: audit.clone(),
                 events: events.clone(),
                 status: ManagedStatus::default(),
+                hold: {
+                    let (state, freeze, name) =
+                        (state.clone(), incidents.1.clone(), component.name.clone());
+                    crate::managed::AutomationHold::new(move || {
+                        crate::escalation::hold_reason(&state, &freeze, &name)
+                    })
+                },
             };
             (args, dependency_probes)
         })

@@ -29,7 +29,7 @@ pub mod snapshot;
 pub mod tier;
 
 pub use coordinator::{CoordinatorArgs, CoordinatorMsg, EscalationCoordinator};
-pub use cycle::{CycleContext, CycleRecord, CycleStore, Signal, Trigger};
+pub use cycle::{CycleContext, CycleRecord, CycleStore, Signal, Trigger, hold_reason};
 pub use fix::{FixOutcome, RestartHook, run_fix};
 pub use history::{EscalationHistory, HistoryEntry, HistoryKind};
 pub use ladder::{EscalationLadder, Step};

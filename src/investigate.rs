@@ -73,9 +73,9 @@ pub struct InvestigationRequest {
     pub open_issues: Vec<serde_json::Value>,
     /// Recent audit rows with the same `caller_session_id`.
     pub related_rows: Vec<serde_json::Value>,
-    /// The fix envelope's state, e.g. `not_configured`, `disabled`, `enabled`.
+    /// The fix envelope's state: `enabled`, `disabled` or `absent` (older rows: `not_configured`).
     pub envelope_status: String,
-    /// What the fix envelope would do.
+    /// What the fix envelope would do, e.g. `restart the managed process`.
     pub envelope_action: Option<String>,
     /// Runbook link for this issue; the configured `runbook_url` when absent.
     pub runbook: Option<String>,

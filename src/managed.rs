@@ -30,6 +30,12 @@
 //!   SIGKILLs the group leader when Warden dies (`PR_SET_PDEATHSIG`).
 //! - A child never sees Warden's `WARDEN__*` variables; with
 //!   `inherit_env = false` it sees only its `env` plus `PATH`.
+//! - A ladder-driven restart is automation: while its [`AutomationHold`]
+//!   holds (PAUSED, or an incident froze the component) it does not start;
+//!   it writes one `managed.restart_held` row and starts once the hold lifts.
+//!   Its `escalation.action_started` row is queued with the check, so it
+//!   never follows the pause or freeze row. A requested restart
+//!   ([`ManagedMsg::Restart`]) is checked by whoever asks.
 //!
 //! # Layout
 //! - `actor.rs`: the [`ManagedProcess`] actor and its messages.
@@ -53,7 +59,7 @@ mod process;
 mod records;
 mod status;
 
-pub use actor::{ChildExit, ManagedArgs, ManagedMsg, ManagedProcess, ManagedState};
+pub use actor::{AutomationHold, ChildExit, ManagedArgs, ManagedMsg, ManagedProcess, ManagedState};
 pub use order::start_order;
 pub use output::{MAX_LINE, OUTPUT_FILE};
 pub use records::{PreviousGroup, RECORDS_DIR, stop_previous};

@@ -33,7 +33,7 @@ pub use event::EventResult;
 pub use flight::Flight;
 pub use ledger::Ledger;
 pub use ledger::{COMPLETED_SEAM, FAILED_SEAM, SENT_SEAM};
-pub use sessions::Sessions;
+pub use sessions::{FixesRan, Sessions};
 
 /// Seams the consumer acts on; every other row only moves the cursor.
 pub const WAKE_SEAMS: [&str; 3] = ["probe.wake_requested", "probe.flapping", "probe.resolved"];

@@ -421,3 +421,84 @@ async fn a_tier_patch_outside_the_allow_list_or_through_a_symlink_is_refused() {
     assert!(!allowed.join("big.conf").exists());
     warden.shutdown().await.unwrap();
 }
+
+/// A component `site` whose http probe `site-http` does not name its
+/// component, and reports an integrity category (SEV0 when it fires).
+fn site_with_unowned_probe(dir: &Path, port: u16, extra: &str) -> String {
+    let state = dir.join("site.mode");
+    std::fs::write(&state, "failing").unwrap();
+    let bin = env!("CARGO_BIN_EXE_warden");
+    format!(
+        "[debounce]\nfailure_threshold = 2\n\n[[probes]]\nname = \"site-http\"\nkind = \"http\"\nurl = \"http://127.0.0.1:{port}/health\"\ninterval = \"100ms\"\ntimeout = \"80ms\"\ncategory = \"integrity_check_failed\"\nseverity = \"critical\"\n\n\
+         [[components]]\nname = \"site\"\nprobes = [\"site-http\"]\nrun = [\"{bin}\", \"demo-target\", \"--listen\", \"127.0.0.1:{port}\", \"--state-file\", \"{}\"]\nstop_timeout = \"2s\"\n{extra}\n",
+        state.display()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sev0_on_a_listed_probe_freezes_its_component_before_the_pending_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let extra = format!(
+        "[components.fix]\nenabled = true\naction = {{ kind = \"http\", url = \"http://127.0.0.1:{port}/control/recover?token=s3cret\" }}\nverify_timeout = \"2s\"\n"
+    );
+    let warden = start(
+        dir.path(),
+        &site_with_unowned_probe(dir.path(), port, &extra),
+    )
+    .await;
+
+    // The probe's issue is filed under the component that lists it ...
+    let wake = wait_rows(dir.path(), "probe.wake_requested", 1).await;
+    assert_eq!(wake[0].details["component"], "site", "{:#?}", wake[0]);
+    assert_eq!(wake[0].component.as_deref(), Some("site"));
+    // ... and the wake row says what the envelope will do, without the URL's path or query.
+    assert_eq!(wake[0].details["envelope_status"], "enabled");
+    assert_eq!(
+        wake[0].details["envelope_fix"],
+        format!("send POST to http://127.0.0.1:{port}")
+    );
+    let done = wait_rows(dir.path(), "probe.investigation_completed", 1).await;
+    let summary = done[0].details["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("The fix envelope will send POST to")
+            && !summary.contains("no fix envelope"),
+        "{summary}"
+    );
+
+    // ... so the SEV0 incident covers the component and freezes it, and
+    // the fix that was waiting for the evidence never starts.
+    let opened = wait_rows(dir.path(), "incident.opened", 1).await;
+    assert_eq!(opened[0].details["severity"], "SEV0", "{:#?}", opened[0]);
+    let frozen = wait_rows(dir.path(), "incident.automation_frozen", 1).await;
+    assert_eq!(frozen[0].details["components"], serde_json::json!(["site"]));
+    let held = wait_rows(dir.path(), "escalation.step_skipped", 1).await;
+    assert!(
+        held[0].details["reason"]
+            .as_str()
+            .unwrap()
+            .contains("frozen"),
+        "{:#?}",
+        held[0]
+    );
+    let after_freeze: Vec<String> = rows(dir.path(), "escalation.*")
+        .into_iter()
+        .filter(|r| r.seq > frozen[0].seq)
+        .filter(|r| {
+            r.seam == "escalation.action_started"
+                || (r.seam == "escalation.fix_attempted"
+                    && r.details["started_seq"]
+                        .as_u64()
+                        .is_none_or(|s| s > frozen[0].seq))
+        })
+        .map(|r| format!("{} {} {}", r.seq, r.seam, r.details))
+        .collect();
+    assert!(
+        after_freeze.is_empty(),
+        "automation started after the freeze row (seq {}): {after_freeze:#?}",
+        frozen[0].seq
+    );
+    // One story: the incident joined the issue's session.
+    assert_eq!(opened[0].caller_session_id, wake[0].caller_session_id);
+    warden.shutdown().await.unwrap();
+}

@@ -131,12 +131,42 @@ async fn a_critical_issue_opens_one_incident_with_evidence_first_and_it_resolves
         "fix",
         "Root cause",
         "Corrective actions",
+        // The fix healed the component, and the postmortem says so.
+        "(outcome: verified healthy)",
     ] {
         assert!(
             postmortem.contains(needle),
             "postmortem lacks {needle:?}:\n{postmortem}"
         );
     }
+    assert!(
+        !postmortem.contains("outcome: unknown"),
+        "an automation step without its outcome:\n{postmortem}"
+    );
+    // The wake row told the truth about the envelope, and the story's
+    // resolution knows the fix ran in it.
+    let wake = &wait_rows(dir.path(), "probe.wake_requested", 1).await[0];
+    assert_eq!(wake.details["envelope_status"], "enabled");
+    assert_eq!(
+        wake.details["envelope_fix"],
+        format!("send POST to http://127.0.0.1:{port}")
+    );
+    let story = fixes[0].caller_session_id.clone();
+    assert!(
+        support::eventually(WAIT, || {
+            let seen = support::instance::rows(dir.path(), "probe.investigation_completed")
+                .iter()
+                .any(|r| {
+                    r.caller_session_id == story
+                        && r.details["kind"] == "resolved"
+                        && r.details["autofix_attempted"] == true
+                });
+            async move { seen }
+        })
+        .await,
+        "no resolved event of the fixed story says autofix_attempted: {:#?}",
+        support::instance::rows(dir.path(), "probe.investigation_completed")
+    );
     warden.shutdown().await.unwrap();
 
     // A restart of the whole process loses no incident.

@@ -15,7 +15,8 @@ use support::eventually;
 use tokio::sync::mpsc;
 use warden::audit::{AuditLog, AuditReader, AuditWriter, AuditWriterArgs};
 use warden::managed::{
-    ManagedArgs, ManagedEvent, ManagedMsg, ManagedProcess, ManagedStatus, OUTPUT_FILE, ProcessState,
+    AutomationHold, ManagedArgs, ManagedEvent, ManagedMsg, ManagedProcess, ManagedStatus,
+    OUTPUT_FILE, ProcessState,
 };
 use warden::settings::{ComponentSettings, RestartSettings};
 
@@ -75,6 +76,10 @@ fn fast_ladder() -> RestartSettings {
 }
 
 async fn start(settings: ComponentSettings) -> Harness {
+    start_held(settings, AutomationHold::default()).await
+}
+
+async fn start_held(settings: ComponentSettings, hold: AutomationHold) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let (audit, queue) = AuditLog::new();
     let writer_args = AuditWriterArgs::new(dir.path().join("audit"), queue);
@@ -92,6 +97,7 @@ async fn start(settings: ComponentSettings) -> Harness {
         audit: audit.clone(),
         events: port,
         status: status.clone(),
+        hold,
     };
     let (actor, handle) = Actor::spawn(None, ManagedProcess, args).await.unwrap();
     Harness {
@@ -606,4 +612,70 @@ async fn a_killed_actor_leaves_no_orphan() {
         .await,
         "process group {pid} survived its actor"
     );
+}
+
+#[tokio::test]
+async fn a_ladder_restart_waits_while_automation_is_held() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let held = Arc::new(AtomicBool::new(false));
+    let flag = held.clone();
+    let hold = AutomationHold::new(move || {
+        flag.load(Ordering::SeqCst)
+            .then(|| "automation frozen by incident INC-test".to_owned())
+    });
+    let mut component = settings(&["sh", "-c", "sleep 0.2; exit 3"]);
+    component.restart = fast_ladder();
+    let mut h = start_held(component, hold).await;
+    h.started().await;
+    // Held (as a pause or freeze does, before its row is written), then
+    // the process crashes: its restart is due at once but must not start.
+    held.store(true, Ordering::SeqCst);
+    let hold_row = h
+        .audit
+        .append(warden::audit::NewRow::new(
+            "control.command",
+            serde_json::json!({ "command": "pause" }),
+        ))
+        .await
+        .unwrap();
+    h.until(Duration::from_secs(5), |e| {
+        matches!(e, ManagedEvent::RestartScheduled { .. })
+    })
+    .await;
+    let rows_of = |seam: &'static str| {
+        let dir = h.dir.path().join("audit");
+        move || {
+            AuditReader::open(&dir)
+                .unwrap()
+                .rows_from(0, Some(seam))
+                .map(Result::unwrap)
+                .collect::<Vec<_>>()
+        }
+    };
+    let held_rows = rows_of("managed.restart_held");
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            let n = held_rows().len();
+            async move { n == 1 }
+        })
+        .await,
+        "no managed.restart_held row"
+    );
+    assert_eq!(h.status.snapshot().state, ProcessState::Backoff);
+    let started = rows_of("escalation.action_started");
+    assert!(
+        started().iter().all(|r| r.seq < hold_row),
+        "a restart started after the hold: {:#?}",
+        started()
+    );
+    // Released: the restart goes ahead, recorded once however long it waited.
+    held.store(false, Ordering::SeqCst);
+    h.started().await;
+    assert_eq!(held_rows().len(), 1);
+    assert!(
+        started()
+            .iter()
+            .any(|r| r.seq > hold_row && r.details["action"] == "restart")
+    );
+    h.stop().await;
 }

@@ -136,6 +136,22 @@ impl Shared {
         self.ready.notify_all();
     }
 
+    /// Pushes `item` only if `allowed` says yes, deciding under the queue's
+    /// lock: every item queued before this one was queued before the
+    /// decision, and every item queued after it, after.
+    pub(crate) fn push_if<E>(
+        &self,
+        item: Item,
+        allowed: impl FnOnce() -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut queue = self.items();
+        allowed()?;
+        queue.push_back(item);
+        drop(queue);
+        self.ready.notify_all();
+        Ok(())
+    }
+
     /// Puts unacknowledged items back at the head, in their order.
     pub(crate) fn push_front(&self, items: Vec<Item>) {
         let mut queue = self.items();
@@ -222,6 +238,27 @@ impl AuditLog {
         let (tx, rx) = oneshot::channel();
         self.shared.push(Item::Row(row, Reply::Oneshot(tx)));
         async move { rx.await.map_err(|_| AuditError::WriterGone)? }
+    }
+
+    /// Queues `row` only if `allowed` returns `Ok` at the moment the row
+    /// takes its place in the log's order; otherwise nothing is queued and
+    /// the refusal is returned. The returned future resolves like
+    /// [`submit`](Self::submit).
+    ///
+    /// This makes a check and the row that records acting on it one step
+    /// with respect to every other row: code that sets shared state (a
+    /// pause, a freeze) *before* queuing the row recording it is either
+    /// ordered after this row, or seen by `allowed`. `allowed` runs under
+    /// the queue's lock, so it must be quick and must not append.
+    pub fn submit_if<E>(
+        &self,
+        row: NewRow,
+        allowed: impl FnOnce() -> Result<(), E>,
+    ) -> Result<impl Future<Output = Result<u64, AuditError>> + Send + 'static, E> {
+        let (tx, rx) = oneshot::channel();
+        self.shared
+            .push_if(Item::Row(row, Reply::Oneshot(tx)), allowed)?;
+        Ok(async move { rx.await.map_err(|_| AuditError::WriterGone)? })
     }
 
     /// Appends `row` without waiting, for synchronous callers. The row is

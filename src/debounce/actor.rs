@@ -42,6 +42,11 @@ pub struct ProbeRules {
     pub severity: Severity,
     /// Effective debounce settings.
     pub settings: DebounceSettings,
+    /// The component's fix envelope: `enabled`, `disabled` or `absent`
+    /// (`FixSettings::status`), written into every wake row.
+    pub envelope_status: &'static str,
+    /// What the envelope's fix does (`FixSettings::describe`), if configured.
+    pub envelope_fix: Option<String>,
 }
 
 /// Per-instance configuration, built once from the settings.
@@ -750,7 +755,8 @@ fn effect_row(
                 "consecutive_failures": consecutive_failures,
                 "stage": stage,
                 "reminder": reminder,
-                "envelope_status": "not_configured",
+                "envelope_status": rules.envelope_status,
+                "envelope_fix": rules.envelope_fix,
             });
             (seam, details, session)
         }

@@ -4,10 +4,20 @@
 //! [`CycleStore`], so a coordinator restarted mid-cycle resumes at the same
 //! rung with the same history.
 //!
-//! Rules (DESIGN §5): nothing acts unless the operational state is RUNNING.
-//! While PAUSED the cycle records the step as `skipped` (once) and waits on
+//! Rules (DESIGN §5): nothing acts unless the operational state is RUNNING,
+//! no incident froze the component, and the envelope (or tier) is enabled.
+//! While held the cycle records the step as `skipped` (once) and waits on
 //! the same step; it does not use up the ladder. A disabled envelope or tier
 //! is recorded as `skipped` and the ladder moves on.
+//!
+//! The holds are checked where each action starts, not only between steps:
+//! every action (fix, tier call, patch, rollback with its restart) first
+//! queues an `escalation.action_started` row through
+//! [`AuditLog::submit_if`], which checks the holds under the audit queue's
+//! lock. A pause or freeze changes the shared state before it queues the row
+//! that records it, so an action either starts before that row in the log or
+//! sees the hold and does not start. An action already running when the hold
+//! lands finishes; its result row names its `started_seq`.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -198,12 +208,7 @@ impl CycleContext {
 
     /// Why automation may not act now: PAUSED/STOPPED, or frozen by an incident.
     fn held(&self) -> Option<String> {
-        let state = self.state.state();
-        if state != RunState::Running {
-            return Some(format!("operational state is {state:?}"));
-        }
-        crate::incidents::frozen_by(&self.freeze, &self.component.name)
-            .map(|incident| format!("automation frozen by incident {incident}"))
+        hold_reason(&self.state, &self.freeze, &self.component.name)
     }
 
     /// Tells the incident commander (found by name at send time).
@@ -238,6 +243,22 @@ impl CycleContext {
     }
 }
 
+/// Why automation may not act on `component` now: the operational state is
+/// not RUNNING, or an incident froze the component. Quick and lock-light: it
+/// runs under the audit queue's lock (`AuditLog::submit_if`).
+pub fn hold_reason(
+    state: &OperationalState,
+    freeze: &crate::incidents::FreezeSet,
+    component: &str,
+) -> Option<String> {
+    let run = state.state();
+    if run != RunState::Running {
+        return Some(format!("operational state is {run:?}"));
+    }
+    crate::incidents::frozen_by(freeze, component)
+        .map(|incident| format!("automation frozen by incident {incident}"))
+}
+
 /// How a step ended.
 enum Outcome {
     /// Verified healthy: the cycle is over.
@@ -246,6 +267,9 @@ enum Outcome {
     Next,
     /// The issue resolved by itself meanwhile.
     Resolved,
+    /// A hold (pause, freeze) stopped the action from starting; the step is
+    /// not used up.
+    Held(String),
 }
 
 /// Runs the cycle until it heals, resolves, or the ladder is exhausted.
@@ -268,17 +292,8 @@ pub(super) async fn run(
             return;
         }
         if let Some(reason) = ctx.held() {
-            if !record.paused_noted {
-                record.paused_noted = true;
-                let _ = append(
-                    &ctx,
-                    &record,
-                    "escalation.step_skipped",
-                    json!({ "reason": reason, "waiting": true }),
-                )
-                .await;
-                save(&record);
-            }
+            note_hold(&ctx, &mut record, reason).await;
+            save(&record);
             tokio::time::sleep(POLL).await;
             continue;
         }
@@ -292,28 +307,35 @@ pub(super) async fn run(
             ctx.await_evidence().await;
             record.evidence_awaited = true;
         }
+        // Kept to put the step back if a hold stops its action from starting.
+        let before = ladder.clone();
         let step = ladder.next();
         let warn = ladder.should_warn();
         record.ladder = Some(ladder);
         save(&record);
-        if warn {
-            warn_operator(&ctx, &record).await;
-        }
         let outcome = match step {
             Step::Fix { attempt, skipped } => {
-                fix_step(&ctx, &mut record, attempt, skipped, &mut signal).await
+                fix_step(&ctx, &mut record, attempt, skipped, warn, &mut signal).await
             }
             Step::Tier { index, attempt, .. } => {
-                tier_step(&ctx, &mut record, index, attempt, &mut signal).await
+                tier_step(&ctx, &mut record, index, attempt, warn, &mut signal).await
             }
-            Step::Exhausted => {
-                exhausted(&ctx, &mut record).await;
-                save(&record);
-                return;
-            }
+            Step::Exhausted => match exhausted(&ctx, &mut record, warn).await {
+                Some(reason) => Outcome::Held(reason),
+                None => {
+                    save(&record);
+                    return;
+                }
+            },
         };
         save(&record);
         match outcome {
+            Outcome::Held(reason) => {
+                record.ladder = Some(before);
+                note_hold(&ctx, &mut record, reason).await;
+                save(&record);
+                tokio::time::sleep(POLL).await;
+            }
             Outcome::Next => {}
             Outcome::Healed(by) => {
                 finish(&ctx, &mut record, "healed", Some(by)).await;
@@ -327,6 +349,51 @@ pub(super) async fn run(
             }
         }
     }
+}
+
+/// Records a hold once (one `escalation.step_skipped` per hold, not per poll).
+async fn note_hold(ctx: &CycleContext, record: &mut CycleRecord, reason: String) {
+    if record.paused_noted {
+        return;
+    }
+    record.paused_noted = true;
+    let _ = append(
+        ctx,
+        record,
+        "escalation.step_skipped",
+        json!({ "reason": reason, "waiting": true }),
+    )
+    .await;
+}
+
+/// Records that `action` starts, checking the holds (and `enabled`) at the
+/// moment the row takes its place in the log, and waits until the row is
+/// durable: the action is on record before it happens. `Ok` is the row's
+/// seq; `Err` says why the action must not start.
+async fn start_action(
+    ctx: &CycleContext,
+    record: &CycleRecord,
+    action: &str,
+    enabled: bool,
+    mut details: Value,
+) -> Result<u64, String> {
+    if let Some(map) = details.as_object_mut() {
+        map.insert("action".into(), action.into());
+        map.insert("component".into(), ctx.component.name.clone().into());
+    }
+    let mut row =
+        NewRow::new("escalation.action_started", details).component(ctx.component.name.clone());
+    if let Some(session) = &record.session {
+        row = row.session(session.clone());
+    }
+    let durable = ctx.audit.submit_if(row, || match ctx.held() {
+        Some(reason) => Err(reason),
+        None if !enabled => Err(format!("the {action} is disabled")),
+        None => Ok(()),
+    })?;
+    durable
+        .await
+        .map_err(|error| format!("the start of the {action} could not be recorded: {error}"))
 }
 
 fn resolved(ctx: &CycleContext, signal: &mut watch::Receiver<Signal>) -> bool {
@@ -446,13 +513,13 @@ async fn fix_step(
     record: &mut CycleRecord,
     attempt: u32,
     disabled: bool,
+    warn: bool,
     signal: &mut watch::Receiver<Signal>,
 ) -> Outcome {
     let fix = &ctx.component.fix;
     let action = fix.action.kind.map(|k| format!("{k:?}").to_lowercase());
-    let skip = if disabled || !fix.enabled {
-        Some("the fix envelope is disabled".to_owned())
-    } else {
+    let enabled = !disabled && fix.enabled && fix.action.kind.is_some();
+    let skip = if enabled {
         record
             .last_fix_at
             .filter(|at| at.elapsed() < fix.cooldown)
@@ -463,8 +530,13 @@ async fn fix_step(
                     humantime::format_duration(fix.cooldown)
                 )
             })
+    } else {
+        Some("the fix envelope is disabled".to_owned())
     };
     if let Some(reason) = skip {
+        if warn {
+            warn_operator(ctx, record).await;
+        }
         ctx.metrics
             .escalation(&ctx.component.name, "fix", "skipped");
         record.history.record(
@@ -481,7 +553,28 @@ async fn fix_step(
             json!({ "attempt": attempt, "action": action, "outcome": "skipped", "reason": reason }),
         )
         .await;
+        ctx.timeline(
+            record,
+            "fix",
+            format!("fix skipped: {reason}"),
+            json!({ "attempt": attempt, "action": action, "outcome": "skipped", "reason": reason }),
+        );
         return Outcome::Next;
+    }
+    let started = match start_action(
+        ctx,
+        record,
+        "fix",
+        enabled,
+        json!({ "attempt": attempt, "kind": action }),
+    )
+    .await
+    {
+        Ok(seq) => seq,
+        Err(reason) => return Outcome::Held(reason),
+    };
+    if warn {
+        warn_operator(ctx, record).await;
     }
     let hook = ManagedRestart {
         name: ctx.managed.clone(),
@@ -501,16 +594,20 @@ async fn fix_step(
         ctx,
         record,
         "escalation.fix_attempted",
-        json!({ "attempt": attempt, "action": action, "outcome": result, "duration_ms": outcome.duration_ms, "output_excerpt": outcome.output_excerpt, "error": outcome.error }),
+        json!({ "attempt": attempt, "action": action, "outcome": result, "started_seq": started, "duration_ms": outcome.duration_ms, "output_excerpt": outcome.output_excerpt, "error": outcome.error }),
     )
     .await;
-    ctx.timeline(
-        record,
-        "fix",
-        format!("fix {} {result}", action.clone().unwrap_or_default()),
-        json!({ "attempt": attempt, "duration_ms": outcome.duration_ms }),
-    );
+    let fix_timeline = |record: &CycleRecord, outcome_name: &str, text: String| {
+        ctx.timeline(
+            record,
+            "fix",
+            text,
+            json!({ "attempt": attempt, "action": action, "outcome": outcome_name, "ran": result, "duration_ms": outcome.duration_ms }),
+        );
+    };
+    let action_name = action.clone().unwrap_or_default();
     if !outcome.ok {
+        fix_timeline(record, "failed", format!("fix {action_name} failed"));
         return Outcome::Next;
     }
     let healthy = verify(ctx, fix.verify_timeout, signal).await;
@@ -522,10 +619,25 @@ async fn fix_step(
     )
     .await;
     if healthy {
+        fix_timeline(
+            record,
+            "verified_healthy",
+            format!("fix {action_name} ran and the probes were verified healthy"),
+        );
         Outcome::Healed("fix".into())
     } else if ctx.issues_closed() {
+        fix_timeline(
+            record,
+            "resolved",
+            format!("fix {action_name} ran; the issue resolved without a verified healthy check"),
+        );
         Outcome::Resolved
     } else {
+        fix_timeline(
+            record,
+            "not_healed",
+            format!("fix {action_name} ran but the probes did not recover"),
+        );
         record.history.record(
             HistoryKind::Rejection,
             "fix",
@@ -542,12 +654,16 @@ async fn tier_step(
     record: &mut CycleRecord,
     index: usize,
     attempt: u32,
+    warn: bool,
     signal: &mut watch::Receiver<Signal>,
 ) -> Outcome {
     let Some(tier) = ctx.component.tiers.get(index).cloned() else {
         return Outcome::Next;
     };
     if !tier.is_enabled() {
+        if warn {
+            warn_operator(ctx, record).await;
+        }
         let reason = "the tier is disabled";
         ctx.metrics
             .escalation(&ctx.component.name, &tier.name, "skipped");
@@ -559,7 +675,33 @@ async fn tier_step(
             json!({}),
         );
         let _ = append(ctx, record, "escalation.tier_called", json!({ "tier": tier.name, "attempt": attempt, "outcome": "skipped", "reason": reason })).await;
+        ctx.timeline(
+            record,
+            "tier",
+            format!("{} skipped: {reason}", tier.name),
+            json!({ "attempt": attempt, "outcome": "skipped" }),
+        );
         return Outcome::Next;
+    }
+    let kind = match tier.kind {
+        Some(TierKind::Webhook) => "webhook",
+        Some(TierKind::Notifier) => "notifier",
+        None => return Outcome::Next,
+    };
+    let started = match start_action(
+        ctx,
+        record,
+        "tier",
+        tier.is_enabled(),
+        json!({ "tier": tier.name, "kind": kind, "attempt": attempt }),
+    )
+    .await
+    {
+        Ok(seq) => seq,
+        Err(reason) => return Outcome::Held(reason),
+    };
+    if warn {
+        warn_operator(ctx, record).await;
     }
     let context = json!({
         "component": ctx.component.name,
@@ -605,19 +747,40 @@ async fn tier_step(
                 ctx,
                 record,
                 "escalation.tier_called",
-                json!({ "tier": tier.name, "kind": "webhook", "attempt": attempt, "outcome": status, "notes": answer.notes, "http_status": answer.http_status, "error": answer.error, "duration_ms": answer.duration_ms, "context_entries": record.history.entries().len() }),
+                json!({ "tier": tier.name, "kind": "webhook", "attempt": attempt, "outcome": status, "started_seq": started, "notes": answer.notes, "http_status": answer.http_status, "error": answer.error, "duration_ms": answer.duration_ms, "context_entries": record.history.entries().len() }),
             )
             .await;
-            ctx.timeline(
-                record,
-                "tier",
-                format!("{} answered {status}", tier.name),
-                json!({ "attempt": attempt, "notes": answer.notes }),
-            );
+            let tier_timeline = |record: &CycleRecord, outcome: &str, text: String| {
+                ctx.timeline(
+                    record,
+                    "tier",
+                    text,
+                    json!({ "attempt": attempt, "tier": tier.name, "answer": status, "outcome": outcome, "notes": answer.notes }),
+                );
+            };
             if let Some(patch) = &answer.patch
                 && answer.status == TierStatus::Fixed
             {
-                apply_patch(ctx, record, &tier.name, patch).await;
+                match start_action(ctx, record, "patch", true, json!({ "tier": tier.name })).await {
+                    Ok(patch_started) => {
+                        apply_patch(ctx, record, &tier.name, patch, patch_started).await;
+                    }
+                    Err(reason) => {
+                        let _ = append(
+                            ctx,
+                            record,
+                            "escalation.step_skipped",
+                            json!({ "action": "patch", "tier": tier.name, "reason": reason, "waiting": false }),
+                        )
+                        .await;
+                        ctx.timeline(
+                            record,
+                            "patch",
+                            format!("patch from {} not applied: {reason}", tier.name),
+                            json!({ "tier": tier.name, "outcome": "skipped", "reason": reason }),
+                        );
+                    }
+                }
             }
             match answer.status {
                 TierStatus::Fixed | TierStatus::InProgress => {
@@ -625,8 +788,24 @@ async fn tier_step(
                     let healthy = verify(ctx, ctx.component.fix.verify_timeout, signal).await;
                     let _ = append(ctx, record, "escalation.verified", json!({ "after": tier.name, "attempt": attempt, "healthy": healthy, "claimed": status })).await;
                     if healthy {
+                        tier_timeline(
+                            record,
+                            "verified_healthy",
+                            format!(
+                                "{} answered {status}; the probes were verified healthy",
+                                tier.name
+                            ),
+                        );
                         return Outcome::Healed(tier.name.clone());
                     }
+                    tier_timeline(
+                        record,
+                        "not_healed",
+                        format!(
+                            "{} answered {status} but the probes did not recover",
+                            tier.name
+                        ),
+                    );
                     record.history.record(
                         HistoryKind::Rejection,
                         &tier.name,
@@ -636,14 +815,17 @@ async fn tier_step(
                     );
                     Outcome::Next
                 }
-                _ => Outcome::Next,
+                _ => {
+                    tier_timeline(record, &status, format!("{} answered {status}", tier.name));
+                    Outcome::Next
+                }
             }
         }
         Some(TierKind::Notifier) => {
             let name = tier.notifier.clone().unwrap_or_default();
             ctx.metrics
                 .escalation(&ctx.component.name, &tier.name, "paged");
-            let seq = append(ctx, record, "escalation.tier_called", json!({ "tier": tier.name, "kind": "notifier", "notifier": name, "attempt": attempt, "outcome": "paging" })).await;
+            let seq = append(ctx, record, "escalation.tier_called", json!({ "tier": tier.name, "kind": "notifier", "notifier": name, "attempt": attempt, "outcome": "paging", "started_seq": started })).await;
             let notice = notice(
                 ctx,
                 record,
@@ -661,18 +843,28 @@ async fn tier_step(
                 Some(notifier) => notifier.send(&notice).await.outcome == DeliveryOutcome::Sent,
                 None => false,
             };
+            let paged = if delivered { "sent" } else { "failed" };
             record.history.record(
                 HistoryKind::Tier,
                 &tier.name,
                 attempt,
-                format!(
-                    "paged through {name}: {}",
-                    if delivered { "sent" } else { "failed" }
-                ),
+                format!("paged through {name}: {paged}"),
                 json!({}),
             );
             // A person needs time: give them the verification window before climbing on.
-            if verify(ctx, ctx.component.fix.verify_timeout, signal).await {
+            let healthy = verify(ctx, ctx.component.fix.verify_timeout, signal).await;
+            let outcome = match (healthy, delivered) {
+                (true, _) => "verified_healthy",
+                (false, true) => "paged",
+                (false, false) => "page_failed",
+            };
+            ctx.timeline(
+                record,
+                "tier",
+                format!("{} paged through {name} ({paged})", tier.name),
+                json!({ "attempt": attempt, "tier": tier.name, "notifier": name, "delivered": delivered, "outcome": outcome }),
+            );
+            if healthy {
                 return Outcome::Healed(tier.name.clone());
             }
             Outcome::Next
@@ -683,7 +875,13 @@ async fn tier_step(
 
 /// Applies a tier's patch if the component's `patch` settings allow it,
 /// at most once per cycle. Rows carry paths, sizes and digests, never content.
-async fn apply_patch(ctx: &CycleContext, record: &mut CycleRecord, tier: &str, patch: &Value) {
+async fn apply_patch(
+    ctx: &CycleContext,
+    record: &mut CycleRecord,
+    tier: &str,
+    patch: &Value,
+    started: u64,
+) {
     let digest = patches::digest(patch);
     let files = patches::describe(patch);
     if record.applied_patches.contains(&digest) {
@@ -691,9 +889,10 @@ async fn apply_patch(ctx: &CycleContext, record: &mut CycleRecord, tier: &str, p
             ctx,
             record,
             "escalation.patch_rejected",
-            json!({ "tier": tier, "digest": digest, "files": files, "reason": "this patch was already applied in this cycle" }),
+            json!({ "tier": tier, "started_seq": started, "digest": digest, "files": files, "reason": "this patch was already applied in this cycle" }),
         )
         .await;
+        patch_timeline(ctx, record, tier, started, "rejected", format!("patch from {tier} refused: already applied in this cycle"));
         return;
     }
     let state_dir = ctx.state_dir.clone();
@@ -725,9 +924,10 @@ async fn apply_patch(ctx: &CycleContext, record: &mut CycleRecord, tier: &str, p
                 ctx,
                 record,
                 "escalation.patch_applied",
-                json!({ "tier": tier, "applied": true, "entry": entry.id, "digest": digest, "files": entry.files }),
+                json!({ "tier": tier, "applied": true, "started_seq": started, "entry": entry.id, "digest": digest, "files": entry.files }),
             )
             .await;
+            patch_timeline(ctx, record, tier, started, "applied", format!("patch from {tier} applied"));
         }
         Err(error @ (PatchError::Refused(_) | PatchError::Invalid(_))) => {
             record.history.record(
@@ -741,20 +941,39 @@ async fn apply_patch(ctx: &CycleContext, record: &mut CycleRecord, tier: &str, p
                 ctx,
                 record,
                 "escalation.patch_rejected",
-                json!({ "tier": tier, "digest": digest, "files": files, "reason": error.to_string() }),
+                json!({ "tier": tier, "started_seq": started, "digest": digest, "files": files, "reason": error.to_string() }),
             )
             .await;
+            patch_timeline(ctx, record, tier, started, "rejected", format!("patch from {tier} refused: {error}"));
         }
         Err(error) => {
             let _ = append(
                 ctx,
                 record,
                 "escalation.patch_applied",
-                json!({ "tier": tier, "applied": false, "digest": digest, "files": files, "error": error.to_string() }),
+                json!({ "tier": tier, "applied": false, "started_seq": started, "digest": digest, "files": files, "error": error.to_string() }),
             )
             .await;
+            patch_timeline(ctx, record, tier, started, "failed", format!("patch from {tier} failed: {error}"));
         }
     }
+}
+
+/// The incident timeline's entry for a patch step, with its real outcome.
+fn patch_timeline(
+    ctx: &CycleContext,
+    record: &CycleRecord,
+    tier: &str,
+    started: u64,
+    outcome: &str,
+    text: String,
+) {
+    ctx.timeline(
+        record,
+        "patch",
+        text,
+        json!({ "tier": tier, "outcome": outcome, "started_seq": started }),
+    );
 }
 
 fn notice(
@@ -820,10 +1039,33 @@ async fn warn_operator(ctx: &CycleContext, record: &CycleRecord) {
     broadcast(ctx, &notice).await;
 }
 
-async fn exhausted(ctx: &CycleContext, record: &mut CycleRecord) {
+/// The ladder is exhausted: roll back (first time) or stop automation
+/// (second time in a row). Returns the hold that kept the rollback from
+/// starting, with the record untouched, so the cycle waits and tries again.
+async fn exhausted(ctx: &CycleContext, record: &mut CycleRecord, warn: bool) -> Option<String> {
+    let stopping = record.exhaustions_in_row + 1 >= 2;
+    let started = if stopping {
+        None
+    } else {
+        match start_action(
+            ctx,
+            record,
+            "rollback",
+            true,
+            json!({ "managed_restart": ctx.managed.is_some() }),
+        )
+        .await
+        {
+            Ok(seq) => Some(seq),
+            Err(reason) => return Some(reason),
+        }
+    };
+    if warn {
+        warn_operator(ctx, record).await;
+    }
     record.active = false;
     record.exhaustions_in_row += 1;
-    if record.exhaustions_in_row >= 2 {
+    if stopping {
         record.automation_stopped = true;
         ctx.metrics
             .escalation(&ctx.component.name, "rollback", "automation_stopped");
@@ -844,7 +1086,13 @@ async fn exhausted(ctx: &CycleContext, record: &mut CycleRecord) {
             ),
         );
         broadcast(ctx, &notice).await;
-        return;
+        ctx.timeline(
+            record,
+            "rollback",
+            "ladder exhausted twice in a row; automation stopped".into(),
+            json!({ "seq": seq, "outcome": "automation_stopped" }),
+        );
+        return None;
     }
     ctx.metrics
         .escalation(&ctx.component.name, "rollback", "rolled_back");
@@ -870,7 +1118,7 @@ async fn exhausted(ctx: &CycleContext, record: &mut CycleRecord) {
         ctx,
         record,
         "escalation.rolled_back",
-        json!({ "restored": restored, "restarted": restart.as_ref().map(|r| match r { Ok(s) => s.clone(), Err(e) => format!("failed: {e}") }), "history": record.history.to_context(None) }),
+        json!({ "restored": restored, "restarted": restart.as_ref().map(|r| match r { Ok(s) => s.clone(), Err(e) => format!("failed: {e}") }), "started_seq": started, "history": record.history.to_context(None) }),
     )
     .await;
     let notice = notice(
@@ -895,11 +1143,25 @@ async fn exhausted(ctx: &CycleContext, record: &mut CycleRecord) {
         ),
     );
     broadcast(ctx, &notice).await;
+    let (outcome, text) = match (&restore, &restart) {
+        (Err(error), _) => (
+            "failed",
+            format!("ladder exhausted; restoring last-known-good failed: {error}"),
+        ),
+        (Ok(_), Some(Err(error))) => (
+            "restart_failed",
+            format!("ladder exhausted; last-known-good restored, but the restart failed: {error}"),
+        ),
+        (Ok(_), _) => (
+            "rolled_back",
+            "ladder exhausted; last-known-good restored".to_owned(),
+        ),
+    };
     ctx.timeline(
         record,
         "rollback",
-        "ladder exhausted; last-known-good restored".into(),
-        json!({ "seq": seq }),
+        text,
+        json!({ "seq": seq, "outcome": outcome }),
     );
     ctx.tell_commander(crate::incidents::IncidentMsg::Open {
         trigger: crate::incidents::OpenTrigger::LadderExhausted {
@@ -909,6 +1171,7 @@ async fn exhausted(ctx: &CycleContext, record: &mut CycleRecord) {
         reply: None,
     });
     record.ladder = None;
+    None
 }
 
 /// The last few history entries in one line, for notices.
@@ -917,3 +1180,6 @@ fn summary_line(history: &EscalationHistory) -> String {
     let start = entries.len().saturating_sub(6);
     entries[start..].join("; ")
 }
+
+#[cfg(test)]
+mod tests;

@@ -845,6 +845,11 @@ async fn open(
             json!({ "files": incident.evidence }),
         ),
     )?;
+    // A freezing incident freezes its components before it becomes visible:
+    // an action waiting for this incident's evidence then sees the freeze
+    // together with the evidence, never the evidence alone. The freeze is
+    // recorded right after `incident.opened`.
+    let (freezing, frozen) = mark_freeze(state, &incident);
     state.args.store.insert(id.clone(), incident.clone());
 
     let opened = row(
@@ -869,7 +874,7 @@ async fn open(
         save(state, &updated)?;
     }
     tracing::info!(id = %id, severity = %severity, "Incident opened.");
-    apply_freeze(state, &id).await?;
+    record_freeze(state, &incident, freezing, frozen).await?;
     if let Some(incident) = state.args.store.get(&id).map(|i| i.clone()) {
         let summary = format!(
             "{} opened as {severity}: {reason}. Components: {}.",
@@ -1061,6 +1066,14 @@ async fn apply_freeze(state: &mut CommanderState, id: &str) -> Result<(), Incide
     let Some(incident) = state.args.store.get(id).map(|i| i.clone()) else {
         return Ok(());
     };
+    let (should, changed) = mark_freeze(state, &incident);
+    record_freeze(state, &incident, should, changed).await
+}
+
+/// Updates the `FreezeSet` for `incident` (not yet recorded): whether it
+/// freezes, and the components whose state changed.
+fn mark_freeze(state: &CommanderState, incident: &Incident) -> (bool, Vec<String>) {
+    let id = incident.id.as_str();
     let should = incident.status == IncidentStatus::Open
         && freezes(incident.severity, state.args.settings.freeze_automation_at);
     let freeze = &state.args.freeze;
@@ -1081,6 +1094,17 @@ async fn apply_freeze(state: &mut CommanderState, id: &str) -> Result<(), Incide
             !mine
         });
     }
+    (should, changed)
+}
+
+/// Records a change [`mark_freeze`] made: timeline entry and audit row.
+async fn record_freeze(
+    state: &mut CommanderState,
+    incident: &Incident,
+    should: bool,
+    changed: Vec<String>,
+) -> Result<(), IncidentError> {
+    let id = incident.id.as_str();
     if changed.is_empty() {
         return Ok(());
     }
@@ -1100,7 +1124,7 @@ async fn apply_freeze(state: &mut CommanderState, id: &str) -> Result<(), Incide
     )?;
     audit(
         state,
-        row(seam, &incident, json!({ "id": id, "components": changed })),
+        row(seam, incident, json!({ "id": id, "components": changed })),
     )
     .await;
     Ok(())

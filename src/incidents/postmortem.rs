@@ -12,8 +12,9 @@ use super::model::{Incident, TimelineEntry};
 /// What a placeholder says.
 pub const TO_FILL: &str = "_to be filled in_";
 
-/// Timeline kinds that record automation (fix attempts, tier calls, rollbacks).
-const AUTOMATION_KINDS: [&str; 3] = ["fix", "tier", "rollback"];
+/// Timeline kinds that record automation (fix attempts, tier calls,
+/// patches, rollbacks).
+const AUTOMATION_KINDS: [&str; 4] = ["fix", "tier", "patch", "rollback"];
 
 /// Seconds from `opened_at` to `resolved_at`, if both parse.
 pub(crate) fn duration_s(incident: &Incident) -> Option<u64> {
@@ -23,8 +24,10 @@ pub(crate) fn duration_s(incident: &Incident) -> Option<u64> {
 }
 
 /// One automation step: what it was and whether it worked. A timeline
-/// entry's `details.outcome` (`succeeded`, `failed`, ...) or
-/// `details.ok` (bool) decides; otherwise `unknown`.
+/// entry's `details.outcome` decides (escalation writes `verified_healthy`,
+/// `not_healed`, `failed`, `skipped`, `rolled_back`, ... once the step's
+/// result is known), else `details.ok` (bool); `unknown` only for entries
+/// that carry neither (written by something other than escalation).
 fn outcome(entry: &TimelineEntry) -> String {
     if let Some(outcome) = entry.details.get("outcome").and_then(Value::as_str) {
         return outcome.to_owned();
@@ -94,7 +97,7 @@ pub(crate) fn build(incident: &Incident, timeline: &[TimelineEntry]) -> (String,
             entry.at,
             entry.kind,
             entry.text,
-            outcome(entry)
+            outcome(entry).replace('_', " ")
         );
     }
     let _ = writeln!(md, "\n## Root cause\n\n{TO_FILL}\n");

@@ -168,8 +168,12 @@ fn open_actions(r: &InvestigationRequest) -> Vec<String> {
         ("enabled", Some(_)) => actions.push(
             "Watch the audit log for the fix envelope's result before acting by hand".to_owned(),
         ),
+        ("disabled", _) => actions.push(format!(
+            "Fix {} by hand: its fix envelope is disabled",
+            r.component
+        )),
         _ => actions.push(format!(
-            "Fix {} by hand: nothing will be done automatically",
+            "Fix {} by hand: it has no fix envelope",
             r.component
         )),
     }
@@ -254,7 +258,10 @@ fn envelope(text: &mut String, r: &InvestigationRequest) {
         .map(|a| a.trim().trim_end_matches('.'))
         .filter(|a| !a.is_empty());
     let line = match (r.envelope_status.as_str(), action) {
-        ("enabled", Some(action)) => format!("The fix envelope will {action}"),
+        ("enabled", Some(action)) => format!(
+            "The fix envelope will {action} unless Warden is paused or an incident freezes {}",
+            r.component
+        ),
         ("enabled", None) => {
             "The fix envelope is enabled but has no action for this issue".to_owned()
         }
@@ -264,9 +271,10 @@ fn envelope(text: &mut String, r: &InvestigationRequest) {
         ("disabled", None) => {
             "The fix envelope is disabled, so nothing will be done automatically".to_owned()
         }
-        ("" | "not_configured", _) => {
-            "No fix envelope is configured, so nothing will be done automatically".to_owned()
-        }
+        ("" | "absent" | "not_configured", _) => format!(
+            "{} has no fix envelope, so nothing will be done automatically",
+            r.component
+        ),
         (status, Some(action)) => format!("Fix envelope: {status} (it would {action})"),
         (status, None) => format!("Fix envelope: {status}"),
     };

@@ -96,7 +96,7 @@ fn request() -> InvestigationRequest {
         last_good_at: Some("2026-01-01T09:59:30Z".to_owned()),
         open_issues: vec![json!({"probe": "db", "category": "service_degraded"})],
         related_rows: vec![],
-        envelope_status: "not_configured".to_owned(),
+        envelope_status: "absent".to_owned(),
         envelope_action: None,
         runbook: Some("https://runbooks.example/shop".to_owned()),
     }
@@ -131,7 +131,7 @@ fn builtin_fired_summary_says_what_when_and_what_next() {
         "2 of the last 3 observation(s) failed.",
         "Last healthy observation: 2026-01-01T09:59:30Z.",
         "1 other open issue(s) on shop: service_degraded on probe db.",
-        "No fix envelope is configured, so nothing will be done automatically.",
+        "shop has no fix envelope, so nothing will be done automatically.",
         "Runbook: https://runbooks.example/shop.",
     ] {
         assert!(summary.contains(needle), "missing {needle:?} in {summary}");
@@ -143,10 +143,29 @@ fn builtin_fired_summary_says_what_when_and_what_next() {
             "Look at the probe's latest observations: GET /api/probes/api",
             "Read the issue's story: warden audit tail --since 7",
             "Look at the other open issues on shop first; they may share a cause",
-            "Fix shop by hand: nothing will be done automatically",
+            "Fix shop by hand: it has no fix envelope",
         ]
     );
     assert_eq!(builtin::summarise(&request()), (summary, actions));
+}
+
+#[test]
+fn builtin_summary_says_a_configured_envelope_is_disabled() {
+    let mut request = request();
+    request.envelope_status = "disabled".to_owned();
+    request.envelope_action = Some("run /usr/bin/reset".to_owned());
+    let (summary, actions) = builtin::summarise(&request);
+    assert!(
+        summary.contains(
+            "The fix envelope is disabled, so nothing will be done automatically (it would run /usr/bin/reset)."
+        ),
+        "{summary}"
+    );
+    assert!(!summary.contains("no fix envelope"), "{summary}");
+    assert!(
+        actions.contains(&"Fix shop by hand: its fix envelope is disabled".to_owned()),
+        "{actions:?}"
+    );
 }
 
 #[test]
@@ -157,8 +176,15 @@ fn builtin_summary_describes_an_enabled_envelope() {
     request.open_issues.clear();
     let (summary, actions) = builtin::summarise(&request);
     assert!(
-        summary.contains("The fix envelope will restart shop-api.service."),
+        summary.contains(
+            "The fix envelope will restart shop-api.service unless Warden is paused or an incident freezes shop."
+        ),
         "{summary}"
+    );
+    assert!(!summary.contains("nothing will be done"), "{summary}");
+    assert!(
+        !actions.iter().any(|a| a.contains("by hand:")),
+        "{actions:?}"
     );
     assert!(
         summary.contains("No other issue is open on shop."),

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use ractor::{Actor, ActorProcessingErr, ActorRef, OutputPort, RpcReplyPort};
+use serde_json::json;
 use tokio::time::Instant;
 use warden_supervisors::{LadderState, LadderStep};
 
@@ -41,7 +42,29 @@ pub struct ManagedArgs {
     pub events: Arc<OutputPort<ManagedEvent>>,
     /// The shared status, made once by the owner.
     pub status: ManagedStatus,
+    /// Whether an automatic (ladder-driven) restart may start now.
+    pub hold: AutomationHold,
 }
+
+/// Why automation may not act on a component now (PAUSED, frozen by an
+/// incident), or `None`. The default never holds.
+#[derive(Clone, Default)]
+pub struct AutomationHold(Option<Arc<dyn Fn() -> Option<String> + Send + Sync>>);
+
+impl AutomationHold {
+    /// A hold that asks `check` each time.
+    pub fn new(check: impl Fn() -> Option<String> + Send + Sync + 'static) -> Self {
+        Self(Some(Arc::new(check)))
+    }
+
+    /// Why automation is held now, if it is.
+    pub fn reason(&self) -> Option<String> {
+        self.0.as_ref().and_then(|check| check())
+    }
+}
+
+/// How often a held automatic restart looks at the hold again.
+const HOLD_POLL: Duration = Duration::from_millis(250);
 
 /// An exit noticed by the waiter task (internal).
 #[derive(Debug, Clone, Copy)]
@@ -104,6 +127,8 @@ pub struct ManagedState {
     pending: Option<Pending>,
     /// Token of the scheduled restart, if any, with its timer.
     scheduled: Option<(u64, Option<AbortOnDrop>)>,
+    /// A due automatic restart is held; its `managed.restart_held` row is written.
+    held_noted: bool,
     next_token: u64,
     _writer: AbortOnDrop,
 }
@@ -140,6 +165,7 @@ impl Actor for ManagedProcess {
             generation: 0,
             pending: None,
             scheduled: None,
+            held_noted: false,
             next_token: 0,
             _writer: writer,
             args,
@@ -377,6 +403,41 @@ fn on_start_due(myself: &ActorRef<ManagedMsg>, state: &mut ManagedState, token: 
     {
         return;
     }
+    // A ladder-driven restart is automation: it checks the holds where it
+    // starts, in the same step that queues its start row (see
+    // `AuditLog::submit_if`), so it never starts after a pause or freeze row.
+    let hold = state.args.hold.clone();
+    let row = NewRow::new(
+        "escalation.action_started",
+        json!({ "action": "restart", "source": "managed", "attempt": attempt, "component": state.args.component }),
+    )
+    .component(state.args.component.clone());
+    match state
+        .args
+        .audit
+        .submit_if(row, || hold.reason().map_or(Ok(()), Err))
+    {
+        // Queued ahead of the spawn; durability is the writer's business.
+        Ok(queued) => drop(queued),
+        Err(reason) => {
+            if !state.held_noted {
+                state.held_noted = true;
+                tracing::warn!(component = %state.args.component, reason = %reason, "Automatic restart held.");
+                state.args.audit.append_nowait(
+                    NewRow::new(
+                        "managed.restart_held",
+                        json!({ "attempt": attempt, "reason": reason }),
+                    )
+                    .component(state.args.component.clone()),
+                );
+            }
+            let timer =
+                myself.send_after(HOLD_POLL, move || ManagedMsg::StartDue { token, attempt });
+            state.scheduled = Some((token, Some(AbortOnDrop::new(&timer))));
+            return;
+        }
+    }
+    state.held_noted = false;
     state.scheduled = None;
     if let Err(error) = start(myself, state, attempt) {
         on_start_failed(myself, state, error);

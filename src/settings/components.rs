@@ -252,6 +252,51 @@ impl Default for FixSettings {
     }
 }
 
+impl FixSettings {
+    /// The envelope's state as operators are told when an issue wakes:
+    /// `enabled` (it will run unless a hold stops it), `disabled` (an action
+    /// is configured but switched off) or `absent` (no action configured).
+    pub fn status(&self) -> &'static str {
+        match (self.action.kind.is_some(), self.enabled) {
+            (false, _) => "absent",
+            (true, false) => "disabled",
+            (true, true) => "enabled",
+        }
+    }
+
+    /// What the fix does, in a few words (`restart the managed process`,
+    /// `run /usr/bin/reset-cache`, `send POST to http://127.0.0.1:9000`).
+    /// Only the program and the URL's origin: arguments, paths and query
+    /// strings can carry secrets.
+    pub fn describe(&self) -> Option<String> {
+        let action = &self.action;
+        match action.kind? {
+            FixKind::Restart => Some("restart the managed process".to_owned()),
+            FixKind::Command => Some(match action.command.first() {
+                Some(program) => format!("run {program}"),
+                None => "run a command".to_owned(),
+            }),
+            FixKind::Http => {
+                let method = action
+                    .method
+                    .as_deref()
+                    .unwrap_or("POST")
+                    .to_ascii_uppercase();
+                let origin = action
+                    .url
+                    .as_deref()
+                    .and_then(|url| reqwest::Url::parse(url).ok())
+                    .map(|url| url.origin().ascii_serialization())
+                    .filter(|origin| origin != "null");
+                Some(match origin {
+                    Some(origin) => format!("send {method} to {origin}"),
+                    None => format!("send an HTTP {method}"),
+                })
+            }
+        }
+    }
+}
+
 /// What a tier is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

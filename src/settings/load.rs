@@ -88,11 +88,36 @@ pub fn load_with_env(
     if let Some(settings) = &mut settings {
         problems.extend(apply_fix_overrides(settings, &fix_overrides));
         problems.extend(super::sources::resolve(settings));
+        assign_listed_probes(settings);
         problems.extend(validate(settings));
     }
     match settings {
         Some(settings) if problems.is_empty() => Ok(settings),
         _ => Err(SettingsError::Invalid(problems)),
+    }
+}
+
+/// A probe listed in exactly one component's `probes` that does not name
+/// its `component` belongs to that component: its issues are filed, frozen
+/// and joined under it, not under the probe's own name. A probe listed by
+/// several components is left alone for the validator to report, and one
+/// that names a different component is reported there too.
+fn assign_listed_probes(settings: &mut Settings) {
+    let mut listed: HashMap<String, Vec<String>> = HashMap::new();
+    for component in &settings.components {
+        for probe in &component.probes {
+            let owners = listed.entry(probe.clone()).or_default();
+            if !owners.contains(&component.name) {
+                owners.push(component.name.clone());
+            }
+        }
+    }
+    for probe in &mut settings.probes {
+        if probe.component.is_none()
+            && let Some([owner]) = listed.get(&probe.name).map(Vec::as_slice)
+        {
+            probe.component = Some(owner.clone());
+        }
     }
 }
 

@@ -775,3 +775,125 @@ fn toml_string(text: &str) -> String {
     out.push('"');
     out
 }
+
+#[test]
+fn a_probe_listed_by_a_component_belongs_to_it() {
+    let settings = load_with_env(
+        &text(
+            r#"
+[[probes]]
+name = "db-check"
+kind = "tcp"
+address = "127.0.0.1:5432"
+
+[[probes]]
+name = "loose"
+kind = "tcp"
+address = "127.0.0.1:5433"
+
+[[components]]
+name = "db"
+probes = ["db-check"]
+"#,
+        ),
+        no_env(),
+    )
+    .unwrap();
+    let probe = |name: &str| settings.probes.iter().find(|p| p.name == name).unwrap();
+    assert_eq!(probe("db-check").component.as_deref(), Some("db"));
+    assert_eq!(probe("db-check").component_name(), "db");
+    // A probe no component lists still reports under its own name.
+    assert_eq!(probe("loose").component_name(), "loose");
+}
+
+#[test]
+fn a_probe_naming_another_component_or_listed_twice_is_refused() {
+    let lines = problems(
+        r#"
+[[probes]]
+name = "db-check"
+kind = "tcp"
+address = "127.0.0.1:5432"
+component = "cache"
+
+[[probes]]
+name = "shared"
+kind = "tcp"
+address = "127.0.0.1:5433"
+
+[[components]]
+name = "db"
+probes = ["db-check", "shared"]
+
+[[components]]
+name = "cache"
+probes = ["shared"]
+"#,
+        no_env(),
+    );
+    let joined = lines.join("\n");
+    for needle in [
+        "components[0].probes[0]: probe \"db-check\" sets component = \"cache\", but a probe listed by component \"db\" belongs to it",
+        "components[1].probes[0]: probe \"shared\" is already listed by component \"db\"; a probe belongs to one component",
+    ] {
+        assert!(joined.contains(needle), "missing {needle:?} in {joined}");
+    }
+    assert_eq!(lines.len(), 2, "{joined}");
+}
+
+#[test]
+fn a_fix_envelope_says_whether_it_is_enabled_and_what_it_does() {
+    let settings = load_with_env(
+        &text(
+            r#"
+[[components]]
+name = "none"
+
+[[components]]
+name = "off"
+[components.fix]
+action = { kind = "command", command = ["/usr/bin/reset-cache", "--token", "s3cret"] }
+
+[[components]]
+name = "on"
+[components.fix]
+enabled = true
+action = { kind = "http", url = "https://ops.example:8443/fix?key=s3cret", method = "put" }
+
+[[components]]
+name = "managed"
+run = ["/bin/sleep", "60"]
+[components.fix]
+enabled = true
+action = { kind = "restart" }
+"#,
+        ),
+        no_env(),
+    )
+    .unwrap();
+    let envelope = |name: &str| {
+        let fix = &settings
+            .components
+            .iter()
+            .find(|c| c.name == name)
+            .unwrap()
+            .fix;
+        (fix.status(), fix.describe())
+    };
+    assert_eq!(envelope("none"), ("absent", None));
+    assert_eq!(
+        envelope("off"),
+        ("disabled", Some("run /usr/bin/reset-cache".to_owned()))
+    );
+    assert_eq!(
+        envelope("on"),
+        (
+            "enabled",
+            Some("send PUT to https://ops.example:8443".to_owned())
+        )
+    );
+    assert_eq!(
+        envelope("managed"),
+        ("enabled", Some("restart the managed process".to_owned()))
+    );
+}

@@ -739,8 +739,24 @@ fn components(settings: &Settings, problems: &mut Problems) {
     let notifier_names: BTreeSet<&str> =
         settings.notifiers.iter().map(|n| n.name.as_str()).collect();
     let mut seen = BTreeSet::new();
+    // The first component that lists each probe: a probe belongs to one.
+    let mut first_lister: BTreeMap<&str, &str> = BTreeMap::new();
     for (index, component) in settings.components.iter().enumerate() {
         let at = format!("components[{index}]");
+        for (p, probe) in component.probes.iter().enumerate() {
+            match first_lister.get(probe.as_str()) {
+                Some(other) if *other != component.name => problems.push(
+                    format!("{at}.probes[{p}]"),
+                    format!(
+                        "probe \"{probe}\" is already listed by component \"{other}\"; a probe belongs to one component"
+                    ),
+                ),
+                Some(_) => {}
+                None => {
+                    first_lister.insert(probe, &component.name);
+                }
+            }
+        }
         name_rules(
             problems,
             format!("{at}.name"),
@@ -763,7 +779,9 @@ fn components(settings: &Settings, problems: &mut Problems) {
                     problems.push(
                         format!("{at}.probes[{p}]"),
                         format!(
-                            "probe \"{probe}\" says it belongs to component \"{}\"",
+                            "probe \"{probe}\" sets component = \"{}\", but a probe listed by component \"{}\" belongs to it: drop the probe's `component` or list it under \"{}\"",
+                            found.component_name(),
+                            component.name,
                             found.component_name()
                         ),
                     )

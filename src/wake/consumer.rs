@@ -232,6 +232,7 @@ impl Actor for WakeConsumer {
             config: args.config.clone(),
             runbook: args.runbook.clone(),
             metrics: args.metrics.clone(),
+            fixes: sessions.fixes(),
         });
         let mut durable = args.audit.subscribe();
         let pump = myself.clone();

@@ -27,6 +27,8 @@ pub(super) struct EventContext {
     pub(super) config: Arc<DebounceConfig>,
     pub(super) runbook: Option<String>,
     pub(super) metrics: crate::metrics::Metrics,
+    /// Stories in which a fix ran, for `autofix_attempted`.
+    pub(super) fixes: super::sessions::FixesRan,
 }
 
 /// One event to handle.
@@ -130,10 +132,13 @@ async fn handle_in_span(
         );
     }
     if let Some(investigation) = investigation {
-        rows.push(
-            ctx.audit
-                .submit(completed_row(&row, &notice, &investigation, &deliveries)),
-        );
+        rows.push(ctx.audit.submit(completed_row(
+            &ctx,
+            &row,
+            &notice,
+            &investigation,
+            &deliveries,
+        )));
     }
     for durable in rows {
         durable.await?;
@@ -318,9 +323,9 @@ fn request(ctx: &EventContext, row: &AuditRow, related: Vec<Value>) -> Investiga
         related_rows: related,
         envelope_status: row.details["envelope_status"]
             .as_str()
-            .unwrap_or("not_configured")
+            .unwrap_or("absent")
             .to_owned(),
-        envelope_action: None,
+        envelope_action: row.details["envelope_fix"].as_str().map(str::to_owned),
         runbook: ctx.runbook.clone(),
     }
 }
@@ -408,6 +413,7 @@ fn dm_status(investigation: &Investigation, deliveries: &[Delivery]) -> &'static
 }
 
 fn completed_row(
+    ctx: &EventContext,
     row: &AuditRow,
     notice: &Notice,
     investigation: &Investigation,
@@ -433,7 +439,15 @@ fn completed_row(
             "actions": investigation.actions,
             "fallback": investigation.fallback,
             "dm_status": dm_status(investigation, deliveries),
-            "autofix_attempted": false,
+            // Whether a fix ran in this story by the time the event was
+            // handled (a fix usually follows the first wake's investigation,
+            // so later events of the story, such as its resolution, say true).
+            "autofix_attempted": row
+                .caller_session_id
+                .as_deref()
+                .is_some_and(|session| ctx.fixes.contains(session)),
+            "envelope_status": row.details["envelope_status"],
+            "envelope_fix": row.details["envelope_fix"],
             "deliveries": deliveries,
             "notice": notice,
         }),

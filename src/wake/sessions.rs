@@ -3,7 +3,8 @@
 //! (earlier wakes, suppressions, notices) without a scan of the log per event.
 //! Bounded: a few rows per story and a fixed number of stories, oldest first out.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use serde_json::{Value, json};
 
@@ -19,6 +20,25 @@ const SESSIONS: usize = 2048;
 pub struct Sessions {
     rows: HashMap<String, VecDeque<Value>>,
     order: VecDeque<String>,
+    fixes: FixesRan,
+}
+
+/// The stories in which a fix actually ran (an `escalation.fix_attempted`
+/// row that was not `skipped`), among those [`Sessions`] keeps; shared with
+/// the event tasks for `autofix_attempted`.
+#[derive(Debug, Clone, Default)]
+pub struct FixesRan(Arc<Mutex<HashSet<String>>>);
+
+impl FixesRan {
+    fn with<T>(&self, f: impl FnOnce(&mut HashSet<String>) -> T) -> T {
+        // Single insert/remove/lookup calls cannot leave the set half-updated.
+        f(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Whether a fix ran in `session` (as far as the log has been read).
+    pub fn contains(&self, session: &str) -> bool {
+        self.with(|set| set.contains(session))
+    }
 }
 
 impl Sessions {
@@ -32,8 +52,16 @@ impl Sessions {
                 && let Some(oldest) = self.order.pop_front()
             {
                 self.rows.remove(&oldest);
+                self.fixes.with(|set| set.remove(&oldest));
             }
             self.order.push_back(session.clone());
+        }
+        if row.seam == "escalation.fix_attempted"
+            && row.details["outcome"]
+                .as_str()
+                .is_some_and(|o| o != "skipped")
+        {
+            self.fixes.with(|set| set.insert(session.clone()));
         }
         let rows = self.rows.entry(session.clone()).or_default();
         if rows.len() >= ROWS_PER_SESSION {
@@ -45,6 +73,11 @@ impl Sessions {
             "seam": row.seam,
             "details": compact(&row.details),
         }));
+    }
+
+    /// The shared set of stories in which a fix ran.
+    pub fn fixes(&self) -> FixesRan {
+        self.fixes.clone()
     }
 
     /// The story's rows before `seq`, oldest first.
