@@ -36,6 +36,7 @@ pub struct StateSnapshot {
 /// A condition that pauses Warden while it holds, checked on every read.
 type Condition = Arc<dyn Fn() -> bool + Send + Sync>;
 
+#[derive(Clone)]
 struct Inner {
     stopped: bool,
     reasons: BTreeSet<String>,
@@ -157,6 +158,18 @@ impl OperationalState {
     /// The current state.
     pub fn state(&self) -> RunState {
         self.with(|inner| inner.run_state(&inner.all_reasons()))
+    }
+
+    /// What `change` would do, run on a copy: the copy's snapshot and what
+    /// `change` returned. The real state is untouched, so a change can be
+    /// recorded (with its outcome) before it takes effect.
+    pub fn preview<T>(&self, change: impl FnOnce(&OperationalState) -> T) -> (StateSnapshot, T) {
+        let copy = self.with(|inner| inner.clone());
+        let scratch = OperationalState {
+            inner: Arc::new(Mutex::new(copy)),
+        };
+        let outcome = change(&scratch);
+        (scratch.snapshot(), outcome)
     }
 
     /// The state, its reasons and when it last changed.

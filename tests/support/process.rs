@@ -38,7 +38,20 @@ pub struct Running {
 
 /// Starts `warden --config <config> run` and waits until its API is listening.
 pub async fn start(config: &Path) -> Running {
-    let mut child = Command::new(warden_bin())
+    start_with_prefix(&[], config).await
+}
+
+/// [`start`], run through `prefix` (a wrapper such as `prlimit ... --`).
+pub async fn start_with_prefix(prefix: &[String], config: &Path) -> Running {
+    let mut command = match prefix.split_first() {
+        Some((program, args)) => {
+            let mut command = Command::new(program);
+            command.args(args).arg(warden_bin());
+            command
+        }
+        None => Command::new(warden_bin()),
+    };
+    let mut child = command
         .arg("--config")
         .arg(config)
         .arg("run")
