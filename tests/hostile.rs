@@ -768,3 +768,27 @@ async fn idle_and_slowloris_floods_leave_health_probes_and_memory_alone() {
     }
     drop(idle);
 }
+
+#[test]
+fn the_new_service_keys_are_validated_by_name() {
+    let toml = "[service]\nstate_dir = \"/tmp/x\"\nheader_read_timeout = \"0s\"\nmax_connections = 0\nallowed_hosts = [\"http://evil/\"]\ntls_cert_file = \"/tmp/cert.pem\"\n\n[[probes]]\nname = \"web\"\nkind = \"tcp\"\naddress = \"127.0.0.1:1\"\ntoken_file = \"/tmp/t\"\n";
+    let error = load_with_env(
+        &ConfigSource::Text {
+            name: "test".into(),
+            toml: toml.into(),
+        },
+        Some(HashMap::new()),
+    )
+    .unwrap_err()
+    .lines()
+    .join("\n");
+    for key in [
+        "service.header_read_timeout",
+        "service.max_connections",
+        "service.allowed_hosts[0]",
+        "service.tls_key_file",
+        "probes[0].token_file",
+    ] {
+        assert!(error.contains(key), "{key} missing from: {error}");
+    }
+}

@@ -119,6 +119,10 @@ pub(crate) struct WriterSlot {
     pub(crate) handle: JoinHandle<()>,
 }
 
+/// An item was not queued (and is dropped): the queue is at its limit.
+#[derive(Debug)]
+pub(crate) struct QueueFull;
+
 /// Most items the queue holds; see the module docs for who may fill it.
 pub const QUEUE_CAPACITY: usize = 65_536;
 
@@ -155,11 +159,11 @@ impl Shared {
         self.ready.notify_all();
     }
 
-    /// Queues `item` if fewer than `limit` items wait; gives it back otherwise.
-    fn push_within(&self, item: Item, limit: usize) -> Result<(), Item> {
+    /// Queues `item` if fewer than `limit` items wait; drops it otherwise.
+    fn push_within(&self, item: Item, limit: usize) -> Result<(), QueueFull> {
         let mut queue = self.items();
         if queue.len() >= limit {
-            return Err(item);
+            return Err(QueueFull);
         }
         queue.push_back(item);
         drop(queue);
@@ -168,7 +172,7 @@ impl Shared {
     }
 
     /// Queues one of Warden's own rows, or counts it as dropped when full.
-    fn push_own(&self, item: Item) -> Result<(), Item> {
+    fn push_own(&self, item: Item) -> Result<(), QueueFull> {
         self.push_within(item, self.capacity).inspect_err(|_| {
             if self.dropped.fetch_add(1, Ordering::SeqCst) == 0 {
                 tracing::error!(
