@@ -6,6 +6,7 @@
 //! The server itself runs inside the supervised [`ApiServer`] actor; the
 //! listener is bound once by `app.rs`, so a restarted server keeps its port.
 
+mod access;
 mod actor;
 mod audit;
 mod auth;
@@ -16,6 +17,8 @@ mod error;
 mod incidents;
 mod issues;
 mod probes;
+mod record;
+mod serve;
 mod status;
 
 use std::path::PathBuf;
@@ -30,12 +33,14 @@ use tokio::time::Instant;
 use crate::audit::AuditLog;
 use crate::control::{BootStatus, DrEpoch, OperationalState};
 
+pub use access::{Access, TokenFileError};
 pub use actor::{ApiServer, ApiServerArgs, ApiServerMsg, SharedListener};
 pub use auth::OperatorTokens;
 pub use control::{ControlCommand, ControlRequest};
 pub use error::ApiError;
 pub use incidents::IncidentsView;
 pub use probes::ProbesView;
+pub use serve::{ConnLimits, TlsError, tls_acceptor};
 
 /// Everything a handler may read. Cloned per request (all fields are handles).
 #[derive(Clone)]
@@ -72,6 +77,12 @@ pub struct ApiContext {
     pub incidents: IncidentsView,
     /// The chaos fault-injection surface, when `chaos.enabled`.
     pub chaos: Option<crate::chaos::ChaosControl>,
+    /// Host allow-list, read tokens and heartbeat tokens.
+    pub access: Access,
+    /// Whether the listener serves TLS (the scheme an `Origin` must match).
+    pub tls: bool,
+    /// Longest one request may take before it is answered 408.
+    pub request_timeout: Duration,
 }
 
 /// `GET /metrics`: Prometheus/OpenMetrics text. Gauges of live state are
@@ -157,5 +168,36 @@ pub fn router(context: ApiContext) -> Router {
         .route("/api/chaos/faults", post(chaos::inject))
         .fallback(error::not_found)
         .layer(axum::extract::DefaultBodyLimit::max(error::MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            context.clone(),
+            access::guard,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            context.request_timeout,
+            request_deadline,
+        ))
         .with_state(context)
+}
+
+/// Answers 408 when a request (reading its body included) is not done within
+/// `service.request_timeout`, so a client trickling a body cannot hold a
+/// handler forever.
+async fn request_deadline(
+    axum::extract::State(limit): axum::extract::State<Duration>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            format!(
+                "the request took longer than {} (service.request_timeout)",
+                humantime::format_duration(limit)
+            ),
+        )
+        .into_response(),
+    }
 }

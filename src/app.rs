@@ -16,6 +16,7 @@
 //! Children start in that order and stop in reverse, so the audit writer is
 //! the last to go and records everything the others did on the way down.
 
+mod fds;
 mod names;
 mod observer;
 mod tree;
@@ -972,6 +973,25 @@ pub async fn start_with(settings: Settings, options: BootOptions) -> Result<Ward
     if !service.api_listen.ip().is_loopback() && tokens.is_empty() {
         return Err(AppError::UnsafeListen(service.api_listen));
     }
+    let access =
+        crate::api::Access::load(&settings).map_err(|error| AppError::Setup(error.to_string()))?;
+    access.reload_on_hangup(settings.clone());
+    let tls = match (&service.tls_cert_file, &service.tls_key_file) {
+        (Some(cert), Some(key)) => Some(
+            crate::api::tls_acceptor(cert, key)
+                .map_err(|error| AppError::Setup(error.to_string()))?,
+        ),
+        _ => None,
+    };
+    let limits = crate::api::ConnLimits {
+        header_read_timeout: service.header_read_timeout,
+        idle_timeout: service.idle_timeout,
+        max_connections: fds::connection_cap(
+            service.max_connections,
+            fds::raise_nofile_limit(),
+            fds::reserve(&settings),
+        ),
+    };
     let boot = BootStatus::default();
     let dr = DrEpoch::new(
         &service.state_dir,
@@ -1150,7 +1170,12 @@ pub async fn start_with(settings: Settings, options: BootOptions) -> Result<Ward
                 dir: crate::incidents::incidents_root(&service.state_dir),
             },
             chaos: chaos.clone(),
+            access: access.clone(),
+            tls: tls.is_some(),
+            request_timeout: service.request_timeout,
         },
+        limits,
+        tls,
     };
     let shared = Shared {
         observer: Arc::new(AuditObserver::new(audit.clone()).with_metrics(metrics.clone())),

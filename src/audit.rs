@@ -52,8 +52,11 @@
 //! each writer instance, so appends made while a supervisor restarts the writer
 //! are committed by the next instance. Rows that were not acknowledged may be
 //! written by a later instance (after a restart); acknowledged rows are never
-//! rewritten. The queue is unbounded: while the disk fails, rows accumulate in
-//! memory (visible as [`AuditLog::queued`]).
+//! rewritten. The queue is bounded ([`QUEUE_CAPACITY`] items): while the disk
+//! fails, rows accumulate in memory (visible as [`AuditLog::queued`]) up to
+//! that bound; a client's row ([`AuditLog::try_submit`]) is refused once it
+//! is half full, and Warden's own rows once it is full, which are then
+//! counted and recorded as one `audit.rows_dropped` row when writes resume.
 //!
 //! Stopping: a graceful stop of the writer commits everything queued before
 //! it returns (unless a write fails, in which case the rows stay queued for the
@@ -126,7 +129,7 @@ pub use cursor::Cursor;
 pub use faults::AuditFaults;
 pub use file::{CorruptRow, RecoveryReport, Truncation, file_name, inspect, recover};
 pub use health::{AuditHealth, AuditHealthSnapshot};
-pub use queue::{AuditLog, AuditQueue};
+pub use queue::{AuditLog, AuditQueue, Pending, QUEUE_CAPACITY};
 pub(crate) use reader::BULKY_DETAILS;
 pub use reader::{AuditReader, ReadPosition, RowIter};
 pub use row::{AuditRow, NewRow, SEQ_PLACEHOLDER, seam_matches};
@@ -181,6 +184,10 @@ pub enum AuditError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The queue is full (the log has not been writable for a while), or, for
+    /// a client's row, half full; the row was not queued.
+    #[error("the audit queue is full; the row was not queued")]
+    QueueFull,
     /// The request was dropped without an answer (the process is shutting down).
     #[error("audit writer dropped the request before it was committed")]
     WriterGone,

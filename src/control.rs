@@ -12,4 +12,4 @@ mod state;
 
 pub use boot::{BootGate, BootReport, BootStatus, GateStatus, check_cursors, check_state_dir};
 pub use epoch::{DrEpoch, EpochCheck, EpochError, EpochFacts, EpochRecord, compare};
-pub use state::{EXPLICIT_REASONS, OperationalState, RunState, StateSnapshot};
+pub use state::{EXPLICIT_REASONS, OperationalState, PendingHold, RunState, StateSnapshot};

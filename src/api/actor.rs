@@ -2,8 +2,9 @@
 //!
 //! In: [`ApiServerMsg::ServerExited`] from its own serve task (the server died
 //! underneath it, so the actor fails and its supervisor restarts it).
-//! Out: nothing; it serves [`super::router`]. On stop it asks axum to finish
-//! in-flight requests, bounded by a grace period, then aborts the task.
+//! Out: nothing; it serves [`super::router`] through the accept loop in
+//! `serve.rs`. On stop it lets in-flight requests finish, bounded by a grace
+//! period, then aborts the task.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -63,6 +64,10 @@ pub struct ApiServerArgs {
     pub addr: SocketAddr,
     /// Handler state.
     pub context: ApiContext,
+    /// Header/idle deadlines and the connection cap.
+    pub limits: super::ConnLimits,
+    /// The TLS acceptor when the API serves HTTPS.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 /// Messages to the server actor.
@@ -105,12 +110,9 @@ impl Actor for ApiServer {
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let router = super::router(args.context);
+        let (limits, tls) = (args.limits, args.tls.clone());
         let task = tokio::spawn(async move {
-            let served = axum::serve(listener, router)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await;
+            let served = super::serve::serve(listener, router, limits, tls, stopped).await;
             let reason = match served {
                 Ok(()) => "the server stopped".to_owned(),
                 Err(error) => format!("the server failed: {error}"),
@@ -118,7 +120,7 @@ impl Actor for ApiServer {
             // Only reaches a live actor when the stop was not requested.
             let _ = myself.send_message(ApiServerMsg::ServerExited(reason));
         });
-        tracing::info!(addr = %args.addr, "API listening.");
+        tracing::info!(addr = %args.addr, tls = args.tls.is_some(), max_connections = args.limits.max_connections, "API listening.");
         Ok(ApiServerState {
             task: ServeTask(Some(task)),
             stop: Some(stop),

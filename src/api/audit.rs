@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::auth::require_operator;
+use super::record::record_then;
 use super::{ApiContext, ApiError};
 use crate::audit::{AuditReader, AuditRow, NewRow};
 
@@ -82,10 +83,6 @@ pub(super) async fn add_note(
     );
     row.component = note.component;
     row.caller_session_id = note.caller_session_id;
-    let seq = context
-        .audit
-        .append(row)
-        .await
-        .map_err(|e| ApiError::unavailable(format!("the note was not recorded: {e}")))?;
+    let (seq, ()) = record_then(&context, row, "the note", |_| ()).await?;
     Ok(Json(json!({ "seq": seq })))
 }

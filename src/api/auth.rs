@@ -18,16 +18,17 @@ pub struct OperatorTokens {
 }
 
 impl OperatorTokens {
-    /// A set holding `tokens`.
+    /// A set holding `tokens`, each trimmed: a token pasted with a trailing
+    /// newline or space into the config must still match what clients send.
     pub fn new(tokens: Vec<Secret>) -> Self {
         Self {
-            tokens: Arc::new(RwLock::new(tokens)),
+            tokens: Arc::new(RwLock::new(trimmed(tokens))),
         }
     }
 
     /// Replaces every token at once.
     pub fn replace(&self, tokens: Vec<Secret>) {
-        *self.tokens.write().unwrap_or_else(PoisonError::into_inner) = tokens;
+        *self.tokens.write().unwrap_or_else(PoisonError::into_inner) = trimmed(tokens);
     }
 
     /// How many tokens are accepted.
@@ -45,7 +46,7 @@ impl OperatorTokens {
 
     /// Whether `presented` equals one token, comparing against every token
     /// in constant time without stopping early.
-    fn matches(&self, presented: &str) -> bool {
+    pub(super) fn matches(&self, presented: &str) -> bool {
         let tokens = self.tokens.read().unwrap_or_else(PoisonError::into_inner);
         let matched = tokens.iter().fold(subtle::Choice::from(0), |found, token| {
             found | token.expose().as_bytes().ct_eq(presented.as_bytes())
@@ -54,15 +55,28 @@ impl OperatorTokens {
     }
 }
 
+fn trimmed(tokens: Vec<Secret>) -> Vec<Secret> {
+    tokens
+        .into_iter()
+        .map(|token| Secret::new(token.expose().trim()))
+        .filter(|token| !token.expose().is_empty())
+        .collect()
+}
+
+/// The token of an `Authorization: Bearer <token>` header, trimmed. The
+/// scheme name is case-insensitive (RFC 9110 §11.1), so `bearer` and
+/// `BEARER` from other clients work too.
+pub(super) fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, token) = value.split_once([' ', '\t'])?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
 /// Accepts the request when its bearer token matches one configured token.
 /// 401 when no token is presented, 403 when it is wrong or none is configured.
 pub(super) fn require_operator(context: &ApiContext, headers: &HeaderMap) -> Result<(), ApiError> {
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .map(str::trim);
-    let Some(presented) = presented.filter(|token| !token.is_empty()) else {
+    let Some(presented) = bearer(headers) else {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",

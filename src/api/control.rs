@@ -1,5 +1,6 @@
 //! `POST /api/control`: the operator's levers on the operational state.
-//! Every command, applied or not, is one `control.command` audit row.
+//! Every applied command is one `control.command` audit row, durable before
+//! the command takes effect.
 
 use axum::Json;
 use axum::extract::State;
@@ -9,8 +10,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::auth::require_operator;
+use super::record::record_then;
 use super::{ApiContext, ApiError};
 use crate::audit::NewRow;
+use crate::control::OperationalState;
 
 /// What the operator asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,8 +58,14 @@ pub struct ControlRequest {
 /// Reasons longer than this are refused, so a row stays a row.
 const MAX_REASON_BYTES: usize = 1024;
 
-/// `POST /api/control` (operator token): applies the command, appends
-/// `control.command` and answers the new `{"state", "degradation_reasons"}`.
+/// Commands are applied one at a time, so the outcome a row records (worked
+/// out on a copy of the state) is the outcome the command then has.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// `POST /api/control` (operator token): appends `control.command` and, once
+/// it is durable, applies the command and answers the new
+/// `{"state", "degradation_reasons"}`. A command the log cannot record within
+/// `service.call_timeout` answers 503 and does not take effect.
 pub(super) async fn command(
     State(context): State<ApiContext>,
     headers: HeaderMap,
@@ -73,86 +82,158 @@ pub(super) async fn command(
             "`reason` is longer than {MAX_REASON_BYTES} bytes"
         )));
     }
-    let before = context.state.snapshot();
-    let result = apply(&context, request.command, request.reason.as_deref()).await;
-    let after = context.state.snapshot();
-    let (outcome, detail) = match &result {
-        Ok(detail) => ("applied", detail.clone()),
-        Err(error) => ("failed", json!(error.message)),
+    if request.command == ControlCommand::BumpEpoch {
+        return bump_epoch(&context, request.reason.as_deref()).await;
+    }
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let keep: &'static [&'static str] = if context.dr.unresolved() {
+        &["substrate"]
+    } else {
+        &[]
     };
+    let before = context.state.snapshot();
+    let (after, detail) = context
+        .state
+        .preview(|state| apply(state, request.command, keep));
     let row = NewRow::new(
         "control.command",
         json!({
             "command": request.command.name(),
             "reason": request.reason,
             "actor": "operator",
-            "result": outcome,
+            "result": "applied",
             "detail": detail,
             "before": { "state": before.state, "degradation_reasons": before.degradation_reasons },
             "after": { "state": after.state, "degradation_reasons": after.degradation_reasons },
         }),
     );
-    let recorded = context.audit.append(row).await;
-    result?;
-    recorded.map_err(|e| ApiError::unavailable(format!("the command was not recorded: {e}")))?;
-    if request.command == ControlCommand::Stop {
-        // After the row is durable, so the stop is on record before it happens.
-        context.shutdown.notify_one();
+    let (state, shutdown, command) = (
+        context.state.clone(),
+        context.shutdown.clone(),
+        request.command,
+    );
+    // The command takes effect only once its row is durable; meanwhile no
+    // automation may start, or its row could follow the pause row.
+    let pending = matches!(command, ControlCommand::Pause | ControlCommand::Stop)
+        .then(|| context.state.hold_pending());
+    record_then(&context, row, "the command", move |_| {
+        apply(&state, command, keep);
+        drop(pending);
+        if command == ControlCommand::Stop {
+            shutdown.notify_one();
+        }
+    })
+    .await?;
+    let now = context.state.snapshot();
+    Ok(Json(json!({
+        "state": now.state,
+        "degradation_reasons": now.degradation_reasons,
+    })))
+}
+
+/// Applies a state command; the value is the audit row's `detail`.
+fn apply(state: &OperationalState, command: ControlCommand, keep: &[&str]) -> Value {
+    match command {
+        ControlCommand::Pause => {
+            state.pause("operator");
+            Value::Null
+        }
+        ControlCommand::Resume => {
+            state.clear("operator");
+            Value::Null
+        }
+        ControlCommand::Stop => json!("graceful stop requested"),
+        ControlCommand::Reset => {
+            let cleared = state.reset(keep);
+            json!({
+                "cleared": cleared,
+                "kept": keep,
+                "note": if keep.is_empty() { None } else { Some("a DR rewind is unresolved: bump_epoch first") },
+            })
+        }
+        // Handled by `bump_epoch`, which writes the epoch files.
+        ControlCommand::BumpEpoch => Value::Null,
     }
+}
+
+/// `bump_epoch`: accepts the current state dir after a restore. The epoch
+/// files change first (the new epoch names the log's end, which only a
+/// flush can tell), then `dr.epoch_bumped` and `control.command` are
+/// recorded; each wait is bounded by `call_timeout`.
+async fn bump_epoch(context: &ApiContext, reason: Option<&str>) -> Result<Json<Value>, ApiError> {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let before = context.state.snapshot();
+    let last_seq = tokio::time::timeout(context.call_timeout, context.audit.flush_seq())
+        .await
+        .map_err(|_| {
+            ApiError::unavailable(format!(
+                "the audit log did not answer within {} (service.call_timeout); the epoch was not bumped",
+                humantime::format_duration(context.call_timeout)
+            ))
+        })?
+        .map_err(|e| ApiError::unavailable(format!("cannot read the log's end: {e}")))?;
+    let (from, to) = match context.dr.bump(last_seq) {
+        Ok(bumped) => bumped,
+        Err(e) => {
+            let error = ApiError::unavailable(format!("cannot bump the epoch: {e}"));
+            // Nothing changed, so there is nothing to hold back for this row.
+            context.audit.append_nowait(NewRow::new(
+                "control.command",
+                json!({
+                    "command": ControlCommand::BumpEpoch.name(),
+                    "reason": reason,
+                    "actor": "operator",
+                    "result": "failed",
+                    "detail": error.message,
+                    "before": { "state": before.state, "degradation_reasons": before.degradation_reasons },
+                    "after": { "state": before.state, "degradation_reasons": before.degradation_reasons },
+                }),
+            ));
+            return Err(error);
+        }
+    };
+    let bumped = NewRow::new(
+        "dr.epoch_bumped",
+        json!({ "from": from, "to": to, "audit_high_water": last_seq, "reason": reason, "actor": "operator" }),
+    );
+    // The epoch files already changed, so these rows must not be withdrawn:
+    // they stay queued until written, and the caller hears back in time.
+    append_bumped(context, bumped, (from, to)).await?;
+    let detail = json!({ "from": from, "to": to, "audit_high_water": last_seq });
+    let after = context.state.snapshot();
+    let row = NewRow::new(
+        "control.command",
+        json!({
+            "command": ControlCommand::BumpEpoch.name(),
+            "reason": reason,
+            "actor": "operator",
+            "result": "applied",
+            "detail": detail,
+            "before": { "state": before.state, "degradation_reasons": before.degradation_reasons },
+            "after": { "state": after.state, "degradation_reasons": after.degradation_reasons },
+        }),
+    );
+    append_bumped(context, row, (from, to)).await?;
     Ok(Json(json!({
         "state": after.state,
         "degradation_reasons": after.degradation_reasons,
     })))
 }
 
-/// Applies `command`; the `Ok` value is the audit row's `detail`.
-async fn apply(
+/// Appends a row about a bump that already happened, waiting at most
+/// `call_timeout`; the row stays queued either way.
+async fn append_bumped(
     context: &ApiContext,
-    command: ControlCommand,
-    reason: Option<&str>,
-) -> Result<Value, ApiError> {
-    match command {
-        ControlCommand::Pause => {
-            context.state.pause("operator");
-            Ok(Value::Null)
-        }
-        ControlCommand::Resume => {
-            context.state.clear("operator");
-            Ok(Value::Null)
-        }
-        ControlCommand::Stop => Ok(json!("graceful stop requested")),
-        ControlCommand::Reset => {
-            let keep: &[&str] = if context.dr.unresolved() {
-                &["substrate"]
-            } else {
-                &[]
-            };
-            let cleared = context.state.reset(keep);
-            Ok(json!({
-                "cleared": cleared,
-                "kept": keep,
-                "note": if keep.is_empty() { None } else { Some("a DR rewind is unresolved: bump_epoch first") },
-            }))
-        }
-        ControlCommand::BumpEpoch => {
-            let last_seq =
-                context.audit.flush_seq().await.map_err(|e| {
-                    ApiError::unavailable(format!("cannot read the log's end: {e}"))
-                })?;
-            let (from, to) = context
-                .dr
-                .bump(last_seq)
-                .map_err(|e| ApiError::unavailable(format!("cannot bump the epoch: {e}")))?;
-            let row = NewRow::new(
-                "dr.epoch_bumped",
-                json!({ "from": from, "to": to, "audit_high_water": last_seq, "reason": reason, "actor": "operator" }),
-            );
-            context
-                .audit
-                .append(row)
-                .await
-                .map_err(|e| ApiError::unavailable(format!("the bump was not recorded: {e}")))?;
-            Ok(json!({ "from": from, "to": to, "audit_high_water": last_seq }))
-        }
-    }
+    row: NewRow,
+    (from, to): (u64, u64),
+) -> Result<(), ApiError> {
+    let waited = tokio::time::timeout(context.call_timeout, context.audit.append(row)).await;
+    let why = match waited {
+        Ok(Ok(_)) => return Ok(()),
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => "service.call_timeout passed".to_owned(),
+    };
+    Err(ApiError::unavailable(format!(
+        "the epoch was bumped from {from} to {to}, but its row is not durable yet ({why}); it is written once the log is writable"
+    )))
 }

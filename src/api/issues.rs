@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::auth::require_operator;
+use super::record::record_then;
 use super::{ApiContext, ApiError};
 use crate::audit::NewRow;
 
@@ -106,15 +107,15 @@ pub(super) async fn ack(
     )
     .session(session.clone());
     // Durable first: an acknowledgement that is not in the log did not happen.
-    let seq =
-        context.audit.append(row).await.map_err(|e| {
-            ApiError::unavailable(format!("the acknowledgement was not recorded: {e}"))
-        })?;
-    if let Some(mut entry) = store.get_mut(&probe)
-        && entry.session.as_deref() == Some(session.as_str())
-    {
-        entry.acked = true;
-    }
+    let (acked_store, acked_session, acked_probe) = (store.clone(), session.clone(), probe.clone());
+    let (seq, ()) = record_then(&context, row, "the acknowledgement", move |_| {
+        if let Some(mut entry) = acked_store.get_mut(&acked_probe)
+            && entry.session.as_deref() == Some(acked_session.as_str())
+        {
+            entry.acked = true;
+        }
+    })
+    .await?;
     Ok(Json(
         json!({ "acknowledged": session, "probe": probe, "seq": seq }),
     ))

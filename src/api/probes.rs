@@ -94,11 +94,12 @@ pub(super) async fn one(
 }
 
 /// `POST /api/heartbeats/{probe}`: the watched service says it is alive.
-/// Unauthenticated on purpose (the pushing job has no operator token); the
-/// API listens on loopback by default, and only heartbeat probes accept it.
+/// Needs no operator token (the pushing job has none); a probe with a
+/// `token_file` needs that token, and only heartbeat probes accept beats.
 pub(super) async fn heartbeat(
     State(context): State<ApiContext>,
     Path(name): Path<String>,
+    headers: axum::http::HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let view = &context.probes;
     let is_heartbeat = view
@@ -112,6 +113,7 @@ pub(super) async fn heartbeat(
             format!("no heartbeat probe named {name:?}"),
         ));
     }
+    context.access.check_heartbeat(&name, &headers)?;
     view.heartbeats.beat(&name);
     Ok(Json(json!({
         "probe": name,

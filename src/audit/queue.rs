@@ -1,9 +1,17 @@
 //! [`AuditLog`] (the client every actor holds) and [`AuditQueue`] (the writer's
 //! end). Both share one queue made once by the service, so rows appended while
 //! the writer actor restarts wait for the next instance instead of being lost.
+//!
+//! The queue is bounded ([`QUEUE_CAPACITY`]), so a failing disk costs a
+//! fixed amount of memory instead of growing until the process dies. Rows a
+//! client asks for ([`AuditLog::try_submit`], the API) may fill only half of
+//! it and are refused beyond, so callers outside the process can never crowd
+//! out Warden's own rows. Warden's own rows are refused only when the queue
+//! is full; they are then counted, and the writer records how many were lost
+//! (`audit.rows_dropped`) as soon as it writes again.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 
@@ -20,6 +28,8 @@ pub(crate) enum Reply {
     Oneshot(oneshot::Sender<Result<u64, AuditError>>),
     /// An actor call (`AuditMsg::Flush`).
     Port(RpcReplyPort<Result<u64, AuditError>>),
+    /// A [`Pending`] row, which its caller may withdraw while it is queued.
+    Tagged(u64, oneshot::Sender<Result<u64, AuditError>>),
 }
 
 impl Reply {
@@ -27,7 +37,7 @@ impl Reply {
         // A caller that stopped waiting is not an error for the writer.
         match self {
             Self::None => {}
-            Self::Oneshot(tx) => {
+            Self::Oneshot(tx) | Self::Tagged(_, tx) => {
                 let _ = tx.send(result);
             }
             Self::Port(port) => {
@@ -109,8 +119,21 @@ pub(crate) struct WriterSlot {
     pub(crate) handle: JoinHandle<()>,
 }
 
+/// An item was not queued (and is dropped): the queue is at its limit.
+#[derive(Debug)]
+pub(crate) struct QueueFull;
+
+/// Most items the queue holds; see the module docs for who may fill it.
+pub const QUEUE_CAPACITY: usize = 65_536;
+
 pub(crate) struct Shared {
     items: Mutex<VecDeque<Item>>,
+    /// Most items queued at once.
+    capacity: usize,
+    /// Warden's own rows refused because the queue was full, not yet recorded.
+    pub(crate) dropped: AtomicU64,
+    /// Ids of [`Pending`] rows.
+    next_tag: AtomicU64,
     /// Signalled when items arrive or a writer is told to stop.
     pub(crate) ready: Condvar,
     pub(crate) health: Arc<AuditHealth>,
@@ -150,6 +173,30 @@ impl Shared {
         drop(queue);
         self.ready.notify_all();
         Ok(())
+    }
+
+    /// Queues `item` if fewer than `limit` items wait; drops it otherwise.
+    fn push_within(&self, item: Item, limit: usize) -> Result<(), QueueFull> {
+        let mut queue = self.items();
+        if queue.len() >= limit {
+            return Err(QueueFull);
+        }
+        queue.push_back(item);
+        drop(queue);
+        self.ready.notify_all();
+        Ok(())
+    }
+
+    /// Queues one of Warden's own rows, or counts it as dropped when full.
+    fn push_own(&self, item: Item) -> Result<(), QueueFull> {
+        self.push_within(item, self.capacity).inspect_err(|_| {
+            if self.dropped.fetch_add(1, Ordering::SeqCst) == 0 {
+                tracing::error!(
+                    capacity = self.capacity,
+                    "The audit queue is full (the log has not been writable for a while); rows are being dropped and counted."
+                );
+            }
+        })
     }
 
     /// Puts unacknowledged items back at the head, in their order.
@@ -203,9 +250,17 @@ impl AuditQueue {
 impl AuditLog {
     /// Creates the shared queue: the client, and the end to pass to the writer.
     pub fn new() -> (AuditLog, AuditQueue) {
+        Self::with_capacity(QUEUE_CAPACITY)
+    }
+
+    /// [`new`](Self::new) with a queue of `capacity` items (at least 2).
+    pub fn with_capacity(capacity: usize) -> (AuditLog, AuditQueue) {
         let (durable, _) = watch::channel(0);
         let shared = Arc::new(Shared {
             items: Mutex::new(VecDeque::new()),
+            capacity: capacity.max(2),
+            dropped: AtomicU64::new(0),
+            next_tag: AtomicU64::new(0),
             ready: Condvar::new(),
             health: Arc::new(AuditHealth::new()),
             durable,
@@ -222,6 +277,7 @@ impl AuditLog {
     /// Appends `row`; resolves with its seq once it is durable (per the fsync
     /// policy). While the writer is failing or restarting this waits: wrap it
     /// in a timeout where waiting is not acceptable (the row stays queued).
+    /// Fails at once with [`AuditError::QueueFull`] when the queue is full.
     pub async fn append(&self, row: NewRow) -> Result<u64, AuditError> {
         self.submit(row).await
     }
@@ -236,8 +292,31 @@ impl AuditLog {
         row: NewRow,
     ) -> impl Future<Output = Result<u64, AuditError>> + Send + 'static {
         let (tx, rx) = oneshot::channel();
-        self.shared.push(Item::Row(row, Reply::Oneshot(tx)));
-        async move { rx.await.map_err(|_| AuditError::WriterGone)? }
+        let queued = self.shared.push_own(Item::Row(row, Reply::Oneshot(tx)));
+        async move {
+            queued.map_err(|_| AuditError::QueueFull)?;
+            rx.await.map_err(|_| AuditError::WriterGone)?
+        }
+    }
+
+    /// Queues a row a client asked for (the API), only while the queue is
+    /// less than half full, so clients cannot crowd out Warden's own rows.
+    /// The [`Pending`] resolves once the row is durable, and can be
+    /// withdrawn while the writer has not taken it yet.
+    pub fn try_submit(&self, row: NewRow) -> Result<Pending, AuditError> {
+        let tag = self.shared.next_tag.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.shared
+            .push_within(
+                Item::Row(row, Reply::Tagged(tag, tx)),
+                self.shared.capacity / 2,
+            )
+            .map_err(|_| AuditError::QueueFull)?;
+        Ok(Pending {
+            tag,
+            shared: self.shared.clone(),
+            rx,
+        })
     }
 
     /// Queues `row` only if `allowed` returns `Ok` at the moment the row
@@ -262,10 +341,15 @@ impl AuditLog {
     }
 
     /// Appends `row` without waiting, for synchronous callers. The row is
-    /// queued and written like any other; it is never dropped while the
-    /// process lives.
+    /// queued and written like any other; only when the queue is full is it
+    /// dropped, and then counted in an `audit.rows_dropped` row.
     pub fn append_nowait(&self, row: NewRow) {
-        self.shared.push(Item::Row(row, Reply::None));
+        let _ = self.shared.push_own(Item::Row(row, Reply::None));
+    }
+
+    /// Warden's own rows dropped on a full queue and not yet recorded.
+    pub fn dropped(&self) -> u64 {
+        self.shared.dropped.load(Ordering::SeqCst)
     }
 
     /// Resolves once everything queued before this call is durable (synced
@@ -277,7 +361,9 @@ impl AuditLog {
     /// Like [`flush`](Self::flush), returning the last durable seq (0 when the log is empty).
     pub async fn flush_seq(&self) -> Result<u64, AuditError> {
         let (tx, rx) = oneshot::channel();
-        self.shared.push(Item::Barrier(Reply::Oneshot(tx)));
+        self.shared
+            .push_own(Item::Barrier(Reply::Oneshot(tx)))
+            .map_err(|_| AuditError::QueueFull)?;
         rx.await.map_err(|_| AuditError::WriterGone)?
     }
 
@@ -295,5 +381,47 @@ impl AuditLog {
     /// How many requests wait for the writer.
     pub fn queued(&self) -> usize {
         self.shared.items().len()
+    }
+}
+
+/// A row queued by [`AuditLog::try_submit`].
+pub struct Pending {
+    tag: u64,
+    shared: Arc<Shared>,
+    rx: oneshot::Receiver<Result<u64, AuditError>>,
+}
+
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pending").field("tag", &self.tag).finish()
+    }
+}
+
+impl Pending {
+    /// Waits until the row is durable; answers its seq. Cancel-safe: after a
+    /// timeout, call [`withdraw`](Self::withdraw) or wait again.
+    pub async fn durable(&mut self) -> Result<u64, AuditError> {
+        (&mut self.rx).await.map_err(|_| AuditError::WriterGone)?
+    }
+
+    /// Takes the row out of the queue if the writer has not taken it yet:
+    /// `Ok` means it will never be written. `Err` gives it back when the
+    /// writer already holds it (it is then written as soon as the disk
+    /// allows, or the process ends).
+    pub fn withdraw(self) -> Result<(), Self> {
+        let mut queue = self.shared.items();
+        let position = queue.iter().position(
+            |item| matches!(item, Item::Row(_, Reply::Tagged(tag, _)) if *tag == self.tag),
+        );
+        match position {
+            Some(position) => {
+                queue.remove(position);
+                Ok(())
+            }
+            None => {
+                drop(queue);
+                Err(self)
+            }
+        }
     }
 }

@@ -36,11 +36,14 @@ pub struct StateSnapshot {
 /// A condition that pauses Warden while it holds, checked on every read.
 type Condition = Arc<dyn Fn() -> bool + Send + Sync>;
 
+#[derive(Clone)]
 struct Inner {
     stopped: bool,
     reasons: BTreeSet<String>,
     conditions: Vec<(String, Condition)>,
     since: SystemTime,
+    /// Holds (pause, stop) whose rows are queued but not yet durable.
+    pending_holds: usize,
 }
 
 impl Inner {
@@ -82,6 +85,7 @@ impl Default for OperationalState {
                 reasons: BTreeSet::new(),
                 conditions: Vec::new(),
                 since: SystemTime::now(),
+                pending_holds: 0,
             })),
         }
     }
@@ -154,9 +158,37 @@ impl OperationalState {
         });
     }
 
+    /// Holds automation from now until the returned guard drops. A pause
+    /// asked over the API takes effect only once its row is durable, yet no
+    /// action may start after that row: automation is held while the row is
+    /// on its way, and released if it is withdrawn.
+    pub fn hold_pending(&self) -> PendingHold {
+        self.with(|inner| inner.pending_holds += 1);
+        PendingHold {
+            state: self.clone(),
+        }
+    }
+
+    /// Whether a hold is being recorded ([`hold_pending`](Self::hold_pending)).
+    pub fn is_hold_pending(&self) -> bool {
+        self.with(|inner| inner.pending_holds > 0)
+    }
+
     /// The current state.
     pub fn state(&self) -> RunState {
         self.with(|inner| inner.run_state(&inner.all_reasons()))
+    }
+
+    /// What `change` would do, run on a copy: the copy's snapshot and what
+    /// `change` returned. The real state is untouched, so a change can be
+    /// recorded (with its outcome) before it takes effect.
+    pub fn preview<T>(&self, change: impl FnOnce(&OperationalState) -> T) -> (StateSnapshot, T) {
+        let copy = self.with(|inner| inner.clone());
+        let scratch = OperationalState {
+            inner: Arc::new(Mutex::new(copy)),
+        };
+        let outcome = change(&scratch);
+        (scratch.snapshot(), outcome)
     }
 
     /// The state, its reasons and when it last changed.
@@ -229,5 +261,18 @@ mod tests {
         state.stop();
         assert!(!state.clear("operator"));
         assert_eq!(state.state(), RunState::Stopped);
+    }
+}
+
+/// Keeps automation held while a pause or stop is being recorded; see
+/// [`OperationalState::hold_pending`].
+pub struct PendingHold {
+    state: OperationalState,
+}
+
+impl Drop for PendingHold {
+    fn drop(&mut self) {
+        self.state
+            .with(|inner| inner.pending_holds = inner.pending_holds.saturating_sub(1));
     }
 }

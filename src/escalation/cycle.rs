@@ -255,6 +255,9 @@ pub fn hold_reason(
     if run != RunState::Running {
         return Some(format!("operational state is {run:?}"));
     }
+    if state.is_hold_pending() {
+        return Some("a pause is being recorded".to_owned());
+    }
     crate::incidents::frozen_by(freeze, component)
         .map(|incident| format!("automation frozen by incident {incident}"))
 }

@@ -125,6 +125,10 @@ pub struct ProbeSettings {
     pub expires_at_env: Option<String>,
     /// `credential_expiry`: days before expiry at which to warn. Default `[30, 14, 7, 1]`.
     pub alert_days: Option<Vec<u32>>,
+    /// `heartbeat`: a file holding the token a heartbeat must present as
+    /// `Authorization: Bearer <token>`; without it any local client may beat.
+    /// Default: none.
+    pub token_file: Option<std::path::PathBuf>,
 }
 
 impl ProbeSettings {

@@ -67,6 +67,7 @@ pub(crate) fn validate(settings: &Settings) -> Vec<Problem> {
     notifiers(settings, &mut problems);
     investigator(settings, &mut problems);
     incidents(settings, &mut problems);
+    listener_hardening(settings, &mut problems);
     if settings.chaos.enabled && !settings.service.has_operator_token() {
         problems.push(
             "chaos.enabled",
@@ -88,7 +89,7 @@ fn service(settings: &Settings, problems: &mut Problems) {
         );
     }
     if let Some(token) = &service.operator_token
-        && token.expose().len() < 16
+        && token.expose().trim().len() < 16
     {
         problems.push("service.operator_token", "must be at least 16 characters");
     }
@@ -1136,4 +1137,51 @@ fn dependency_cycle(settings: &Settings) -> Option<Vec<String>> {
         }
     }
     None
+}
+
+/// The API's defences against hostile clients: timeouts, the connection cap,
+/// the host allow-list, TLS files and heartbeat tokens.
+fn listener_hardening(settings: &Settings, problems: &mut Problems) {
+    let service = &settings.service;
+    for (key, value) in [
+        ("service.header_read_timeout", service.header_read_timeout),
+        ("service.request_timeout", service.request_timeout),
+        ("service.idle_timeout", service.idle_timeout),
+    ] {
+        positive(problems, key, value);
+    }
+    if !(1..=1_000_000).contains(&service.max_connections) {
+        problems.push("service.max_connections", "must be between 1 and 1000000");
+    }
+    for (i, host) in service.allowed_hosts.iter().enumerate() {
+        let host = host.trim();
+        let bad = host.is_empty()
+            || host.contains(['/', ' ', '@', '?', '#'])
+            || host.chars().any(char::is_control);
+        if bad {
+            problems.push(
+                format!("service.allowed_hosts[{i}]"),
+                "must be a host name or IP address without scheme or path (or \"*\")",
+            );
+        }
+    }
+    match (&service.tls_cert_file, &service.tls_key_file) {
+        (Some(_), None) => problems.push(
+            "service.tls_key_file",
+            "is required when service.tls_cert_file is set",
+        ),
+        (None, Some(_)) => problems.push(
+            "service.tls_cert_file",
+            "is required when service.tls_key_file is set",
+        ),
+        _ => {}
+    }
+    for (index, probe) in settings.probes.iter().enumerate() {
+        if probe.token_file.is_some() && probe.kind != Some(ProbeKind::Heartbeat) {
+            problems.push(
+                format!("probes[{index}].token_file"),
+                "only heartbeat probes take a token",
+            );
+        }
+    }
 }

@@ -45,7 +45,24 @@ pub async fn start(config: &Path) -> Running {
 
 /// [`start`] with extra environment variables for Warden.
 pub async fn start_with_env(config: &Path, env: &[(&str, &str)]) -> Running {
-    let mut child = Command::new(warden_bin())
+    start_full(&[], config, env).await
+}
+
+/// [`start`], run through `prefix` (a wrapper such as `prlimit ... --`).
+pub async fn start_with_prefix(prefix: &[String], config: &Path) -> Running {
+    start_full(prefix, config, &[]).await
+}
+
+async fn start_full(prefix: &[String], config: &Path, env: &[(&str, &str)]) -> Running {
+    let mut command = match prefix.split_first() {
+        Some((program, args)) => {
+            let mut command = Command::new(program);
+            command.args(args).arg(warden_bin());
+            command
+        }
+        None => Command::new(warden_bin()),
+    };
+    let mut child = command
         .arg("--config")
         .arg(config)
         .arg("run")

@@ -10,14 +10,15 @@
 
 use std::fs::{self, File};
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use super::super::faults;
 use super::super::file::{file_name, parse_file_name, sync_dir};
-use super::super::queue::{Item, Shared, StopFlag};
-use super::super::{AuditError, AuditFaults, AuditHealth, FsyncPolicy, RecoveryReport};
+use super::super::queue::{Item, Reply, Shared, StopFlag};
+use super::super::{AuditError, AuditFaults, AuditHealth, FsyncPolicy, NewRow, RecoveryReport};
 
 /// The settings the thread runs with.
 pub(super) struct CommitConfig {
@@ -130,6 +131,17 @@ impl Committer {
         };
         let mut batch = Vec::new();
         let mut rows = 0;
+        let dropped = self.shared.dropped.swap(0, Ordering::SeqCst);
+        if dropped > 0 {
+            // First in the batch, so the gap is on record before what follows it.
+            let row = NewRow::new(
+                "audit.rows_dropped",
+                serde_json::json!({ "rows": dropped, "reason": "the audit queue was full while the log was not writable" }),
+            )
+            .component("audit");
+            batch.push(Item::Row(row, Reply::None));
+            rows += 1;
+        }
         while let Some(front) = queue.front() {
             if matches!(front, Item::Row(..)) {
                 if rows == max_rows {
