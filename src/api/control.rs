@@ -55,6 +55,22 @@ pub struct ControlRequest {
 /// Reasons longer than this are refused, so a row stays a row.
 const MAX_REASON_BYTES: usize = 1024;
 
+impl ControlRequest {
+    /// What the handler refuses before it applies or records anything.
+    pub(super) fn check(&self) -> Result<(), ApiError> {
+        if self
+            .reason
+            .as_ref()
+            .is_some_and(|r| r.len() > MAX_REASON_BYTES)
+        {
+            return Err(ApiError::bad_request(format!(
+                "`reason` is longer than {MAX_REASON_BYTES} bytes"
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// `POST /api/control` (operator token): applies the command, appends
 /// `control.command` and answers the new `{"state", "degradation_reasons"}`.
 pub(super) async fn command(
@@ -64,15 +80,7 @@ pub(super) async fn command(
 ) -> Result<Json<Value>, ApiError> {
     require_operator(&context, &headers)?;
     let Json(request) = body.map_err(ApiError::from)?;
-    if request
-        .reason
-        .as_ref()
-        .is_some_and(|r| r.len() > MAX_REASON_BYTES)
-    {
-        return Err(ApiError::bad_request(format!(
-            "`reason` is longer than {MAX_REASON_BYTES} bytes"
-        )));
-    }
+    request.check()?;
     let before = context.state.snapshot();
     let result = apply(&context, request.command, request.reason.as_deref()).await;
     let after = context.state.snapshot();
