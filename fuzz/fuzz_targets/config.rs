@@ -33,13 +33,14 @@ fuzz_target!(|data: &[u8]| {
         Ok(settings) => {
             assert!(!settings.service.state_dir.as_os_str().is_empty());
             let _ = format!("{settings:?}");
+            let _ = settings.summary();
         }
         Err(error) => {
             assert!(
                 !error.lines().is_empty(),
                 "an error without a line: {error:?}"
             );
-            let _ = error.summary();
+            let _ = error.to_string();
         }
     }
 });
