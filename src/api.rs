@@ -142,6 +142,68 @@ async fn wake_status(
     axum::Json(body)
 }
 
+/// A route that takes a request body, for [`check_body`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyRoute {
+    /// `POST /api/audit/notes`.
+    AuditNote,
+    /// `POST /api/control`.
+    Control,
+    /// `POST /api/incidents`.
+    IncidentOpen,
+    /// `POST /api/incidents/{id}/notes`.
+    IncidentNote,
+    /// `POST /api/incidents/{id}/resolve`.
+    IncidentResolve,
+    /// `POST /api/incidents/{id}/severity`.
+    IncidentSeverity,
+    /// `POST /api/issues/{session}/ack`.
+    IssueAck,
+    /// `POST /api/chaos/faults`.
+    ChaosFault,
+}
+
+impl BodyRoute {
+    /// Every route with a body.
+    pub const ALL: [BodyRoute; 8] = [
+        BodyRoute::AuditNote,
+        BodyRoute::Control,
+        BodyRoute::IncidentOpen,
+        BodyRoute::IncidentNote,
+        BodyRoute::IncidentResolve,
+        BodyRoute::IncidentSeverity,
+        BodyRoute::IssueAck,
+        BodyRoute::ChaosFault,
+    ];
+}
+
+/// Reads `body` as the handler of `route` does before it touches any state:
+/// the same extractor (`axum::Json`, or the ack's optional body) and the same
+/// checks, with the same error. Public so the fuzz targets reach the code a
+/// hostile client reaches without needing a running service.
+pub fn check_body(route: BodyRoute, body: &[u8]) -> Result<(), ApiError> {
+    use axum::Json;
+    match route {
+        BodyRoute::AuditNote => Json::<audit::NoteRequest>::from_bytes(body)?.0.check(),
+        BodyRoute::Control => Json::<ControlRequest>::from_bytes(body)?.0.check(),
+        BodyRoute::IncidentOpen => Json::<incidents::OpenRequest>::from_bytes(body)?.0.check(),
+        BodyRoute::IncidentNote => Json::<incidents::NoteRequest>::from_bytes(body)?.0.check(),
+        BodyRoute::IncidentResolve => Json::<incidents::ResolveRequest>::from_bytes(body)?
+            .0
+            .check(),
+        BodyRoute::IncidentSeverity => Json::<incidents::SeverityRequest>::from_bytes(body)?
+            .0
+            .check(),
+        BodyRoute::IssueAck => issues::AckRequest::parse(body).map(drop),
+        BodyRoute::ChaosFault => {
+            // The row records the fault by its text, so that must hold up too.
+            let fault = Json::<crate::chaos::ChaosFault>::from_bytes(body)?.0;
+            let _ = fault.to_string();
+            Ok(())
+        }
+    }
+}
+
 /// Builds the router with every route.
 pub fn router(context: ApiContext) -> Router {
     Router::new()

@@ -170,14 +170,43 @@ pub struct Investigator {
 }
 
 /// What an outside engine answered, before it becomes an [`Investigation`].
-#[derive(Debug, Default)]
-struct EngineAnswer {
-    summary: String,
-    actions: Vec<String>,
-    model: Option<String>,
-    tokens_in: u64,
-    tokens_out: u64,
-    cost_usd: Option<f64>,
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct EngineAnswer {
+    /// The summary, trimmed; never empty.
+    pub summary: String,
+    /// The next actions, each trimmed and non-empty.
+    pub actions: Vec<String>,
+    /// The model that answered, when the engine says.
+    pub model: Option<String>,
+    /// Input tokens the engine reports.
+    pub tokens_in: u64,
+    /// Output tokens the engine reports.
+    pub tokens_out: u64,
+    /// What the engine says the call cost, as reported (not yet checked).
+    pub cost_usd: Option<f64>,
+}
+
+/// The shape of an outside engine's answer, for [`parse_answer`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnswerFormat {
+    /// `kind = "webhook"`: `{"summary", "actions"?, "model"?, "tokens_in"?, ...}`.
+    Webhook,
+    /// `kind = "openai"`: a chat completion.
+    Openai,
+}
+
+/// Parses an outside engine's 2xx body exactly as [`Investigator::investigate`]
+/// does (`model` is the configured model, for `openai`); `Err` is the
+/// fallback reason. Public so the fuzz targets reach the same code.
+pub fn parse_answer(
+    format: AnswerFormat,
+    body: &[u8],
+    model: &str,
+) -> Result<EngineAnswer, String> {
+    match format {
+        AnswerFormat::Webhook => webhook::parse(body),
+        AnswerFormat::Openai => openai::parse(body, model),
+    }
 }
 
 impl Investigator {

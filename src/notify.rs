@@ -34,6 +34,7 @@ use crate::settings::{NotifierKind, NotifierSettings, Secret, SecretUrl, Severit
 use retry::{Request, RetryPolicy};
 use webhook::Webhook;
 
+pub use retry::retry_after;
 pub use webhook::{IDEMPOTENCY_KEY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign};
 
 /// Where `pagerduty` notifiers send events when no `url` is configured.

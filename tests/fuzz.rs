@@ -1,10 +1,10 @@
 //! Property-based fuzzing of the three parsers fed by untrusted input: the
-//! condition language, the config loader and the audit-log reader. The
-//! toolchain here is stable-only, so cargo-fuzz (nightly) is not available;
-//! these run a bounded number of random cases on every `cargo test`, and
-//! `PROPTEST_CASES=100000 cargo test --test fuzz --release` runs them longer.
-//! A failing case is minimised by proptest and must become a named
-//! regression test (see docs/chaos.md).
+//! condition language, the config loader and the audit-log reader. These run
+//! a bounded number of random cases on every `cargo test`, and
+//! `PROPTEST_CASES=100000 cargo test --test fuzz --release` runs them longer;
+//! the coverage-guided libFuzzer targets in `fuzz/` go deeper (see
+//! docs/chaos.md). A failing case from either must become a named
+//! regression test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;

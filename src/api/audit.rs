@@ -60,6 +60,21 @@ pub(super) struct NoteRequest {
     caller_session_id: Option<String>,
 }
 
+impl NoteRequest {
+    /// What the handler refuses before it records anything.
+    pub(super) fn check(&self) -> Result<(), ApiError> {
+        if self.text.trim().is_empty() {
+            return Err(ApiError::bad_request("`text` must not be empty"));
+        }
+        if self.text.len() > MAX_NOTE_BYTES {
+            return Err(ApiError::bad_request(format!(
+                "`text` is longer than {MAX_NOTE_BYTES} bytes"
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// `POST /api/audit/notes` (operator token): appends `operator.note` and
 /// answers `{"seq": N}` once the row is durable.
 pub(super) async fn add_note(
@@ -69,14 +84,7 @@ pub(super) async fn add_note(
 ) -> Result<Json<Value>, ApiError> {
     require_operator(&context, &headers)?;
     let Json(note) = body.map_err(ApiError::from)?;
-    if note.text.trim().is_empty() {
-        return Err(ApiError::bad_request("`text` must not be empty"));
-    }
-    if note.text.len() > MAX_NOTE_BYTES {
-        return Err(ApiError::bad_request(format!(
-            "`text` is longer than {MAX_NOTE_BYTES} bytes"
-        )));
-    }
+    note.check()?;
     let mut row = NewRow::new(
         "operator.note",
         json!({ "text": note.text, "author": note.author }),

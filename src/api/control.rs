@@ -58,6 +58,22 @@ pub struct ControlRequest {
 /// Reasons longer than this are refused, so a row stays a row.
 const MAX_REASON_BYTES: usize = 1024;
 
+impl ControlRequest {
+    /// What the handler refuses before it applies or records anything.
+    pub(super) fn check(&self) -> Result<(), ApiError> {
+        if self
+            .reason
+            .as_ref()
+            .is_some_and(|r| r.len() > MAX_REASON_BYTES)
+        {
+            return Err(ApiError::bad_request(format!(
+                "`reason` is longer than {MAX_REASON_BYTES} bytes"
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// Commands are applied one at a time, so the outcome a row records (worked
 /// out on a copy of the state) is the outcome the command then has.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -73,15 +89,7 @@ pub(super) async fn command(
 ) -> Result<Json<Value>, ApiError> {
     require_operator(&context, &headers)?;
     let Json(request) = body.map_err(ApiError::from)?;
-    if request
-        .reason
-        .as_ref()
-        .is_some_and(|r| r.len() > MAX_REASON_BYTES)
-    {
-        return Err(ApiError::bad_request(format!(
-            "`reason` is longer than {MAX_REASON_BYTES} bytes"
-        )));
-    }
+    request.check()?;
     if request.command == ControlCommand::BumpEpoch {
         return bump_epoch(&context, request.reason.as_deref()).await;
     }

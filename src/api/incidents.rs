@@ -126,6 +126,13 @@ pub(super) struct OpenRequest {
     components: Vec<String>,
 }
 
+impl OpenRequest {
+    /// What the handler refuses before it calls the commander.
+    pub(super) fn check(&self) -> Result<(), ApiError> {
+        text("title", &self.title)
+    }
+}
+
 /// `POST /api/incidents` (operator token): opens an incident by hand.
 pub(super) async fn open(
     State(context): State<ApiContext>,
@@ -134,7 +141,7 @@ pub(super) async fn open(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     require_operator(&context, &headers)?;
     let Json(request) = body.map_err(ApiError::from)?;
-    text("title", &request.title)?;
+    request.check()?;
     let actor = commander(&context)?;
     let trigger = OpenTrigger::Operator {
         title: request.title,
@@ -160,6 +167,13 @@ pub(super) struct NoteRequest {
     author: Option<String>,
 }
 
+impl NoteRequest {
+    /// What the handler refuses before it calls the commander.
+    pub(super) fn check(&self) -> Result<(), ApiError> {
+        text("text", &self.text)
+    }
+}
+
 /// `POST /api/incidents/{id}/notes` (operator token).
 pub(super) async fn note(
     State(context): State<ApiContext>,
@@ -169,7 +183,7 @@ pub(super) async fn note(
 ) -> Result<Json<Value>, ApiError> {
     require_operator(&context, &headers)?;
     let Json(request) = body.map_err(ApiError::from)?;
-    text("text", &request.text)?;
+    request.check()?;
     if !context.incidents.store.contains_key(&id) {
         return Err(not_found(&id));
     }
@@ -198,6 +212,13 @@ pub(super) struct ResolveRequest {
     force: bool,
 }
 
+impl ResolveRequest {
+    /// What the handler refuses before it calls the commander.
+    pub(super) fn check(&self) -> Result<(), ApiError> {
+        text("note", &self.note)
+    }
+}
+
 /// `POST /api/incidents/{id}/resolve` (operator token): 409 while an
 /// affected probe is unhealthy, unless `force`.
 pub(super) async fn resolve(
@@ -208,7 +229,7 @@ pub(super) async fn resolve(
 ) -> Result<Json<Value>, ApiError> {
     require_operator(&context, &headers)?;
     let Json(request) = body.map_err(ApiError::from)?;
-    text("note", &request.note)?;
+    request.check()?;
     let status = context
         .incidents
         .store
@@ -248,6 +269,13 @@ pub(super) struct SeverityRequest {
     reason: String,
 }
 
+impl SeverityRequest {
+    /// What the handler refuses before it calls the commander.
+    pub(super) fn check(&self) -> Result<(), ApiError> {
+        text("reason", &self.reason)
+    }
+}
+
 /// `POST /api/incidents/{id}/severity` (operator token).
 pub(super) async fn severity(
     State(context): State<ApiContext>,
@@ -257,7 +285,7 @@ pub(super) async fn severity(
 ) -> Result<Json<Value>, ApiError> {
     require_operator(&context, &headers)?;
     let Json(request) = body.map_err(ApiError::from)?;
-    text("reason", &request.reason)?;
+    request.check()?;
     if !context.incidents.store.contains_key(&id) {
         return Err(not_found(&id));
     }

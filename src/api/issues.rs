@@ -60,6 +60,28 @@ pub(super) struct AckRequest {
     author: Option<String>,
 }
 
+impl AckRequest {
+    /// The optional body: empty (or only whitespace) is an ack without a note.
+    pub(super) fn parse(body: &[u8]) -> Result<Self, ApiError> {
+        let request: AckRequest = if body.iter().all(u8::is_ascii_whitespace) {
+            AckRequest::default()
+        } else {
+            serde_json::from_slice(body)
+                .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?
+        };
+        if request
+            .note
+            .as_ref()
+            .is_some_and(|n| n.len() > MAX_NOTE_BYTES)
+        {
+            return Err(ApiError::bad_request(format!(
+                "`note` is longer than {MAX_NOTE_BYTES} bytes"
+            )));
+        }
+        Ok(request)
+    }
+}
+
 /// `POST /api/issues/{caller_session_id}/ack` (operator token).
 pub(super) async fn ack(
     State(context): State<ApiContext>,
@@ -70,21 +92,7 @@ pub(super) async fn ack(
     require_operator(&context, &headers)?;
     // The body is optional: an empty one is an ack without a note.
     let body = body.map_err(ApiError::from)?;
-    let request: AckRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        AckRequest::default()
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?
-    };
-    if request
-        .note
-        .as_ref()
-        .is_some_and(|n| n.len() > MAX_NOTE_BYTES)
-    {
-        return Err(ApiError::bad_request(format!(
-            "`note` is longer than {MAX_NOTE_BYTES} bytes"
-        )));
-    }
+    let request = AckRequest::parse(&body)?;
     let store = &context.probes.store;
     let probe = store
         .iter()

@@ -170,31 +170,35 @@ async fn exchange(
         )),
     };
     let duration_ms = millis(started.elapsed());
-    let failed = |http_status: Option<u16>, error: String| TierAnswer {
-        status: TierStatus::Failed,
-        notes: None,
-        patch: None,
-        http_status,
-        error: Some(error),
-        duration_ms,
-    };
-    let (status, body) = match result {
-        Ok(ok) => ok,
-        Err((http_status, error)) => return failed(http_status, error),
-    };
+    match result {
+        Ok((status, body)) => parse_answer(status, &body, duration_ms),
+        Err((http_status, error)) => failed(http_status, error, duration_ms),
+    }
+}
+
+/// Turns a tier's HTTP status and body into its answer: anything but a 2xx
+/// with `{"status": "fixed" | "rejected" | "in_progress", ...}` is
+/// [`TierStatus::Failed`] with the reason. Public so the fuzz targets reach it.
+pub fn parse_answer(status: u16, body: &[u8], duration_ms: u64) -> TierAnswer {
     if !(200..300).contains(&status) {
-        let text = String::from_utf8_lossy(&body);
+        let text = String::from_utf8_lossy(body);
         let text = excerpt(text.trim(), ERROR_EXCERPT);
         let error = if text.is_empty() {
             format!("status {status}")
         } else {
             format!("status {status}: {text}")
         };
-        return failed(Some(status), error);
+        return failed(Some(status), error, duration_ms);
     }
-    let reply: Reply = match serde_json::from_slice(&body) {
+    let reply: Reply = match serde_json::from_slice(body) {
         Ok(reply) => reply,
-        Err(error) => return failed(Some(status), format!("answer is not valid JSON: {error}")),
+        Err(error) => {
+            return failed(
+                Some(status),
+                format!("answer is not valid JSON: {error}"),
+                duration_ms,
+            );
+        }
     };
     let parsed = match reply.status.as_str() {
         "fixed" => TierStatus::Fixed,
@@ -207,6 +211,7 @@ async fn exchange(
                     "unknown status \"{}\" (expected fixed, rejected or in_progress)",
                     excerpt(other, ERROR_EXCERPT)
                 ),
+                duration_ms,
             );
         }
     };
@@ -216,6 +221,17 @@ async fn exchange(
         patch: reply.patch,
         http_status: Some(status),
         error: None,
+        duration_ms,
+    }
+}
+
+fn failed(http_status: Option<u16>, error: String, duration_ms: u64) -> TierAnswer {
+    TierAnswer {
+        status: TierStatus::Failed,
+        notes: None,
+        patch: None,
+        http_status,
+        error: Some(error),
         duration_ms,
     }
 }

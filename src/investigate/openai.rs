@@ -79,7 +79,13 @@ pub(crate) async fn call(
         builder = builder.bearer_auth(key);
     }
     let bytes = super::http::send(builder, "openai", call.timeout).await?;
-    let completion: Completion = serde_json::from_slice(&bytes)
+    parse(&bytes, call.model)
+}
+
+/// A chat completion's 2xx body as an answer; `model` stands in when the
+/// endpoint does not say which model answered. `Err` is the fallback reason.
+pub(crate) fn parse(bytes: &[u8], model: &str) -> Result<EngineAnswer, String> {
+    let completion: Completion = serde_json::from_slice(bytes)
         .map_err(|error| format!("openai answered invalid JSON: {error}"))?;
     let content = completion
         .choices
@@ -95,7 +101,7 @@ pub(crate) async fn call(
     Ok(EngineAnswer {
         summary,
         actions,
-        model: completion.model.or_else(|| Some(call.model.to_owned())),
+        model: completion.model.or_else(|| Some(model.to_owned())),
         tokens_in: usage.prompt_tokens,
         tokens_out: usage.completion_tokens,
         cost_usd: None,

@@ -41,7 +41,12 @@ pub(crate) async fn call(
         builder = builder.bearer_auth(key);
     }
     let body = super::http::send(builder, "webhook", timeout).await?;
-    let answer: Answer = serde_json::from_slice(&body)
+    parse(&body)
+}
+
+/// A webhook's 2xx body as an answer; `Err` is the fallback reason.
+pub(crate) fn parse(body: &[u8]) -> Result<EngineAnswer, String> {
+    let answer: Answer = serde_json::from_slice(body)
         .map_err(|error| format!("webhook answered invalid JSON: {error}"))?;
     let summary = answer.summary.trim();
     if summary.is_empty() {

@@ -225,8 +225,8 @@ async fn snippet(mut response: reqwest::Response) -> String {
         .to_owned()
 }
 
-/// `Retry-After` as delta-seconds or an HTTP date.
-pub(super) fn retry_after(value: &HeaderValue) -> Option<Duration> {
+/// `Retry-After` as delta-seconds or an HTTP date; `None` when it is neither.
+pub fn retry_after(value: &HeaderValue) -> Option<Duration> {
     let text = value.to_str().ok()?.trim();
     if let Ok(seconds) = text.parse::<u64>() {
         return Some(Duration::from_secs(seconds));
