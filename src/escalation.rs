@@ -54,7 +54,7 @@ fn excerpt(text: &str, max: usize) -> String {
 }
 
 /// Hex SHA-256 of `bytes`.
-fn sha256_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
 }
@@ -62,7 +62,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
 /// Writes `bytes` to `path` atomically: a temporary file in the same
 /// directory (keeping the old file's permissions), fsync, rename, then fsync
 /// of the directory so the rename survives a crash.
-fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
