@@ -879,37 +879,129 @@ pub struct BootOptions {
     /// Root meltdowns already spent in this process: a boot after a config
     /// rollback starts at 1, so its first meltdown stops Warden.
     pub meltdowns: u32,
+    /// Which configuration this is and why, for `/api/boot-status`, the
+    /// dashboard and a `service.config_origin` row.
+    pub origin: Option<crate::control::ConfigOrigin>,
 }
 
-/// Runs Warden from a config source until `shutdown`, restoring the
+/// Where a config source's text lives, for reports.
+fn source_path(source: &crate::settings::ConfigSource) -> String {
+    use crate::settings::ConfigSource;
+    match source {
+        ConfigSource::Embedded => "embedded".to_owned(),
+        ConfigSource::File(path) => path.display().to_string(),
+        ConfigSource::Text { name, .. } => name.clone(),
+    }
+}
+
+fn load_text(text: &str) -> Result<Settings, AppError> {
+    let source = crate::settings::ConfigSource::Text {
+        name: "config".into(),
+        toml: text.to_owned(),
+    };
+    crate::settings::load(&source).map_err(|error| AppError::Setup(error.lines().join("; ")))
+}
+
+/// `settings` with every operator-token source taken from `current` (the
+/// operator's configuration as it is now, environment included): a
+/// last-known-good text may still name a token the operator has revoked
+/// since, and a rollback must not bring it back.
+fn with_current_tokens(mut settings: Settings, current: &Settings) -> Settings {
+    let (to, from) = (&mut settings.service, &current.service);
+    to.operator_token = from.operator_token.clone();
+    to.operator_tokens = from.operator_tokens.clone();
+    to.operator_token_file = from.operator_token_file.clone();
+    to.operator_token_files = from.operator_token_files.clone();
+    settings
+}
+
+/// The origin of a boot on the last-known-good copy that set `operator`
+/// aside.
+fn known_good_origin(
+    state_dir: &Path,
+    operator_path: &str,
+    operator_text: &str,
+    good: &str,
+    reason: String,
+) -> crate::control::ConfigOrigin {
+    use crate::escalation::snapshot::{config_digest, config_snapshot_path, rejected_config_path};
+    crate::control::ConfigOrigin {
+        source: crate::control::ConfigSourceKind::LastKnownGood,
+        path: config_snapshot_path(state_dir).display().to_string(),
+        digest: config_digest(good),
+        reason,
+        operator_config: Some(crate::control::SetAside {
+            path: operator_path.to_owned(),
+            digest: config_digest(operator_text),
+            kept_at: rejected_config_path(state_dir).display().to_string(),
+        }),
+    }
+}
+
+/// Runs Warden from a config source until `shutdown`, falling back to the
 /// last-known-good configuration when a new one melts the tree down (DESIGN
 /// §3): the first root meltdown on a configuration that differs from the
-/// last-known-good one stops the tree, puts the last-known-good text back
-/// (for a file: the rejected one is kept as `<file>.rejected`), and boots once
-/// more on it; a meltdown after that stops Warden.
+/// last-known-good one stops the tree, records the rollback in the state dir
+/// (the rejected text is kept there as `snapshots/_warden/rejected.toml`),
+/// and boots once more on the last-known-good copy; a meltdown after that
+/// stops Warden. The operator's `--config` file is never written: a later
+/// start whose file still holds the rejected text boots from the copy too,
+/// and says so in `/api/boot-status`; a changed file is tried as usual.
+/// Operator tokens always come from the operator's configuration as it is
+/// now, whichever text is in force.
 pub async fn run_source(
     source: crate::settings::ConfigSource,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), AppError> {
+    use crate::control::{ConfigOrigin, ConfigSourceKind};
+    use crate::escalation::snapshot::{config_digest, rolled_back_from};
     use crate::settings::ConfigSource;
-    let mut text = match &source {
+    let operator_text = match &source {
         ConfigSource::Embedded => crate::settings::DEFAULT_CONFIG.to_owned(),
         ConfigSource::File(path) => std::fs::read_to_string(path)
             .map_err(|error| AppError::Setup(format!("cannot read {}: {error}", path.display())))?,
         ConfigSource::Text { toml, .. } => toml.clone(),
     };
+    let operator_path = source_path(&source);
+    // The operator's configuration as it is now: the token sources in force,
+    // and the state dir that holds any rollback.
+    let current = load_text(&operator_text)?;
+    let state_dir = current.service.state_dir.clone();
+    let (mut text, mut origin) = match rolled_back_from(&state_dir, &operator_text) {
+        Ok(Some((record, good))) => {
+            let reason = format!(
+                "{operator_path} ({}) melted the supervision tree down and was rolled back at {}; it is left untouched, and Warden boots from the last-known-good copy until it changes",
+                record.rejected_digest, record.at
+            );
+            tracing::warn!(config = %operator_path, "The configuration file still holds a version that was rolled back; booting from the last-known-good copy in the state dir.");
+            let origin =
+                known_good_origin(&state_dir, &operator_path, &operator_text, &good, reason);
+            (good, origin)
+        }
+        Ok(None) => {
+            let origin = ConfigOrigin {
+                source: ConfigSourceKind::Operator,
+                path: operator_path.clone(),
+                digest: config_digest(&operator_text),
+                reason: "the operator's configuration".to_owned(),
+                operator_config: None,
+            };
+            (operator_text.clone(), origin)
+        }
+        Err(error) => {
+            return Err(AppError::Setup(format!(
+                "cannot read the configuration rollback record: {error}"
+            )));
+        }
+    };
     let mut shutdown = std::pin::pin!(shutdown);
     let mut meltdowns = 0;
     loop {
-        let source_text = ConfigSource::Text {
-            name: "config".into(),
-            toml: text.clone(),
-        };
-        let settings = crate::settings::load(&source_text)
-            .map_err(|error| AppError::Setup(error.lines().join("; ")))?;
+        let settings = with_current_tokens(load_text(&text)?, &current);
         let options = BootOptions {
             config_text: Some(text.clone()),
             meltdowns,
+            origin: Some(origin.clone()),
         };
         let mut warden = start_with(settings, options).await?;
         let result = tokio::select! {
@@ -918,14 +1010,16 @@ pub async fn run_source(
         };
         match result {
             Err(AppError::ConfigRollback(good)) => {
-                if let ConfigSource::File(path) = &source {
-                    let rejected = path.with_extension("toml.rejected");
-                    if let Err(error) =
-                        std::fs::write(&rejected, &text).and_then(|()| std::fs::write(path, &good))
-                    {
-                        tracing::error!(error = %error, path = %path.display(), "Could not write the last-known-good configuration back; running on it anyway.");
-                    }
-                }
+                // `supervise` recorded it in the state dir before stopping.
+                let at = match rolled_back_from(&state_dir, &text) {
+                    Ok(Some((record, _))) => record.at,
+                    _ => jiff::Timestamp::now().to_string(),
+                };
+                let reason = format!(
+                    "{operator_path} ({}) melted the supervision tree down and was rolled back at {at}; it is left untouched, and Warden boots from the last-known-good copy until it changes",
+                    config_digest(&text)
+                );
+                origin = known_good_origin(&state_dir, &operator_path, &text, &good, reason);
                 tracing::warn!("Restarting on the last-known-good configuration.");
                 text = good;
                 meltdowns = 1;
@@ -993,10 +1087,24 @@ pub async fn start_with(settings: Settings, options: BootOptions) -> Result<Ward
         ),
     };
     let boot = BootStatus::default();
+    if let Some(origin) = &options.origin {
+        boot.set_config(origin.clone());
+    }
     let dr = DrEpoch::new(
         &service.state_dir,
         &dr_settings.known_epoch_path(&service.state_dir),
     );
+    if let Some(legacy) = dr_settings.legacy_known_epoch_path(&service.state_dir) {
+        match dr.adopt_legacy(&legacy) {
+            Ok(true) => {
+                tracing::info!(legacy = %legacy.display(), "Adopted the known DR epoch from its pre-upgrade location.")
+            }
+            Ok(false) => {}
+            Err(error) => {
+                tracing::warn!(error = %error, "Could not adopt the known DR epoch from its pre-upgrade location; the dr_epoch gate decides.")
+            }
+        }
+    }
     let findings = boot_gates(&settings, &boot, &dr)?;
 
     let state = OperationalState::default();
@@ -1194,6 +1302,9 @@ pub async fn start_with(settings: Settings, options: BootOptions) -> Result<Ward
         "service.boot",
         json!({ "version": env!("CARGO_PKG_VERSION"), "pid": std::process::id(), "api": addr.to_string(), "gates": boot.report().gates, "open_issues_restored": restored }),
     ));
+    if let Some(origin) = &options.origin {
+        audit.append_nowait(NewRow::new("service.config_origin", json!(origin)));
+    }
     for row in findings.rows {
         audit.append_nowait(row);
     }
@@ -1215,6 +1326,12 @@ pub async fn start_with(settings: Settings, options: BootOptions) -> Result<Ward
         audit.clone(),
         dr.clone(),
     ));
+    let storage = tokio::spawn(storage(
+        settings.clone(),
+        metrics.clone(),
+        audit.clone(),
+        incident_store.clone(),
+    ));
     let lifecycle = {
         let (state, tree, timeout) = (state.clone(), tree.clone(), service.shutdown_timeout);
         let (requested, dr) = (requested.clone(), dr.clone());
@@ -1227,6 +1344,7 @@ pub async fn start_with(settings: Settings, options: BootOptions) -> Result<Ward
             };
             let result = supervise(&shared, root, &state, &tree, timeout, stop, &options).await;
             housekeeping.abort();
+            storage.abort();
             tree.set(None);
             // Whatever was queued after the writer stopped (its own stop event,
             // the final rows) is written by a short-lived writer so nothing is lost.
@@ -1336,6 +1454,59 @@ async fn housekeeping(
     }
 }
 
+/// How often retention runs and the state dir's disk use is measured.
+const STORAGE_EVERY: Duration = Duration::from_secs(60);
+
+/// Keeps the state dir bounded, owned by the lifecycle (aborted with the
+/// tree): a retention pass and a disk-use measurement at boot and every
+/// [`STORAGE_EVERY`], each on the blocking pool and bounded by
+/// [`crate::storage::retention::MAX_REMOVALS`] removals.
+async fn storage(
+    settings: Arc<Settings>,
+    metrics: crate::metrics::Metrics,
+    audit: AuditLog,
+    incidents: crate::incidents::IncidentStore,
+) {
+    let policy = crate::storage::RetentionPolicy {
+        audit_retain_for: settings.audit.retain_for,
+        audit_retain_bytes: settings.audit.retain_bytes.map(|size| size.as_u64()),
+        incidents_retain_for: settings.incidents.retain_for,
+    };
+    let state_dir = settings.service.state_dir.clone();
+    let mut tick = tokio::time::interval(STORAGE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let dir = state_dir.clone();
+        let pass = tokio::task::spawn_blocking(move || {
+            let report = (!policy.is_off()).then(|| {
+                crate::storage::run_retention(&dir, &policy, std::time::SystemTime::now())
+            });
+            (report, crate::storage::measure(&dir))
+        })
+        .await;
+        let (report, used) = match pass {
+            Ok(pass) => pass,
+            Err(error) => {
+                tracing::error!(error = %error, "The retention pass failed.");
+                continue;
+            }
+        };
+        if let Some(report) = report {
+            for id in &report.incidents {
+                incidents.remove(id);
+            }
+            if !report.errors.is_empty() {
+                tracing::warn!(errors = ?report.errors, "Retention skipped what it could not read or remove.");
+            }
+            if report.removed_anything() || !report.errors.is_empty() {
+                audit.append_nowait(NewRow::new("storage.pruned", json!(report)));
+            }
+        }
+        metrics.disk_use(&used);
+    }
+}
+
 /// Re-reads every operator token (files included). On failure the tokens in
 /// force stay, so a half-written file never locks the operator out.
 fn reload_secrets(settings: &Settings, tokens: &OperatorTokens, audit: &AuditLog) {
@@ -1438,7 +1609,7 @@ async fn supervise(
                     && let Some(text) = &options.config_text
                 {
                     match crate::escalation::snapshot::snapshot_config(&state_dir, text) {
-                        Ok(path) => shared.audit.append_nowait(NewRow::new("service.config_known_good", json!({ "path": path.display().to_string() }))),
+                        Ok(path) => shared.audit.append_nowait(NewRow::new("service.config_known_good", json!({ "path": path.display().to_string(), "digest": crate::escalation::snapshot::config_digest(text) }))),
                         Err(error) => tracing::warn!(error = %error, "Could not keep the configuration as last-known-good."),
                     }
                 }
@@ -1469,8 +1640,14 @@ async fn supervise(
                     // The kept copy has its inline secrets redacted; they come back from the current text.
                     let good = crate::settings::unseal_config_text(&good, current);
                     state.stop();
+                    // Recorded before the rows, so whoever reads them finds
+                    // the record; a restart on the same file then boots
+                    // from the copy instead of melting down again.
+                    if let Err(error) = crate::escalation::snapshot::record_rollback(&state_dir, current, &good) {
+                        tracing::error!(error = %error, "Could not record the configuration rollback; a restart would try the rejected configuration again.");
+                    }
                     shared.audit.append_nowait(NewRow::new("service.meltdown", json!({ "meltdowns": meltdowns, "action": "rollback_config" })));
-                    shared.audit.append_nowait(NewRow::new("service.config_rolled_back", json!({ "from": "the configuration this boot ran on", "to": crate::escalation::snapshot::config_snapshot_path(&state_dir).display().to_string() })));
+                    shared.audit.append_nowait(NewRow::new("service.config_rolled_back", json!({ "from": "the configuration this boot ran on", "from_digest": crate::escalation::snapshot::config_digest(current), "to": crate::escalation::snapshot::config_snapshot_path(&state_dir).display().to_string(), "to_digest": crate::escalation::snapshot::config_digest(&good), "operator_config_written": false })));
                     tracing::error!("The supervision tree melted down on a new configuration; restoring the last-known-good one.");
                     return Err(AppError::ConfigRollback(good));
                 }

@@ -126,6 +126,12 @@ mod tail;
 mod writer;
 
 pub use cursor::Cursor;
+
+/// The log's segment files in `dir`, oldest first, each with its first seq
+/// (for retention, which removes whole segments).
+pub fn list_segments(dir: &std::path::Path) -> Result<Vec<(u64, std::path::PathBuf)>, AuditError> {
+    file::list_files(dir)
+}
 pub use faults::AuditFaults;
 pub use file::{CorruptRow, RecoveryReport, Truncation, file_name, inspect, recover};
 pub use health::{AuditHealth, AuditHealthSnapshot};

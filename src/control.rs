@@ -10,6 +10,9 @@ mod boot;
 mod epoch;
 mod state;
 
-pub use boot::{BootGate, BootReport, BootStatus, GateStatus, check_cursors, check_state_dir};
+pub use boot::{
+    BootGate, BootReport, BootStatus, ConfigOrigin, ConfigSourceKind, GateStatus, SetAside,
+    check_cursors, check_state_dir,
+};
 pub use epoch::{DrEpoch, EpochCheck, EpochError, EpochFacts, EpochRecord, compare};
 pub use state::{EXPLICIT_REASONS, OperationalState, PendingHold, RunState, StateSnapshot};

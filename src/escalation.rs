@@ -57,7 +57,7 @@ fn excerpt(text: &str, max: usize) -> String {
 }
 
 /// Hex SHA-256 of `bytes`.
-fn sha256_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
 }

@@ -12,6 +12,7 @@
 //! - [`api`]: the HTTP API (axum) and the actor that serves it.
 //! - [`managed`]: processes Warden runs itself (`run`), their output and restart ladder.
 //! - [`demo_target`]: `warden demo-target`, a service that fails on demand.
+//! - [`storage`]: keeps the state dir bounded: config versions by digest, retention, disk use.
 //! - [`app`]: the supervision tree, boot gates and process lifecycle.
 //! - [`files`]: private modes, the atomic-write helper and symlink-refusing reads.
 
@@ -33,5 +34,6 @@ pub mod notify;
 pub mod probes;
 mod process;
 pub mod settings;
+pub mod storage;
 pub mod telemetry;
 pub mod wake;

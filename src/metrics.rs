@@ -86,6 +86,13 @@ pub struct ActorLabel {
     pub actor: String,
 }
 
+/// `area`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AreaLabel {
+    /// `audit`, `incidents`, `snapshots`, `config` or `total`.
+    pub area: String,
+}
+
 /// Every metric Warden exports.
 #[derive(Clone)]
 pub struct Metrics {
@@ -122,6 +129,8 @@ pub struct Metrics {
     pub wake_backlog: Gauge,
     /// Spans the OTLP exporter dropped (a process-wide count, mirrored at scrape).
     pub otlp_spans_dropped: Counter,
+    /// Bytes the state dir uses, by area (set by the storage task).
+    pub state_dir_bytes: Family<AreaLabel, Gauge>,
 }
 
 impl Default for Metrics {
@@ -157,6 +166,7 @@ impl Metrics {
             audit_queue: Gauge::default(),
             wake_backlog: Gauge::default(),
             otlp_spans_dropped: Counter::default(),
+            state_dir_bytes: Family::default(),
         };
         registry.register(
             "probe_checks",
@@ -234,6 +244,11 @@ impl Metrics {
             "Spans the OTLP exporter dropped",
             metrics.otlp_spans_dropped.clone(),
         );
+        registry.register(
+            "state_dir_bytes",
+            "Bytes the state dir uses, by area",
+            metrics.state_dir_bytes.clone(),
+        );
         Self {
             registry: Arc::new(registry),
             ..metrics
@@ -290,6 +305,23 @@ impl Metrics {
                 reason: reason.to_owned(),
             })
             .inc();
+    }
+
+    /// Sets the state dir's disk-use gauges.
+    pub fn disk_use(&self, used: &crate::storage::DiskUse) {
+        for (area, bytes) in [
+            ("audit", used.audit),
+            ("incidents", used.incidents),
+            ("snapshots", used.snapshots),
+            ("config", used.config),
+            ("total", used.total),
+        ] {
+            self.state_dir_bytes
+                .get_or_create(&AreaLabel {
+                    area: area.to_owned(),
+                })
+                .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+        }
     }
 
     /// Counts one escalation step.

@@ -187,7 +187,8 @@ fn copy_dir(from: &Path, to: &Path) {
 async fn a_restored_state_dir_boots_paused_until_bumped_and_reset() {
     let dir = tempfile::tempdir().unwrap();
     let var = dir.path().join("var");
-    let known = dir.path().join("warden-dr/known_epoch");
+    // The default known-epoch file, named after the state dir (`var`).
+    let known = dir.path().join("warden-dr/var/known_epoch");
 
     let warden = start(dir.path()).await;
     assert!(warden.rewind_detected().is_none());

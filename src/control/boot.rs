@@ -31,10 +31,50 @@ pub struct BootGate {
     pub at: String,
 }
 
+/// Where the configuration this boot runs on came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConfigSourceKind {
+    /// The operator's configuration (`--config`, or the embedded default).
+    Operator,
+    /// The last-known-good copy in the state dir, because the operator's
+    /// configuration melted the supervision tree down.
+    LastKnownGood,
+}
+
+/// Which configuration Warden booted from, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConfigOrigin {
+    /// `operator` or `last_known_good`.
+    pub source: ConfigSourceKind,
+    /// The file it was read from (`embedded` or `text` when none).
+    pub path: String,
+    /// `sha256:<hex>` of the configuration text.
+    pub digest: String,
+    /// Why this one.
+    pub reason: String,
+    /// The operator's configuration when it is not the one in force: its
+    /// path and digest, so the operator sees which version was set aside.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operator_config: Option<SetAside>,
+}
+
+/// The operator's configuration that was set aside by a rollback.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SetAside {
+    /// Where it is (left untouched).
+    pub path: String,
+    /// `sha256:<hex>` of its text.
+    pub digest: String,
+    /// A copy kept in the state dir for diagnosis.
+    pub kept_at: String,
+}
+
 /// Results of every gate run so far, shared with the API.
 #[derive(Debug, Clone, Default)]
 pub struct BootStatus {
     gates: Arc<Mutex<Vec<BootGate>>>,
+    config: Arc<Mutex<Option<ConfigOrigin>>>,
 }
 
 /// The JSON shape of `GET /api/boot-status`.
@@ -44,6 +84,10 @@ pub struct BootReport {
     pub ready: bool,
     /// The gates in the order they ran.
     pub gates: Vec<BootGate>,
+    /// Which configuration this boot runs on (absent when the settings were
+    /// handed in directly, as in-process tests do).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config: Option<ConfigOrigin>,
 }
 
 impl BootStatus {
@@ -66,6 +110,11 @@ impl BootStatus {
         status == GateStatus::Pass
     }
 
+    /// Records which configuration this boot runs on.
+    pub fn set_config(&self, origin: ConfigOrigin) {
+        *self.config.lock().unwrap_or_else(PoisonError::into_inner) = Some(origin);
+    }
+
     /// A copy of every result so far.
     pub fn report(&self) -> BootReport {
         let gates = self
@@ -76,6 +125,11 @@ impl BootStatus {
         BootReport {
             ready: !gates.is_empty() && gates.iter().all(|g| g.status == GateStatus::Pass),
             gates,
+            config: self
+                .config
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
         }
     }
 

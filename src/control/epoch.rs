@@ -184,6 +184,24 @@ impl DrEpoch {
         Ok(result)
     }
 
+    /// Adopts the known epoch an older release kept at `legacy` when this
+    /// state dir has run before (it has a state epoch) but its own known file
+    /// does not exist yet. A state dir that never ran adopts nothing, so a
+    /// new instance next to an old one is not taken for a restore of it.
+    /// Returns whether it adopted.
+    pub fn adopt_legacy(&self, legacy: &Path) -> Result<bool, EpochError> {
+        if legacy == self.known_path
+            || read(&self.known_path)?.is_some()
+            || read(&self.state_path)?.is_none()
+        {
+            return Ok(false);
+        }
+        match read(legacy)? {
+            Some(record) => write(&self.known_path, &record).map(|()| true),
+            None => Ok(false),
+        }
+    }
+
     /// Whether a rewind or violation is waiting for `bump_epoch`.
     pub fn unresolved(&self) -> bool {
         self.with(|inner| inner.unresolved)

@@ -18,8 +18,12 @@
 //! byte for byte ([`crate::files::write_atomic`]) and verifies the result.
 //! Files that were missing or refused at boot are left alone (Warden does not delete files it
 //! never saw). [`snapshot_config`] and [`restore_config`] keep Warden's own
-//! configuration in `state_dir/snapshots/_warden/config.toml`. The calls
-//! block on file I/O: run them from `spawn_blocking` in async code.
+//! configuration in `state_dir/snapshots/_warden/config.toml`. A rollback of
+//! it never touches the operator's `--config` file: [`record_rollback`] keeps
+//! the rejected text and its digest next to the known-good copy, and a boot
+//! whose `--config` still holds that text boots from the copy instead
+//! ([`rolled_back_from`]). The calls block on file I/O: run them from
+//! `spawn_blocking` in async code.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -352,3 +356,84 @@ pub fn restore_config(state_dir: &Path) -> Result<String, SnapshotError> {
 
 #[cfg(test)]
 mod tests;
+
+/// A rollback of Warden's own configuration, kept in
+/// `state_dir/snapshots/_warden/rollback.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigRollback {
+    /// `sha256:<hex>` of the configuration that melted the tree down.
+    pub rejected_digest: String,
+    /// `sha256:<hex>` of the last-known-good configuration put in force.
+    pub known_good_digest: String,
+    /// When, RFC 3339.
+    pub at: String,
+}
+
+/// `sha256:<hex>` of a configuration text.
+pub fn config_digest(text: &str) -> String {
+    format!("sha256:{}", sha256_hex(text.as_bytes()))
+}
+
+/// Path of the rollback record.
+pub fn rollback_record_path(state_dir: &Path) -> PathBuf {
+    config_snapshot_path(state_dir).with_file_name("rollback.json")
+}
+
+/// Path of the copy of the rejected configuration.
+pub fn rejected_config_path(state_dir: &Path) -> PathBuf {
+    config_snapshot_path(state_dir).with_file_name("rejected.toml")
+}
+
+/// Records that `rejected` was rolled back to `good`: a copy of the rejected
+/// text and the record, both in the state dir. The operator's file is left
+/// as it is.
+pub fn record_rollback(
+    state_dir: &Path,
+    rejected: &str,
+    good: &str,
+) -> Result<ConfigRollback, SnapshotError> {
+    let record = ConfigRollback {
+        rejected_digest: config_digest(rejected),
+        known_good_digest: config_digest(good),
+        at: jiff::Timestamp::now().to_string(),
+    };
+    let copy = rejected_config_path(state_dir);
+    if let Some(parent) = copy.parent() {
+        std::fs::create_dir_all(parent).map_err(io(parent))?;
+    }
+    write_atomic(&copy, rejected.as_bytes()).map_err(io(&copy))?;
+    let path = rollback_record_path(state_dir);
+    let text = serde_json::to_vec_pretty(&record).map_err(|source| SnapshotError::Manifest {
+        path: path.clone(),
+        source,
+    })?;
+    write_atomic(&path, &text).map_err(io(&path))?;
+    Ok(record)
+}
+
+/// The rollback that set `operator_text` aside, if that exact text was
+/// rolled back and the known-good copy it was replaced by is still there.
+/// A changed file (any other digest) is the operator's next attempt and is
+/// booted as usual.
+pub fn rolled_back_from(
+    state_dir: &Path,
+    operator_text: &str,
+) -> Result<Option<(ConfigRollback, String)>, SnapshotError> {
+    let path = rollback_record_path(state_dir);
+    let record: ConfigRollback = match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map_err(|source| SnapshotError::Manifest { path, source })?,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(io(&path)(error)),
+    };
+    if record.rejected_digest != config_digest(operator_text) {
+        return Ok(None);
+    }
+    // The copy may have moved on since (a later configuration proved good);
+    // the operator's text is still the rejected one, so it stays set aside.
+    match restore_config(state_dir) {
+        Ok(good) => Ok(Some((record, good))),
+        Err(SnapshotError::Missing(_)) => Ok(None),
+        Err(error) => Err(error),
+    }
+}

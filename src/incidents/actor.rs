@@ -37,26 +37,60 @@ use crate::settings::{Criticality, IncidentSettings, Severity};
 
 /// The effective configuration for incident evidence, rendered (secrets
 /// redacted) only when an incident is written: kept as a JSON tree it would
-/// cost kilobytes per configured probe for the life of the process.
+/// cost kilobytes per configured probe for the life of the process. The
+/// rendering is stored once per version in the state dir
+/// ([`crate::storage::store_config`]) and evidence names its digest.
 #[derive(Clone)]
-pub struct EffectiveConfig(std::sync::Arc<dyn Fn() -> Value + Send + Sync>);
+pub struct EffectiveConfig {
+    render: std::sync::Arc<dyn Fn() -> Value + Send + Sync>,
+    /// The version this process already stored: later incidents only check
+    /// that the file is still there instead of rendering it again.
+    stored: std::sync::Arc<std::sync::Mutex<Option<crate::storage::StoredConfig>>>,
+}
 
 impl EffectiveConfig {
     /// Renders `settings` when asked; secrets serialise redacted.
     pub fn of(settings: std::sync::Arc<crate::settings::Settings>) -> Self {
-        Self(std::sync::Arc::new(move || {
-            serde_json::to_value(&*settings).unwrap_or_default()
-        }))
+        Self::from_fn(move || serde_json::to_value(&*settings).unwrap_or_default())
     }
 
     /// A fixed value (tests).
     pub fn fixed(value: Value) -> Self {
-        Self(std::sync::Arc::new(move || value.clone()))
+        Self::from_fn(move || value.clone())
+    }
+
+    fn from_fn(render: impl Fn() -> Value + Send + Sync + 'static) -> Self {
+        Self {
+            render: std::sync::Arc::new(render),
+            stored: std::sync::Arc::default(),
+        }
     }
 
     /// The configuration as JSON.
     pub fn render(&self) -> Value {
-        (self.0)()
+        (self.render)()
+    }
+
+    /// Stores this configuration version under `state_dir` (once per
+    /// digest) and says where. Blocks on file I/O.
+    pub fn store(
+        &self,
+        state_dir: &std::path::Path,
+    ) -> Result<crate::storage::StoredConfig, crate::storage::config_versions::StoreError> {
+        let mut stored = self
+            .stored
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(known) = stored.as_ref()
+            && std::fs::metadata(state_dir.join(&known.path))
+                .is_ok_and(|meta| meta.len() == known.size)
+        {
+            return Ok(known.clone());
+        }
+        let bytes = serde_json::to_vec_pretty(&self.render()).unwrap_or_default();
+        let fresh = crate::storage::store_config(state_dir, &bytes)?;
+        *stored = Some(fresh.clone());
+        Ok(fresh)
     }
 }
 
@@ -925,7 +959,8 @@ async fn snapshot(
     let audit_dir = state.args.audit_dir.clone();
     let sessions = sessions.to_vec();
     let max_rows = state.args.settings.evidence_rows;
-    let config = with_config.then(|| state.args.effective_config.render());
+    let config = with_config.then(|| state.args.effective_config.clone());
+    let state_dir = state.args.state_dir.clone();
     let label = label.to_owned();
     tokio::task::spawn_blocking(move || {
         let mut written = Vec::new();
@@ -942,11 +977,21 @@ async fn snapshot(
             &audit_rows(&audit_dir, &sessions, max_rows),
         )?);
         if let Some(config) = config {
+            // A reference, not a copy: the version is stored once per digest.
+            let reference = match config.store(&state_dir) {
+                Ok(stored) => json!({
+                    "config_digest": stored.digest,
+                    "path": stored.path,
+                    "size": stored.size,
+                    "note": "the effective configuration (secrets shown as ***) is stored once per version; path is relative to the state dir",
+                }),
+                Err(error) => json!({ "error": error.to_string() }),
+            };
             written.push(disk::write_evidence(
                 &root,
                 &id,
                 "effective-config",
-                &config,
+                &reference,
             )?);
         }
         Ok(written)

@@ -28,6 +28,12 @@ pub struct IncidentSettings {
     pub related_window: Duration,
     /// Most audit rows copied into an incident's evidence. Default 200.
     pub evidence_rows: usize,
+    /// Resolved incidents' folders (record, timeline, evidence, postmortem)
+    /// are deleted this long after resolution; open and mitigated ones are
+    /// always kept. At least `1d`, so an id (dated by the day it opened) is
+    /// never handed out again. Default `none`: kept forever.
+    #[serde(with = "optional_duration")]
+    pub retain_for: Option<Duration>,
 }
 
 impl Default for IncidentSettings {
@@ -38,6 +44,7 @@ impl Default for IncidentSettings {
             freeze_automation_at: Some(Sev::Sev1),
             related_window: Duration::from_secs(30 * 60),
             evidence_rows: 200,
+            retain_for: None,
         }
     }
 }
@@ -101,10 +108,10 @@ impl CadenceSettings {
 
 /// `none` (or `off`) for no value, else a humantime duration. TOML has no
 /// null, so "off" needs a word.
-mod optional_duration {
+pub(crate) mod optional_duration {
     use super::*;
 
-    pub(super) fn serialize<S: Serializer>(
+    pub(crate) fn serialize<S: Serializer>(
         value: &Option<Duration>,
         serializer: S,
     ) -> Result<S::Ok, S::Error> {
@@ -116,7 +123,7 @@ mod optional_duration {
         }
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
         deserializer: D,
     ) -> Result<Option<Duration>, D::Error> {
         let text = String::deserialize(deserializer)?;

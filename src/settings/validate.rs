@@ -133,6 +133,22 @@ fn audit(settings: &Settings, problems: &mut Problems) {
     if audit.rotate_bytes.as_u64() < 4096 {
         problems.push("audit.rotate_bytes", "must be at least 4KiB");
     }
+    if let Some(keep) = audit.retain_for
+        && keep < Duration::from_secs(60)
+    {
+        problems.push("audit.retain_for", "must be at least 1m (or \"none\")");
+    }
+    if let Some(limit) = audit.retain_bytes
+        && limit < audit.rotate_bytes
+    {
+        problems.push(
+            "audit.retain_bytes",
+            format!(
+                "must be at least audit.rotate_bytes ({}) (or \"none\")",
+                audit.rotate_bytes
+            ),
+        );
+    }
 }
 
 fn telemetry(settings: &Settings, problems: &mut Problems) {
@@ -481,6 +497,13 @@ fn incidents(settings: &Settings, problems: &mut Problems) {
     );
     if !(1..=100_000).contains(&incidents.evidence_rows) {
         problems.push("incidents.evidence_rows", "must be between 1 and 100000");
+    }
+    // Ids are dated by the day an incident opened and reuse a free number:
+    // a folder removed the same day would let its id be handed out again.
+    if let Some(keep) = incidents.retain_for
+        && keep < Duration::from_secs(24 * 3600)
+    {
+        problems.push("incidents.retain_for", "must be at least 1d (or \"none\")");
     }
 }
 
