@@ -912,6 +912,7 @@ fn with_current_tokens(mut settings: Settings, current: &Settings) -> Settings {
     to.operator_tokens = from.operator_tokens.clone();
     to.operator_token_file = from.operator_token_file.clone();
     to.operator_token_files = from.operator_token_files.clone();
+    to.read_token_files = from.read_token_files.clone();
     settings
 }
 

@@ -204,6 +204,19 @@ impl OperationalState {
     }
 }
 
+/// Keeps automation held while a pause or stop is being recorded; see
+/// [`OperationalState::hold_pending`].
+pub struct PendingHold {
+    state: OperationalState,
+}
+
+impl Drop for PendingHold {
+    fn drop(&mut self) {
+        self.state
+            .with(|inner| inner.pending_holds = inner.pending_holds.saturating_sub(1));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -261,18 +274,5 @@ mod tests {
         state.stop();
         assert!(!state.clear("operator"));
         assert_eq!(state.state(), RunState::Stopped);
-    }
-}
-
-/// Keeps automation held while a pause or stop is being recorded; see
-/// [`OperationalState::hold_pending`].
-pub struct PendingHold {
-    state: OperationalState,
-}
-
-impl Drop for PendingHold {
-    fn drop(&mut self) {
-        self.state
-            .with(|inner| inner.pending_holds = inner.pending_holds.saturating_sub(1));
     }
 }

@@ -895,7 +895,14 @@ async fn apply_patch(
             json!({ "tier": tier, "started_seq": started, "digest": digest, "files": files, "reason": "this patch was already applied in this cycle" }),
         )
         .await;
-        patch_timeline(ctx, record, tier, started, "rejected", format!("patch from {tier} refused: already applied in this cycle"));
+        patch_timeline(
+            ctx,
+            record,
+            tier,
+            started,
+            "rejected",
+            format!("patch from {tier} refused: already applied in this cycle"),
+        );
         return;
     }
     let state_dir = ctx.state_dir.clone();
@@ -930,7 +937,14 @@ async fn apply_patch(
                 json!({ "tier": tier, "applied": true, "started_seq": started, "entry": entry.id, "digest": digest, "files": entry.files }),
             )
             .await;
-            patch_timeline(ctx, record, tier, started, "applied", format!("patch from {tier} applied"));
+            patch_timeline(
+                ctx,
+                record,
+                tier,
+                started,
+                "applied",
+                format!("patch from {tier} applied"),
+            );
         }
         Err(error @ (PatchError::Refused(_) | PatchError::Invalid(_))) => {
             record.history.record(
@@ -947,7 +961,14 @@ async fn apply_patch(
                 json!({ "tier": tier, "started_seq": started, "digest": digest, "files": files, "reason": error.to_string() }),
             )
             .await;
-            patch_timeline(ctx, record, tier, started, "rejected", format!("patch from {tier} refused: {error}"));
+            patch_timeline(
+                ctx,
+                record,
+                tier,
+                started,
+                "rejected",
+                format!("patch from {tier} refused: {error}"),
+            );
         }
         Err(error) => {
             let _ = append(
@@ -957,7 +978,14 @@ async fn apply_patch(
                 json!({ "tier": tier, "applied": false, "started_seq": started, "digest": digest, "files": files, "error": error.to_string() }),
             )
             .await;
-            patch_timeline(ctx, record, tier, started, "failed", format!("patch from {tier} failed: {error}"));
+            patch_timeline(
+                ctx,
+                record,
+                tier,
+                started,
+                "failed",
+                format!("patch from {tier} failed: {error}"),
+            );
         }
     }
 }

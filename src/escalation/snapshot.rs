@@ -401,7 +401,10 @@ pub fn record_rollback(
     if let Some(parent) = copy.parent() {
         std::fs::create_dir_all(parent).map_err(io(parent))?;
     }
-    write_atomic(&copy, rejected.as_bytes()).map_err(io(&copy))?;
+    // Kept for the operator to compare, with its inline secrets redacted
+    // like every other copy of a configuration in the state dir.
+    let sealed = crate::settings::seal_config_text(rejected);
+    write_atomic(&copy, sealed.as_bytes()).map_err(io(&copy))?;
     let path = rollback_record_path(state_dir);
     let text = serde_json::to_vec_pretty(&record).map_err(|source| SnapshotError::Manifest {
         path: path.clone(),
@@ -432,7 +435,12 @@ pub fn rolled_back_from(
     // The copy may have moved on since (a later configuration proved good);
     // the operator's text is still the rejected one, so it stays set aside.
     match restore_config(state_dir) {
-        Ok(good) => Ok(Some((record, good))),
+        // The copy's inline secrets are redacted; they come back from the
+        // operator's text, as on the in-process rollback.
+        Ok(good) => Ok(Some((
+            record,
+            crate::settings::unseal_config_text(&good, operator_text),
+        ))),
         Err(SnapshotError::Missing(_)) => Ok(None),
         Err(error) => Err(error),
     }

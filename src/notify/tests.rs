@@ -633,7 +633,7 @@ async fn a_webhook_redirected_to_another_origin_sends_it_nothing() {
     let (receiver, url) = receiver(&[]).await;
     let hop = redirector(url).await;
     let mut webhook = settings("hook", NotifierKind::Webhook, Some(&hop));
-    webhook.headers = BTreeMap::from([("X-Api-Key".to_owned(), "k3y-value".to_owned())]);
+    webhook.headers = BTreeMap::from([("X-Api-Key".to_owned(), "k3y-value".into())]);
     webhook.secret = Some(Secret::new("k3y"));
     // The client Warden builds (app.rs) is the probes' one.
     let notifiers =

@@ -14,9 +14,7 @@ use std::error::Error as _;
 use std::time::Duration;
 
 use bytesize::ByteSize;
-use reqwest::header::{
-    AUTHORIZATION, COOKIE, HeaderMap, HeaderName, HeaderValue, LOCATION, PROXY_AUTHORIZATION,
-};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, LOCATION};
 use reqwest::{Method, StatusCode, Url};
 
 use super::check::ProbeError;

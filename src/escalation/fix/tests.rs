@@ -254,7 +254,7 @@ async fn http_headers_never_follow_a_redirect_to_another_origin() {
     let base = server(seen.clone()).await;
     let hop = redirector(format!("{base}/ok")).await;
     let action = FixActionSettings {
-        headers: BTreeMap::from([("x-token".to_owned(), "t0k".to_owned())]),
+        headers: BTreeMap::from([("x-token".to_owned(), "t0k".into())]),
         ..http(format!("{hop}/"))
     };
     // The client Warden builds (app.rs) is the probes' one.
