@@ -929,7 +929,9 @@ fn known_good_origin(
     crate::control::ConfigOrigin {
         source: crate::control::ConfigSourceKind::LastKnownGood,
         path: config_snapshot_path(state_dir).display().to_string(),
-        digest: config_digest(good),
+        // The digest of the copy at `path`, which holds its inline secrets
+        // redacted (`good` has them back from the operator's text).
+        digest: config_digest(&crate::settings::seal_config_text(good)),
         reason,
         operator_config: Some(crate::control::SetAside {
             path: operator_path.to_owned(),

@@ -229,3 +229,26 @@ async fn a_freeze_is_never_followed_by_an_action_that_started_after_it() {
     assert!(held > 0, "no fix was ever held by the freeze");
     eprintln!("{before} fix(es) started before the freeze, {held} held by it");
 }
+
+/// A pause asked over the API is applied only once its row is durable; until
+/// then it is pending, and a pending pause already holds every action, so no
+/// action row can be queued behind the pause row.
+#[test]
+fn a_pause_being_recorded_holds_automation_until_applied_or_withdrawn() {
+    let state = OperationalState::default();
+    let freeze = crate::incidents::FreezeSet::default();
+    assert_eq!(super::hold_reason(&state, &freeze, "site"), None);
+    let pending = state.hold_pending();
+    assert!(
+        super::hold_reason(&state, &freeze, "site").is_some(),
+        "a pending pause must hold"
+    );
+    // Withdrawn (the row never became durable): nothing changed.
+    drop(pending);
+    assert_eq!(super::hold_reason(&state, &freeze, "site"), None);
+    // Recorded: the pause is applied before the pending mark goes.
+    let pending = state.hold_pending();
+    state.pause("operator");
+    drop(pending);
+    assert!(super::hold_reason(&state, &freeze, "site").is_some());
+}

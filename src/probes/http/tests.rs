@@ -108,8 +108,10 @@ fn app() -> Router {
         .route(
             "/api-key",
             get(|headers: AxumHeaders| async move {
+                // Not the value itself: an echo of a configured header is
+                // scrubbed from the recorded body.
                 headers.get("x-api-key").map_or("none".to_owned(), |value| {
-                    value.to_str().unwrap().to_owned()
+                    format!("key of {} bytes", value.len())
                 })
             }),
         )
@@ -128,7 +130,7 @@ async fn custom_headers_follow_a_redirect_only_within_the_origin() {
         .insert("X-Api-Key".into(), "k3y-value".into());
     assert_eq!(
         run(&settings).await.facts.body.as_deref(),
-        Some("k3y-value"),
+        Some("key of 9 bytes"),
         "a same-origin redirect keeps the configured headers"
     );
 
