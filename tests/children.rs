@@ -136,13 +136,13 @@ async fn children_never_see_warden_variables() {
 [[probes]]
 name = "env"
 kind = "command"
-command = ["sh", "-c", "env | grep WARDEN; echo probe-done"]
+command = ["sh", "-c", "env | grep -E '^WARDEN(__|_OPERATOR_TOKEN=)'; echo probe-done"]
 interval = "200ms"
 timeout = "150ms"
 
 [[components]]
 name = "envy"
-run = ["sh", "-c", "env | grep WARDEN; echo managed-done; exec sleep 600"]
+run = ["sh", "-c", "env | grep -E '^WARDEN(__|_OPERATOR_TOKEN=)'; echo managed-done; exec sleep 600"]
 stop_timeout = "2s"
 "#,
     );
@@ -163,7 +163,13 @@ stop_timeout = "2s"
     })
     .await;
     let body = probe["latest"]["details"]["body_excerpt"].as_str().unwrap();
-    assert!(!body.contains("WARDEN"), "a probe saw: {body}");
+    // Only Warden's own variables are withheld; others (a CI's
+    // WARDEN_REQUIRE_BROWSER, say) pass through like any environment.
+    assert!(!body.contains("WARDEN__"), "a probe saw: {body}");
+    assert!(
+        !body.contains("WARDEN_OPERATOR_TOKEN"),
+        "a probe saw: {body}"
+    );
     assert!(!body.contains(TOKEN));
 
     let log = dir
@@ -180,7 +186,7 @@ stop_timeout = "2s"
     );
     let output = read(&log);
     assert!(
-        !output.contains("WARDEN"),
+        !output.contains("WARDEN__") && !output.contains("WARDEN_OPERATOR_TOKEN"),
         "a managed process saw: {output}"
     );
     assert!(names(&output).is_empty(), "{output}");
