@@ -246,8 +246,15 @@ impl RowIter {
                 Err(error) => return Some(Err(error)),
             };
             let body = &self.line[..self.line.len() - 1];
-            let (row, whole) = match serde_json::from_slice::<LightRow>(body) {
-                Ok(light) if !full(&light.seam) => (light.into_row(), false),
+            // Skipping the bulky fields skips their UTF-8 check too; a line
+            // the ordinary parse calls corrupt must not pass here (found by
+            // the audit_reader fuzz target).
+            let light = match std::str::from_utf8(body) {
+                Ok(_) => serde_json::from_slice::<LightRow>(body).ok(),
+                Err(_) => None,
+            };
+            let (row, whole) = match light {
+                Some(light) if !full(&light.seam) => (light.into_row(), false),
                 // Wanted whole, or not the shape the light parse expects
                 // (details not an object): the ordinary parse decides.
                 _ => match serde_json::from_slice::<AuditRow>(body) {

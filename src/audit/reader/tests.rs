@@ -164,3 +164,28 @@ fn resuming_reads_each_row_once_and_sees_rows_appended_later() {
         Vec::<u64>::new()
     );
 }
+
+/// Found by the `audit_reader` fuzz target: invalid UTF-8 inside a bulky
+/// field the light parse skips made it accept a row the ordinary parse calls
+/// corrupt, so the wake consumer would act on a row no other reader sees.
+#[test]
+fn the_light_parse_refuses_what_the_full_parse_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(file_name(1));
+    let mut bad = br#"{"seq":1,"ts":"2026-12-01T00:00:00.000Z","seam":"prmbe.wake_requested","caller_session_id":"s","trace_id":"t","component":"db","details":{"observation":{"health":""#.to_vec();
+    bad.extend_from_slice(&[0x8b, 0x91, 0x97, 0x9a]);
+    bad.extend_from_slice(b"\"},\"notice\":\"x\",\"deliveries\":[2,2]}}\n");
+    append_bytes(&path, &bad);
+    append_bytes(&path, &line(2, "probe.wake_requested"));
+    let reader = AuditReader::open(dir.path()).unwrap();
+    let full: Vec<_> = reader.rows_from(1, None).collect();
+    assert!(matches!(full[0], Err(AuditError::CorruptRow { .. })));
+    let mut iter = reader.rows_from(1, None);
+    let first = iter.next_light(|seam| seam.starts_with("probe.")).unwrap();
+    assert!(
+        matches!(first, Err(AuditError::CorruptRow { .. })),
+        "{first:?}"
+    );
+    let second = iter.next_light(|seam| seam.starts_with("probe.")).unwrap();
+    assert_eq!(second.unwrap().0.seq, 2);
+}
