@@ -73,6 +73,19 @@ stop_timeout = "2s"
     );
     let before = marked(&mark);
     assert_eq!(groups(&before).len(), 2, "{before:?}");
+    // A child is visible before Warden has written its group's record; kill
+    // Warden only once both records are on disk, as a real crash would find.
+    let records = dir.path().join("var").join("managed");
+    assert!(
+        support::eventually(Duration::from_secs(30), || std::future::ready(
+            ["svc", "solo"]
+                .iter()
+                .all(|name| records.join(format!("{name}.json")).is_file())
+        ))
+        .await,
+        "the group records were never written under {}",
+        records.display()
+    );
 
     warden.child.kill().await.unwrap(); // SIGKILL
     // Parent-death signal: both group leaders die with Warden; only svc's
