@@ -1184,7 +1184,12 @@ pub async fn start_with(settings: Settings, options: BootOptions) -> Result<Ward
         state_dir: service.state_dir.clone(),
         audit: audit.clone(),
         audit_dir: dir.clone(),
-        notifiers: wake_args.notifiers.clone(),
+        outbox: crate::notify::Outbox::new(
+            wake_args.notifiers.clone(),
+            audit.clone(),
+            wake_args.metrics.clone(),
+            "incidents",
+        ),
         latest: latest.clone(),
         history: history.clone(),
         criticality: settings

@@ -13,6 +13,7 @@
 //! may be seen twice.
 
 mod console;
+mod outbox;
 mod pagerduty;
 mod retry;
 mod slack;
@@ -34,6 +35,7 @@ use crate::settings::{NotifierKind, NotifierSettings, Secret, SecretUrl, Severit
 use retry::{Request, RetryPolicy};
 use webhook::Webhook;
 
+pub use outbox::{FAILED_SEAM, FOLDED_SEAM, Outbox, Route, SENT_SEAM, delivery_row};
 pub use retry::retry_after;
 pub use webhook::{IDEMPOTENCY_KEY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign};
 
@@ -48,8 +50,15 @@ pub struct Notice {
     pub idempotency_key: String,
     /// Seq of that audit row.
     pub seq: u64,
-    /// The caller session handling the issue, if any; PagerDuty's `dedup_key`.
+    /// The caller session handling the issue, if any.
     pub caller_session_id: Option<String>,
+    /// The conversation this notice belongs to: the session of the issue
+    /// that opened it. An incident's notices carry its opening issue's
+    /// session, so the issue and its incident are one conversation per
+    /// notifier (one PagerDuty `dedup_key`, one Slack thread of posts).
+    /// `None`: the caller session, else the idempotency key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
     /// The probe that raised the issue.
     pub probe: String,
     /// The component the probe reports under.
@@ -74,6 +83,17 @@ pub struct Notice {
     pub at: String,
     /// Anything else worth sending along (observation snapshot etc.).
     pub details: serde_json::Value,
+}
+
+impl Notice {
+    /// The conversation key: [`Notice::group`], else the caller session,
+    /// else the idempotency key. PagerDuty's `dedup_key`.
+    pub fn conversation(&self) -> &str {
+        self.group
+            .as_deref()
+            .or(self.caller_session_id.as_deref())
+            .unwrap_or(&self.idempotency_key)
+    }
 }
 
 /// Whether a notice is about an open or a closed issue.
@@ -104,6 +124,21 @@ pub enum DeliveryOutcome {
     Sent,
     /// Every allowed attempt failed, or the receiver refused the notice.
     Failed,
+    /// Not sent: this notifier already carries the conversation in this
+    /// state (a PagerDuty trigger for an alert it already triggered, a
+    /// second Slack post that changes nothing). See [`Conversations`].
+    Folded,
+}
+
+impl DeliveryOutcome {
+    /// `sent` or `failed`, as in rows and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryOutcome::Sent => "sent",
+            DeliveryOutcome::Failed => "failed",
+            DeliveryOutcome::Folded => "folded",
+        }
+    }
 }
 
 /// The record of one [`Notifier::send`].
@@ -121,6 +156,20 @@ pub struct Delivery {
     pub error: Option<String>,
     /// Wall time of the whole delivery, retries included, in milliseconds.
     pub duration_ms: u64,
+}
+
+impl Delivery {
+    /// A delivery that never reached a receiver, for `why`.
+    pub fn refused(notifier: String, why: &str) -> Self {
+        Delivery {
+            notifier,
+            outcome: DeliveryOutcome::Failed,
+            attempts: 0,
+            last_status: None,
+            error: Some(why.to_owned()),
+            duration_ms: 0,
+        }
+    }
 }
 
 /// Why notifiers could not be built from their settings.
@@ -229,6 +278,86 @@ pub struct Notifier {
     /// The URL's secret parts and the header values, blanked out of any
     /// error text a receiver answers with.
     redact: Vec<Secret>,
+    /// What this notifier last told each conversation (Slack, PagerDuty).
+    conversations: Conversations,
+}
+
+/// How many conversations a notifier remembers; the oldest go first. A
+/// forgotten one costs at most one repeated post, never a lost one.
+const CONVERSATIONS: usize = 4096;
+
+/// Per notifier, the state each conversation was last brought to, so the
+/// same fact is not posted twice: a person hears each fact once. Only
+/// Slack and PagerDuty fold; a webhook or the log gets every notice.
+#[derive(Debug, Default)]
+pub struct Conversations {
+    inner: std::sync::Mutex<ConversationMap>,
+}
+
+#[derive(Debug, Default)]
+struct ConversationMap {
+    state: std::collections::HashMap<String, NoticeStatus>,
+    order: std::collections::VecDeque<String>,
+}
+
+/// Kinds that are news in their own right on Slack even while the
+/// conversation is already open: scheduled incident updates and where the
+/// escalation ladder ended (paged a person, exhausted, rolled back,
+/// stopped). "Still escalating" is not: the open post already says so.
+const NEWS_KINDS: [&str; 5] = [
+    "incident_update",
+    "escalation",
+    "exhausted",
+    "rolled_back",
+    "automation_stopped",
+];
+
+impl Conversations {
+    /// Claims `notice` for sending: `Some(previous)` to send (restore it with
+    /// [`Conversations::release`] if the send fails), `None` to fold it.
+    fn claim(&self, kind: NotifierKind, notice: &Notice) -> Option<Option<NoticeStatus>> {
+        let Ok(mut map) = self.inner.lock() else {
+            return Some(None);
+        };
+        let key = notice.conversation();
+        let previous = map.state.get(key).copied();
+        let repeat = previous == Some(notice.status);
+        let fold = match kind {
+            NotifierKind::Pagerduty => repeat && notice.kind != "acknowledged",
+            NotifierKind::Slack => repeat && !NEWS_KINDS.contains(&notice.kind.as_str()),
+            NotifierKind::Log | NotifierKind::Webhook => return Some(previous),
+        };
+        if fold {
+            return None;
+        }
+        if previous.is_none() {
+            map.order.push_back(key.to_owned());
+            if map.order.len() > CONVERSATIONS
+                && let Some(oldest) = map.order.pop_front()
+            {
+                map.state.remove(&oldest);
+            }
+        }
+        map.state.insert(key.to_owned(), notice.status);
+        Some(previous)
+    }
+
+    /// Undoes a claim whose send failed, so the next notice tries again.
+    fn release(&self, notice: &Notice, previous: Option<NoticeStatus>) {
+        let Ok(mut map) = self.inner.lock() else {
+            return;
+        };
+        let key = notice.conversation().to_owned();
+        match previous {
+            Some(status) => {
+                map.state.insert(key, status);
+            }
+            None => {
+                map.state.remove(&key);
+                map.order.retain(|k| *k != key);
+            }
+        }
+    }
 }
 
 /// What a notifier kind needs at send time.
@@ -309,6 +438,7 @@ impl Notifier {
             channel,
             policy: RetryPolicy::from_settings(settings),
             http,
+            conversations: Conversations::default(),
         })
     }
 
@@ -334,9 +464,29 @@ impl Notifier {
         matches!(self.kind, NotifierKind::Webhook | NotifierKind::Pagerduty)
     }
 
+    /// Delivers `notice` unless this notifier already brought its
+    /// conversation to that state (then the delivery is `Folded`).
+    pub async fn send(&self, notice: &Notice) -> Delivery {
+        let Some(previous) = self.conversations.claim(self.kind, notice) else {
+            return Delivery {
+                notifier: self.name.clone(),
+                outcome: DeliveryOutcome::Folded,
+                attempts: 0,
+                last_status: None,
+                error: None,
+                duration_ms: 0,
+            };
+        };
+        let delivery = self.send_now(notice).await;
+        if delivery.outcome != DeliveryOutcome::Sent {
+            self.conversations.release(notice, previous);
+        }
+        delivery
+    }
+
     /// Delivers `notice`, retrying remote kinds as configured. Never panics;
     /// every failure is described in the returned [`Delivery`].
-    pub async fn send(&self, notice: &Notice) -> Delivery {
+    async fn send_now(&self, notice: &Notice) -> Delivery {
         let dashboard = self.dashboard_url.as_deref();
         let built = match &self.channel {
             Channel::Log => {

@@ -1,5 +1,5 @@
-//! The wake consumer: takes every `probe.wake_requested`, `probe.flapping` and
-//! `probe.resolved` row from the durable audit log, has it investigated, and
+//! The wake consumer: takes every `probe.wake_requested`, `probe.flapping`,
+//! `probe.resolved` and `issue.acknowledged` row from the durable audit log, has it investigated, and
 //! brings it to the operator through the notifiers, exactly once where the
 //! notifier honours an idempotency key.
 //!
@@ -36,7 +36,16 @@ pub use ledger::{COMPLETED_SEAM, FAILED_SEAM, SENT_SEAM};
 pub use sessions::{FixesRan, Sessions};
 
 /// Seams the consumer acts on; every other row only moves the cursor.
-pub const WAKE_SEAMS: [&str; 3] = ["probe.wake_requested", "probe.flapping", "probe.resolved"];
+pub const WAKE_SEAMS: [&str; 4] = [
+    "probe.wake_requested",
+    "probe.flapping",
+    "probe.resolved",
+    ACK_SEAM,
+];
+
+/// An operator's acknowledgement of an issue (`POST /api/issues/{id}/ack`),
+/// passed on to the notifiers (PagerDuty `acknowledge`).
+pub const ACK_SEAM: &str = "issue.acknowledged";
 
 /// Name of the consumer's durable cursor under `<state_dir>/cursors/`.
 pub const CURSOR_NAME: &str = "wake-consumer";

@@ -229,7 +229,8 @@ async fn a_killed_process_is_restarted_and_a_crash_loop_escalates() {
     assert_ne!(started[1].details["pid"], started[0].details["pid"]);
 
     // Now it exits at once on every start: the restart ladder runs out and the
-    // component escalates (no envelope, no tiers: straight to rollback).
+    // component escalates (no envelope, no tiers, no snapshot: the ladder is
+    // exhausted at once, and nothing is rolled back or restarted).
     std::fs::write(dir.path().join("site.mode"), "exit").unwrap();
     let new_pid = started[1].details["pid"].as_u64().unwrap();
     std::process::Command::new("kill")
@@ -239,8 +240,14 @@ async fn a_killed_process_is_restarted_and_a_crash_loop_escalates() {
         .unwrap();
     let fatal = wait_rows(dir.path(), "managed.fatal", 1).await;
     // No probe watches this component, so only the FATAL can start the cycle.
-    let escalated = wait_rows(dir.path(), "escalation.rolled_back", 1).await;
+    let escalated = wait_rows(dir.path(), "escalation.exhausted", 1).await;
     assert!(escalated[0].seq > fatal[0].seq);
+    assert_eq!(
+        escalated[0].details["rolled_back"], false,
+        "{:#?}",
+        escalated[0]
+    );
+    assert!(rows(dir.path(), "escalation.rolled_back").is_empty());
     assert!(
         escalated[0]
             .caller_session_id
@@ -318,7 +325,7 @@ async fn a_tier_patch_is_applied_once_per_cycle_and_no_content_reaches_the_log_o
         &format!("patch = {{ paths = [\"{}/*.conf\"] }}", allowed.display()),
     );
     let warden = start(dir.path(), &config).await;
-    wait_rows(dir.path(), "escalation.rolled_back", 1).await;
+    wait_rows(dir.path(), "escalation.exhausted", 1).await;
     assert_eq!(agent.received().len(), 3, "the tier answered three times");
 
     let applied = rows(dir.path(), "escalation.patch_applied");

@@ -108,11 +108,27 @@ pub(super) async fn ack(
                 format!("no open issue with caller_session_id {session:?}"),
             )
         })?;
-    let already = store.get(&probe).is_some_and(|entry| entry.acked);
+    let (already, issue) = store.get(&probe).map_or((false, None), |entry| {
+        let issue = entry
+            .machine
+            .open_issue()
+            .map(|issue| (issue.severity, issue.category.clone(), issue.woken));
+        (entry.acked, issue)
+    });
+    let (severity, category, woken) = issue.unwrap_or_default();
+    let component = context
+        .probes
+        .latest
+        .get(&probe)
+        .map(|observation| observation.component.clone())
+        .unwrap_or_else(|| probe.clone());
+    // The row carries what the wake consumer needs to tell the notifiers
+    // (PagerDuty's `acknowledge`) without reading the debouncer's maps.
     let row = NewRow::new(
         "issue.acknowledged",
-        json!({ "probe": probe, "note": request.note, "author": request.author, "again": already }),
+        json!({ "probe": probe, "component": component, "severity": severity, "category": category, "woken": woken, "note": request.note, "author": request.author, "again": already }),
     )
+    .component(component)
     .session(session.clone());
     // Durable first: an acknowledgement that is not in the log did not happen.
     let (acked_store, acked_session, acked_probe) = (store.clone(), session.clone(), probe.clone());

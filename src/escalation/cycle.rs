@@ -39,7 +39,7 @@ use crate::control::{OperationalState, RunState};
 use crate::debounce::{DebounceStore, LatestObservations};
 use crate::managed::ManagedMsg;
 use crate::messages::{Health, IssueEvent};
-use crate::notify::{DeliveryOutcome, Notice, NoticeStatus, Notifiers};
+use crate::notify::{DeliveryOutcome, Notice, NoticeStatus, Notifiers, Outbox, Route};
 use crate::settings::{ComponentSettings, SecretUrl, Severity, TierKind};
 
 /// Cycle progress per component, made once in `app.rs`.
@@ -186,6 +186,16 @@ pub struct CycleContext {
 }
 
 impl CycleContext {
+    /// Where this component's notices go out (cheap: shared handles).
+    fn outbox(&self) -> Outbox {
+        Outbox::new(
+            self.notifiers.clone(),
+            self.audit.clone(),
+            self.metrics.clone(),
+            "escalation",
+        )
+    }
+
     /// The probes whose health is the component's health.
     fn probes(&self) -> BTreeSet<String> {
         let mut probes: BTreeSet<String> = self.component.probes.iter().cloned().collect();
@@ -842,10 +852,12 @@ async fn tier_step(
                     summary_line(&record.history)
                 ),
             );
-            let delivered = match ctx.notifiers.get(&name) {
-                Some(notifier) => notifier.send(&notice).await.outcome == DeliveryOutcome::Sent,
-                None => false,
-            };
+            let delivered = ctx
+                .outbox()
+                .send(&notice, Route::Only(&name))
+                .await
+                .iter()
+                .any(|delivery| delivery.outcome == DeliveryOutcome::Sent);
             let paged = if delivered { "sent" } else { "failed" };
             record.history.record(
                 HistoryKind::Tier,
@@ -1020,6 +1032,7 @@ fn notice(
         idempotency_key: format!("warden-{seq}"),
         seq,
         caller_session_id: record.session.clone(),
+        group: None,
         probe: String::new(),
         component: ctx.component.name.clone(),
         severity,
@@ -1035,13 +1048,10 @@ fn notice(
     }
 }
 
-/// Sends a notice to every notifier (rollback alerts and warnings go to all).
+/// Sends a notice to every notifier whose `min_severity` it reaches; each
+/// delivery is recorded and counted by the outbox.
 async fn broadcast(ctx: &CycleContext, notice: &Notice) {
-    for name in ctx.notifiers.names() {
-        if let Some(notifier) = ctx.notifiers.get(&name) {
-            let _ = notifier.send(notice).await;
-        }
-    }
+    ctx.outbox().send(notice, Route::Subscribed).await;
 }
 
 async fn warn_operator(ctx: &CycleContext, record: &CycleRecord) {
@@ -1075,6 +1085,10 @@ async fn warn_operator(ctx: &CycleContext, record: &CycleRecord) {
 /// starting, with the record untouched, so the cycle waits and tries again.
 async fn exhausted(ctx: &CycleContext, record: &mut CycleRecord, warn: bool) -> Option<String> {
     let stopping = record.exhaustions_in_row + 1 >= 2;
+    if !stopping && ctx.component.rollback.snapshot.is_empty() {
+        nothing_to_roll_back(ctx, record, warn).await;
+        return None;
+    }
     let started = if stopping {
         None
     } else {
@@ -1198,11 +1212,68 @@ async fn exhausted(ctx: &CycleContext, record: &mut CycleRecord, warn: bool) -> 
         trigger: crate::incidents::OpenTrigger::LadderExhausted {
             component: ctx.component.name.clone(),
             history: record.history.to_context(None),
+            session: record.session.clone(),
         },
         reply: None,
     });
     record.ladder = None;
     None
+}
+
+/// The ladder is exhausted and the component has no `rollback.snapshot`:
+/// there is nothing to restore, so nothing is restored or restarted. The
+/// operator hears that as a warning, not as a rollback that never happened.
+async fn nothing_to_roll_back(ctx: &CycleContext, record: &mut CycleRecord, warn: bool) {
+    if warn {
+        warn_operator(ctx, record).await;
+    }
+    record.active = false;
+    record.exhaustions_in_row += 1;
+    ctx.metrics
+        .escalation(&ctx.component.name, "rollback", "nothing_to_roll_back");
+    let seq = append(
+        ctx,
+        record,
+        "escalation.exhausted",
+        json!({ "rolled_back": false, "reason": "nothing was snapshotted", "history": record.history.to_context(None) }),
+    )
+    .await;
+    let tried = if record.history.entries().next().is_some() {
+        format!(" History: {}", summary_line(&record.history))
+    } else {
+        " It has no enabled fix and no tiers.".to_owned()
+    };
+    let notice = notice(
+        ctx,
+        record,
+        seq.unwrap_or(0),
+        "exhausted",
+        Severity::Warning,
+        format!(
+            "{}: ladder exhausted; no rollback (nothing was snapshotted)",
+            ctx.component.name
+        ),
+        format!(
+            "Warden has nothing left to try for {}: no snapshot is configured, so nothing was rolled back or restarted. It needs a person.{tried}",
+            ctx.component.name
+        ),
+    );
+    broadcast(ctx, &notice).await;
+    ctx.timeline(
+        record,
+        "rollback",
+        "ladder exhausted; nothing was snapshotted, so no rollback happened".into(),
+        json!({ "seq": seq, "outcome": "nothing_to_roll_back" }),
+    );
+    ctx.tell_commander(crate::incidents::IncidentMsg::Open {
+        trigger: crate::incidents::OpenTrigger::LadderExhausted {
+            component: ctx.component.name.clone(),
+            history: record.history.to_context(None),
+            session: record.session.clone(),
+        },
+        reply: None,
+    });
+    record.ladder = None;
 }
 
 /// The last few history entries in one line, for notices.

@@ -32,7 +32,7 @@ use super::{FreezeSet, IncidentError, IncidentStore, postmortem};
 use crate::audit::{AuditLog, AuditReader, NewRow};
 use crate::debounce::{IssueBus, LatestObservations, ObservationHistory};
 use crate::messages::IssueEvent;
-use crate::notify::{DeliveryOutcome, Notice, NoticeStatus, Notifiers};
+use crate::notify::{DeliveryOutcome, Notice, NoticeStatus, Outbox, Route};
 use crate::settings::{Criticality, IncidentSettings, Severity};
 
 /// The effective configuration for incident evidence, rendered (secrets
@@ -111,8 +111,8 @@ pub struct CommanderArgs {
     pub audit: AuditLog,
     /// The audit log's directory, read for evidence.
     pub audit_dir: PathBuf,
-    /// Where incident notices go.
-    pub notifiers: Notifiers,
+    /// Where incident notices go (routing, delivery rows, metrics).
+    pub outbox: Outbox,
     /// Latest observation per probe (current impact).
     pub latest: LatestObservations,
     /// Recent observations per probe (evidence, resolution).
@@ -716,7 +716,11 @@ async fn on_open(
             }),
             format!("issue {category} on {component}"),
         ),
-        OpenTrigger::LadderExhausted { component, history } => {
+        OpenTrigger::LadderExhausted {
+            component,
+            history,
+            session,
+        } => {
             let severity = rate(&SeverityFacts {
                 category: "ladder_exhausted",
                 issue: Severity::Critical,
@@ -726,7 +730,7 @@ async fn on_open(
             });
             let reason = format!("escalation ladder exhausted on {component}");
             // The ladder belongs to whatever incident already covers the component.
-            if let Some(id) = related(state, None, component) {
+            if let Some(id) = related(state, session.as_deref(), component) {
                 let incident = update(&state.args.store, &id, |_| {});
                 timeline(
                     state,
@@ -1279,6 +1283,7 @@ async fn notify(
         idempotency_key: format!("warden-{}-{kind}-{count}", incident.id),
         seq: incident.opened_seq,
         caller_session_id: Some(incident.id.clone()),
+        group: Some(conversation(incident)),
         probe: incident.probes.iter().next().cloned().unwrap_or_default(),
         component: incident
             .components
@@ -1307,10 +1312,7 @@ async fn notify(
             "probes": incident.probes,
         }),
     };
-    let mut deliveries = Vec::new();
-    for notifier in state.args.notifiers.for_notice(&notice) {
-        deliveries.push(notifier.send(&notice).await);
-    }
+    let deliveries = state.args.outbox.send(&notice, Route::Subscribed).await;
     let sent = deliveries
         .iter()
         .filter(|d| d.outcome == DeliveryOutcome::Sent)
@@ -1331,6 +1333,23 @@ async fn notify(
         save(state, &updated)?;
     }
     Ok(sent)
+}
+
+/// The conversation an incident's notices belong to: that of the issue
+/// that opened it, so each notifier hears the issue and its incident as one
+/// story (one PagerDuty alert); otherwise the incident's own id.
+fn conversation(incident: &Incident) -> String {
+    match &incident.trigger {
+        OpenTrigger::Issue {
+            caller_session_id: Some(session),
+            ..
+        }
+        | OpenTrigger::LadderExhausted {
+            session: Some(session),
+            ..
+        } => session.clone(),
+        _ => incident.id.clone(),
+    }
 }
 
 async fn on_tick(state: &mut CommanderState) {

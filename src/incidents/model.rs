@@ -57,6 +57,10 @@ pub enum OpenTrigger {
         component: String,
         /// What was tried, as the coordinator recorded it.
         history: serde_json::Value,
+        /// The story the ladder ran for (the caller session), so the
+        /// incident joins that conversation with each notifier.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session: Option<String>,
     },
     /// Warden's own supervision tree melted down.
     Meltdown {

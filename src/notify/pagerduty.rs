@@ -1,7 +1,8 @@
-//! `pagerduty`: PagerDuty Events API v2. A firing notice is a `trigger`, a
-//! resolved one a `resolve` with the same `dedup_key` (the caller session,
-//! else the idempotency key), so PagerDuty folds reminders into the open
-//! incident and the resolve closes it.
+//! `pagerduty`: PagerDuty Events API v2. A firing notice is a `trigger`, an
+//! operator's acknowledgement an `acknowledge` and a resolved notice a
+//! `resolve`, all with the conversation's `dedup_key` (the session of the
+//! issue that opened it), so an issue and its incident are one PagerDuty
+//! incident.
 
 use serde_json::{Value, json};
 
@@ -13,20 +14,23 @@ use crate::settings::Secret;
 /// PagerDuty rejects a `payload.summary` longer than 1024 characters.
 const SUMMARY_CHARS: usize = 1024;
 
-/// The `dedup_key` of every event about the issue `notice` is about.
+/// The `dedup_key` of every event about the conversation `notice` is in:
+/// an incident and the issue that opened it share one.
 pub(super) fn dedup_key(notice: &Notice) -> &str {
-    notice
-        .caller_session_id
-        .as_deref()
-        .unwrap_or(&notice.idempotency_key)
+    notice.conversation()
 }
 
 pub(super) fn payload(notice: &Notice, routing_key: &Secret, dashboard: Option<&str>) -> Value {
     let dedup_key = dedup_key(notice);
-    if notice.status == NoticeStatus::Resolved {
+    let action = match (notice.status, notice.kind.as_str()) {
+        (NoticeStatus::Resolved, _) => Some("resolve"),
+        (_, "acknowledged") => Some("acknowledge"),
+        _ => None,
+    };
+    if let Some(action) = action {
         return json!({
             "routing_key": routing_key.expose(),
-            "event_action": "resolve",
+            "event_action": action,
             "dedup_key": dedup_key,
         });
     }

@@ -114,6 +114,7 @@ fn notice(severity: Severity, status: NoticeStatus) -> Notice {
         idempotency_key: "warden-42".to_owned(),
         seq: 42,
         caller_session_id: Some("session-7".to_owned()),
+        group: None,
         probe: "api-health".to_owned(),
         component: "api".to_owned(),
         severity,
@@ -642,4 +643,153 @@ async fn a_webhook_redirected_to_another_origin_sends_it_nothing() {
     assert_eq!(delivery.outcome, DeliveryOutcome::Failed, "{delivery:?}");
     assert_eq!(delivery.last_status, Some(307));
     assert_eq!(receiver.hits(), 0, "the other origin got the notice");
+}
+
+#[tokio::test]
+async fn an_incident_folds_into_the_pagerduty_alert_its_issue_opened() {
+    let (receiver, url) = receiver(&[]).await;
+    let mut pd = settings("pager", NotifierKind::Pagerduty, Some(&url));
+    pd.routing_key = Some(Secret::new("rk-0123456789"));
+    let notifiers = one(pd);
+    let notifier = notifiers.get("pager").unwrap();
+
+    let issue = firing();
+    let mut incident = firing();
+    incident.idempotency_key = "warden-INC-1-incident_opened-0".to_owned();
+    incident.caller_session_id = Some("INC-1".to_owned());
+    incident.group = Some("session-7".to_owned());
+    incident.kind = "incident_opened".to_owned();
+    let mut ack = firing();
+    ack.kind = "acknowledged".to_owned();
+    let resolved = notice(Severity::Critical, NoticeStatus::Resolved);
+    let mut incident_resolved = incident.clone();
+    incident_resolved.status = NoticeStatus::Resolved;
+
+    let outcomes = [
+        notifier.send(&issue).await.outcome,
+        notifier.send(&incident).await.outcome,
+        notifier.send(&ack).await.outcome,
+        notifier.send(&resolved).await.outcome,
+        notifier.send(&incident_resolved).await.outcome,
+    ];
+    use DeliveryOutcome::{Folded, Sent};
+    assert_eq!(outcomes, [Sent, Folded, Sent, Sent, Folded]);
+    let actions: Vec<_> = (0..receiver.hits())
+        .map(|i| {
+            let body = receiver.body(i);
+            (body["event_action"].clone(), body["dedup_key"].clone())
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            (serde_json::json!("trigger"), serde_json::json!("session-7")),
+            (
+                serde_json::json!("acknowledge"),
+                serde_json::json!("session-7")
+            ),
+            (serde_json::json!("resolve"), serde_json::json!("session-7")),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_failed_trigger_is_not_folded_away_the_next_one_is_sent() {
+    let (receiver, url) = receiver(&[Reply::Status(400)]).await;
+    let mut pd = settings("pager", NotifierKind::Pagerduty, Some(&url));
+    pd.routing_key = Some(Secret::new("rk-0123456789"));
+    let notifiers = one(pd);
+    let notifier = notifiers.get("pager").unwrap();
+    assert_eq!(
+        notifier.send(&firing()).await.outcome,
+        DeliveryOutcome::Failed
+    );
+    assert_eq!(
+        notifier.send(&firing()).await.outcome,
+        DeliveryOutcome::Sent
+    );
+    assert_eq!(receiver.hits(), 2);
+}
+
+#[tokio::test]
+async fn slack_posts_each_state_change_once_and_escalation_news_always() {
+    let (receiver, url) = receiver(&[]).await;
+    let notifiers = one(settings("chat", NotifierKind::Slack, Some(&url)));
+    let notifier = notifiers.get("chat").unwrap();
+    let story = [
+        ("fired", NoticeStatus::Firing),
+        ("escalation_warning", NoticeStatus::Firing),
+        ("exhausted", NoticeStatus::Firing),
+        ("reminder", NoticeStatus::Firing),
+        ("resolved", NoticeStatus::Resolved),
+        ("incident_resolved", NoticeStatus::Resolved),
+    ];
+    let mut outcomes = Vec::new();
+    for (index, (kind, status)) in story.into_iter().enumerate() {
+        let mut step = notice(Severity::Critical, status);
+        step.kind = kind.to_owned();
+        step.idempotency_key = format!("warden-{index}");
+        outcomes.push(notifier.send(&step).await.outcome);
+    }
+    use DeliveryOutcome::{Folded, Sent};
+    assert_eq!(outcomes, [Sent, Folded, Sent, Folded, Sent, Folded]);
+    assert_eq!(receiver.hits(), 3);
+}
+
+#[tokio::test]
+async fn a_webhook_gets_every_notice_even_repeats() {
+    let (receiver, url) = receiver(&[]).await;
+    let notifiers = one(settings("hook", NotifierKind::Webhook, Some(&url)));
+    let notifier = notifiers.get("hook").unwrap();
+    for _ in 0..3 {
+        assert_eq!(
+            notifier.send(&firing()).await.outcome,
+            DeliveryOutcome::Sent
+        );
+    }
+    assert_eq!(receiver.hits(), 3);
+}
+
+#[tokio::test]
+async fn deliver_routes_by_min_severity_and_by_name_and_counts_each_outcome() {
+    let (receiver, url) = receiver(&[]).await;
+    let mut critical_only = settings("pager", NotifierKind::Webhook, Some(&url));
+    critical_only.min_severity = Severity::Critical;
+    let all = settings("chat", NotifierKind::Webhook, Some(&url));
+    let notifiers = Notifiers::from_settings(&[critical_only, all], client()).unwrap();
+    let metrics = crate::metrics::Metrics::new();
+    let none = std::collections::HashSet::new();
+
+    let warning = notice(Severity::Warning, NoticeStatus::Firing);
+    let names = |deliveries: Vec<Delivery>| -> Vec<String> {
+        deliveries.into_iter().map(|d| d.notifier).collect()
+    };
+    let routed = notifiers
+        .deliver(&warning, Route::Subscribed, &none, &metrics, "test")
+        .await;
+    assert_eq!(
+        names(routed),
+        ["chat"],
+        "a warning never reaches a critical-only notifier"
+    );
+    let only = notifiers
+        .deliver(&warning, Route::Only("pager"), &none, &metrics, "test")
+        .await;
+    assert!(
+        only.is_empty(),
+        "naming a notifier does not bypass its min_severity"
+    );
+    let only = notifiers
+        .deliver(&firing(), Route::Only("pager"), &none, &metrics, "test")
+        .await;
+    assert_eq!(names(only), ["pager"]);
+    assert_eq!(receiver.hits(), 2);
+    let counted = metrics
+        .notifications
+        .get_or_create(&crate::metrics::NotificationLabels {
+            notifier: "chat".to_owned(),
+            outcome: "sent".to_owned(),
+        })
+        .get();
+    assert_eq!(counted, 1);
 }

@@ -6,15 +6,15 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use tokio::task::JoinSet;
 use tracing::Instrument;
 
-use super::ledger::{COMPLETED_SEAM, FAILED_SEAM, SENT_SEAM};
+use super::ACK_SEAM;
+use super::ledger::COMPLETED_SEAM;
 use crate::audit::{AuditError, AuditLog, AuditRow, NewRow};
 use crate::debounce::{DebounceConfig, DebounceStore, ObservationHistory};
 use crate::investigate::{Investigation, InvestigationRequest, Investigator};
 use crate::messages::Health;
-use crate::notify::{Delivery, DeliveryOutcome, Notice, NoticeStatus, Notifiers};
+use crate::notify::{Delivery, DeliveryOutcome, Notice, NoticeStatus, Notifiers, Route};
 use crate::settings::Severity;
 
 /// What every event task shares.
@@ -55,6 +55,8 @@ pub struct EventResult {
 pub(super) fn needs_notice(row: &AuditRow, store: &DebounceStore) -> bool {
     let probe = row.details["probe"].as_str().unwrap_or_default();
     match row.seam.as_str() {
+        // Only a first acknowledgement of an issue someone was woken for is news.
+        ACK_SEAM => row.details["woken"] == true && row.details["again"] != true,
         // Nobody was told about an issue that was never woken; its recovery is
         // in the log but is not news to anyone.
         "probe.resolved" => row.details["woken"].as_bool().unwrap_or(true),
@@ -93,6 +95,8 @@ async fn handle_in_span(
     } = input;
     let (notice, investigation) = match prior {
         Some(notice) => (notice, None),
+        // An acknowledgement is news to pass on, not a fault to investigate.
+        None if row.seam == ACK_SEAM => (ack_notice(&ctx, &row), None),
         None => {
             let request = request(&ctx, &row, related);
             let investigation = ctx
@@ -145,7 +149,7 @@ async fn handle_in_span(
     }
     let undelivered: Vec<String> = deliveries
         .iter()
-        .filter(|d| d.outcome != DeliveryOutcome::Sent)
+        .filter(|d| d.outcome == DeliveryOutcome::Failed)
         .map(|d| d.notifier.clone())
         .collect();
     Ok(EventResult {
@@ -180,68 +184,20 @@ pub(super) async fn redeliver(
     }
     Ok(deliveries
         .into_iter()
-        .filter(|d| d.outcome != DeliveryOutcome::Sent)
+        .filter(|d| d.outcome == DeliveryOutcome::Failed)
         .map(|d| d.notifier)
         .collect())
 }
 
-/// Sends `notice` to every notifier that wants it and has not taken it yet,
-/// concurrently, so a slow notifier does not hold the others back.
+/// Sends `notice` to every notifier that wants it and has not taken it yet.
 async fn deliver(
     ctx: &Arc<EventContext>,
     notice: &Notice,
     skip: &HashSet<String>,
 ) -> Vec<Delivery> {
-    let mut tasks = JoinSet::new();
-    for notifier in ctx.notifiers.for_notice(notice) {
-        let name = notifier.name().to_owned();
-        if skip.contains(&name) {
-            continue;
-        }
-        let (ctx, notice) = (ctx.clone(), notice.clone());
-        let span = tracing::info_span!("notify.send", actor = "wake", notifier = %name);
-        tasks.spawn(
-            async move {
-                match ctx.notifiers.get(&name) {
-                    Some(notifier) => notifier.send(&notice).await,
-                    None => Delivery {
-                        notifier: name,
-                        outcome: DeliveryOutcome::Failed,
-                        attempts: 0,
-                        last_status: None,
-                        error: Some("notifier no longer configured".into()),
-                        duration_ms: 0,
-                    },
-                }
-            }
-            .instrument(span),
-        );
-    }
-    let mut deliveries = Vec::new();
-    while let Some(joined) = tasks.join_next().await {
-        match joined {
-            Ok(delivery) => deliveries.push(delivery),
-            Err(error) => {
-                tracing::error!(error = %error, "A notifier task panicked; its notice stays undelivered.")
-            }
-        }
-    }
-    deliveries.sort_by(|a, b| a.notifier.cmp(&b.notifier));
-    for delivery in &deliveries {
-        let outcome = if delivery.outcome == DeliveryOutcome::Sent {
-            "sent"
-        } else {
-            "failed"
-        };
-        ctx.metrics
-            .notifications
-            .get_or_create(&crate::metrics::NotificationLabels {
-                notifier: delivery.notifier.clone(),
-                outcome: outcome.to_owned(),
-            })
-            .inc();
-    }
-    deliveries
+    ctx.notifiers
+        .deliver(notice, Route::Subscribed, skip, &ctx.metrics, "wake")
+        .await
 }
 
 fn kind_of(row: &AuditRow) -> String {
@@ -341,6 +297,7 @@ fn notice_for(ctx: &EventContext, row: &AuditRow, investigation: &Investigation)
         idempotency_key: format!("warden-{}", row.seq),
         seq: row.seq,
         caller_session_id: row.caller_session_id.clone(),
+        group: None,
         probe: text(row, "probe"),
         component: text(row, "component"),
         severity: severity(row),
@@ -363,28 +320,44 @@ fn notice_for(ctx: &EventContext, row: &AuditRow, investigation: &Investigation)
     }
 }
 
+/// The notice that an operator acknowledged an issue: PagerDuty turns it
+/// into `acknowledge` on the issue's conversation; other notifiers show it.
+fn ack_notice(ctx: &EventContext, row: &AuditRow) -> Notice {
+    let probe = text(row, "probe");
+    let by = row.details["author"]
+        .as_str()
+        .map_or_else(String::new, |author| format!(" by {author}"));
+    let note = row.details["note"]
+        .as_str()
+        .map_or_else(String::new, |note| format!(": {note}"));
+    Notice {
+        idempotency_key: format!("warden-{}", row.seq),
+        seq: row.seq,
+        caller_session_id: row.caller_session_id.clone(),
+        group: None,
+        component: text(row, "component"),
+        severity: severity(row),
+        category: text(row, "category"),
+        kind: "acknowledged".to_owned(),
+        status: NoticeStatus::Firing,
+        title: format!("{probe}: acknowledged{by}"),
+        summary: format!(
+            "The issue on {probe} was acknowledged{by}{note}; no more reminders are sent for it."
+        ),
+        actions: Vec::new(),
+        runbook: ctx.runbook.clone(),
+        at: row.ts.clone(),
+        details: json!({ "author": row.details["author"], "note": row.details["note"] }),
+        probe,
+    }
+}
+
 fn delivery_row(row: &AuditRow, notice: &Notice, delivery: &Delivery, redelivered: bool) -> NewRow {
-    let seam = if delivery.outcome == DeliveryOutcome::Sent {
-        SENT_SEAM
-    } else {
-        FAILED_SEAM
-    };
-    let mut new = NewRow::new(
-        seam,
-        json!({
-            "wake_seq": row.seq,
-            "notifier": delivery.notifier,
-            "idempotency_key": notice.idempotency_key,
-            "kind": notice.kind,
-            "status": notice.status,
-            "attempts": delivery.attempts,
-            "last_status": delivery.last_status,
-            "error": delivery.error,
-            "duration_ms": delivery.duration_ms,
-            "redelivered": redelivered,
-        }),
-    )
-    .component(notice.component.clone());
+    let mut new = crate::notify::delivery_row(
+        notice,
+        delivery,
+        json!({ "wake_seq": row.seq, "redelivered": redelivered }),
+    );
     if let Some(session) = &row.caller_session_id {
         new = new.session(session.clone());
     }
@@ -398,7 +371,7 @@ fn delivery_row(row: &AuditRow, notice: &Notice, delivery: &Delivery, redelivere
 fn dm_status(investigation: &Investigation, deliveries: &[Delivery]) -> &'static str {
     let failed = deliveries
         .iter()
-        .any(|d| d.outcome != DeliveryOutcome::Sent);
+        .any(|d| d.outcome == DeliveryOutcome::Failed);
     match (
         investigation.fallback.is_some(),
         deliveries.is_empty(),

@@ -10,10 +10,8 @@ use crate::notify::Notice;
 
 /// Seam of the row recording an investigation and its first delivery pass.
 pub const COMPLETED_SEAM: &str = "probe.investigation_completed";
-/// Seam of the row recording one notice taken by one notifier.
-pub const SENT_SEAM: &str = "notification.sent";
-/// Seam of the row recording one notice a notifier refused after its retries.
-pub const FAILED_SEAM: &str = "notification.failed";
+use crate::notify::FOLDED_SEAM;
+pub use crate::notify::{FAILED_SEAM, SENT_SEAM};
 
 /// Work recorded for wake rows after the cursor.
 #[derive(Debug, Default)]
@@ -35,7 +33,9 @@ impl Ledger {
                     self.completed.insert(wake_seq, notice);
                 }
             }
-            SENT_SEAM => {
+            // A folded notice was handled too: the notifier already carried
+            // that state of the conversation.
+            SENT_SEAM | FOLDED_SEAM => {
                 if let Some(notifier) = row.details["notifier"].as_str() {
                     self.sent
                         .entry(wake_seq)

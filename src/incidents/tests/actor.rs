@@ -43,7 +43,12 @@ async fn rig() -> Rig {
         state_dir: state_dir.clone(),
         audit: audit.clone(),
         audit_dir,
-        notifiers: Notifiers::default(),
+        outbox: crate::notify::Outbox::new(
+            Notifiers::default(),
+            audit.clone(),
+            crate::metrics::Metrics::new(),
+            "incidents",
+        ),
         latest: LatestObservations::default(),
         history: ObservationHistory::default(),
         criticality: HashMap::from([
@@ -261,6 +266,7 @@ async fn resolution_is_refused_while_unhealthy_then_writes_the_postmortem() {
         trigger: OpenTrigger::LadderExhausted {
             component: "db".to_owned(),
             history: json!({"rungs": ["restart", "tier"]}),
+            session: None,
         },
         reply: Some(reply),
     })
