@@ -1086,8 +1086,7 @@ async fn warn_operator(ctx: &CycleContext, record: &CycleRecord) {
 async fn exhausted(ctx: &CycleContext, record: &mut CycleRecord, warn: bool) -> Option<String> {
     let stopping = record.exhaustions_in_row + 1 >= 2;
     if !stopping && ctx.component.rollback.snapshot.is_empty() {
-        nothing_to_roll_back(ctx, record, warn).await;
-        return None;
+        return nothing_to_roll_back(ctx, record, warn).await;
     }
     let started = if stopping {
         None
@@ -1221,9 +1220,31 @@ async fn exhausted(ctx: &CycleContext, record: &mut CycleRecord, warn: bool) -> 
 }
 
 /// The ladder is exhausted and the component has no `rollback.snapshot`:
-/// there is nothing to restore, so nothing is restored or restarted. The
-/// operator hears that as a warning, not as a rollback that never happened.
-async fn nothing_to_roll_back(ctx: &CycleContext, record: &mut CycleRecord, warn: bool) {
+/// there is nothing to restore, so no rollback happens. A managed process
+/// is still restarted, the ladder's last resort (the restart is an action
+/// and waits out a hold like any other). The operator hears it as a
+/// warning, not as a rollback that never happened.
+async fn nothing_to_roll_back(
+    ctx: &CycleContext,
+    record: &mut CycleRecord,
+    warn: bool,
+) -> Option<String> {
+    let started = if ctx.managed.is_some() {
+        match start_action(
+            ctx,
+            record,
+            "restart",
+            true,
+            json!({ "managed_restart": true }),
+        )
+        .await
+        {
+            Ok(seq) => Some(seq),
+            Err(reason) => return Some(reason),
+        }
+    } else {
+        None
+    };
     if warn {
         warn_operator(ctx, record).await;
     }
@@ -1231,17 +1252,36 @@ async fn nothing_to_roll_back(ctx: &CycleContext, record: &mut CycleRecord, warn
     record.exhaustions_in_row += 1;
     ctx.metrics
         .escalation(&ctx.component.name, "rollback", "nothing_to_roll_back");
+    let restart = match started {
+        Some(_) => Some(
+            ManagedRestart {
+                name: ctx.managed.clone(),
+            }
+            .restart()
+            .await,
+        ),
+        None => None,
+    };
+    let restarted = restart.as_ref().map(|r| match r {
+        Ok(done) => done.clone(),
+        Err(error) => format!("failed: {error}"),
+    });
     let seq = append(
         ctx,
         record,
         "escalation.exhausted",
-        json!({ "rolled_back": false, "reason": "nothing was snapshotted", "history": record.history.to_context(None) }),
+        json!({ "rolled_back": false, "reason": "nothing was snapshotted", "restarted": restarted, "started_seq": started, "history": record.history.to_context(None) }),
     )
     .await;
+    let (did, outcome) = match &restart {
+        Some(Ok(_)) => ("Its process was restarted", "restarted"),
+        Some(Err(_)) => ("Restarting its process failed", "restart_failed"),
+        None => ("Nothing was restarted", "nothing_to_roll_back"),
+    };
     let tried = if record.history.entries().next().is_some() {
         format!(" History: {}", summary_line(&record.history))
     } else {
-        " It has no enabled fix and no tiers.".to_owned()
+        String::new()
     };
     let notice = notice(
         ctx,
@@ -1254,7 +1294,7 @@ async fn nothing_to_roll_back(ctx: &CycleContext, record: &mut CycleRecord, warn
             ctx.component.name
         ),
         format!(
-            "Warden has nothing left to try for {}: no snapshot is configured, so nothing was rolled back or restarted. It needs a person.{tried}",
+            "Warden has tried everything configured for {}. No rollback.snapshot is configured, so no rollback happened. {did}; if it is still unhealthy it needs a person.{tried}",
             ctx.component.name
         ),
     );
@@ -1262,8 +1302,8 @@ async fn nothing_to_roll_back(ctx: &CycleContext, record: &mut CycleRecord, warn
     ctx.timeline(
         record,
         "rollback",
-        "ladder exhausted; nothing was snapshotted, so no rollback happened".into(),
-        json!({ "seq": seq, "outcome": "nothing_to_roll_back" }),
+        format!("ladder exhausted; nothing was snapshotted, so no rollback happened. {did}"),
+        json!({ "seq": seq, "outcome": outcome }),
     );
     ctx.tell_commander(crate::incidents::IncidentMsg::Open {
         trigger: crate::incidents::OpenTrigger::LadderExhausted {
@@ -1274,6 +1314,7 @@ async fn nothing_to_roll_back(ctx: &CycleContext, record: &mut CycleRecord, warn
         reply: None,
     });
     record.ladder = None;
+    None
 }
 
 /// The last few history entries in one line, for notices.
