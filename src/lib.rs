@@ -15,6 +15,7 @@
 //! - [`storage`]: keeps the state dir bounded: config versions by digest, retention, disk use.
 //! - [`app`]: the supervision tree, boot gates and process lifecycle.
 //! - [`files`]: private modes, the atomic-write helper and symlink-refusing reads.
+//! - `tasks`: `AbortOnDrop`, the guard that keeps a helper task from outliving its owner.
 
 pub mod api;
 pub mod app;
@@ -35,5 +36,6 @@ pub mod probes;
 mod process;
 pub mod settings;
 pub mod storage;
+mod tasks;
 pub mod telemetry;
 pub mod wake;

@@ -28,6 +28,7 @@ use super::state::{Context, Effect, Input, ProbeDebounce, RestoredIssue, Suppres
 use crate::audit::{AuditLog, NewRow, SEQ_PLACEHOLDER};
 use crate::messages::{IssueEvent, Observation};
 use crate::settings::{DebounceSettings, Severity};
+use crate::tasks::AbortOnDrop;
 
 /// What the debouncer needs to know about one probe.
 #[derive(Debug, Clone)]
@@ -247,7 +248,9 @@ pub struct OpenIssueView {
 /// The debouncer's runtime state (rebuilt from args on every start).
 pub struct DebouncerState {
     args: DebouncerArgs,
-    ticker: Option<ractor::concurrency::JoinHandle<()>>,
+    /// A guard, not a handle: a killed debouncer skips post_stop, and its
+    /// ticker must not outlive it.
+    ticker: Option<AbortOnDrop>,
     /// Whether the effects a previous instance left unwritten were written.
     /// Only then can an entry hold pending effects outside a flush (a failed
     /// flush fails the actor), so only the first drain scans the whole store:
@@ -273,7 +276,7 @@ impl Actor for Debouncer {
         myself.cast(DebouncerMsg::Drain)?;
         Ok(DebouncerState {
             args,
-            ticker: Some(ticker),
+            ticker: Some(AbortOnDrop::new(&ticker)),
             recovered: false,
         })
     }
@@ -283,9 +286,7 @@ impl Actor for Debouncer {
         _myself: ActorRef<Self::Msg>,
         state: &mut DebouncerState,
     ) -> Result<(), ActorProcessingErr> {
-        if let Some(ticker) = state.ticker.take() {
-            ticker.abort();
-        }
+        state.ticker = None;
         Ok(())
     }
 
@@ -308,15 +309,6 @@ impl Actor for Debouncer {
                 let _ = reply.send(open_issues(&state.args));
                 Ok(())
             }
-        }
-    }
-}
-
-impl Drop for DebouncerState {
-    fn drop(&mut self) {
-        // A killed debouncer skips post_stop; its ticker must not outlive it.
-        if let Some(ticker) = self.ticker.take() {
-            ticker.abort();
         }
     }
 }
