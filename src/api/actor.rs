@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use super::ApiContext;
 use crate::tasks::AbortOnDrop;
 
-/// The listener `app.rs` binds once; the first server instance takes it, and
+/// The listener `app/api.rs` binds once; the first server instance takes it, and
 /// a restarted instance binds the same address again (the port stays stable
 /// even when the configured port was 0).
 pub type SharedListener = Arc<Mutex<Option<std::net::TcpListener>>>;

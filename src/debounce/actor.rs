@@ -154,7 +154,7 @@ impl DebounceEntry {
     }
 }
 
-/// Debounce state of every probe, made once in `app.rs`.
+/// Debounce state of every probe, made once per boot (`app/handles.rs`).
 pub type DebounceStore = Arc<dashmap::DashMap<String, DebounceEntry>>;
 /// The latest observation per probe, shared with the probes and the API.
 pub type LatestObservations = Arc<dashmap::DashMap<String, Observation>>;
