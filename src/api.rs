@@ -4,7 +4,7 @@
 //! `code` without parsing prose.
 //!
 //! The server itself runs inside the supervised [`ApiServer`] actor; the
-//! listener is bound once by `app.rs`, so a restarted server keeps its port.
+//! listener is bound once by `app/api.rs`, so a restarted server keeps its port.
 
 mod access;
 mod actor;
@@ -55,7 +55,7 @@ pub struct ApiContext {
     pub audit_dir: PathBuf,
     /// Accepted operator tokens (reloaded on SIGHUP); empty disables mutating calls.
     pub operator_tokens: OperatorTokens,
-    /// Asks the lifecycle in `app.rs` for a graceful stop (`POST /api/control` `stop`).
+    /// Asks the lifecycle in `app/lifecycle.rs` for a graceful stop (`POST /api/control` `stop`).
     pub shutdown: Arc<Notify>,
     /// The DR epoch files, for `bump_epoch`.
     pub dr: DrEpoch,

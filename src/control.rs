@@ -8,6 +8,7 @@
 
 mod boot;
 mod epoch;
+mod gates;
 mod state;
 
 pub use boot::{
@@ -15,4 +16,5 @@ pub use boot::{
     check_cursors, check_state_dir,
 };
 pub use epoch::{DrEpoch, EpochCheck, EpochError, EpochFacts, EpochRecord, compare};
+pub use gates::{BootFindings, boot_gates, dr_epoch};
 pub use state::{EXPLICIT_REASONS, OperationalState, PendingHold, RunState, StateSnapshot};

@@ -8,12 +8,14 @@
 //! - `queue.rs`: the observation queue that outlives debouncer instances.
 //! - `actor.rs`: the `Debouncer` actor: applies observations, writes effects
 //!   to the audit log, publishes issue events.
+//! - `rows.rs`: the audit row (and metric labels) of each effect.
 //! - `restore.rs`: rebuilds open issues from the audit log at boot.
 
 mod actor;
 pub mod maintenance;
 mod queue;
 mod restore;
+mod rows;
 pub mod state;
 
 pub use actor::{

@@ -15,8 +15,9 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use super::ApiContext;
+use crate::tasks::AbortOnDrop;
 
-/// The listener `app.rs` binds once; the first server instance takes it, and
+/// The listener `app/api.rs` binds once; the first server instance takes it, and
 /// a restarted instance binds the same address again (the port stays stable
 /// even when the configured port was 0).
 pub type SharedListener = Arc<Mutex<Option<std::net::TcpListener>>>;
@@ -27,18 +28,6 @@ const GRACE: Duration = Duration::from_secs(3);
 /// instance's socket is being released.
 const REBIND_FOR: Duration = Duration::from_secs(2);
 const REBIND_EVERY: Duration = Duration::from_millis(20);
-
-/// The serve task, aborted when dropped. A killed actor skips `post_stop` but
-/// still drops its state, so this is what frees the port after a kill.
-struct ServeTask(Option<JoinHandle<()>>);
-
-impl Drop for ServeTask {
-    fn drop(&mut self) {
-        if let Some(task) = self.0.take() {
-            task.abort();
-        }
-    }
-}
 
 async fn rebind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
     let deadline = tokio::time::Instant::now() + REBIND_FOR;
@@ -79,7 +68,11 @@ pub enum ApiServerMsg {
 
 /// The running server.
 pub struct ApiServerState {
-    task: ServeTask,
+    /// Taken by `post_stop` to give in-flight requests their grace period.
+    task: Option<JoinHandle<()>>,
+    /// A killed actor skips `post_stop` but still drops its state, so this
+    /// is what frees the port after a kill.
+    _serve: AbortOnDrop,
     stop: Option<oneshot::Sender<()>>,
 }
 
@@ -122,7 +115,8 @@ impl Actor for ApiServer {
         });
         tracing::info!(addr = %args.addr, tls = args.tls.is_some(), max_connections = args.limits.max_connections, "API listening.");
         Ok(ApiServerState {
-            task: ServeTask(Some(task)),
+            _serve: AbortOnDrop::new(&task),
+            task: Some(task),
             stop: Some(stop),
         })
     }
@@ -146,7 +140,7 @@ impl Actor for ApiServer {
         if let Some(stop) = state.stop.take() {
             let _ = stop.send(());
         }
-        if let Some(mut task) = state.task.0.take()
+        if let Some(mut task) = state.task.take()
             && tokio::time::timeout(GRACE, &mut task).await.is_err()
         {
             tracing::warn!(grace = ?GRACE, "API requests still running after the grace period; aborting them.");

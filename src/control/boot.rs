@@ -8,6 +8,8 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
+use crate::escalation::snapshot::{config_digest, config_snapshot_path, rejected_config_path};
+
 /// Outcome of one gate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -57,6 +59,44 @@ pub struct ConfigOrigin {
     /// path and digest, so the operator sees which version was set aside.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub operator_config: Option<SetAside>,
+}
+
+impl ConfigOrigin {
+    /// The operator's own configuration, in force as given.
+    pub fn operator(path: &str, text: &str) -> Self {
+        Self {
+            source: ConfigSourceKind::Operator,
+            path: path.to_owned(),
+            digest: config_digest(text),
+            reason: "the operator's configuration".to_owned(),
+            operator_config: None,
+        }
+    }
+
+    /// A boot on the last-known-good copy in `state_dir` (`good`, inline
+    /// secrets restored) that set aside the operator's configuration at
+    /// `operator_path`.
+    pub fn known_good(
+        state_dir: &Path,
+        operator_path: &str,
+        operator_text: &str,
+        good: &str,
+        reason: String,
+    ) -> Self {
+        Self {
+            source: ConfigSourceKind::LastKnownGood,
+            path: config_snapshot_path(state_dir).display().to_string(),
+            // The digest of the copy at `path`, which holds its inline secrets
+            // redacted (`good` has them back from the operator's text).
+            digest: config_digest(&crate::settings::seal_config_text(good)),
+            reason,
+            operator_config: Some(SetAside {
+                path: operator_path.to_owned(),
+                digest: config_digest(operator_text),
+                kept_at: rejected_config_path(state_dir).display().to_string(),
+            }),
+        }
+    }
 }
 
 /// The operator's configuration that was set aside by a rollback.

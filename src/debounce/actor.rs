@@ -18,16 +18,17 @@ use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, OutputPort, RpcReplyPort};
 use serde::Serialize;
-use serde_json::json;
 use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::maintenance::{self, Window};
 use super::queue::ObservationQueue;
-use super::state::{Context, Effect, Input, ProbeDebounce, RestoredIssue, Suppression, WakeKind};
+use super::rows::{effect_key, effect_labels, effect_row};
+use super::state::{Context, Effect, Input, ProbeDebounce, RestoredIssue, WakeKind};
 use crate::audit::{AuditLog, NewRow, SEQ_PLACEHOLDER};
 use crate::messages::{IssueEvent, Observation};
 use crate::settings::{DebounceSettings, Severity};
+use crate::tasks::AbortOnDrop;
 
 /// What the debouncer needs to know about one probe.
 #[derive(Debug, Clone)]
@@ -153,7 +154,7 @@ impl DebounceEntry {
     }
 }
 
-/// Debounce state of every probe, made once in `app.rs`.
+/// Debounce state of every probe, made once per boot (`app/handles.rs`).
 pub type DebounceStore = Arc<dashmap::DashMap<String, DebounceEntry>>;
 /// The latest observation per probe, shared with the probes and the API.
 pub type LatestObservations = Arc<dashmap::DashMap<String, Observation>>;
@@ -247,7 +248,9 @@ pub struct OpenIssueView {
 /// The debouncer's runtime state (rebuilt from args on every start).
 pub struct DebouncerState {
     args: DebouncerArgs,
-    ticker: Option<ractor::concurrency::JoinHandle<()>>,
+    /// A guard, not a handle: a killed debouncer skips post_stop, and its
+    /// ticker must not outlive it.
+    ticker: Option<AbortOnDrop>,
     /// Whether the effects a previous instance left unwritten were written.
     /// Only then can an entry hold pending effects outside a flush (a failed
     /// flush fails the actor), so only the first drain scans the whole store:
@@ -273,7 +276,7 @@ impl Actor for Debouncer {
         myself.cast(DebouncerMsg::Drain)?;
         Ok(DebouncerState {
             args,
-            ticker: Some(ticker),
+            ticker: Some(AbortOnDrop::new(&ticker)),
             recovered: false,
         })
     }
@@ -283,9 +286,7 @@ impl Actor for Debouncer {
         _myself: ActorRef<Self::Msg>,
         state: &mut DebouncerState,
     ) -> Result<(), ActorProcessingErr> {
-        if let Some(ticker) = state.ticker.take() {
-            ticker.abort();
-        }
+        state.ticker = None;
         Ok(())
     }
 
@@ -308,15 +309,6 @@ impl Actor for Debouncer {
                 let _ = reply.send(open_issues(&state.args));
                 Ok(())
             }
-        }
-    }
-}
-
-impl Drop for DebouncerState {
-    fn drop(&mut self) {
-        // A killed debouncer skips post_stop; its ticker must not outlive it.
-        if let Some(ticker) = self.ticker.take() {
-            ticker.abort();
         }
     }
 }
@@ -643,175 +635,4 @@ fn record(args: &DebouncerArgs, prepared: Prepared, seq: u64) -> bool {
         traceparent: traceparent.or(trace),
     });
     more
-}
-
-/// The `event` and `reason` labels of an effect's row.
-fn effect_labels(effect: &Effect) -> (&'static str, &'static str) {
-    match effect {
-        Effect::Wake { kind, .. } => (kind_name(kind), ""),
-        Effect::Suppressed { reason, .. } => (
-            "suppressed",
-            match reason {
-                Suppression::Window { .. } => "window",
-                Suppression::Dependency(_) => "dependency",
-                Suppression::Maintenance(_) => "maintenance",
-                Suppression::Flapping => "flapping",
-            },
-        ),
-        Effect::Resolved { .. } => ("resolved", ""),
-        Effect::FlappingSettled { .. } => ("flapping_settled", ""),
-    }
-}
-
-fn effect_key(effect: &Effect, rules: &ProbeRules) -> (String, Severity) {
-    match effect {
-        Effect::Wake {
-            category, severity, ..
-        }
-        | Effect::Suppressed {
-            category, severity, ..
-        }
-        | Effect::Resolved {
-            category, severity, ..
-        } => (category.clone(), *severity),
-        Effect::FlappingSettled { category } => (category.clone(), rules.severity),
-    }
-}
-
-fn kind_name(kind: &WakeKind) -> &'static str {
-    match kind {
-        WakeKind::Fired => "fired",
-        WakeKind::Reminder => "reminder",
-        WakeKind::Escalated => "escalated",
-        WakeKind::Resumed => "resumed",
-        WakeKind::Flapping => "flapping",
-    }
-}
-
-fn suppression(reason: &Suppression) -> serde_json::Value {
-    match reason {
-        Suppression::Window { .. } => json!({ "reason": "window" }),
-        Suppression::Dependency(dependency) => {
-            json!({ "reason": "dependency", "suppressed_by": dependency })
-        }
-        Suppression::Maintenance(window) => {
-            json!({ "reason": "maintenance", "suppressed_by": window })
-        }
-        Suppression::Flapping => json!({ "reason": "flapping" }),
-    }
-}
-
-fn title(probe: &str, category: &str, kind: &WakeKind, stage: Option<&str>) -> String {
-    match (kind, stage) {
-        (WakeKind::Flapping, _) => format!("{probe} is flapping"),
-        (_, Some("expired")) => format!("{probe}: credential has expired"),
-        (_, Some(stage)) => format!("{probe}: credential expires within {stage}"),
-        (WakeKind::Reminder, None) => format!("{probe} is still failing ({category})"),
-        _ => format!("{probe}: {}", category.replace('_', " ")),
-    }
-}
-
-fn effect_row(
-    args: &DebouncerArgs,
-    probe: &str,
-    rules: &ProbeRules,
-    effect: &Effect,
-    observation: Option<Observation>,
-    session: Option<&str>,
-) -> NewRow {
-    let snapshot = observation.or_else(|| args.latest.get(probe).map(|o| o.clone()));
-    let detail = snapshot
-        .as_ref()
-        .map(|o| o.reasons.join("; "))
-        .unwrap_or_default();
-    let new_story = |category: &str| format!("probe:{probe}:{category}:{SEQ_PLACEHOLDER}");
-    let (seam, details, session) = match effect {
-        Effect::Wake {
-            kind,
-            category,
-            severity,
-            consecutive_failures,
-            stage,
-            reminder,
-        } => {
-            let session = match (kind, session) {
-                (WakeKind::Fired | WakeKind::Flapping, _) | (_, None) => new_story(category),
-                (_, Some(existing)) => existing.to_owned(),
-            };
-            let seam = if matches!(kind, WakeKind::Flapping) {
-                "probe.flapping"
-            } else {
-                "probe.wake_requested"
-            };
-            let details = json!({
-                "probe": probe,
-                "component": rules.component,
-                "severity": severity,
-                "category": category,
-                "kind": kind_name(kind),
-                "title": title(probe, category, kind, stage.as_deref()),
-                "detail": detail,
-                "observation": snapshot,
-                "consecutive_failures": consecutive_failures,
-                "stage": stage,
-                "reminder": reminder,
-                "envelope_status": rules.envelope_status,
-                "envelope_fix": rules.envelope_fix,
-            });
-            (seam, details, session)
-        }
-        Effect::Suppressed {
-            kind,
-            category,
-            severity,
-            reason,
-            suppressed_count,
-        } => {
-            let session = match (kind, session) {
-                (WakeKind::Fired, _) | (_, None) => new_story(category),
-                (_, Some(existing)) => existing.to_owned(),
-            };
-            let details = json!({
-                "probe": probe,
-                "component": rules.component,
-                "severity": severity,
-                "category": category,
-                "kind": kind_name(kind),
-                "title": title(probe, category, kind, None),
-                "detail": detail,
-                "observation": snapshot,
-                "suppression": suppression(reason),
-                "suppressed_count": suppressed_count,
-            });
-            ("probe.wake_suppressed", details, session)
-        }
-        Effect::Resolved {
-            category,
-            severity,
-            open_for,
-            woken,
-        } => {
-            let session = session.map_or_else(|| new_story(category), str::to_owned);
-            let details = json!({
-                "probe": probe,
-                "component": rules.component,
-                "severity": severity,
-                "category": category,
-                "title": format!("{probe} recovered"),
-                "open_for_ms": open_for.as_millis() as u64,
-                "woken": woken,
-                "observation": snapshot,
-            });
-            ("probe.resolved", details, session)
-        }
-        Effect::FlappingSettled { category } => {
-            let session = session.map_or_else(|| new_story(category), str::to_owned);
-            let details =
-                json!({ "probe": probe, "component": rules.component, "category": category });
-            ("probe.flapping_settled", details, session)
-        }
-    };
-    NewRow::new(seam, details)
-        .session(session)
-        .component(rules.component.clone())
 }

@@ -16,6 +16,7 @@ use super::cycle::{self, CycleContext, CycleStore, Signal};
 use crate::debounce::IssueBus;
 use crate::managed::ManagedEvent;
 use crate::messages::IssueEvent;
+use crate::tasks::AbortOnDrop;
 
 /// Arguments, cloneable so the supervisor can respawn the coordinator.
 #[derive(Clone)]
@@ -44,16 +45,9 @@ pub enum CoordinatorMsg {
 /// Runtime state.
 pub struct CoordinatorState {
     args: CoordinatorArgs,
-    cycle: Option<(tokio::task::JoinHandle<()>, watch::Sender<Signal>)>,
-}
-
-impl Drop for CoordinatorState {
-    fn drop(&mut self) {
-        // A killed coordinator skips post_stop; its cycle task must not outlive it.
-        if let Some((task, _)) = self.cycle.take() {
-            task.abort();
-        }
-    }
+    /// A guard, not a handle: a killed coordinator skips post_stop, and its
+    /// cycle task must not outlive it.
+    cycle: Option<(AbortOnDrop, watch::Sender<Signal>)>,
 }
 
 /// The coordinator actor.
@@ -105,9 +99,7 @@ impl Actor for EscalationCoordinator {
         _myself: ActorRef<Self::Msg>,
         state: &mut CoordinatorState,
     ) -> Result<(), ActorProcessingErr> {
-        if let Some((task, _)) = state.cycle.take() {
-            task.abort();
-        }
+        state.cycle = None;
         Ok(())
     }
 
@@ -222,5 +214,5 @@ fn start_cycle(
         }
         .instrument(span),
     );
-    state.cycle = Some((task, tx));
+    state.cycle = Some((AbortOnDrop::new(&task), tx));
 }

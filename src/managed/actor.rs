@@ -13,12 +13,13 @@ use tokio::time::Instant;
 use warden_supervisors::{LadderState, LadderStep};
 
 use super::output::{OutputTx, spawn_writer};
-use super::process::{AbortOnDrop, ExitInfo, Running, parse_signal, spawn};
+use super::process::{ExitInfo, Running, parse_signal, spawn};
 use super::records;
 use super::status::{LastExit, ManagedSnapshot, ManagedStatus, ProcessState, now};
 use super::{ManagedEvent, millis, restart_ladder};
 use crate::audit::{AuditLog, NewRow};
 use crate::settings::ComponentSettings;
+use crate::tasks::AbortOnDrop;
 
 /// How long reaping may take once the group got SIGKILL.
 const REAP_GRACE: Duration = Duration::from_secs(2);

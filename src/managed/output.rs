@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::mpsc;
 
-use super::process::AbortOnDrop;
+use crate::tasks::AbortOnDrop;
 
 /// Longest line kept, in bytes.
 pub const MAX_LINE: usize = 16 * 1024;

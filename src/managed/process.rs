@@ -8,27 +8,11 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use ractor::ActorRef;
 use tokio::sync::watch;
-use tokio::task::{AbortHandle, JoinHandle};
 
 use super::actor::{ChildExit, ManagedMsg};
 use super::output::{OutputTx, Stream, pump};
 use crate::settings::ComponentSettings;
-
-/// Aborts a task when dropped, so helper tasks never outlive their owner.
-#[derive(Debug)]
-pub(crate) struct AbortOnDrop(AbortHandle);
-
-impl AbortOnDrop {
-    pub(crate) fn new<T>(task: &JoinHandle<T>) -> Self {
-        Self(task.abort_handle())
-    }
-}
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
+use crate::tasks::AbortOnDrop;
 
 /// Signals the process group; SIGKILLs it when dropped while armed, so a
 /// killed actor (its state dropped without `post_stop`) leaves no orphan.

@@ -1,0 +1,37 @@
+//! The audit writer's arguments, built from the `audit` section, and the
+//! chaos suite's fault-injection surface (`chaos`), which works by handing
+//! the writer faults to inject.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::Names;
+use crate::audit::{AuditFaults, AuditQueue, AuditWriterArgs};
+use crate::chaos::ChaosControl;
+use crate::settings::{AuditSettings, ChaosSettings};
+
+impl AuditSettings {
+    /// The writer's arguments for the log in `dir`, fed from `queue`.
+    pub(super) fn build(&self, dir: PathBuf, queue: AuditQueue) -> AuditWriterArgs {
+        let mut args = AuditWriterArgs::new(dir, queue);
+        args.fsync = self.fsync;
+        args.batch_max = self.batch_max;
+        args.rotate_bytes = self.rotate_bytes.as_u64();
+        args
+    }
+}
+
+impl ChaosSettings {
+    /// The fault-injection surface when `chaos.enabled`, its audit faults
+    /// wired into `audit`.
+    pub(super) fn build(&self, names: &Names, audit: &mut AuditWriterArgs) -> Option<ChaosControl> {
+        self.enabled.then(|| {
+            tracing::warn!(
+                "chaos.enabled: the fault-injection surface is on; never do this in production."
+            );
+            let faults = Arc::new(AuditFaults::new());
+            audit.faults = Some(faults.clone());
+            ChaosControl::new(names.clone(), faults)
+        })
+    }
+}
