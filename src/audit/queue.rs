@@ -361,8 +361,10 @@ impl AuditLog {
     /// Like [`flush`](Self::flush), returning the last durable seq (0 when the log is empty).
     pub async fn flush_seq(&self) -> Result<u64, AuditError> {
         let (tx, rx) = oneshot::channel();
+        // A barrier holds no row, and a full queue is when a flush (the
+        // shutdown drain) matters most: it is never refused for capacity.
         self.shared
-            .push_own(Item::Barrier(Reply::Oneshot(tx)))
+            .push_within(Item::Barrier(Reply::Oneshot(tx)), usize::MAX)
             .map_err(|_| AuditError::QueueFull)?;
         rx.await.map_err(|_| AuditError::WriterGone)?
     }
