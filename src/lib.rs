@@ -29,6 +29,7 @@ pub mod control;
 pub mod debounce;
 pub mod demo_target;
 pub mod escalation;
+pub mod events;
 pub mod files;
 pub mod incidents;
 pub mod investigate;

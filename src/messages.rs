@@ -4,6 +4,35 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Why a wake happens (the `kind` of a `probe.wake_requested` row).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WakeKind {
+    /// A new issue.
+    Fired,
+    /// An open issue is still failing.
+    Reminder,
+    /// An open issue got worse, or reached a new stage.
+    Escalated,
+    /// An issue whose first wake was suppressed is woken now that nothing holds it.
+    Resumed,
+    /// The probe keeps changing between healthy and failing.
+    Flapping,
+}
+
+impl WakeKind {
+    /// The name used in rows and notices (`fired`, `reminder`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WakeKind::Fired => "fired",
+            WakeKind::Reminder => "reminder",
+            WakeKind::Escalated => "escalated",
+            WakeKind::Resumed => "resumed",
+            WakeKind::Flapping => "flapping",
+        }
+    }
+}
+
 /// How a probe found its target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

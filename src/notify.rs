@@ -35,7 +35,7 @@ use crate::settings::{NotifierKind, NotifierSettings, Secret, SecretUrl, Severit
 use retry::{Request, RetryPolicy};
 use webhook::Webhook;
 
-pub use outbox::{FAILED_SEAM, FOLDED_SEAM, Outbox, Route, SENT_SEAM, delivery_row};
+pub use outbox::{FAILED_SEAM, FOLDED_SEAM, Outbox, Route, SENT_SEAM, delivered, delivery_row};
 pub use retry::retry_after;
 pub use webhook::{IDEMPOTENCY_KEY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign};
 
@@ -142,7 +142,7 @@ impl DeliveryOutcome {
 }
 
 /// The record of one [`Notifier::send`].
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Delivery {
     /// The notifier's name.
     pub notifier: String,

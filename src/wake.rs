@@ -67,15 +67,18 @@ pub fn seed_budget(audit_dir: &std::path::Path, investigator: &crate::investigat
     };
     let since = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(25);
     for row in reader.rows_from(1, Some(ledger::COMPLETED_SEAM)).flatten() {
+        let Ok(done) = crate::events::parse::<crate::events::InvestigationCompleted>(&row) else {
+            continue;
+        };
         // The built-in summary costs nothing and does not count.
-        if row.details["engine"] == "none" {
+        if done.engine == "none" {
             continue;
         }
         let Ok(at) = row.ts.parse::<jiff::Timestamp>() else {
             continue;
         };
         if at >= since {
-            investigator.seed_spend(at, row.details["cost_usd"].as_f64().unwrap_or(0.0));
+            investigator.seed_spend(at, done.cost_usd);
         }
     }
 }

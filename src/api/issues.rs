@@ -11,7 +11,6 @@ use tokio::time::Instant;
 use super::auth::require_operator;
 use super::record::record_then;
 use super::{ApiContext, ApiError};
-use crate::audit::NewRow;
 
 /// Longest acknowledgement note accepted.
 const MAX_NOTE_BYTES: usize = 4096;
@@ -124,10 +123,16 @@ pub(super) async fn ack(
         .unwrap_or_else(|| probe.clone());
     // The row carries what the wake consumer needs to tell the notifiers
     // (PagerDuty's `acknowledge`) without reading the debouncer's maps.
-    let row = NewRow::new(
-        "issue.acknowledged",
-        json!({ "probe": probe, "component": component, "severity": severity, "category": category, "woken": woken, "note": request.note, "author": request.author, "again": already }),
-    )
+    let row = crate::events::row(&crate::events::Acknowledged {
+        probe: probe.clone(),
+        component: component.clone(),
+        severity,
+        category,
+        woken,
+        note: request.note,
+        author: request.author,
+        again: already,
+    })
     .component(component)
     .session(session.clone());
     // Durable first: an acknowledgement that is not in the log did not happen.

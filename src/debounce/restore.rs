@@ -7,7 +7,8 @@ use std::path::Path;
 
 use super::state::RestoredIssue;
 use crate::audit::{AuditError, AuditReader};
-use crate::settings::Severity;
+use crate::events::{self, Decoded};
+use crate::messages::WakeKind;
 
 /// An issue that was open when the log ends.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,51 +36,42 @@ pub fn open_issues(audit_dir: &Path) -> Result<HashMap<String, OpenAtBoot>, Audi
             Err(AuditError::CorruptRow { .. }) => continue,
             Err(other) => return Err(other),
         };
-        let Some(probe) = row.details["probe"].as_str().map(str::to_owned) else {
-            continue;
-        };
-        let kind = row.details["kind"].as_str().unwrap_or("fired");
-        let category = row.details["category"]
-            .as_str()
-            .unwrap_or("service_unhealthy")
-            .to_owned();
-        let severity: Severity =
-            serde_json::from_value(row.details["severity"].clone()).unwrap_or_default();
-        let stage = row.details["stage"].as_str().map(str::to_owned);
-        match row.seam.as_str() {
-            "probe.wake_requested" => {
-                let previous_stage = open.get(&probe).and_then(|o| o.issue.stage.clone());
+        match events::decode(&row) {
+            Decoded::Wake(wake) if row.seam == "probe.wake_requested" => {
+                let previous_stage = open.get(&wake.probe).and_then(|o| o.issue.stage.clone());
                 open.insert(
-                    probe,
+                    wake.probe,
                     OpenAtBoot {
                         issue: RestoredIssue {
-                            category,
-                            severity,
-                            stage: stage.or(previous_stage),
+                            category: wake.category,
+                            severity: wake.severity,
+                            stage: wake.stage.or(previous_stage),
                             woken: true,
                         },
                         session: row.caller_session_id.clone(),
-                        trace: row.details["traceparent"].as_str().map(str::to_owned),
+                        trace: wake.traceparent,
                     },
                 );
             }
-            "probe.wake_suppressed" if kind == "fired" || !open.contains_key(&probe) => {
+            Decoded::Suppressed(held)
+                if held.kind == WakeKind::Fired || !open.contains_key(&held.probe) =>
+            {
                 open.insert(
-                    probe,
+                    held.probe,
                     OpenAtBoot {
                         issue: RestoredIssue {
-                            category,
-                            severity,
-                            stage,
+                            category: held.category,
+                            severity: held.severity,
+                            stage: None,
                             woken: false,
                         },
                         session: row.caller_session_id.clone(),
-                        trace: row.details["traceparent"].as_str().map(str::to_owned),
+                        trace: held.traceparent,
                     },
                 );
             }
-            "probe.resolved" => {
-                open.remove(&probe);
+            Decoded::Resolved(resolved) => {
+                open.remove(&resolved.probe);
             }
             _ => {}
         }

@@ -2,18 +2,17 @@
 //! (`probe.wake_requested`, `probe.flapping`, `probe.wake_suppressed`,
 //! `probe.resolved`, `probe.flapping_settled`) and its metric labels.
 
-use serde_json::json;
-
 use super::actor::{DebouncerArgs, ProbeRules};
 use super::state::{Effect, Suppression, WakeKind};
 use crate::audit::{NewRow, SEQ_PLACEHOLDER};
+use crate::events;
 use crate::messages::Observation;
 use crate::settings::Severity;
 
 /// The `event` and `reason` labels of an effect's row.
 pub(super) fn effect_labels(effect: &Effect) -> (&'static str, &'static str) {
     match effect {
-        Effect::Wake { kind, .. } => (kind_name(kind), ""),
+        Effect::Wake { kind, .. } => (kind.as_str(), ""),
         Effect::Suppressed { reason, .. } => (
             "suppressed",
             match reason {
@@ -43,26 +42,16 @@ pub(super) fn effect_key(effect: &Effect, rules: &ProbeRules) -> (String, Severi
     }
 }
 
-fn kind_name(kind: &WakeKind) -> &'static str {
-    match kind {
-        WakeKind::Fired => "fired",
-        WakeKind::Reminder => "reminder",
-        WakeKind::Escalated => "escalated",
-        WakeKind::Resumed => "resumed",
-        WakeKind::Flapping => "flapping",
-    }
-}
-
-fn suppression(reason: &Suppression) -> serde_json::Value {
-    match reason {
-        Suppression::Window { .. } => json!({ "reason": "window" }),
-        Suppression::Dependency(dependency) => {
-            json!({ "reason": "dependency", "suppressed_by": dependency })
-        }
-        Suppression::Maintenance(window) => {
-            json!({ "reason": "maintenance", "suppressed_by": window })
-        }
-        Suppression::Flapping => json!({ "reason": "flapping" }),
+fn suppression(reason: &Suppression) -> events::Suppression {
+    let (reason, by) = match reason {
+        Suppression::Window { .. } => ("window", None),
+        Suppression::Dependency(dependency) => ("dependency", Some(dependency.clone())),
+        Suppression::Maintenance(window) => ("maintenance", Some(window.clone())),
+        Suppression::Flapping => ("flapping", None),
+    };
+    events::Suppression {
+        reason: reason.to_owned(),
+        suppressed_by: by,
     }
 }
 
@@ -90,7 +79,7 @@ pub(super) fn effect_row(
         .map(|o| o.reasons.join("; "))
         .unwrap_or_default();
     let new_story = |category: &str| format!("probe:{probe}:{category}:{SEQ_PLACEHOLDER}");
-    let (seam, details, session) = match effect {
+    let (row, session) = match effect {
         Effect::Wake {
             kind,
             category,
@@ -103,27 +92,23 @@ pub(super) fn effect_row(
                 (WakeKind::Fired | WakeKind::Flapping, _) | (_, None) => new_story(category),
                 (_, Some(existing)) => existing.to_owned(),
             };
-            let seam = if matches!(kind, WakeKind::Flapping) {
-                "probe.flapping"
-            } else {
-                "probe.wake_requested"
+            let event = events::Wake {
+                probe: probe.to_owned(),
+                component: rules.component.clone(),
+                severity: *severity,
+                category: category.clone(),
+                kind: *kind,
+                title: title(probe, category, kind, stage.as_deref()),
+                detail,
+                observation: snapshot,
+                consecutive_failures: *consecutive_failures,
+                stage: stage.clone(),
+                reminder: *reminder,
+                envelope_status: rules.envelope_status.to_owned(),
+                envelope_fix: rules.envelope_fix.clone(),
+                traceparent: None,
             };
-            let details = json!({
-                "probe": probe,
-                "component": rules.component,
-                "severity": severity,
-                "category": category,
-                "kind": kind_name(kind),
-                "title": title(probe, category, kind, stage.as_deref()),
-                "detail": detail,
-                "observation": snapshot,
-                "consecutive_failures": consecutive_failures,
-                "stage": stage,
-                "reminder": reminder,
-                "envelope_status": rules.envelope_status,
-                "envelope_fix": rules.envelope_fix,
-            });
-            (seam, details, session)
+            (events::row(&event), session)
         }
         Effect::Suppressed {
             kind,
@@ -136,19 +121,20 @@ pub(super) fn effect_row(
                 (WakeKind::Fired, _) | (_, None) => new_story(category),
                 (_, Some(existing)) => existing.to_owned(),
             };
-            let details = json!({
-                "probe": probe,
-                "component": rules.component,
-                "severity": severity,
-                "category": category,
-                "kind": kind_name(kind),
-                "title": title(probe, category, kind, None),
-                "detail": detail,
-                "observation": snapshot,
-                "suppression": suppression(reason),
-                "suppressed_count": suppressed_count,
-            });
-            ("probe.wake_suppressed", details, session)
+            let event = events::Suppressed {
+                probe: probe.to_owned(),
+                component: rules.component.clone(),
+                severity: *severity,
+                category: category.clone(),
+                kind: *kind,
+                title: title(probe, category, kind, None),
+                detail,
+                observation: snapshot,
+                suppression: suppression(reason),
+                suppressed_count: *suppressed_count,
+                traceparent: None,
+            };
+            (events::row(&event), session)
         }
         Effect::Resolved {
             category,
@@ -157,26 +143,29 @@ pub(super) fn effect_row(
             woken,
         } => {
             let session = session.map_or_else(|| new_story(category), str::to_owned);
-            let details = json!({
-                "probe": probe,
-                "component": rules.component,
-                "severity": severity,
-                "category": category,
-                "title": format!("{probe} recovered"),
-                "open_for_ms": open_for.as_millis() as u64,
-                "woken": woken,
-                "observation": snapshot,
-            });
-            ("probe.resolved", details, session)
+            let event = events::Resolved {
+                probe: probe.to_owned(),
+                component: rules.component.clone(),
+                severity: *severity,
+                category: category.clone(),
+                title: format!("{probe} recovered"),
+                open_for_ms: u64::try_from(open_for.as_millis()).unwrap_or(u64::MAX),
+                woken: *woken,
+                observation: snapshot,
+                traceparent: None,
+            };
+            (events::row(&event), session)
         }
         Effect::FlappingSettled { category } => {
             let session = session.map_or_else(|| new_story(category), str::to_owned);
-            let details =
-                json!({ "probe": probe, "component": rules.component, "category": category });
-            ("probe.flapping_settled", details, session)
+            let event = events::FlappingSettled {
+                probe: probe.to_owned(),
+                component: rules.component.clone(),
+                category: category.clone(),
+                traceparent: None,
+            };
+            (events::row(&event), session)
         }
     };
-    NewRow::new(seam, details)
-        .session(session)
-        .component(rules.component.clone())
+    row.session(session).component(rules.component.clone())
 }

@@ -65,20 +65,7 @@ pub enum Input {
     },
 }
 
-/// Why a wake happens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WakeKind {
-    /// A new issue.
-    Fired,
-    /// An open issue is still failing.
-    Reminder,
-    /// An open issue got worse, or reached a new stage.
-    Escalated,
-    /// An issue whose first wake was suppressed is woken now that nothing holds it.
-    Resumed,
-    /// The probe keeps changing between healthy and failing.
-    Flapping,
-}
+pub use crate::messages::WakeKind;
 
 /// Why a wake was suppressed.
 #[derive(Debug, Clone, PartialEq)]

@@ -7,12 +7,12 @@
 
 use std::collections::HashSet;
 
-use serde_json::{Value, json};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
-use super::{Delivery, DeliveryOutcome, Notice, Notifiers};
+use super::{Delivery, Notice, Notifiers};
 use crate::audit::{AuditLog, NewRow};
+use crate::events::{self, Delivered};
 use crate::metrics::{Metrics, NotificationLabels};
 
 /// Seam of the row recording one notice taken by one notifier.
@@ -86,31 +86,30 @@ impl Notifiers {
     }
 }
 
-/// The row recording `delivery` of `notice`; `extra` adds the sender's own
-/// keys (the wake consumer's `wake_seq`, which its ledger reads back).
-pub fn delivery_row(notice: &Notice, delivery: &Delivery, extra: Value) -> NewRow {
-    let seam = match delivery.outcome {
-        DeliveryOutcome::Sent => SENT_SEAM,
-        DeliveryOutcome::Failed => FAILED_SEAM,
-        DeliveryOutcome::Folded => FOLDED_SEAM,
-    };
-    let mut details = json!({
-        "source_seq": notice.seq,
-        "notifier": delivery.notifier,
-        "idempotency_key": notice.idempotency_key,
-        "category": notice.category,
-        "kind": notice.kind,
-        "severity": notice.severity,
-        "status": notice.status,
-        "attempts": delivery.attempts,
-        "last_status": delivery.last_status,
-        "error": delivery.error,
-        "duration_ms": delivery.duration_ms,
-    });
-    if let (Some(details), Value::Object(extra)) = (details.as_object_mut(), extra) {
-        details.extend(extra);
+/// What is recorded of `delivery` of `notice` (the wake consumer adds its
+/// `wake_seq` and `redelivered`, which its ledger reads back).
+pub fn delivered(notice: &Notice, delivery: &Delivery) -> Delivered {
+    Delivered {
+        source_seq: notice.seq,
+        notifier: delivery.notifier.clone(),
+        idempotency_key: notice.idempotency_key.clone(),
+        category: notice.category.clone(),
+        kind: notice.kind.clone(),
+        severity: notice.severity,
+        status: notice.status,
+        attempts: delivery.attempts,
+        last_status: delivery.last_status,
+        error: delivery.error.clone(),
+        duration_ms: delivery.duration_ms,
+        wake_seq: None,
+        redelivered: None,
+        outcome: delivery.outcome,
     }
-    let row = NewRow::new(seam, details).component(notice.component.clone());
+}
+
+/// The row recording `event`, under the notice's story and component.
+pub fn delivery_row(notice: &Notice, event: &Delivered) -> NewRow {
+    let row = events::row(event).component(notice.component.clone());
     match &notice.caller_session_id {
         Some(session) => row.session(session.clone()),
         None => row,
@@ -163,7 +162,7 @@ impl Outbox {
             .iter()
             .map(|delivery| {
                 self.audit
-                    .submit(delivery_row(notice, delivery, Value::Null))
+                    .submit(delivery_row(notice, &delivered(notice, delivery)))
             })
             .collect();
         for durable in rows {

@@ -391,10 +391,8 @@ fn admit(state: &mut WakeState, row: AuditRow) {
         return;
     }
     let key = row.caller_session_id.clone().unwrap_or_else(|| {
-        format!(
-            "probe:{}",
-            row.details["probe"].as_str().unwrap_or_default()
-        )
+        let probe = event::Facts::of(&row).map(|facts| facts.probe);
+        format!("probe:{}", probe.unwrap_or_default())
     });
     let related = row
         .caller_session_id

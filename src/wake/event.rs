@@ -8,10 +8,9 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 use tracing::Instrument;
 
-use super::ACK_SEAM;
-use super::ledger::COMPLETED_SEAM;
 use crate::audit::{AuditError, AuditLog, AuditRow, NewRow};
 use crate::debounce::{DebounceConfig, DebounceStore, ObservationHistory};
+use crate::events::{self, Decoded, InvestigationCompleted};
 use crate::investigate::{Investigation, InvestigationRequest, Investigator};
 use crate::messages::Health;
 use crate::notify::{Delivery, DeliveryOutcome, Notice, NoticeStatus, Notifiers, Route};
@@ -51,21 +50,115 @@ pub struct EventResult {
     pub undelivered: Vec<String>,
 }
 
+/// What a wake-consumer row says, whatever its seam: the typed event
+/// flattened to the fields the investigation and the notice use.
+pub(super) struct Facts {
+    pub(super) probe: String,
+    component: String,
+    severity: Severity,
+    category: String,
+    /// `fired`, `reminder`, ..., `resolved` or `acknowledged`.
+    kind: String,
+    title: String,
+    detail: String,
+    observation: Option<crate::messages::Observation>,
+    consecutive_failures: Option<u32>,
+    stage: Option<String>,
+    reminder: Option<u32>,
+    open_for_ms: Option<u64>,
+    envelope_status: String,
+    envelope_fix: Option<String>,
+    pub(super) traceparent: Option<String>,
+    /// Resolved and acknowledged rows: whether anyone was woken.
+    woken: bool,
+    /// Acknowledged rows: already acknowledged before.
+    again: bool,
+    author: Option<String>,
+    note: Option<String>,
+}
+
+impl Facts {
+    /// The facts of `row`; `None` for a row that is not one the consumer
+    /// acts on or does not have its seam's shape (it is then skipped, with
+    /// a warning, rather than guessed at: a missing severity is not critical).
+    pub(super) fn of(row: &AuditRow) -> Option<Facts> {
+        let blank = |probe: String, component: String, severity, category: String| Facts {
+            probe,
+            component,
+            severity,
+            category,
+            kind: String::new(),
+            title: String::new(),
+            detail: String::new(),
+            observation: None,
+            consecutive_failures: None,
+            stage: None,
+            reminder: None,
+            open_for_ms: None,
+            envelope_status: "absent".to_owned(),
+            envelope_fix: None,
+            traceparent: None,
+            woken: true,
+            again: false,
+            author: None,
+            note: None,
+        };
+        Some(match events::decode(row) {
+            Decoded::Wake(wake) => Facts {
+                kind: wake.kind.as_str().to_owned(),
+                title: wake.title,
+                detail: wake.detail,
+                observation: wake.observation,
+                consecutive_failures: Some(wake.consecutive_failures),
+                stage: wake.stage,
+                reminder: Some(wake.reminder),
+                envelope_status: wake.envelope_status,
+                envelope_fix: wake.envelope_fix,
+                traceparent: wake.traceparent,
+                ..blank(wake.probe, wake.component, wake.severity, wake.category)
+            },
+            Decoded::Resolved(resolved) => Facts {
+                kind: "resolved".to_owned(),
+                title: resolved.title,
+                observation: resolved.observation,
+                open_for_ms: Some(resolved.open_for_ms),
+                traceparent: resolved.traceparent,
+                woken: resolved.woken,
+                ..blank(
+                    resolved.probe,
+                    resolved.component,
+                    resolved.severity,
+                    resolved.category,
+                )
+            },
+            Decoded::Acknowledged(ack) => Facts {
+                kind: "acknowledged".to_owned(),
+                woken: ack.woken,
+                again: ack.again,
+                author: ack.author,
+                note: ack.note,
+                ..blank(ack.probe, ack.component, ack.severity, ack.category)
+            },
+            _ => return None,
+        })
+    }
+}
+
 /// Whether a row needs a notice at all.
 pub(super) fn needs_notice(row: &AuditRow, store: &DebounceStore) -> bool {
-    let probe = row.details["probe"].as_str().unwrap_or_default();
-    match row.seam.as_str() {
+    let Some(facts) = Facts::of(row) else {
+        return false;
+    };
+    match facts.kind.as_str() {
         // Only a first acknowledgement of an issue someone was woken for is news.
-        ACK_SEAM => row.details["woken"] == true && row.details["again"] != true,
+        "acknowledged" => facts.woken && !facts.again,
         // Nobody was told about an issue that was never woken; its recovery is
         // in the log but is not news to anyone.
-        "probe.resolved" => row.details["woken"].as_bool().unwrap_or(true),
-        "probe.wake_requested" if row.details["kind"] == "reminder" => {
-            // An acknowledged issue gets no reminders.
-            !store.get(probe).is_some_and(|entry| {
-                entry.acked && entry.session.is_some() && entry.session == row.caller_session_id
-            })
-        }
+        "resolved" => facts.woken,
+        // An acknowledged issue gets no reminders.
+        "reminder" => !store.get(&facts.probe).is_some_and(|entry| {
+            entry.acked && entry.session.is_some() && entry.session == row.caller_session_id
+        }),
         _ => true,
     }
 }
@@ -79,13 +172,21 @@ pub(super) async fn handle(
     input: EventInput,
 ) -> Result<EventResult, AuditError> {
     let span = tracing::info_span!(parent: None, "wake.event", actor = "wake", seq = input.row.seq, seam = %input.row.seam);
-    crate::telemetry::trace::continue_from(&span, input.row.details["traceparent"].as_str());
-    handle_in_span(ctx, input).instrument(span).await
+    let Some(facts) = Facts::of(&input.row) else {
+        // Admission already skipped rows without facts; nothing to do.
+        return Ok(EventResult {
+            notice: None,
+            undelivered: Vec::new(),
+        });
+    };
+    crate::telemetry::trace::continue_from(&span, facts.traceparent.as_deref());
+    handle_in_span(ctx, input, facts).instrument(span).await
 }
 
 async fn handle_in_span(
     ctx: Arc<EventContext>,
     input: EventInput,
+    facts: Facts,
 ) -> Result<EventResult, AuditError> {
     let EventInput {
         row,
@@ -96,9 +197,9 @@ async fn handle_in_span(
     let (notice, investigation) = match prior {
         Some(notice) => (notice, None),
         // An acknowledgement is news to pass on, not a fault to investigate.
-        None if row.seam == ACK_SEAM => (ack_notice(&ctx, &row), None),
+        None if facts.kind == "acknowledged" => (ack_notice(&ctx, &row, &facts), None),
         None => {
-            let request = request(&ctx, &row, related);
+            let request = request(&ctx, &row, &facts, related);
             let investigation = ctx
                 .investigator
                 .investigate(&request)
@@ -121,7 +222,10 @@ async fn handle_in_span(
                     .investigation_cost
                     .inc_by(investigation.cost_usd);
             }
-            (notice_for(&ctx, &row, &investigation), Some(investigation))
+            (
+                notice_for(&ctx, &row, &facts, &investigation),
+                Some(investigation),
+            )
         }
     };
     let deliveries = deliver(&ctx, &notice, &sent).await;
@@ -139,6 +243,7 @@ async fn handle_in_span(
         rows.push(ctx.audit.submit(completed_row(
             &ctx,
             &row,
+            &facts,
             &notice,
             &investigation,
             &deliveries,
@@ -200,26 +305,15 @@ async fn deliver(
         .await
 }
 
-fn kind_of(row: &AuditRow) -> String {
-    match row.seam.as_str() {
-        "probe.resolved" => "resolved".into(),
-        "probe.flapping" => "flapping".into(),
-        _ => row.details["kind"].as_str().unwrap_or("fired").to_owned(),
-    }
-}
-
-fn text(row: &AuditRow, key: &str) -> String {
-    row.details[key].as_str().unwrap_or_default().to_owned()
-}
-
-fn severity(row: &AuditRow) -> Severity {
-    serde_json::from_value(row.details["severity"].clone()).unwrap_or_default()
-}
-
 /// The investigator's view of the event.
-fn request(ctx: &EventContext, row: &AuditRow, related: Vec<Value>) -> InvestigationRequest {
-    let probe = text(row, "probe");
-    let component = text(row, "component");
+fn request(
+    ctx: &EventContext,
+    row: &AuditRow,
+    facts: &Facts,
+    related: Vec<Value>,
+) -> InvestigationRequest {
+    let probe = facts.probe.clone();
+    let component = facts.component.clone();
     let history: Vec<crate::messages::Observation> = ctx
         .history
         .get(&probe)
@@ -259,17 +353,20 @@ fn request(ctx: &EventContext, row: &AuditRow, related: Vec<Value>) -> Investiga
     InvestigationRequest {
         seq: row.seq,
         seam: row.seam.clone(),
-        kind: kind_of(row),
+        kind: facts.kind.clone(),
         caller_session_id: row.caller_session_id.clone(),
         probe,
         component,
-        category: text(row, "category"),
-        severity: severity(row),
-        title: text(row, "title"),
-        detail: text(row, "detail"),
+        category: facts.category.clone(),
+        severity: facts.severity,
+        title: facts.title.clone(),
+        detail: facts.detail.clone(),
         first_failed_at,
-        consecutive_failures: row.details["consecutive_failures"].as_u64(),
-        observation: Some(row.details["observation"].clone()).filter(|o| !o.is_null()),
+        consecutive_failures: facts.consecutive_failures.map(u64::from),
+        observation: facts
+            .observation
+            .as_ref()
+            .and_then(|o| serde_json::to_value(o).ok()),
         recent_observations: history
             .iter()
             .filter_map(|o| serde_json::to_value(o).ok())
@@ -277,17 +374,19 @@ fn request(ctx: &EventContext, row: &AuditRow, related: Vec<Value>) -> Investiga
         last_good_at,
         open_issues,
         related_rows: related,
-        envelope_status: row.details["envelope_status"]
-            .as_str()
-            .unwrap_or("absent")
-            .to_owned(),
-        envelope_action: row.details["envelope_fix"].as_str().map(str::to_owned),
+        envelope_status: facts.envelope_status.clone(),
+        envelope_action: facts.envelope_fix.clone(),
         runbook: ctx.runbook.clone(),
     }
 }
 
-fn notice_for(ctx: &EventContext, row: &AuditRow, investigation: &Investigation) -> Notice {
-    let kind = kind_of(row);
+fn notice_for(
+    ctx: &EventContext,
+    row: &AuditRow,
+    facts: &Facts,
+    investigation: &Investigation,
+) -> Notice {
+    let kind = facts.kind.clone();
     let status = if kind == "resolved" {
         NoticeStatus::Resolved
     } else {
@@ -298,23 +397,23 @@ fn notice_for(ctx: &EventContext, row: &AuditRow, investigation: &Investigation)
         seq: row.seq,
         caller_session_id: row.caller_session_id.clone(),
         group: None,
-        probe: text(row, "probe"),
-        component: text(row, "component"),
-        severity: severity(row),
-        category: text(row, "category"),
+        probe: facts.probe.clone(),
+        component: facts.component.clone(),
+        severity: facts.severity,
+        category: facts.category.clone(),
         kind,
         status,
-        title: text(row, "title"),
+        title: facts.title.clone(),
         summary: investigation.summary.clone(),
         actions: investigation.actions.clone(),
         runbook: ctx.runbook.clone(),
         at: row.ts.clone(),
         details: json!({
-            "observation": row.details["observation"],
-            "consecutive_failures": row.details["consecutive_failures"],
-            "stage": row.details["stage"],
-            "reminder": row.details["reminder"],
-            "open_for_ms": row.details["open_for_ms"],
+            "observation": facts.observation,
+            "consecutive_failures": facts.consecutive_failures,
+            "stage": facts.stage,
+            "reminder": facts.reminder,
+            "open_for_ms": facts.open_for_ms,
             "investigation": { "engine": investigation.engine, "model": investigation.model, "fallback": investigation.fallback },
         }),
     }
@@ -322,22 +421,24 @@ fn notice_for(ctx: &EventContext, row: &AuditRow, investigation: &Investigation)
 
 /// The notice that an operator acknowledged an issue: PagerDuty turns it
 /// into `acknowledge` on the issue's conversation; other notifiers show it.
-fn ack_notice(ctx: &EventContext, row: &AuditRow) -> Notice {
-    let probe = text(row, "probe");
-    let by = row.details["author"]
-        .as_str()
+fn ack_notice(ctx: &EventContext, row: &AuditRow, facts: &Facts) -> Notice {
+    let probe = facts.probe.clone();
+    let by = facts
+        .author
+        .as_deref()
         .map_or_else(String::new, |author| format!(" by {author}"));
-    let note = row.details["note"]
-        .as_str()
+    let note = facts
+        .note
+        .as_deref()
         .map_or_else(String::new, |note| format!(": {note}"));
     Notice {
         idempotency_key: format!("warden-{}", row.seq),
         seq: row.seq,
         caller_session_id: row.caller_session_id.clone(),
         group: None,
-        component: text(row, "component"),
-        severity: severity(row),
-        category: text(row, "category"),
+        component: facts.component.clone(),
+        severity: facts.severity,
+        category: facts.category.clone(),
         kind: "acknowledged".to_owned(),
         status: NoticeStatus::Firing,
         title: format!("{probe}: acknowledged{by}"),
@@ -347,17 +448,16 @@ fn ack_notice(ctx: &EventContext, row: &AuditRow) -> Notice {
         actions: Vec::new(),
         runbook: ctx.runbook.clone(),
         at: row.ts.clone(),
-        details: json!({ "author": row.details["author"], "note": row.details["note"] }),
+        details: json!({ "author": facts.author, "note": facts.note }),
         probe,
     }
 }
 
 fn delivery_row(row: &AuditRow, notice: &Notice, delivery: &Delivery, redelivered: bool) -> NewRow {
-    let mut new = crate::notify::delivery_row(
-        notice,
-        delivery,
-        json!({ "wake_seq": row.seq, "redelivered": redelivered }),
-    );
+    let mut event = crate::notify::delivered(notice, delivery);
+    event.wake_seq = Some(row.seq);
+    event.redelivered = Some(redelivered);
+    let mut new = crate::notify::delivery_row(notice, &event);
     if let Some(session) = &row.caller_session_id {
         new = new.session(session.clone());
     }
@@ -388,44 +488,42 @@ fn dm_status(investigation: &Investigation, deliveries: &[Delivery]) -> &'static
 fn completed_row(
     ctx: &EventContext,
     row: &AuditRow,
+    facts: &Facts,
     notice: &Notice,
     investigation: &Investigation,
     deliveries: &[Delivery],
 ) -> NewRow {
-    let mut new = NewRow::new(
-        COMPLETED_SEAM,
-        json!({
-            "wake_seq": row.seq,
-            "wake_seam": row.seam,
-            "probe": notice.probe,
-            "component": notice.component,
-            "category": notice.category,
-            "severity": notice.severity,
-            "kind": notice.kind,
-            "engine": investigation.engine,
-            "model": investigation.model,
-            "tokens_in": investigation.tokens_in,
-            "tokens_out": investigation.tokens_out,
-            "cost_usd": investigation.cost_usd,
-            "duration_ms": investigation.duration_ms,
-            "summary": investigation.summary,
-            "actions": investigation.actions,
-            "fallback": investigation.fallback,
-            "dm_status": dm_status(investigation, deliveries),
-            // Whether a fix ran in this story by the time the event was
-            // handled (a fix usually follows the first wake's investigation,
-            // so later events of the story, such as its resolution, say true).
-            "autofix_attempted": row
-                .caller_session_id
-                .as_deref()
-                .is_some_and(|session| ctx.fixes.contains(session)),
-            "envelope_status": row.details["envelope_status"],
-            "envelope_fix": row.details["envelope_fix"],
-            "deliveries": deliveries,
-            "notice": notice,
-        }),
-    )
-    .component(notice.component.clone());
+    let event = InvestigationCompleted {
+        wake_seq: row.seq,
+        wake_seam: row.seam.clone(),
+        probe: notice.probe.clone(),
+        component: notice.component.clone(),
+        category: notice.category.clone(),
+        severity: notice.severity,
+        kind: notice.kind.clone(),
+        engine: investigation.engine.clone(),
+        model: investigation.model.clone(),
+        tokens_in: investigation.tokens_in,
+        tokens_out: investigation.tokens_out,
+        cost_usd: investigation.cost_usd,
+        duration_ms: investigation.duration_ms,
+        summary: investigation.summary.clone(),
+        actions: investigation.actions.clone(),
+        fallback: investigation.fallback.clone(),
+        dm_status: dm_status(investigation, deliveries).to_owned(),
+        // Whether a fix ran in this story by the time the event was
+        // handled (a fix usually follows the first wake's investigation,
+        // so later events of the story, such as its resolution, say true).
+        autofix_attempted: row
+            .caller_session_id
+            .as_deref()
+            .is_some_and(|session| ctx.fixes.contains(session)),
+        envelope_status: facts.envelope_status.clone(),
+        envelope_fix: facts.envelope_fix.clone(),
+        deliveries: deliveries.to_vec(),
+        notice: notice.clone(),
+    };
+    let mut new = events::row(&event).component(notice.component.clone());
     if let Some(session) = &row.caller_session_id {
         new = new.session(session.clone());
     }

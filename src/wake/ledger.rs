@@ -6,6 +6,7 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::audit::AuditRow;
+use crate::events::{self, Decoded, Delivered};
 use crate::notify::Notice;
 
 /// Seam of the row recording an investigation and its first delivery pass.
@@ -23,25 +24,18 @@ pub struct Ledger {
 impl Ledger {
     /// Takes note of `row` if it records work for a wake row.
     pub fn observe(&mut self, row: &AuditRow) {
-        let Some(wake_seq) = row.details["wake_seq"].as_u64() else {
-            return;
-        };
-        match row.seam.as_str() {
-            COMPLETED_SEAM => {
-                if let Ok(notice) = serde_json::from_value::<Notice>(row.details["notice"].clone())
-                {
-                    self.completed.insert(wake_seq, notice);
-                }
+        match events::decode(row) {
+            Decoded::InvestigationCompleted(done) => {
+                self.completed.insert(done.wake_seq, done.notice);
             }
             // A folded notice was handled too: the notifier already carried
             // that state of the conversation.
-            SENT_SEAM | FOLDED_SEAM => {
-                if let Some(notifier) = row.details["notifier"].as_str() {
-                    self.sent
-                        .entry(wake_seq)
-                        .or_default()
-                        .insert(notifier.to_owned());
-                }
+            Decoded::Delivered(Delivered {
+                wake_seq: Some(wake_seq),
+                notifier,
+                ..
+            }) if row.seam == SENT_SEAM || row.seam == FOLDED_SEAM => {
+                self.sent.entry(wake_seq).or_default().insert(notifier);
             }
             _ => {}
         }

@@ -1,0 +1,468 @@
+//! Warden's typed events: one Rust type per audit seam, the only place that
+//! knows how a row's `details` are shaped. A writer builds the type and
+//! turns it into a row with [`row`]; a reader turns a row back with
+//! [`parse`] (or [`decode`] when it does not know the seam in advance).
+//!
+//! Every row written through here carries `"v": SCHEMA` in its details.
+//! Readers are lenient the other way round: unknown fields are ignored and
+//! an unknown seam decodes to [`Decoded::Other`], so a row written by a
+//! newer Warden never stops an older one from reading the log.
+//!
+//! The JSON of every typed seam is pinned by golden files
+//! (`src/events/golden/`), and `docs/events.md` lists every seam and field;
+//! a test keeps each in step with these types.
+//!
+//! Typed so far: an issue's story (`probe.wake_requested`, `probe.flapping`,
+//! `probe.wake_suppressed`, `probe.resolved`, `probe.flapping_settled`,
+//! `issue.acknowledged`), the wake consumer's record of it
+//! (`probe.investigation_completed`) and every delivery
+//! (`notification.sent` / `failed` / `folded`). The other seams are still
+//! written with `json!` by their owners (issue 14 moves them here).
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::audit::{AuditRow, NewRow};
+use crate::messages::{Observation, WakeKind};
+use crate::settings::Severity;
+
+/// Schema version written into every typed row's details as `v`.
+pub const SCHEMA: u32 = 1;
+
+/// Why a row could not be read as the event asked for.
+#[derive(Debug, thiserror::Error)]
+pub enum EventError {
+    /// The row is another seam.
+    #[error("row {seq} is a {seam} row, not one of {expected:?}")]
+    WrongSeam {
+        /// The row's seq.
+        seq: u64,
+        /// Its seam.
+        seam: String,
+        /// The seams the type reads.
+        expected: &'static [&'static str],
+    },
+    /// The details do not have the shape of the seam.
+    #[error("row {seq} ({seam}): {source}")]
+    Shape {
+        /// The row's seq.
+        seq: u64,
+        /// Its seam.
+        seam: String,
+        /// What serde said.
+        source: serde_json::Error,
+    },
+}
+
+/// One seam's details.
+pub trait Event: Serialize + DeserializeOwned {
+    /// Every seam this type is written under; the first is the usual one.
+    const SEAMS: &'static [&'static str];
+
+    /// The seam this value is written under.
+    fn seam(&self) -> &'static str {
+        Self::SEAMS[0]
+    }
+}
+
+/// The row for `event` (details with `v`); add session, component and
+/// trace with the [`NewRow`] builders.
+pub fn row<E: Event>(event: &E) -> NewRow {
+    let mut details = serde_json::to_value(event).unwrap_or_else(|error| {
+        // Only a map with non-string keys can fail here, and no event has one.
+        serde_json::json!({ "encode_error": error.to_string() })
+    });
+    if let Some(map) = details.as_object_mut() {
+        map.insert("v".to_owned(), SCHEMA.into());
+    }
+    NewRow::new(event.seam(), details)
+}
+
+/// Reads `row` as `E`.
+pub fn parse<E: Event>(row: &AuditRow) -> Result<E, EventError> {
+    if !E::SEAMS.contains(&row.seam.as_str()) {
+        return Err(EventError::WrongSeam {
+            seq: row.seq,
+            seam: row.seam.clone(),
+            expected: E::SEAMS,
+        });
+    }
+    E::deserialize(&row.details).map_err(|source| EventError::Shape {
+        seq: row.seq,
+        seam: row.seam.clone(),
+        source,
+    })
+}
+
+/// A row read without knowing its seam in advance.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decoded {
+    /// `probe.wake_requested` or `probe.flapping`.
+    Wake(Wake),
+    /// `probe.wake_suppressed`.
+    Suppressed(Suppressed),
+    /// `probe.resolved`.
+    Resolved(Resolved),
+    /// `probe.flapping_settled`.
+    FlappingSettled(FlappingSettled),
+    /// `issue.acknowledged`.
+    Acknowledged(Acknowledged),
+    /// `probe.investigation_completed`.
+    InvestigationCompleted(Box<InvestigationCompleted>),
+    /// `notification.sent`, `notification.failed` or `notification.folded`.
+    Delivered(Delivered),
+    /// A seam not typed here (yet, or written by a newer version), or a
+    /// typed seam whose details did not parse; the row is left as it is.
+    Other,
+}
+
+/// Decodes any row; never fails (see [`Decoded::Other`]).
+pub fn decode(row: &AuditRow) -> Decoded {
+    fn typed<E: Event>(row: &AuditRow, wrap: impl FnOnce(E) -> Decoded) -> Decoded {
+        match parse::<E>(row) {
+            Ok(event) => wrap(event),
+            Err(error) => {
+                tracing::warn!(error = %error, "An audit row does not have its seam's shape; it is skipped.");
+                Decoded::Other
+            }
+        }
+    }
+    match row.seam.as_str() {
+        seam if Wake::SEAMS.contains(&seam) => typed(row, Decoded::Wake),
+        seam if Suppressed::SEAMS.contains(&seam) => typed(row, Decoded::Suppressed),
+        seam if Resolved::SEAMS.contains(&seam) => typed(row, Decoded::Resolved),
+        seam if FlappingSettled::SEAMS.contains(&seam) => typed(row, Decoded::FlappingSettled),
+        seam if Acknowledged::SEAMS.contains(&seam) => typed(row, Decoded::Acknowledged),
+        seam if InvestigationCompleted::SEAMS.contains(&seam) => {
+            typed(row, |e| Decoded::InvestigationCompleted(Box::new(e)))
+        }
+        seam if Delivered::SEAMS.contains(&seam) => typed(row, Decoded::Delivered),
+        _ => Decoded::Other,
+    }
+}
+
+fn absent() -> String {
+    "absent".to_owned()
+}
+
+/// An issue woke (or should wake) the operator: `probe.wake_requested`, or
+/// `probe.flapping` when `kind` is `flapping`. Written by the debouncer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Wake {
+    /// The probe.
+    pub probe: String,
+    /// Its component.
+    pub component: String,
+    /// The issue's severity.
+    pub severity: Severity,
+    /// The issue's category, e.g. `service_unhealthy`.
+    pub category: String,
+    /// Why it wakes.
+    pub kind: WakeKind,
+    /// One line for people.
+    pub title: String,
+    /// The failing observation's reasons, `; `-joined.
+    #[serde(default)]
+    pub detail: String,
+    /// The observation at the time.
+    #[serde(default)]
+    pub observation: Option<Observation>,
+    /// Consecutive failing observations.
+    #[serde(default)]
+    pub consecutive_failures: u32,
+    /// The issue's stage (credential expiry), if any.
+    #[serde(default)]
+    pub stage: Option<String>,
+    /// Reminder number for `reminder`; 0 otherwise.
+    #[serde(default)]
+    pub reminder: u32,
+    /// The component's fix envelope: `enabled`, `disabled` or `absent`.
+    #[serde(default = "absent")]
+    pub envelope_status: String,
+    /// What the fix would do (program name or URL origin only).
+    #[serde(default)]
+    pub envelope_fix: Option<String>,
+    /// W3C `traceparent` of the issue's span.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
+}
+
+impl Event for Wake {
+    const SEAMS: &'static [&'static str] = &["probe.wake_requested", "probe.flapping"];
+
+    fn seam(&self) -> &'static str {
+        if self.kind == WakeKind::Flapping {
+            "probe.flapping"
+        } else {
+            "probe.wake_requested"
+        }
+    }
+}
+
+/// Why nobody was woken for an issue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Suppression {
+    /// `window`, `dependency`, `maintenance` or `flapping`.
+    pub reason: String,
+    /// The dependency or maintenance window that held it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suppressed_by: Option<String>,
+}
+
+/// An issue was recorded but nobody woken: `probe.wake_suppressed`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Suppressed {
+    /// The probe.
+    pub probe: String,
+    /// Its component.
+    pub component: String,
+    /// The issue's severity.
+    pub severity: Severity,
+    /// The issue's category.
+    pub category: String,
+    /// The wake that was held back.
+    pub kind: WakeKind,
+    /// One line for people.
+    pub title: String,
+    /// The failing observation's reasons.
+    #[serde(default)]
+    pub detail: String,
+    /// The observation at the time.
+    #[serde(default)]
+    pub observation: Option<Observation>,
+    /// Why it was held back.
+    pub suppression: Suppression,
+    /// Wakes suppressed for this issue so far.
+    #[serde(default)]
+    pub suppressed_count: u64,
+    /// W3C `traceparent` of the issue's span.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
+}
+
+impl Event for Suppressed {
+    const SEAMS: &'static [&'static str] = &["probe.wake_suppressed"];
+}
+
+/// An open issue recovered: `probe.resolved`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Resolved {
+    /// The probe.
+    pub probe: String,
+    /// Its component.
+    pub component: String,
+    /// The issue's severity.
+    pub severity: Severity,
+    /// The issue's category.
+    pub category: String,
+    /// One line for people.
+    pub title: String,
+    /// How long the issue was open.
+    #[serde(default)]
+    pub open_for_ms: u64,
+    /// Whether anyone was woken for it (a recovery nobody heard of is not news).
+    #[serde(default = "yes")]
+    pub woken: bool,
+    /// The healthy observation.
+    #[serde(default)]
+    pub observation: Option<Observation>,
+    /// W3C `traceparent` of the issue's span.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Event for Resolved {
+    const SEAMS: &'static [&'static str] = &["probe.resolved"];
+}
+
+/// A probe stopped flapping: `probe.flapping_settled`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FlappingSettled {
+    /// The probe.
+    pub probe: String,
+    /// Its component.
+    pub component: String,
+    /// The category it flapped in.
+    pub category: String,
+    /// W3C `traceparent` of the issue's span.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
+}
+
+impl Event for FlappingSettled {
+    const SEAMS: &'static [&'static str] = &["probe.flapping_settled"];
+}
+
+/// An operator acknowledged an open issue: `issue.acknowledged`. Carries
+/// what the wake consumer needs to tell the notifiers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Acknowledged {
+    /// The probe.
+    pub probe: String,
+    /// Its component.
+    pub component: String,
+    /// The issue's severity.
+    pub severity: Severity,
+    /// The issue's category.
+    pub category: String,
+    /// Whether anyone was woken for the issue.
+    #[serde(default)]
+    pub woken: bool,
+    /// The operator's note.
+    #[serde(default)]
+    pub note: Option<String>,
+    /// Who acknowledged.
+    #[serde(default)]
+    pub author: Option<String>,
+    /// Whether the issue was already acknowledged.
+    #[serde(default)]
+    pub again: bool,
+}
+
+impl Event for Acknowledged {
+    const SEAMS: &'static [&'static str] = &["issue.acknowledged"];
+}
+
+/// One notifier's handling of one notice: `notification.sent`,
+/// `notification.failed` or `notification.folded` (by `outcome`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Delivered {
+    /// Seq of the row the notice is about.
+    pub source_seq: u64,
+    /// The notifier.
+    pub notifier: String,
+    /// The notice's idempotency key.
+    pub idempotency_key: String,
+    /// `incident`, `escalation` or the issue's category.
+    pub category: String,
+    /// The notice's kind (`fired`, `incident_opened`, `exhausted`, ...).
+    pub kind: String,
+    /// The notice's severity.
+    pub severity: Severity,
+    /// `firing` or `resolved`.
+    pub status: crate::notify::NoticeStatus,
+    /// Attempts made.
+    pub attempts: u32,
+    /// HTTP status of the last answer.
+    pub last_status: Option<u16>,
+    /// Why the last attempt failed.
+    pub error: Option<String>,
+    /// Wall time of the delivery, retries included.
+    pub duration_ms: u64,
+    /// The wake consumer's notices: the wake row's seq (its ledger key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wake_seq: Option<u64>,
+    /// The wake consumer's notices: offered again after a refusal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redelivered: Option<bool>,
+    /// How it ended; decides the seam and is not written in the details.
+    #[serde(skip, default = "sent")]
+    pub outcome: crate::notify::DeliveryOutcome,
+}
+
+fn sent() -> crate::notify::DeliveryOutcome {
+    crate::notify::DeliveryOutcome::Sent
+}
+
+impl Event for Delivered {
+    const SEAMS: &'static [&'static str] = &[
+        "notification.sent",
+        "notification.failed",
+        "notification.folded",
+    ];
+
+    fn seam(&self) -> &'static str {
+        use crate::notify::DeliveryOutcome;
+        match self.outcome {
+            DeliveryOutcome::Sent => "notification.sent",
+            DeliveryOutcome::Failed => "notification.failed",
+            DeliveryOutcome::Folded => "notification.folded",
+        }
+    }
+}
+
+impl Delivered {
+    /// Reads a delivery row, taking the outcome from its seam.
+    pub fn from_row(row: &AuditRow) -> Result<Self, EventError> {
+        use crate::notify::DeliveryOutcome;
+        let mut delivered: Delivered = parse(row)?;
+        delivered.outcome = match row.seam.as_str() {
+            "notification.failed" => DeliveryOutcome::Failed,
+            "notification.folded" => DeliveryOutcome::Folded,
+            _ => DeliveryOutcome::Sent,
+        };
+        Ok(delivered)
+    }
+}
+
+/// The wake consumer finished an event: `probe.investigation_completed`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InvestigationCompleted {
+    /// Seq of the wake row.
+    pub wake_seq: u64,
+    /// Its seam.
+    pub wake_seam: String,
+    /// The probe.
+    pub probe: String,
+    /// Its component.
+    pub component: String,
+    /// The issue's category.
+    pub category: String,
+    /// The notice's severity.
+    pub severity: Severity,
+    /// The notice's kind.
+    pub kind: String,
+    /// `none`, `webhook` or `openai`.
+    pub engine: String,
+    /// The model, if the engine names one.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Tokens sent.
+    #[serde(default)]
+    pub tokens_in: u64,
+    /// Tokens received.
+    #[serde(default)]
+    pub tokens_out: u64,
+    /// What the investigation cost.
+    #[serde(default)]
+    pub cost_usd: f64,
+    /// How long it took.
+    #[serde(default)]
+    pub duration_ms: u64,
+    /// The summary an operator reads.
+    #[serde(default)]
+    pub summary: String,
+    /// Suggested next steps.
+    #[serde(default)]
+    pub actions: Vec<String>,
+    /// Why the built-in summary was used instead, if it was.
+    #[serde(default)]
+    pub fallback: Option<String>,
+    /// Did the operator get it: `sent`, `failed_send`, `no_notifier`, ...
+    pub dm_status: String,
+    /// Whether a fix ran in this story by then.
+    #[serde(default)]
+    pub autofix_attempted: bool,
+    /// The component's fix envelope: `enabled`, `disabled` or `absent`.
+    #[serde(default = "absent")]
+    pub envelope_status: String,
+    /// What the fix would do.
+    #[serde(default)]
+    pub envelope_fix: Option<String>,
+    /// The first delivery pass, one entry per notifier.
+    #[serde(default)]
+    pub deliveries: Vec<crate::notify::Delivery>,
+    /// The notice, as sent (a replay sends the same one again).
+    pub notice: crate::notify::Notice,
+}
+
+impl Event for InvestigationCompleted {
+    const SEAMS: &'static [&'static str] = &["probe.investigation_completed"];
+}
+
+#[cfg(test)]
+mod tests;
