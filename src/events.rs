@@ -15,12 +15,15 @@
 //! Typed so far: an issue's story (`probe.wake_requested`, `probe.flapping`,
 //! `probe.wake_suppressed`, `probe.resolved`, `probe.flapping_settled`,
 //! `issue.acknowledged`), the wake consumer's record of it
-//! (`probe.investigation_completed`) and every delivery
-//! (`notification.sent` / `failed` / `folded`). The other seams are still
-//! written with `json!` by their owners (issue 14 moves them here).
+//! (`probe.investigation_completed`), every delivery
+//! (`notification.sent` / `failed` / `folded`) and the escalation ladder
+//! ([`escalation`]). The incident, managed-process and service seams are
+//! still written with `json!` by their owners (issue 14 moves them here).
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+
+pub mod escalation;
 
 use crate::audit::{AuditRow, NewRow};
 use crate::messages::{Observation, WakeKind};

@@ -34,9 +34,10 @@ use super::ladder::{EscalationLadder, Step};
 use super::patches::{self, PatchError, PatchHistory, PatchPolicy};
 use super::snapshot::Snapshots;
 use super::tier::{TierStatus, call_webhook};
-use crate::audit::{AuditLog, NewRow};
+use crate::audit::AuditLog;
 use crate::control::{OperationalState, RunState};
 use crate::debounce::{DebounceStore, LatestObservations};
+use crate::events::{self, Event, escalation as esc};
 use crate::managed::ManagedMsg;
 use crate::messages::{Health, IssueEvent};
 use crate::notify::{DeliveryOutcome, Notice, NoticeStatus, Notifiers, Outbox, Route};
@@ -370,11 +371,16 @@ async fn note_hold(ctx: &CycleContext, record: &mut CycleRecord, reason: String)
         return;
     }
     record.paused_noted = true;
-    let _ = append(
+    let _ = emit(
         ctx,
         record,
-        "escalation.step_skipped",
-        json!({ "reason": reason, "waiting": true }),
+        &esc::StepSkipped {
+            component: ctx.component.name.clone(),
+            reason,
+            waiting: true,
+            action: None,
+            tier: None,
+        },
     )
     .await;
 }
@@ -386,16 +392,11 @@ async fn note_hold(ctx: &CycleContext, record: &mut CycleRecord, reason: String)
 async fn start_action(
     ctx: &CycleContext,
     record: &CycleRecord,
-    action: &str,
+    started: esc::ActionStarted,
     enabled: bool,
-    mut details: Value,
 ) -> Result<u64, String> {
-    if let Some(map) = details.as_object_mut() {
-        map.insert("action".into(), action.into());
-        map.insert("component".into(), ctx.component.name.clone().into());
-    }
-    let mut row =
-        NewRow::new("escalation.action_started", details).component(ctx.component.name.clone());
+    let action = started.action.clone();
+    let mut row = events::row(&started).component(ctx.component.name.clone());
     if let Some(session) = &record.session {
         row = row.session(session.clone());
     }
@@ -427,27 +428,24 @@ async fn finish(ctx: &CycleContext, record: &mut CycleRecord, outcome: &str, by:
     record.active = false;
     record.exhaustions_in_row = 0;
     let attempts = record.ladder.as_ref().map_or(0, EscalationLadder::attempts);
-    let _ = append(
+    let _ = emit(
         ctx,
         record,
-        "escalation.cycle_ended",
-        json!({ "outcome": outcome, "healed_by": by, "attempts": attempts }),
+        &esc::CycleEnded {
+            component: ctx.component.name.clone(),
+            outcome: outcome.to_owned(),
+            healed_by: by,
+            attempts,
+        },
     )
     .await;
     record.ladder = None;
 }
 
 /// Appends a row under the cycle's story.
-async fn append(
-    ctx: &CycleContext,
-    record: &CycleRecord,
-    seam: &str,
-    mut details: Value,
-) -> Option<u64> {
-    if let Some(map) = details.as_object_mut() {
-        map.insert("component".into(), ctx.component.name.clone().into());
-    }
-    let mut row = NewRow::new(seam, details).component(ctx.component.name.clone());
+async fn emit<E: Event>(ctx: &CycleContext, record: &CycleRecord, event: &E) -> Option<u64> {
+    let seam = event.seam();
+    let mut row = events::row(event).component(ctx.component.name.clone());
     if let Some(session) = &record.session {
         row = row.session(session.clone());
     }
@@ -457,6 +455,38 @@ async fn append(
             tracing::error!(error = %error, seam, "Could not record an escalation step.");
             None
         }
+    }
+}
+
+/// An `escalation.action_started` for `action` with nothing else set.
+fn action_started(ctx: &CycleContext, action: &str) -> esc::ActionStarted {
+    esc::ActionStarted {
+        component: ctx.component.name.clone(),
+        action: action.to_owned(),
+        source: None,
+        attempt: None,
+        kind: None,
+        tier: None,
+        managed_restart: None,
+    }
+}
+
+/// An `escalation.tier_called` with only the always-present fields set.
+fn tier_called(ctx: &CycleContext, tier: &str, attempt: u32, outcome: &str) -> esc::TierCalled {
+    esc::TierCalled {
+        component: ctx.component.name.clone(),
+        tier: tier.to_owned(),
+        kind: None,
+        notifier: None,
+        attempt,
+        outcome: outcome.to_owned(),
+        reason: None,
+        started_seq: None,
+        notes: None,
+        http_status: None,
+        error: None,
+        duration_ms: None,
+        context_entries: None,
     }
 }
 
@@ -559,11 +589,20 @@ async fn fix_step(
             format!("skipped: {reason}"),
             json!({ "action": action }),
         );
-        let _ = append(
+        let _ = emit(
             ctx,
             record,
-            "escalation.fix_attempted",
-            json!({ "attempt": attempt, "action": action, "outcome": "skipped", "reason": reason }),
+            &esc::FixAttempted {
+                component: ctx.component.name.clone(),
+                attempt,
+                action: action.clone(),
+                outcome: "skipped".to_owned(),
+                reason: Some(reason.clone()),
+                started_seq: None,
+                duration_ms: None,
+                output_excerpt: None,
+                error: None,
+            },
         )
         .await;
         ctx.timeline(
@@ -577,9 +616,12 @@ async fn fix_step(
     let started = match start_action(
         ctx,
         record,
-        "fix",
+        esc::ActionStarted {
+            attempt: Some(attempt),
+            kind: action.clone(),
+            ..action_started(ctx, "fix")
+        },
         enabled,
-        json!({ "attempt": attempt, "kind": action }),
     )
     .await
     {
@@ -603,11 +645,20 @@ async fn fix_step(
         format!("{} {result}", action.clone().unwrap_or_default()),
         json!({ "output": outcome.output_excerpt, "error": outcome.error }),
     );
-    let _ = append(
+    let _ = emit(
         ctx,
         record,
-        "escalation.fix_attempted",
-        json!({ "attempt": attempt, "action": action, "outcome": result, "started_seq": started, "duration_ms": outcome.duration_ms, "output_excerpt": outcome.output_excerpt, "error": outcome.error }),
+        &esc::FixAttempted {
+            component: ctx.component.name.clone(),
+            attempt,
+            action: action.clone(),
+            outcome: result.to_owned(),
+            reason: None,
+            started_seq: Some(started),
+            duration_ms: Some(outcome.duration_ms),
+            output_excerpt: Some(outcome.output_excerpt.clone()),
+            error: outcome.error.clone(),
+        },
     )
     .await;
     let fix_timeline = |record: &CycleRecord, outcome_name: &str, text: String| {
@@ -624,11 +675,16 @@ async fn fix_step(
         return Outcome::Next;
     }
     let healthy = verify(ctx, fix.verify_timeout, signal).await;
-    let _ = append(
+    let _ = emit(
         ctx,
         record,
-        "escalation.verified",
-        json!({ "after": "fix", "attempt": attempt, "healthy": healthy }),
+        &esc::Verified {
+            component: ctx.component.name.clone(),
+            after: "fix".to_owned(),
+            attempt,
+            healthy,
+            claimed: None,
+        },
     )
     .await;
     if healthy {
@@ -687,7 +743,15 @@ async fn tier_step(
             format!("skipped: {reason}"),
             json!({}),
         );
-        let _ = append(ctx, record, "escalation.tier_called", json!({ "tier": tier.name, "attempt": attempt, "outcome": "skipped", "reason": reason })).await;
+        let _ = emit(
+            ctx,
+            record,
+            &esc::TierCalled {
+                reason: Some(reason.to_owned()),
+                ..tier_called(ctx, &tier.name, attempt, "skipped")
+            },
+        )
+        .await;
         ctx.timeline(
             record,
             "tier",
@@ -704,9 +768,13 @@ async fn tier_step(
     let started = match start_action(
         ctx,
         record,
-        "tier",
+        esc::ActionStarted {
+            attempt: Some(attempt),
+            kind: Some(kind.to_owned()),
+            tier: Some(tier.name.clone()),
+            ..action_started(ctx, "tier")
+        },
         tier.is_enabled(),
-        json!({ "tier": tier.name, "kind": kind, "attempt": attempt }),
     )
     .await
     {
@@ -756,11 +824,19 @@ async fn tier_step(
                 format!("{} answered {status}", tier.name),
                 json!({ "notes": answer.notes, "error": answer.error, "patch": answer.patch.is_some() }),
             );
-            let _ = append(
+            let _ = emit(
                 ctx,
                 record,
-                "escalation.tier_called",
-                json!({ "tier": tier.name, "kind": "webhook", "attempt": attempt, "outcome": status, "started_seq": started, "notes": answer.notes, "http_status": answer.http_status, "error": answer.error, "duration_ms": answer.duration_ms, "context_entries": record.history.entries().len() }),
+                &esc::TierCalled {
+                    kind: Some("webhook".to_owned()),
+                    started_seq: Some(started),
+                    notes: answer.notes.clone(),
+                    http_status: answer.http_status,
+                    error: answer.error.clone(),
+                    duration_ms: Some(answer.duration_ms),
+                    context_entries: Some(record.history.entries().len()),
+                    ..tier_called(ctx, &tier.name, attempt, &status)
+                },
             )
             .await;
             let tier_timeline = |record: &CycleRecord, outcome: &str, text: String| {
@@ -774,16 +850,25 @@ async fn tier_step(
             if let Some(patch) = &answer.patch
                 && answer.status == TierStatus::Fixed
             {
-                match start_action(ctx, record, "patch", true, json!({ "tier": tier.name })).await {
+                let patch_start = esc::ActionStarted {
+                    tier: Some(tier.name.clone()),
+                    ..action_started(ctx, "patch")
+                };
+                match start_action(ctx, record, patch_start, true).await {
                     Ok(patch_started) => {
                         apply_patch(ctx, record, &tier.name, patch, patch_started).await;
                     }
                     Err(reason) => {
-                        let _ = append(
+                        let _ = emit(
                             ctx,
                             record,
-                            "escalation.step_skipped",
-                            json!({ "action": "patch", "tier": tier.name, "reason": reason, "waiting": false }),
+                            &esc::StepSkipped {
+                                component: ctx.component.name.clone(),
+                                reason: reason.clone(),
+                                waiting: false,
+                                action: Some("patch".to_owned()),
+                                tier: Some(tier.name.clone()),
+                            },
                         )
                         .await;
                         ctx.timeline(
@@ -799,7 +884,18 @@ async fn tier_step(
                 TierStatus::Fixed | TierStatus::InProgress => {
                     // "fixed" is believed only once the probes agree.
                     let healthy = verify(ctx, ctx.component.fix.verify_timeout, signal).await;
-                    let _ = append(ctx, record, "escalation.verified", json!({ "after": tier.name, "attempt": attempt, "healthy": healthy, "claimed": status })).await;
+                    let _ = emit(
+                        ctx,
+                        record,
+                        &esc::Verified {
+                            component: ctx.component.name.clone(),
+                            after: tier.name.clone(),
+                            attempt,
+                            healthy,
+                            claimed: Some(status.clone()),
+                        },
+                    )
+                    .await;
                     if healthy {
                         tier_timeline(
                             record,
@@ -838,7 +934,17 @@ async fn tier_step(
             let name = tier.notifier.clone().unwrap_or_default();
             ctx.metrics
                 .escalation(&ctx.component.name, &tier.name, "paged");
-            let seq = append(ctx, record, "escalation.tier_called", json!({ "tier": tier.name, "kind": "notifier", "notifier": name, "attempt": attempt, "outcome": "paging", "started_seq": started })).await;
+            let seq = emit(
+                ctx,
+                record,
+                &esc::TierCalled {
+                    kind: Some("notifier".to_owned()),
+                    notifier: Some(name.clone()),
+                    started_seq: Some(started),
+                    ..tier_called(ctx, &tier.name, attempt, "paging")
+                },
+            )
+            .await;
             let notice = notice(
                 ctx,
                 record,
@@ -900,11 +1006,17 @@ async fn apply_patch(
     let digest = patches::digest(patch);
     let files = patches::describe(patch);
     if record.applied_patches.contains(&digest) {
-        let _ = append(
+        let _ = emit(
             ctx,
             record,
-            "escalation.patch_rejected",
-            json!({ "tier": tier, "started_seq": started, "digest": digest, "files": files, "reason": "this patch was already applied in this cycle" }),
+            &esc::PatchRejected {
+                component: ctx.component.name.clone(),
+                tier: tier.to_owned(),
+                started_seq: started,
+                digest: digest.clone(),
+                files: files.clone(),
+                reason: "this patch was already applied in this cycle".to_owned(),
+            },
         )
         .await;
         patch_timeline(
@@ -942,11 +1054,19 @@ async fn apply_patch(
                 format!("patch from {tier} applied to {} file(s)", entry.files.len()),
                 json!({ "digest": digest }),
             );
-            let _ = append(
+            let _ = emit(
                 ctx,
                 record,
-                "escalation.patch_applied",
-                json!({ "tier": tier, "applied": true, "started_seq": started, "entry": entry.id, "digest": digest, "files": entry.files }),
+                &esc::PatchApplied {
+                    component: ctx.component.name.clone(),
+                    tier: tier.to_owned(),
+                    applied: true,
+                    started_seq: started,
+                    entry: Some(entry.id),
+                    digest: digest.clone(),
+                    files: serde_json::to_value(&entry.files).unwrap_or_default(),
+                    error: None,
+                },
             )
             .await;
             patch_timeline(
@@ -966,11 +1086,17 @@ async fn apply_patch(
                 format!("Warden did not apply the patch from {tier}: {error}"),
                 json!({ "digest": digest }),
             );
-            let _ = append(
+            let _ = emit(
                 ctx,
                 record,
-                "escalation.patch_rejected",
-                json!({ "tier": tier, "started_seq": started, "digest": digest, "files": files, "reason": error.to_string() }),
+                &esc::PatchRejected {
+                    component: ctx.component.name.clone(),
+                    tier: tier.to_owned(),
+                    started_seq: started,
+                    digest: digest.clone(),
+                    files: files.clone(),
+                    reason: error.to_string(),
+                },
             )
             .await;
             patch_timeline(
@@ -983,11 +1109,19 @@ async fn apply_patch(
             );
         }
         Err(error) => {
-            let _ = append(
+            let _ = emit(
                 ctx,
                 record,
-                "escalation.patch_applied",
-                json!({ "tier": tier, "applied": false, "started_seq": started, "digest": digest, "files": files, "error": error.to_string() }),
+                &esc::PatchApplied {
+                    component: ctx.component.name.clone(),
+                    tier: tier.to_owned(),
+                    applied: false,
+                    started_seq: started,
+                    entry: None,
+                    digest: digest.clone(),
+                    files: files.clone(),
+                    error: Some(error.to_string()),
+                },
             )
             .await;
             patch_timeline(
@@ -1056,11 +1190,14 @@ async fn broadcast(ctx: &CycleContext, notice: &Notice) {
 
 async fn warn_operator(ctx: &CycleContext, record: &CycleRecord) {
     let attempts = record.ladder.as_ref().map_or(0, EscalationLadder::attempts);
-    let seq = append(
+    let seq = emit(
         ctx,
         record,
-        "escalation.warning",
-        json!({ "attempts": attempts, "threshold": ctx.component.warning_threshold }),
+        &esc::Warning {
+            component: ctx.component.name.clone(),
+            attempts,
+            threshold: ctx.component.warning_threshold,
+        },
     )
     .await;
     let notice = notice(
@@ -1091,15 +1228,11 @@ async fn exhausted(ctx: &CycleContext, record: &mut CycleRecord, warn: bool) -> 
     let started = if stopping {
         None
     } else {
-        match start_action(
-            ctx,
-            record,
-            "rollback",
-            true,
-            json!({ "managed_restart": ctx.managed.is_some() }),
-        )
-        .await
-        {
+        let rollback = esc::ActionStarted {
+            managed_restart: Some(ctx.managed.is_some()),
+            ..action_started(ctx, "rollback")
+        };
+        match start_action(ctx, record, rollback, true).await {
             Ok(seq) => Some(seq),
             Err(reason) => return Some(reason),
         }
@@ -1113,7 +1246,16 @@ async fn exhausted(ctx: &CycleContext, record: &mut CycleRecord, warn: bool) -> 
         record.automation_stopped = true;
         ctx.metrics
             .escalation(&ctx.component.name, "rollback", "automation_stopped");
-        let seq = append(ctx, record, "escalation.automation_stopped", json!({ "exhaustions_in_row": record.exhaustions_in_row, "history": record.history.to_context(None) })).await;
+        let seq = emit(
+            ctx,
+            record,
+            &esc::AutomationStopped {
+                component: ctx.component.name.clone(),
+                exhaustions_in_row: record.exhaustions_in_row,
+                history: record.history.to_context(None),
+            },
+        )
+        .await;
         let notice = notice(
             ctx,
             record,
@@ -1158,11 +1300,19 @@ async fn exhausted(ctx: &CycleContext, record: &mut CycleRecord, warn: bool) -> 
     } else {
         None
     };
-    let seq = append(
+    let seq = emit(
         ctx,
         record,
-        "escalation.rolled_back",
-        json!({ "restored": restored, "restarted": restart.as_ref().map(|r| match r { Ok(s) => s.clone(), Err(e) => format!("failed: {e}") }), "started_seq": started, "history": record.history.to_context(None) }),
+        &esc::RolledBack {
+            component: ctx.component.name.clone(),
+            restored,
+            restarted: restart.as_ref().map(|r| match r {
+                Ok(done) => done.clone(),
+                Err(error) => format!("failed: {error}"),
+            }),
+            started_seq: started,
+            history: record.history.to_context(None),
+        },
     )
     .await;
     let notice = notice(
@@ -1230,15 +1380,11 @@ async fn nothing_to_roll_back(
     warn: bool,
 ) -> Option<String> {
     let started = if ctx.managed.is_some() {
-        match start_action(
-            ctx,
-            record,
-            "restart",
-            true,
-            json!({ "managed_restart": true }),
-        )
-        .await
-        {
+        let restart = esc::ActionStarted {
+            managed_restart: Some(true),
+            ..action_started(ctx, "restart")
+        };
+        match start_action(ctx, record, restart, true).await {
             Ok(seq) => Some(seq),
             Err(reason) => return Some(reason),
         }
@@ -1266,11 +1412,17 @@ async fn nothing_to_roll_back(
         Ok(done) => done.clone(),
         Err(error) => format!("failed: {error}"),
     });
-    let seq = append(
+    let seq = emit(
         ctx,
         record,
-        "escalation.exhausted",
-        json!({ "rolled_back": false, "reason": "nothing was snapshotted", "restarted": restarted, "started_seq": started, "history": record.history.to_context(None) }),
+        &esc::Exhausted {
+            component: ctx.component.name.clone(),
+            rolled_back: false,
+            reason: "nothing was snapshotted".to_owned(),
+            restarted,
+            started_seq: started,
+            history: record.history.to_context(None),
+        },
     )
     .await;
     let (did, outcome) = match &restart {

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use serde_json::{Value, json};
 
+use super::escalation as esc;
 use super::*;
 use crate::messages::Health;
 use crate::notify::{Delivery, DeliveryOutcome, Notice, NoticeStatus};
@@ -182,6 +183,140 @@ fn examples() -> Vec<(&'static str, NewRow)> {
             }),
         ),
         ("probe.investigation_completed", row(&completed)),
+        (
+            "escalation.step_skipped",
+            row(&esc::StepSkipped {
+                component: "shop".to_owned(),
+                reason: "operational state is Paused".to_owned(),
+                waiting: true,
+                action: None,
+                tier: None,
+            }),
+        ),
+        (
+            "escalation.action_started",
+            row(&esc::ActionStarted {
+                component: "shop".to_owned(),
+                action: "fix".to_owned(),
+                source: None,
+                attempt: Some(1),
+                kind: Some("restart".to_owned()),
+                tier: None,
+                managed_restart: None,
+            }),
+        ),
+        (
+            "escalation.fix_attempted",
+            row(&esc::FixAttempted {
+                component: "shop".to_owned(),
+                attempt: 1,
+                action: Some("restart".to_owned()),
+                outcome: "succeeded".to_owned(),
+                reason: None,
+                started_seq: Some(43),
+                duration_ms: Some(12),
+                output_excerpt: Some("restarted, pid 4242".to_owned()),
+                error: None,
+            }),
+        ),
+        (
+            "escalation.verified",
+            row(&esc::Verified {
+                component: "shop".to_owned(),
+                after: "fix".to_owned(),
+                attempt: 1,
+                healthy: false,
+                claimed: None,
+            }),
+        ),
+        (
+            "escalation.tier_called",
+            row(&esc::TierCalled {
+                component: "shop".to_owned(),
+                tier: "agent".to_owned(),
+                kind: Some("webhook".to_owned()),
+                notifier: None,
+                attempt: 1,
+                outcome: "fixed".to_owned(),
+                reason: None,
+                started_seq: Some(45),
+                notes: Some("restarted the pool".to_owned()),
+                http_status: Some(200),
+                error: None,
+                duration_ms: Some(80),
+                context_entries: Some(2),
+            }),
+        ),
+        (
+            "escalation.patch_applied",
+            row(&esc::PatchApplied {
+                component: "shop".to_owned(),
+                tier: "agent".to_owned(),
+                applied: true,
+                started_seq: 47,
+                entry: Some(1),
+                digest: "9f86d081884c7d65".to_owned(),
+                files: json!([{ "path": "/etc/shop/app.conf", "before": { "size": 31, "sha256": "aa" }, "after": { "size": 31, "sha256": "bb" } }]),
+                error: None,
+            }),
+        ),
+        (
+            "escalation.patch_rejected",
+            row(&esc::PatchRejected {
+                component: "shop".to_owned(),
+                tier: "agent".to_owned(),
+                started_seq: 47,
+                digest: "9f86d081884c7d65".to_owned(),
+                files: json!([{ "path": "/etc/passwd", "size": 12 }]),
+                reason: "/etc/passwd is outside components[].patch.paths".to_owned(),
+            }),
+        ),
+        (
+            "escalation.warning",
+            row(&esc::Warning {
+                component: "shop".to_owned(),
+                attempts: 1,
+                threshold: 1,
+            }),
+        ),
+        (
+            "escalation.rolled_back",
+            row(&esc::RolledBack {
+                component: "shop".to_owned(),
+                restored: json!({ "restored": ["/etc/shop/app.conf"], "missing": [], "taken_at": "2026-12-07T07:00:00Z" }),
+                restarted: Some("restarted, pid 4243".to_owned()),
+                started_seq: Some(50),
+                history: json!({ "component": "shop", "entries": [] }),
+            }),
+        ),
+        (
+            "escalation.exhausted",
+            row(&esc::Exhausted {
+                component: "shop".to_owned(),
+                rolled_back: false,
+                reason: "nothing was snapshotted".to_owned(),
+                restarted: None,
+                started_seq: None,
+                history: json!({ "component": "shop", "entries": [] }),
+            }),
+        ),
+        (
+            "escalation.automation_stopped",
+            row(&esc::AutomationStopped {
+                component: "shop".to_owned(),
+                exhaustions_in_row: 2,
+                history: json!({ "component": "shop", "entries": [] }),
+            }),
+        ),
+        (
+            "escalation.cycle_ended",
+            row(&esc::CycleEnded {
+                component: "shop".to_owned(),
+                outcome: "healed".to_owned(),
+                healed_by: Some("fix".to_owned()),
+                attempts: 1,
+            }),
+        ),
         ("notification.sent", row(&delivered(DeliveryOutcome::Sent))),
         (
             "notification.failed",
@@ -254,7 +389,6 @@ fn every_typed_seam_decodes_back_to_what_was_written() {
     for (seam, new) in examples() {
         let row = audit_row(&new);
         let decoded = decode(&row);
-        assert_ne!(decoded, Decoded::Other, "{seam} did not decode");
         let again = match decoded {
             Decoded::Wake(e) => self::row(&e),
             Decoded::Suppressed(e) => self::row(&e),
@@ -266,10 +400,35 @@ fn every_typed_seam_decodes_back_to_what_was_written() {
                 let e = Delivered::from_row(&row).unwrap();
                 self::row(&e)
             }
-            Decoded::Other => unreachable!(),
+            Decoded::Other => match escalation_again(&row) {
+                Some(again) => again,
+                None => panic!("{seam} did not decode"),
+            },
         };
         assert_eq!(again.seam, new.seam);
         assert_eq!(again.details, new.details, "{seam}");
+    }
+}
+
+/// An escalation row parsed with its type and written again.
+fn escalation_again(row: &AuditRow) -> Option<NewRow> {
+    fn again<E: Event>(row: &AuditRow) -> Option<NewRow> {
+        parse::<E>(row).ok().map(|e| self::row(&e))
+    }
+    match row.seam.as_str() {
+        "escalation.step_skipped" => again::<esc::StepSkipped>(row),
+        "escalation.action_started" => again::<esc::ActionStarted>(row),
+        "escalation.fix_attempted" => again::<esc::FixAttempted>(row),
+        "escalation.verified" => again::<esc::Verified>(row),
+        "escalation.tier_called" => again::<esc::TierCalled>(row),
+        "escalation.patch_applied" => again::<esc::PatchApplied>(row),
+        "escalation.patch_rejected" => again::<esc::PatchRejected>(row),
+        "escalation.warning" => again::<esc::Warning>(row),
+        "escalation.rolled_back" => again::<esc::RolledBack>(row),
+        "escalation.exhausted" => again::<esc::Exhausted>(row),
+        "escalation.automation_stopped" => again::<esc::AutomationStopped>(row),
+        "escalation.cycle_ended" => again::<esc::CycleEnded>(row),
+        _ => None,
     }
 }
 
@@ -299,8 +458,9 @@ fn a_row_without_a_severity_is_not_read_as_critical() {
     assert!(matches!(parse::<Wake>(&row), Err(EventError::Shape { .. })));
 }
 
-/// The `### `seam`` section of docs/events.md and its field names.
-fn documented(doc: &str, seam: &str) -> Option<Vec<String>> {
+/// The `### `seam`` section of docs/events.md: its field names, and
+/// whether each is marked optional (left out when it does not apply).
+fn documented(doc: &str, seam: &str) -> Option<Vec<(String, bool)>> {
     let heading = format!("### `{seam}`");
     let start = doc.find(&heading)? + heading.len();
     let rest = &doc[start..];
@@ -309,7 +469,10 @@ fn documented(doc: &str, seam: &str) -> Option<Vec<String>> {
         rest[..end]
             .lines()
             .filter_map(|line| line.strip_prefix("| `"))
-            .filter_map(|line| line.split_once('`').map(|(name, _)| name.to_owned()))
+            .filter_map(|line| {
+                let (name, rest) = line.split_once('`')?;
+                Some((name.to_owned(), rest.contains("optional")))
+            })
             .collect(),
     )
 }
@@ -327,12 +490,12 @@ fn docs_events_md_lists_every_typed_seam_and_field() {
             continue;
         };
         for key in details.keys() {
-            if !fields.contains(key) {
+            if !fields.iter().any(|(name, _)| name == key) {
                 problems.push(format!("{seam}: field `{key}` is not documented"));
             }
         }
-        for field in &fields {
-            if !details.contains_key(field) {
+        for (field, optional) in &fields {
+            if !optional && !details.contains_key(field) {
                 problems.push(format!(
                     "{seam}: documents `{field}`, which it does not have"
                 ));

@@ -408,10 +408,15 @@ fn on_start_due(myself: &ActorRef<ManagedMsg>, state: &mut ManagedState, token: 
     // starts, in the same step that queues its start row (see
     // `AuditLog::submit_if`), so it never starts after a pause or freeze row.
     let hold = state.args.hold.clone();
-    let row = NewRow::new(
-        "escalation.action_started",
-        json!({ "action": "restart", "source": "managed", "attempt": attempt, "component": state.args.component }),
-    )
+    let row = crate::events::row(&crate::events::escalation::ActionStarted {
+        component: state.args.component.clone(),
+        action: "restart".to_owned(),
+        source: Some("managed".to_owned()),
+        attempt: Some(attempt),
+        kind: None,
+        tier: None,
+        managed_restart: None,
+    })
     .component(state.args.component.clone());
     match state
         .args

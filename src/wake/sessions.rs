@@ -56,10 +56,8 @@ impl Sessions {
             }
             self.order.push_back(session.clone());
         }
-        if row.seam == "escalation.fix_attempted"
-            && row.details["outcome"]
-                .as_str()
-                .is_some_and(|o| o != "skipped")
+        if crate::events::parse::<crate::events::escalation::FixAttempted>(row)
+            .is_ok_and(|fix| fix.outcome != "skipped")
         {
             self.fixes.with(|set| set.insert(session.clone()));
         }
