@@ -106,6 +106,94 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// [`write_atomic`] for a file Warden was asked to write on someone else's
+/// behalf (a tier's patch and its revert), without following a symbolic
+/// link anywhere in `path`, even one swapped in after a check.
+///
+/// Each directory is opened relative to the previous one with `O_NOFOLLOW`
+/// (as [`open_nofollow`] does), and the temporary file, the rename and the
+/// directory sync all go through the last directory's descriptor, so the
+/// write lands in the directory that was checked or nowhere. `path` must be
+/// absolute and contain no `..`; its directory must exist. The replaced
+/// file's mode (and owner, when allowed) is kept; a new file is 0600.
+pub fn write_atomic_nofollow(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use nix::fcntl::{AtFlags, RenameFlags};
+    use nix::sys::stat::{FileStat, fstatat};
+
+    let parts = plain_components(path)?;
+    let Some((name, parents)) = parts.split_last() else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the root directory is not a file",
+        ));
+    };
+    let dir_flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let mut dir = nix::fcntl::open("/", dir_flags, Mode::empty()).map_err(io::Error::from)?;
+    let mut walked = PathBuf::from("/");
+    for part in parents {
+        walked.push(part);
+        dir = nix::fcntl::openat(&dir, *part, dir_flags, Mode::empty())
+            .map_err(|errno| explain(&walked, errno))?;
+    }
+    let existing: Option<FileStat> = match fstatat(&dir, *name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Ok(stat) => Some(stat),
+        Err(nix::errno::Errno::ENOENT) => None,
+        Err(errno) => return Err(io::Error::from(errno)),
+    };
+    // A symlink at the name itself is replaced by the rename, never followed;
+    // its mode and owner are not copied.
+    let existing = existing.filter(|stat| stat.st_mode & libc_s_ifmt() == libc_s_ifreg());
+    let tmp_name = format!(
+        ".{}.{}.{}.tmp",
+        name.to_string_lossy(),
+        std::process::id(),
+        TMP_COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let fd = nix::fcntl::openat(
+        &dir,
+        tmp_name.as_str(),
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::from_bits_truncate(PRIVATE_FILE_MODE),
+    )
+    .map_err(io::Error::from)?;
+    let mut file = File::from(fd);
+    let written = (|| {
+        if let Some(stat) = &existing {
+            let mine = file.metadata()?;
+            if (mine.uid(), mine.gid()) != (stat.st_uid, stat.st_gid) {
+                // Only root may give a file away; see `write_atomic`.
+                let _ = std::os::unix::fs::fchown(&file, Some(stat.st_uid), Some(stat.st_gid));
+            }
+            file.set_permissions(std::fs::Permissions::from_mode(stat.st_mode & 0o7777))?;
+        }
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        nix::fcntl::renameat2(&dir, tmp_name.as_str(), &dir, *name, RenameFlags::empty())
+            .map_err(io::Error::from)
+    })();
+    if let Err(error) = written {
+        let _ = nix::unistd::unlinkat(
+            &dir,
+            tmp_name.as_str(),
+            nix::unistd::UnlinkatFlags::NoRemoveDir,
+        );
+        return Err(error);
+    }
+    let _ = File::from(dir).sync_all();
+    Ok(())
+}
+
+/// Makes each temporary name of [`write_atomic_nofollow`] unique in this process.
+static TMP_COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn libc_s_ifmt() -> u32 {
+    nix::sys::stat::SFlag::S_IFMT.bits()
+}
+
+fn libc_s_ifreg() -> u32 {
+    nix::sys::stat::SFlag::S_IFREG.bits()
+}
+
 /// Syncs a directory so a rename or a new entry in it survives a crash.
 /// Best effort: not every filesystem can fsync a directory.
 pub fn sync_dir(dir: &Path) {

@@ -35,6 +35,7 @@ use serde::{Deserialize, Serialize};
 use super::sha256_hex;
 use crate::files::{
     create_private_dir_all, open_private_append, read_nofollow, refuse_symlinks, write_atomic,
+    write_atomic_nofollow,
 };
 use crate::settings::PatchSettings;
 
@@ -81,6 +82,16 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PatchError + '_ {
     move |source| PatchError::Io {
         path: path.to_owned(),
         source,
+    }
+}
+
+/// A write refused because the path went through a symbolic link is a
+/// refusal (nothing was written), not an I/O failure.
+fn refused_or_io(path: &Path, error: std::io::Error) -> PatchError {
+    if error.kind() == std::io::ErrorKind::InvalidInput {
+        PatchError::Refused(format!("{}: {error}", path.display()))
+    } else {
+        io(path)(error)
     }
 }
 
@@ -453,7 +464,8 @@ impl PatchHistory {
                 let before = read_current(&file.path)?;
                 // The old content is safe in the store before the file changes.
                 let before_ref = before.as_deref().map(|b| self.keep(b)).transpose()?;
-                write_atomic(&file.path, file.content.as_bytes()).map_err(io(&file.path))?;
+                write_atomic_nofollow(&file.path, file.content.as_bytes())
+                    .map_err(|e| refused_or_io(&file.path, e))?;
                 Ok::<_, PatchError>((before, before_ref))
             })();
             match result {
@@ -519,7 +531,8 @@ impl PatchHistory {
             }
             match &before {
                 Some(bytes) => {
-                    write_atomic(&change.path, bytes).map_err(io(&change.path))?;
+                    write_atomic_nofollow(&change.path, bytes)
+                        .map_err(|e| refused_or_io(&change.path, e))?;
                     report.restored.push(change.path.clone());
                 }
                 None => {
@@ -554,7 +567,7 @@ fn undo(written: &[(PathBuf, Option<Vec<u8>>)]) {
     for (path, before) in written.iter().rev() {
         match before {
             Some(bytes) => {
-                let _ = write_atomic(path, bytes);
+                let _ = write_atomic_nofollow(path, bytes);
             }
             None => {
                 let _ = std::fs::remove_file(path);

@@ -122,3 +122,58 @@ fn loose_token_files_are_named() {
         warnings[0].contains("0644") && warnings[0].starts_with("service.operator_token_file:")
     );
 }
+
+#[test]
+fn the_nofollow_write_keeps_the_mode_and_replaces_a_link_at_the_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.conf");
+    write_atomic_nofollow(&path, b"one").unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), b"one");
+    assert_eq!(mode(&path), 0o600);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    write_atomic_nofollow(&path, b"two").unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), b"two");
+    assert_eq!(mode(&path), 0o644);
+
+    let outside = dir.path().join("outside");
+    std::fs::write(&outside, b"secret").unwrap();
+    let link = dir.path().join("link.conf");
+    symlink(&outside, &link).unwrap();
+    write_atomic_nofollow(&link, b"patched").unwrap();
+    assert_eq!(std::fs::read(&outside).unwrap(), b"secret");
+    assert!(
+        !std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn the_nofollow_write_refuses_a_directory_swapped_for_a_link() {
+    // What a racing local user would do between a patch's check and its
+    // write: replace a checked directory with a link to somewhere else.
+    let dir = tempfile::tempdir().unwrap();
+    let elsewhere = dir.path().join("etc");
+    std::fs::create_dir(&elsewhere).unwrap();
+    std::fs::write(elsewhere.join("shadow"), b"root:x").unwrap();
+    let allowed = dir.path().join("site");
+    symlink(&elsewhere, &allowed).unwrap();
+    let error = write_atomic_nofollow(&allowed.join("shadow"), b"pwned").unwrap_err();
+    assert_eq!(error.kind(), io::ErrorKind::InvalidInput, "{error}");
+    assert!(error.to_string().contains("symbolic link"), "{error}");
+    assert_eq!(std::fs::read(elsewhere.join("shadow")).unwrap(), b"root:x");
+    assert_eq!(
+        std::fs::read_dir(&elsewhere).unwrap().count(),
+        1,
+        "no temp file left there"
+    );
+    assert!(write_atomic_nofollow(Path::new("relative/file"), b"x").is_err());
+    assert!(write_atomic_nofollow(&dir.path().join("site/../x"), b"x").is_err());
+}
