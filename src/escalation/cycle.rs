@@ -28,7 +28,7 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::fix::{FixOutcome, RestartHook, run_fix};
+use super::fix::{FixOutcome, RestartFailed, RestartHook, run_fix};
 use super::history::{EscalationHistory, HistoryKind};
 use super::ladder::{EscalationLadder, Step};
 use super::patches::{self, PatchError, PatchHistory, PatchPolicy};
@@ -498,15 +498,13 @@ struct ManagedRestart {
 impl RestartHook for ManagedRestart {
     fn restart(
         &self,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, String>> + Send + '_>>
-    {
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<String, RestartFailed>> + Send + '_>,
+    > {
         Box::pin(async move {
-            let name = self
-                .name
-                .clone()
-                .ok_or_else(|| "the component has no managed process".to_owned())?;
+            let name = self.name.clone().ok_or(RestartFailed::NotManaged)?;
             let actor = ractor::ActorRef::<ManagedMsg>::where_is(name.clone())
-                .ok_or_else(|| format!("managed process {name} is not running"))?;
+                .ok_or(RestartFailed::NotRunning(name))?;
             let result = ractor::call_t!(
                 actor,
                 |reply| ManagedMsg::Restart {
@@ -515,8 +513,8 @@ impl RestartHook for ManagedRestart {
                 },
                 60_000
             )
-            .map_err(|error| format!("restart call failed: {error}"))?;
-            result.map(|pid| format!("restarted, pid {pid}"))
+            .map_err(|error| RestartFailed::Call(error.to_string()))?;
+            Ok(format!("restarted, pid {}", result?))
         })
     }
 }
