@@ -40,7 +40,7 @@ use crate::debounce::{DebounceStore, LatestObservations};
 use crate::managed::ManagedMsg;
 use crate::messages::{Health, IssueEvent};
 use crate::notify::{DeliveryOutcome, Notice, NoticeStatus, Notifiers, Outbox, Route};
-use crate::settings::{ComponentSettings, SecretUrl, Severity, TierKind};
+use crate::settings::{ComponentSettings, FixKind, SecretUrl, Severity, TierKind};
 
 /// Cycle progress per component, made once in `app.rs`.
 pub type CycleStore = Arc<dashmap::DashMap<String, CycleRecord>>;
@@ -528,7 +528,7 @@ async fn fix_step(
     signal: &mut watch::Receiver<Signal>,
 ) -> Outcome {
     let fix = &ctx.component.fix;
-    let action = fix.action.kind.map(|k| format!("{k:?}").to_lowercase());
+    let action = fix.action.kind.map(FixKind::as_str);
     let enabled = !disabled && fix.enabled && fix.action.kind.is_some();
     let skip = if enabled {
         record
@@ -598,7 +598,7 @@ async fn fix_step(
         HistoryKind::Fix,
         "fix",
         attempt,
-        format!("{} {result}", action.clone().unwrap_or_default()),
+        format!("{} {result}", action.unwrap_or_default()),
         json!({ "output": outcome.output_excerpt, "error": outcome.error }),
     );
     let _ = append(
@@ -616,7 +616,7 @@ async fn fix_step(
             json!({ "attempt": attempt, "action": action, "outcome": outcome_name, "ran": result, "duration_ms": outcome.duration_ms }),
         );
     };
-    let action_name = action.clone().unwrap_or_default();
+    let action_name = action.unwrap_or_default();
     if !outcome.ok {
         fix_timeline(record, "failed", format!("fix {action_name} failed"));
         return Outcome::Next;
@@ -694,10 +694,8 @@ async fn tier_step(
         );
         return Outcome::Next;
     }
-    let kind = match tier.kind {
-        Some(TierKind::Webhook) => "webhook",
-        Some(TierKind::Notifier) => "notifier",
-        None => return Outcome::Next,
+    let Some(kind) = tier.kind.map(TierKind::as_str) else {
+        return Outcome::Next;
     };
     let started = match start_action(
         ctx,

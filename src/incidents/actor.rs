@@ -503,7 +503,7 @@ async fn on_issue(state: &mut CommanderState, event: IssueEvent) -> Result<(), I
             });
             let reason = format!(
                 "{} issue {} on {} ({})",
-                severity_label(event.severity),
+                event.severity.as_str(),
                 event.category,
                 event.component,
                 event.probe
@@ -541,14 +541,6 @@ async fn on_issue(state: &mut CommanderState, event: IssueEvent) -> Result<(), I
             Ok(())
         }
         _ => Ok(()),
-    }
-}
-
-fn severity_label(severity: Severity) -> &'static str {
-    match severity {
-        Severity::Critical => "critical",
-        Severity::Warning => "warning",
-        Severity::Info => "info",
     }
 }
 
@@ -1400,7 +1392,7 @@ async fn send_update(
             latest
                 .status
                 .is_failing()
-                .then(|| format!("{probe} ({:?})", latest.status).to_lowercase())
+                .then(|| format!("{probe} ({})", latest.status.as_str()))
         })
         .collect();
     let frozen: Vec<String> = state
