@@ -30,7 +30,7 @@ pub mod tier;
 
 pub use coordinator::{CoordinatorArgs, CoordinatorMsg, EscalationCoordinator};
 pub use cycle::{CycleContext, CycleRecord, CycleStore, Signal, Trigger, hold_reason};
-pub use fix::{FixOutcome, RestartHook, run_fix};
+pub use fix::{FixOutcome, RestartFailed, RestartHook, run_fix};
 pub use history::{EscalationHistory, HistoryEntry, HistoryKind};
 pub use ladder::{EscalationLadder, Step};
 pub use patches::{

@@ -43,7 +43,7 @@ pub use model::{
 };
 pub use postmortem::TO_FILL;
 pub use severity::{Sev, SeverityFacts, freezes, is_integrity_category, rate};
-pub use state::{cadence_due, impact_stopped, joins, related_components};
+pub use state::{ImpactOngoing, cadence_due, impact_stopped, joins, related_components};
 
 /// Every incident by id (open and resolved), made once in `app.rs` and shared
 /// with the API, so reads need no call and the map survives a restart.
@@ -70,6 +70,30 @@ pub enum IncidentError {
     /// Every id of the day is taken (more than four billion incidents).
     #[error("no incident id left for today")]
     Exhausted,
+}
+
+/// Why the commander refused or failed an operator's change (note,
+/// severity, resolution). The API answers each with its own status.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// No incident has this id.
+    #[error("no incident {0}")]
+    Unknown(String),
+    /// The incident is resolved; the change no longer applies.
+    #[error("{id} is {}resolved", if *.already { "already " } else { "" })]
+    Resolved {
+        /// The incident.
+        id: String,
+        /// Worded "already resolved" (a second resolution).
+        already: bool,
+    },
+    /// Resolution refused: impact has not stopped.
+    #[error(transparent)]
+    ImpactOngoing(#[from] ImpactOngoing),
+    /// The incident files could not be written; retrying may help, the
+    /// operator's request itself was fine.
+    #[error(transparent)]
+    Files(#[from] IncidentError),
 }
 
 /// Whether an open incident covers `component` and its evidence is written.

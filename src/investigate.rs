@@ -24,13 +24,15 @@ mod webhook;
 #[cfg(test)]
 mod tests;
 
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::settings::{InvestigatorKind, InvestigatorSettings, Secret, SecretUrl, Severity, scrub};
+use crate::settings::{
+    InvestigatorKind, InvestigatorSettings, Secret, SecretFileError, SecretUrl, Severity,
+    read_secret, scrub,
+};
 
 pub use budget::BudgetSnapshot;
 
@@ -116,14 +118,9 @@ pub enum InvestigateError {
         /// The configured kind.
         kind: &'static str,
     },
-    /// The API key file could not be read.
-    #[error("cannot read investigator.api_key_file {path}: {source}")]
-    ApiKeyFile {
-        /// The file that was asked for.
-        path: PathBuf,
-        /// What the OS said.
-        source: std::io::Error,
-    },
+    /// The API key file is unreadable or empty.
+    #[error("investigator.api_key_file: {0}")]
+    ApiKeyFile(#[source] SecretFileError),
     /// The environment variable named by `api_key_env` is not set or not UTF-8.
     #[error("environment variable {name} (investigator.api_key_env) is not set")]
     ApiKeyEnv {
@@ -398,12 +395,9 @@ fn api_key(
     let (key, value) = if let Some(secret) = &settings.api_key {
         ("investigator.api_key", secret.expose().to_owned())
     } else if let Some(path) = &settings.api_key_file {
-        let text =
-            std::fs::read_to_string(path).map_err(|source| InvestigateError::ApiKeyFile {
-                path: path.clone(),
-                source,
-            })?;
-        ("investigator.api_key_file", text)
+        return read_secret(path, 1)
+            .map(Some)
+            .map_err(InvestigateError::ApiKeyFile);
     } else if let Some(name) = &settings.api_key_env {
         let text = env(name).ok_or_else(|| InvestigateError::ApiKeyEnv { name: name.clone() })?;
         ("investigator.api_key_env", text)

@@ -369,10 +369,9 @@ fn run(source: &ConfigSource) -> ExitCode {
             tracing::error!(error = %error, "Warden stopped with an error.");
             eprintln!("error: {error}");
             match error {
-                AppError::Secret { .. }
-                | AppError::WeakToken { .. }
-                | AppError::UnsafeListen(_)
-                | AppError::Setup(_) => ExitCode::from(EXIT_CONFIG),
+                AppError::Secret { .. } | AppError::UnsafeListen(_) | AppError::Setup(_) => {
+                    ExitCode::from(EXIT_CONFIG)
+                }
                 _ => ExitCode::from(EXIT_RUNTIME),
             }
         }
@@ -430,10 +429,10 @@ fn control(
     token_file: Option<PathBuf>,
 ) -> ExitCode {
     let token = match token_file {
-        Some(path) => match std::fs::read_to_string(&path) {
-            Ok(text) => text.trim().to_owned(),
+        Some(path) => match settings::read_secret(&path, 1) {
+            Ok(token) => token.expose().to_owned(),
             Err(error) => {
-                eprintln!("error: cannot read {}: {error}", path.display());
+                eprintln!("error: {error}");
                 return ExitCode::from(EXIT_CONFIG);
             }
         },

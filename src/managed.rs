@@ -65,6 +65,27 @@ pub use output::{MAX_LINE, OUTPUT_FILE};
 pub use records::{PreviousGroup, RECORDS_DIR, stop_previous};
 pub use status::{LastExit, ManagedSnapshot, ManagedStatus, ProcessState};
 
+/// Why a requested restart ([`ManagedMsg::Restart`]) has no new pid.
+/// `Clone`: one outcome answers every caller waiting on the same stop.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RestartError {
+    /// The argv could not be spawned.
+    #[error("cannot run {program}: {source}")]
+    Spawn {
+        /// `run[0]`.
+        program: String,
+        /// What the OS said.
+        #[source]
+        source: std::sync::Arc<std::io::Error>,
+    },
+    /// A stop was requested while the restart waited for the old run to exit.
+    #[error("a stop was requested")]
+    StopRequested,
+    /// The actor stopped before the restart happened.
+    #[error("the managed process actor is stopping")]
+    ActorStopping,
+}
+
 /// What happened to a managed process. Each is also a `managed.<event>` audit row.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]

@@ -46,6 +46,15 @@ pub enum Health {
 }
 
 impl Health {
+    /// The status as serialised (its serde name), for text and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Healthy => "healthy",
+            Health::Degraded => "degraded",
+            Health::Unhealthy => "unhealthy",
+        }
+    }
+
     /// Whether this counts as a failure for debouncing.
     pub fn is_failing(self) -> bool {
         self != Health::Healthy

@@ -271,11 +271,7 @@ impl Metrics {
         status: crate::messages::Health,
         latency: std::time::Duration,
     ) {
-        let status = match status {
-            crate::messages::Health::Healthy => "healthy",
-            crate::messages::Health::Degraded => "degraded",
-            crate::messages::Health::Unhealthy => "unhealthy",
-        };
+        let status = status.as_str();
         self.probe_checks
             .get_or_create(&ProbeStatus {
                 probe: probe.to_owned(),

@@ -24,14 +24,16 @@ mod tests;
 
 use std::collections::BTreeSet;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use reqwest::Url;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use serde::{Deserialize, Serialize};
 
-use crate::settings::{NotifierKind, NotifierSettings, Secret, SecretUrl, Severity};
+use crate::settings::{
+    NotifierKind, NotifierSettings, Secret, SecretFileError, SecretUrl, Severity, inline_or_file,
+};
 use retry::{Request, RetryPolicy};
 use webhook::Webhook;
 
@@ -203,23 +205,14 @@ pub enum NotifyError {
         /// The header name, as configured.
         header: String,
     },
-    /// A secret file could not be read.
-    #[error("notifier \"{notifier}\": cannot read {path}: {source}")]
-    ReadSecret {
+    /// A secret file (`secret_file`, `routing_key_file`) cannot be used.
+    #[error("notifier \"{notifier}\": {source}")]
+    Secret {
         /// The notifier.
         notifier: String,
-        /// The file.
-        path: PathBuf,
-        /// What the OS said.
-        source: std::io::Error,
-    },
-    /// A secret file holds only whitespace.
-    #[error("notifier \"{notifier}\": {path} is empty")]
-    EmptySecret {
-        /// The notifier.
-        notifier: String,
-        /// The file.
-        path: PathBuf,
+        /// Unreadable or empty, with the file.
+        #[source]
+        source: SecretFileError,
     },
 }
 
@@ -563,29 +556,14 @@ fn url(notifier: &str, raw: Option<&str>) -> Result<Url, NotifyError> {
     Ok(url)
 }
 
-/// The secret given inline or in a file (trimmed); `None` if neither is set.
+/// The secret given inline or in a file; `None` if neither is set.
 fn secret(
     notifier: &str,
     inline: Option<&Secret>,
     file: Option<&Path>,
 ) -> Result<Option<Secret>, NotifyError> {
-    if let Some(secret) = inline {
-        return Ok(Some(secret.clone()));
-    }
-    let Some(path) = file else {
-        return Ok(None);
-    };
-    let text = std::fs::read_to_string(path).map_err(|source| NotifyError::ReadSecret {
+    inline_or_file(inline, file).map_err(|source| NotifyError::Secret {
         notifier: notifier.to_owned(),
-        path: path.to_owned(),
         source,
-    })?;
-    let trimmed = text.trim();
-    if trimmed.is_empty() {
-        return Err(NotifyError::EmptySecret {
-            notifier: notifier.to_owned(),
-            path: path.to_owned(),
-        });
-    }
-    Ok(Some(Secret::new(trimmed)))
+    })
 }

@@ -49,7 +49,10 @@ pub use maintenance::MaintenanceSettings;
 pub use notifiers::{NotifierKind, NotifierSettings};
 pub use probes::{ProbeDefaults, ProbeKind, ProbeSettings, Severity};
 pub use seal::{seal as seal_config_text, unseal as unseal_config_text};
-pub use secret::{REDACTED, Secret, SecretMap, SecretUrl, redact_url, scrub};
+pub use secret::{
+    REDACTED, Secret, SecretFileError, SecretMap, SecretUrl, inline_or_file, read_secret,
+    redact_url, scrub,
+};
 pub use service::ServiceSettings;
 pub use supervision::SupervisionSettings;
 pub use telemetry::{LogFormat, OtlpProtocol, TelemetrySettings};

@@ -93,6 +93,7 @@ async fn a_critical_issue_opens_one_incident_with_evidence_first_and_it_resolves
     )
     .await;
     assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"]["code"], "impact_ongoing", "{body}");
     let (status, _) = api(
         &client,
         reqwest::Method::POST,
@@ -243,6 +244,59 @@ async fn operators_open_incidents_through_the_api_and_a_killed_commander_loses_n
     )
     .await;
     assert_eq!(status, 200, "{body}");
+    warden.shutdown().await.unwrap();
+}
+
+/// 409 means "impact continues" to an operator (and exit 3 to `warden
+/// incidents resolve`); a record Warden cannot write must not read as that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resolution_warden_cannot_write_is_a_500_not_a_409() {
+    let dir = tempfile::tempdir().unwrap();
+    let warden = start(dir.path(), "").await;
+    let base = format!("http://{}", warden.addr);
+    let client = reqwest::Client::new();
+    let (status, body) = api(
+        &client,
+        reqwest::Method::POST,
+        format!("{base}/api/incidents"),
+        Some(json!({ "title": "payments look slow", "severity": "SEV3" })),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["id"].as_str().unwrap().to_owned();
+    // A directory where the record goes: replacing it fails even for root.
+    let record = dir
+        .path()
+        .join("var/incidents")
+        .join(&id)
+        .join("incident.json");
+    std::fs::remove_file(&record).unwrap();
+    std::fs::create_dir_all(record.join("blocker")).unwrap();
+
+    let (status, body) = api(
+        &client,
+        reqwest::Method::POST,
+        format!("{base}/api/incidents/{id}/resolve"),
+        Some(json!({ "note": "recovered" })),
+    )
+    .await;
+    assert_eq!(status, 500, "{body}");
+    assert_eq!(body["error"]["code"], "internal", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("incident.json"),
+        "{body}"
+    );
+    let (status, body) = api(
+        &client,
+        reqwest::Method::POST,
+        format!("{base}/api/incidents/INC-19700101-001/resolve"),
+        Some(json!({ "note": "x" })),
+    )
+    .await;
+    assert_eq!(status, 404, "{body}");
     warden.shutdown().await.unwrap();
 }
 

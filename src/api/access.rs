@@ -6,7 +6,7 @@
 //! operations data. Heartbeat tokens are kept here too, per probe.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use axum::extract::{Request, State};
@@ -17,48 +17,24 @@ use subtle::ConstantTimeEq;
 
 use super::auth::{OperatorTokens, bearer};
 use super::{ApiContext, ApiError};
-use crate::settings::{ProbeKind, Secret, Settings};
+use crate::settings::{ProbeKind, Secret, SecretFileError, Settings, read_secret};
 
 /// A token file that cannot be used.
 #[derive(Debug, thiserror::Error)]
-pub enum TokenFileError {
-    /// The file cannot be read.
-    #[error("cannot read the token file {path} (from {key}): {source}")]
-    Read {
-        /// The config key naming the file.
-        key: String,
-        /// The file.
-        path: PathBuf,
-        /// What the OS said.
-        source: std::io::Error,
-    },
-    /// The file holds fewer than 16 characters.
-    #[error("the token in {path} (from {key}) is shorter than 16 characters")]
-    Weak {
-        /// The config key naming the file.
-        key: String,
-        /// The file.
-        path: PathBuf,
-    },
+#[error("{key}: {source}")]
+pub struct TokenFileError {
+    /// The config key naming the file.
+    pub key: String,
+    /// Unreadable, empty or too short, with the file.
+    #[source]
+    pub source: SecretFileError,
 }
 
 /// Shortest token accepted from a file, as for operator tokens.
 const MIN_TOKEN_CHARS: usize = 16;
 
 fn read_token(key: String, path: &Path) -> Result<Secret, TokenFileError> {
-    let text = std::fs::read_to_string(path).map_err(|source| TokenFileError::Read {
-        key: key.clone(),
-        path: path.to_owned(),
-        source,
-    })?;
-    let token = text.trim();
-    if token.chars().count() < MIN_TOKEN_CHARS {
-        return Err(TokenFileError::Weak {
-            key,
-            path: path.to_owned(),
-        });
-    }
-    Ok(Secret::new(token))
+    read_secret(path, MIN_TOKEN_CHARS).map_err(|source| TokenFileError { key, source })
 }
 
 /// The API's access rules, built once at boot; the tokens are re-read on SIGHUP.

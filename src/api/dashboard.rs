@@ -120,7 +120,7 @@ fn probes(context: &ApiContext) -> Vec<Value> {
             json!({
                 "name": probe.name,
                 "component": probe.component_name(),
-                "kind": probe.kind,
+                "kind": probe.kind.map(crate::settings::ProbeKind::as_str),
                 "status": latest.as_ref().map(|o| o.status),
                 "latency_ms": latest.as_ref().map(|o| o.latency_ms),
                 "reasons": latest.as_ref().map(|o| o.reasons.clone()).unwrap_or_default(),

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use super::auth::require_operator;
 use super::{ApiContext, ApiError};
 use crate::incidents::{
-    IncidentMsg, IncidentStatus, IncidentStore, OpenTrigger, Sev, read_timeline,
+    CommandError, IncidentMsg, IncidentStatus, IncidentStore, OpenTrigger, Sev, read_timeline,
 };
 
 /// Longest note, title or reason accepted.
@@ -60,6 +60,29 @@ fn commander(context: &ApiContext) -> Result<ActorRef<IncidentMsg>, ApiError> {
 
 fn timeout_ms(context: &ApiContext) -> u64 {
     u64::try_from(context.call_timeout.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The commander's answer as a status: 409 only for what the operator can
+/// act on (impact continues, already resolved); a file the commander could
+/// not write is Warden's fault, a 500, so `warden incidents resolve` does
+/// not report it as "impact continues".
+fn refused(error: CommandError) -> ApiError {
+    match error {
+        CommandError::Unknown(id) => not_found(&id),
+        CommandError::Resolved { already: true, .. } => {
+            ApiError::new(StatusCode::CONFLICT, "already_resolved", error.to_string())
+        }
+        CommandError::Resolved { already: false, .. } => {
+            ApiError::new(StatusCode::CONFLICT, "conflict", error.to_string())
+        }
+        CommandError::ImpactOngoing(_) => {
+            ApiError::new(StatusCode::CONFLICT, "impact_ongoing", error.to_string())
+        }
+        CommandError::Files(_) => {
+            tracing::error!(error = %error, "An incident change could not be written.");
+            ApiError::internal(error.to_string())
+        }
+    }
 }
 
 fn call_failed(error: impl std::fmt::Display) -> ApiError {
@@ -200,7 +223,7 @@ pub(super) async fn note(
         timeout_ms(&context)
     )
     .map_err(call_failed)?
-    .map_err(ApiError::unavailable)?;
+    .map_err(refused)?;
     Ok(Json(json!({ "id": id, "noted": true })))
 }
 
@@ -220,7 +243,8 @@ impl ResolveRequest {
 }
 
 /// `POST /api/incidents/{id}/resolve` (operator token): 409 while an
-/// affected probe is unhealthy, unless `force`.
+/// affected probe is unhealthy, unless `force`; 500 when the incident files
+/// cannot be written.
 pub(super) async fn resolve(
     State(context): State<ApiContext>,
     headers: HeaderMap,
@@ -256,7 +280,7 @@ pub(super) async fn resolve(
         timeout_ms(&context)
     )
     .map_err(call_failed)?
-    .map_err(|message| ApiError::new(StatusCode::CONFLICT, "impact_ongoing", message))?;
+    .map_err(refused)?;
     Ok(Json(
         json!({ "id": id, "status": "resolved", "force": request.force }),
     ))
@@ -302,6 +326,6 @@ pub(super) async fn severity(
         timeout_ms(&context)
     )
     .map_err(call_failed)?
-    .map_err(|message| ApiError::new(StatusCode::CONFLICT, "conflict", message))?;
+    .map_err(refused)?;
     Ok(Json(json!({ "id": id, "severity": severity })))
 }

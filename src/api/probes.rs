@@ -31,10 +31,6 @@ pub struct ProbesView {
     pub history: ObservationHistory,
 }
 
-fn kind_name(kind: Option<ProbeKind>) -> Value {
-    serde_json::to_value(kind).unwrap_or(Value::Null)
-}
-
 fn describe(view: &ProbesView, probe: &ProbeSettings) -> Value {
     let now = Instant::now();
     let issue = view.store.get(&probe.name).and_then(|entry| {
@@ -51,7 +47,7 @@ fn describe(view: &ProbesView, probe: &ProbeSettings) -> Value {
     });
     json!({
         "name": probe.name,
-        "kind": kind_name(probe.kind),
+        "kind": probe.kind.map(ProbeKind::as_str),
         "component": probe.component_name(),
         "interval_ms": probe.interval.unwrap_or(view.defaults.interval).as_millis() as u64,
         "timeout_ms": probe.timeout.unwrap_or(view.defaults.timeout).as_millis() as u64,

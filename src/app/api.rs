@@ -17,6 +17,10 @@ use crate::chaos::ChaosControl;
 use crate::investigate::Investigator;
 use crate::settings::{Secret, ServiceSettings, Settings};
 
+/// Shortest operator token accepted from a file: a token is a password for
+/// every mutating route.
+const MIN_OPERATOR_TOKEN_CHARS: usize = 16;
+
 /// Every accepted operator token: the inline ones and each `*_file` read now.
 /// Called at boot and again on SIGHUP, so a rotated file takes effect
 /// without a restart.
@@ -35,19 +39,10 @@ pub(super) fn operator_tokens(settings: &Settings) -> Result<Vec<Secret>, AppErr
                 .map(|path| ("service.operator_token_files", path)),
         );
     for (key, path) in files {
-        let text = std::fs::read_to_string(path).map_err(|source| AppError::Secret {
-            key,
-            path: path.clone(),
-            source,
-        })?;
-        let token = text.trim();
-        if token.len() < 16 {
-            return Err(AppError::WeakToken {
-                key,
-                path: path.clone(),
-            });
-        }
-        tokens.push(Secret::new(token));
+        tokens.push(
+            crate::settings::read_secret(path, MIN_OPERATOR_TOKEN_CHARS)
+                .map_err(|source| AppError::Secret { key, source })?,
+        );
     }
     Ok(tokens)
 }

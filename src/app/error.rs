@@ -1,28 +1,18 @@
 //! Why Warden could not start, or had to stop: the one error every boot and
 //! lifecycle path returns, and what `main` turns into an exit code.
 
-use std::path::PathBuf;
-
 /// Why Warden could not start or had to stop.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
-    /// A secret file (`*_file` key) could not be read.
-    #[error("cannot read secret file {path} (from {key}): {source}")]
+    /// An operator token file cannot be read, is empty or is shorter than
+    /// 16 characters.
+    #[error("{key}: {source}")]
     Secret {
         /// The config key naming the file.
         key: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// What the OS said.
-        source: std::io::Error,
-    },
-    /// A token from a `*_file` key is shorter than 16 characters.
-    #[error("the operator token in {path} (from {key}) is shorter than 16 characters")]
-    WeakToken {
-        /// The config key naming the file.
-        key: &'static str,
-        /// The file.
-        path: PathBuf,
+        /// What is wrong, with the file.
+        #[source]
+        source: crate::settings::SecretFileError,
     },
     /// The API would listen beyond loopback with no operator token.
     #[error(

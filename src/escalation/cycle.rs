@@ -28,7 +28,7 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::fix::{FixOutcome, RestartHook, run_fix};
+use super::fix::{FixOutcome, RestartFailed, RestartHook, run_fix};
 use super::history::{EscalationHistory, HistoryKind};
 use super::ladder::{EscalationLadder, Step};
 use super::patches::{self, PatchError, PatchHistory, PatchPolicy};
@@ -41,7 +41,7 @@ use crate::events::{self, Event, escalation as esc};
 use crate::managed::ManagedMsg;
 use crate::messages::{Health, IssueEvent};
 use crate::notify::{DeliveryOutcome, Notice, NoticeStatus, Notifiers, Outbox, Route};
-use crate::settings::{ComponentSettings, SecretUrl, Severity, TierKind};
+use crate::settings::{ComponentSettings, FixKind, SecretUrl, Severity, TierKind};
 
 /// Cycle progress per component, made once in `app.rs`.
 pub type CycleStore = Arc<dashmap::DashMap<String, CycleRecord>>;
@@ -528,15 +528,13 @@ struct ManagedRestart {
 impl RestartHook for ManagedRestart {
     fn restart(
         &self,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, String>> + Send + '_>>
-    {
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<String, RestartFailed>> + Send + '_>,
+    > {
         Box::pin(async move {
-            let name = self
-                .name
-                .clone()
-                .ok_or_else(|| "the component has no managed process".to_owned())?;
+            let name = self.name.clone().ok_or(RestartFailed::NotManaged)?;
             let actor = ractor::ActorRef::<ManagedMsg>::where_is(name.clone())
-                .ok_or_else(|| format!("managed process {name} is not running"))?;
+                .ok_or(RestartFailed::NotRunning(name))?;
             let result = ractor::call_t!(
                 actor,
                 |reply| ManagedMsg::Restart {
@@ -545,8 +543,8 @@ impl RestartHook for ManagedRestart {
                 },
                 60_000
             )
-            .map_err(|error| format!("restart call failed: {error}"))?;
-            result.map(|pid| format!("restarted, pid {pid}"))
+            .map_err(|error| RestartFailed::Call(error.to_string()))?;
+            Ok(format!("restarted, pid {}", result?))
         })
     }
 }
@@ -560,7 +558,7 @@ async fn fix_step(
     signal: &mut watch::Receiver<Signal>,
 ) -> Outcome {
     let fix = &ctx.component.fix;
-    let action = fix.action.kind.map(|k| format!("{k:?}").to_lowercase());
+    let action = fix.action.kind.map(FixKind::as_str);
     let enabled = !disabled && fix.enabled && fix.action.kind.is_some();
     let skip = if enabled {
         record
@@ -642,7 +640,7 @@ async fn fix_step(
         HistoryKind::Fix,
         "fix",
         attempt,
-        format!("{} {result}", action.clone().unwrap_or_default()),
+        format!("{} {result}", action.unwrap_or_default()),
         json!({ "output": outcome.output_excerpt, "error": outcome.error }),
     );
     let _ = emit(
@@ -669,7 +667,7 @@ async fn fix_step(
             json!({ "attempt": attempt, "action": action, "outcome": outcome_name, "ran": result, "duration_ms": outcome.duration_ms }),
         );
     };
-    let action_name = action.clone().unwrap_or_default();
+    let action_name = action.unwrap_or_default();
     if !outcome.ok {
         fix_timeline(record, "failed", format!("fix {action_name} failed"));
         return Outcome::Next;
@@ -760,10 +758,8 @@ async fn tier_step(
         );
         return Outcome::Next;
     }
-    let kind = match tier.kind {
-        Some(TierKind::Webhook) => "webhook",
-        Some(TierKind::Notifier) => "notifier",
-        None => return Outcome::Next,
+    let Some(kind) = tier.kind.map(TierKind::as_str) else {
+        return Outcome::Next;
     };
     let started = match start_action(
         ctx,

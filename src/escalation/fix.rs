@@ -31,12 +31,30 @@ pub const MAX_EXCERPT: usize = 2 * 1024;
 /// Most of an HTTP body read before the rest is discarded (as for a pipe).
 const MAX_READ: usize = crate::process::MAX_OUTPUT;
 
+/// Why a `restart` fix did not restart anything. Its text becomes the
+/// outcome's `error`.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RestartFailed {
+    /// The component has no `run`, so nothing to restart.
+    #[error("the component has no managed process")]
+    NotManaged,
+    /// The managed process actor is not registered (stopped, restarting).
+    #[error("managed process {0} is not running")]
+    NotRunning(String),
+    /// The call to the actor failed or timed out.
+    #[error("restart call failed: {0}")]
+    Call(String),
+    /// The actor answered that the restart failed.
+    #[error(transparent)]
+    Restart(#[from] crate::managed::RestartError),
+}
+
 /// Restarts a managed component's process; the coordinator implements it.
 ///
 /// Returns a short description of what was done, or why it failed.
 pub trait RestartHook: Send + Sync {
     /// Restart the process now.
-    fn restart(&self) -> Pin<Box<dyn Future<Output = Result<String, String>> + Send + '_>>;
+    fn restart(&self) -> Pin<Box<dyn Future<Output = Result<String, RestartFailed>> + Send + '_>>;
 }
 
 /// What one fix attempt did.
@@ -71,7 +89,7 @@ pub async fn run_fix(
         ),
         Some(FixKind::Restart) => match tokio::time::timeout(timeout, restart.restart()).await {
             Ok(Ok(message)) => (true, message, None),
-            Ok(Err(error)) => (false, String::new(), Some(error)),
+            Ok(Err(error)) => (false, String::new(), Some(error.to_string())),
             Err(_) => (
                 false,
                 String::new(),

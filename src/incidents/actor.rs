@@ -28,7 +28,7 @@ use super::model::{
 };
 use super::severity::{Sev, SeverityFacts, freezes, is_important, rate};
 use super::state::{auto_resolvable, best, cadence_due, impact_stopped, joins};
-use super::{FreezeSet, IncidentError, IncidentStore, postmortem};
+use super::{CommandError, FreezeSet, IncidentError, IncidentStore, postmortem};
 use crate::audit::{AuditLog, AuditReader, NewRow};
 use crate::debounce::{IssueBus, LatestObservations, ObservationHistory};
 use crate::messages::IssueEvent;
@@ -160,7 +160,7 @@ pub enum IncidentMsg {
         /// Who wrote it.
         author: Option<String>,
         /// `Err` names what is wrong (unknown id, disk).
-        reply: RpcReplyPort<Result<(), String>>,
+        reply: RpcReplyPort<Result<(), CommandError>>,
     },
     /// Change the severity (operator; audited).
     SetSeverity {
@@ -170,8 +170,8 @@ pub enum IncidentMsg {
         severity: Sev,
         /// Why.
         reason: String,
-        /// `Err` names what is wrong.
-        reply: RpcReplyPort<Result<(), String>>,
+        /// `Err` names what is wrong (unknown id, resolved, disk).
+        reply: RpcReplyPort<Result<(), CommandError>>,
     },
     /// Resolve: refused while an affected probe is unhealthy unless forced.
     Resolve {
@@ -181,8 +181,8 @@ pub enum IncidentMsg {
         note: String,
         /// Resolve even though impact has not stopped.
         force: bool,
-        /// `Err("probe X is still unhealthy ...")` when refused.
-        reply: RpcReplyPort<Result<(), String>>,
+        /// [`CommandError::ImpactOngoing`] when refused.
+        reply: RpcReplyPort<Result<(), CommandError>>,
     },
     /// Append to the timeline of the open incident of `session` (else of
     /// `component`); dropped when no open incident matches.
@@ -367,10 +367,6 @@ fn logged(result: Result<(), IncidentError>) {
     }
 }
 
-fn text_err(error: IncidentError) -> String {
-    error.to_string()
-}
-
 /// Applies `change` to the stored incident and returns a copy, or `None`
 /// for an unknown id. The map guard is dropped before the caller awaits.
 fn update(store: &IncidentStore, id: &str, change: impl FnOnce(&mut Incident)) -> Option<Incident> {
@@ -507,7 +503,7 @@ async fn on_issue(state: &mut CommanderState, event: IssueEvent) -> Result<(), I
             });
             let reason = format!(
                 "{} issue {} on {} ({})",
-                severity_label(event.severity),
+                event.severity.as_str(),
                 event.category,
                 event.component,
                 event.probe
@@ -545,14 +541,6 @@ async fn on_issue(state: &mut CommanderState, event: IssueEvent) -> Result<(), I
             Ok(())
         }
         _ => Ok(()),
-    }
-}
-
-fn severity_label(severity: Severity) -> &'static str {
-    match severity {
-        Severity::Critical => "critical",
-        Severity::Warning => "warning",
-        Severity::Info => "info",
     }
 }
 
@@ -1184,16 +1172,16 @@ async fn on_note(
     id: &str,
     text: String,
     author: Option<String>,
-) -> Result<(), String> {
-    let incident = update(&state.args.store, id, |_| {}).ok_or(format!("no incident {id}"))?;
+) -> Result<(), CommandError> {
+    let incident = update(&state.args.store, id, |_| {})
+        .ok_or_else(|| CommandError::Unknown(id.to_owned()))?;
     let by = author.as_deref().unwrap_or("operator");
     timeline(
         state,
         id,
         TimelineEntry::now("note", format!("{by}: {text}"), json!({ "author": author })),
-    )
-    .map_err(text_err)?;
-    save(state, &incident).map_err(text_err)?;
+    )?;
+    save(state, &incident)?;
     audit(
         state,
         row(
@@ -1211,23 +1199,24 @@ async fn on_set_severity(
     id: &str,
     severity: Sev,
     reason: String,
-) -> Result<(), String> {
+) -> Result<(), CommandError> {
     let current = state
         .args
         .store
         .get(id)
         .map(|i| (i.severity, i.status))
-        .ok_or(format!("no incident {id}"))?;
+        .ok_or_else(|| CommandError::Unknown(id.to_owned()))?;
     if current.1 == IncidentStatus::Resolved {
-        return Err(format!("{id} is resolved"));
+        return Err(CommandError::Resolved {
+            id: id.to_owned(),
+            already: false,
+        });
     }
     if current.0 == severity {
         return Ok(());
     }
-    change_severity(state, id, severity, format!("operator: {reason}"))
-        .await
-        .map_err(text_err)?;
-    apply_freeze(state, id).await.map_err(text_err)
+    change_severity(state, id, severity, format!("operator: {reason}")).await?;
+    Ok(apply_freeze(state, id).await?)
 }
 
 fn on_timeline(
@@ -1403,7 +1392,7 @@ async fn send_update(
             latest
                 .status
                 .is_failing()
-                .then(|| format!("{probe} ({:?})", latest.status).to_lowercase())
+                .then(|| format!("{probe} ({})", latest.status.as_str()))
         })
         .collect();
     let frozen: Vec<String> = state
@@ -1502,15 +1491,18 @@ async fn on_resolve(
     note: String,
     force: bool,
     by: &str,
-) -> Result<(), String> {
+) -> Result<(), CommandError> {
     let incident = state
         .args
         .store
         .get(id)
         .map(|i| i.clone())
-        .ok_or(format!("no incident {id}"))?;
+        .ok_or_else(|| CommandError::Unknown(id.to_owned()))?;
     if incident.status == IncidentStatus::Resolved {
-        return Err(format!("{id} is already resolved"));
+        return Err(CommandError::Resolved {
+            id: id.to_owned(),
+            already: true,
+        });
     }
     if !force {
         impact_stopped(
@@ -1524,10 +1516,10 @@ async fn on_resolve(
         i.status = IncidentStatus::Resolved;
         i.resolved_at = Some(stamp.clone());
     }) else {
-        return Err(format!("no incident {id}"));
+        return Err(CommandError::Unknown(id.to_owned()));
     };
-    save(state, &incident).map_err(text_err)?;
-    apply_freeze(state, id).await.map_err(text_err)?;
+    save(state, &incident)?;
+    apply_freeze(state, id).await?;
     timeline(
         state,
         id,
@@ -1539,12 +1531,11 @@ async fn on_resolve(
             ),
             json!({ "force": force, "by": by }),
         ),
-    )
-    .map_err(text_err)?;
+    )?;
     // The packet exists before the row that says the incident is resolved,
     // so whoever reacts to the row finds it; it is written again below once
     // the resolution notice is in the timeline.
-    write_packet(state, id, &incident).map_err(text_err)?;
+    write_packet(state, id, &incident)?;
     audit(
         state,
         row(
@@ -1570,15 +1561,14 @@ async fn on_resolve(
             "fill in the postmortem under incidents/{id}/postmortem.md"
         )],
     )
-    .await
-    .map_err(text_err)?;
+    .await?;
     let incident = state
         .args
         .store
         .get(id)
         .map(|i| i.clone())
         .unwrap_or(incident);
-    write_packet(state, id, &incident).map_err(text_err)?;
+    write_packet(state, id, &incident)?;
     tracing::info!(id = %id, force, "Incident resolved; postmortem written.");
     Ok(())
 }

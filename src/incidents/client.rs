@@ -61,14 +61,9 @@ pub fn token(
     env: Option<String>,
 ) -> Result<Option<String>, ClientError> {
     if let Some(path) = token_file {
-        let text = std::fs::read_to_string(path).map_err(|error| {
-            ClientError::Usage(format!("cannot read {}: {error}", path.display()))
-        })?;
-        let token = text.trim().to_owned();
-        if token.is_empty() {
-            return Err(ClientError::Usage(format!("{} is empty", path.display())));
-        }
-        return Ok(Some(token));
+        let token = crate::settings::read_secret(path, 1)
+            .map_err(|error| ClientError::Usage(error.to_string()))?;
+        return Ok(Some(token.expose().to_owned()));
     }
     Ok(env.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()))
 }

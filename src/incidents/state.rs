@@ -59,13 +59,28 @@ pub(crate) fn best<'a>(candidates: impl IntoIterator<Item = &'a Incident>) -> Op
         .min_by(|a, b| (a.severity, &a.opened_at, &a.id).cmp(&(b.severity, &b.opened_at, &b.id)))
 }
 
+/// Why an incident cannot be resolved yet: a probe has not been healthy for
+/// long enough.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "probe {probe} is still unhealthy ({healthy_run} of {cycles} healthy observations in a row)"
+)]
+pub struct ImpactOngoing {
+    /// The first probe that is not healthy enough.
+    pub probe: String,
+    /// Its healthy observations in a row, newest last.
+    pub healthy_run: usize,
+    /// How many are needed.
+    pub cycles: usize,
+}
+
 /// `Ok` when every probe's last `cycles` observations are healthy; else the
-/// first probe that is not, as `probe X is still unhealthy (...)`.
+/// first probe that is not.
 pub fn impact_stopped<'a>(
     probes: impl IntoIterator<Item = &'a String>,
     history: &ObservationHistory,
     cycles: u32,
-) -> Result<(), String> {
+) -> Result<(), ImpactOngoing> {
     let cycles = cycles.max(1) as usize;
     for probe in probes {
         let healthy_run = history.get(probe).map_or(0, |observations| {
@@ -76,9 +91,11 @@ pub fn impact_stopped<'a>(
                 .count()
         });
         if healthy_run < cycles {
-            return Err(format!(
-                "probe {probe} is still unhealthy ({healthy_run} of {cycles} healthy observations in a row)"
-            ));
+            return Err(ImpactOngoing {
+                probe: probe.clone(),
+                healthy_run,
+                cycles,
+            });
         }
     }
     Ok(())

@@ -195,7 +195,12 @@ fn resolution_needs_consecutive_healthy_observations() {
     let history = ObservationHistory::default();
     let probes = vec!["api-http".to_owned()];
     let err = impact_stopped(&probes, &history, 3).unwrap_err();
-    assert!(err.contains("probe api-http is still unhealthy"), "{err}");
+    assert_eq!(err.probe, "api-http");
+    assert!(
+        err.to_string()
+            .contains("probe api-http is still unhealthy"),
+        "{err}"
+    );
 
     push(&history, observation("api-http", "api", Health::Unhealthy));
     push(&history, observation("api-http", "api", Health::Healthy));

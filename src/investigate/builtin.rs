@@ -7,7 +7,6 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::InvestigationRequest;
-use crate::settings::Severity;
 
 /// How many other open issues the summary names before "and N more".
 const LISTED_ISSUES: usize = 5;
@@ -26,22 +25,22 @@ fn open_summary(r: &InvestigationRequest) -> String {
     let mut text = match r.kind.as_str() {
         "fired" => format!(
             "New {} issue on {}: {what}.",
-            severity(r.severity),
+            r.severity.as_str(),
             r.component
         ),
         "reminder" => format!(
             "Reminder: the {} issue on {} is still open: {what}.",
-            severity(r.severity),
+            r.severity.as_str(),
             r.component
         ),
         "escalated" => format!(
             "Escalated: the {} issue on {} has not been resolved: {what}.",
-            severity(r.severity),
+            r.severity.as_str(),
             r.component
         ),
         "resumed" => format!(
             "Warden resumed and the {} issue on {} is still open: {what}.",
-            severity(r.severity),
+            r.severity.as_str(),
             r.component
         ),
         "flapping" => format!(
@@ -50,7 +49,7 @@ fn open_summary(r: &InvestigationRequest) -> String {
         ),
         other => format!(
             "{} ({other}) on {}: {what}.",
-            capitalise(severity(r.severity)),
+            capitalise(r.severity.as_str()),
             r.component
         ),
     };
@@ -322,14 +321,6 @@ fn open_for(r: &InvestigationRequest) -> Option<(String, String)> {
     }
     let open = humantime::format_duration(Duration::from_secs(seconds.unsigned_abs()));
     Some((opened_text.to_owned(), open.to_string()))
-}
-
-fn severity(severity: Severity) -> &'static str {
-    match severity {
-        Severity::Info => "info",
-        Severity::Warning => "warning",
-        Severity::Critical => "critical",
-    }
 }
 
 fn capitalise(word: &str) -> String {

@@ -16,7 +16,7 @@ use super::output::{OutputTx, spawn_writer};
 use super::process::{ExitInfo, Running, parse_signal, spawn};
 use super::records;
 use super::status::{LastExit, ManagedSnapshot, ManagedStatus, ProcessState, now};
-use super::{ManagedEvent, millis, restart_ladder};
+use super::{ManagedEvent, RestartError, millis, restart_ladder};
 use crate::audit::{AuditLog, NewRow};
 use crate::settings::ComponentSettings;
 use crate::tasks::AbortOnDrop;
@@ -82,7 +82,7 @@ pub enum ManagedMsg {
         /// Who asked and why (audit).
         reason: String,
         /// Gets the new pid, or why the start failed.
-        reply: Option<RpcReplyPort<Result<u32, String>>>,
+        reply: Option<RpcReplyPort<Result<u32, RestartError>>>,
     },
     /// Stop gracefully; no restart until a `Restart`.
     Stop(Option<RpcReplyPort<()>>),
@@ -109,7 +109,7 @@ struct Pending {
     /// `Some(reason)`: start again after the exit; `None`: stay stopped.
     restart: Option<String>,
     stop_replies: Vec<RpcReplyPort<()>>,
-    restart_replies: Vec<RpcReplyPort<Result<u32, String>>>,
+    restart_replies: Vec<RpcReplyPort<Result<u32, RestartError>>>,
     /// Whether the group had to be SIGKILLed.
     forced: bool,
     _timer: AbortOnDrop,
@@ -179,7 +179,7 @@ impl Actor for ManagedProcess {
         state: &mut ManagedState,
     ) -> Result<(), ActorProcessingErr> {
         if let Err(error) = start(&myself, state, 0) {
-            on_start_failed(&myself, state, error);
+            on_start_failed(&myself, state, &error);
         }
         Ok(())
     }
@@ -237,7 +237,7 @@ impl Actor for ManagedProcess {
                 let _ = reply.send(());
             }
             for reply in pending.restart_replies {
-                let _ = reply.send(Err("the managed process actor is stopping".to_owned()));
+                let _ = reply.send(Err(RestartError::ActorStopping));
             }
         }
         state.args.status.set_state(ProcessState::Stopped, None);
@@ -276,7 +276,7 @@ fn start(
     myself: &ActorRef<ManagedMsg>,
     state: &mut ManagedState,
     attempt: u32,
-) -> Result<u32, String> {
+) -> Result<u32, RestartError> {
     state.scheduled = None;
     state.generation += 1;
     state.args.status.set_state(ProcessState::Starting, None);
@@ -321,15 +321,16 @@ fn start(
             );
             Ok(pid)
         }
-        Err(error) => Err(format!(
-            "cannot run {}: {error}",
-            state.args.settings.run.first().map_or("", String::as_str)
-        )),
+        Err(source) => Err(RestartError::Spawn {
+            program: state.args.settings.run.first().cloned().unwrap_or_default(),
+            source: Arc::new(source),
+        }),
     }
 }
 
 /// A spawn failed: record it and let the ladder decide, like an exit.
-fn on_start_failed(myself: &ActorRef<ManagedMsg>, state: &mut ManagedState, error: String) {
+fn on_start_failed(myself: &ActorRef<ManagedMsg>, state: &mut ManagedState, error: &RestartError) {
+    let error = error.to_string();
     tracing::warn!(component = %state.args.component, error = %error, "Managed process could not start.");
     state
         .args
@@ -446,7 +447,7 @@ fn on_start_due(myself: &ActorRef<ManagedMsg>, state: &mut ManagedState, token: 
     state.held_noted = false;
     state.scheduled = None;
     if let Err(error) = start(myself, state, attempt) {
-        on_start_failed(myself, state, error);
+        on_start_failed(myself, state, &error);
     }
 }
 
@@ -472,7 +473,7 @@ fn on_restart(
     myself: &ActorRef<ManagedMsg>,
     state: &mut ManagedState,
     reason: String,
-    reply: Option<RpcReplyPort<Result<u32, String>>>,
+    reply: Option<RpcReplyPort<Result<u32, RestartError>>>,
 ) {
     tracing::info!(component = %state.args.component, reason = %reason, "Managed process restart requested.");
     if state.args.status.snapshot().state == ProcessState::Fatal {
@@ -483,7 +484,7 @@ fn on_restart(
         state.scheduled = None;
         let result = start(myself, state, 0);
         if let Err(error) = &result {
-            on_start_failed(myself, state, error.clone());
+            on_start_failed(myself, state, error);
         }
         if let Some(reply) = reply {
             let _ = reply.send(result);
@@ -529,7 +530,7 @@ fn on_stop(
         // A stop wins over an earlier restart request.
         pending.restart = None;
         for waiting in pending.restart_replies.drain(..) {
-            let _ = waiting.send(Err("a stop was requested".to_owned()));
+            let _ = waiting.send(Err(RestartError::StopRequested));
         }
     }
     if let (Some(pending), Some(reply)) = (state.pending.as_mut(), reply) {
@@ -631,7 +632,7 @@ fn on_exited(myself: &ActorRef<ManagedMsg>, state: &mut ManagedState, exit: Chil
         Some(_) => {
             let result = start(myself, state, 0);
             if let Err(error) = &result {
-                on_start_failed(myself, state, error.clone());
+                on_start_failed(myself, state, error);
             }
             for reply in pending.restart_replies {
                 let _ = reply.send(result.clone());

@@ -33,18 +33,9 @@ pub(super) fn human_line(notice: &Notice) -> String {
     format!(
         "[warden] {} {} {}: {} — {}",
         notice.status.as_str().to_uppercase(),
-        severity_word(notice.severity),
+        notice.severity.as_str(),
         notice.component,
         notice.title,
         notice.summary,
     )
-}
-
-pub(super) fn severity_word(severity: crate::settings::Severity) -> &'static str {
-    use crate::settings::Severity;
-    match severity {
-        Severity::Info => "info",
-        Severity::Warning => "warning",
-        Severity::Critical => "critical",
-    }
 }

@@ -6,7 +6,6 @@
 
 use serde_json::{Value, json};
 
-use super::console::severity_word;
 use super::slack::truncate;
 use super::{Notice, NoticeStatus};
 use crate::settings::Secret;
@@ -48,7 +47,7 @@ pub(super) fn payload(notice: &Notice, routing_key: &Secret, dashboard: Option<&
         "payload": {
             "summary": truncate(&format!("{}: {}", notice.title, notice.summary), SUMMARY_CHARS),
             "source": notice.component,
-            "severity": severity_word(notice.severity),
+            "severity": notice.severity.as_str(),
             "timestamp": notice.at,
             "component": notice.component,
             "group": notice.probe,

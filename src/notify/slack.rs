@@ -3,7 +3,6 @@
 
 use serde_json::{Value, json};
 
-use super::console::severity_word;
 use super::{Notice, NoticeStatus};
 
 /// Slack rejects a section text longer than 3000 characters.
@@ -14,7 +13,7 @@ const HEADER_CHARS: usize = 150;
 
 pub(super) fn payload(notice: &Notice, channel: Option<&str>, dashboard: Option<&str>) -> Value {
     let status = notice.status.as_str().to_uppercase();
-    let severity = severity_word(notice.severity);
+    let severity = notice.severity.as_str();
     let text = format!(
         "[{status}] {severity} {}: {} — {}",
         notice.component, notice.title, notice.summary

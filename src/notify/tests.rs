@@ -501,7 +501,16 @@ async fn from_settings_reads_secret_files() {
     let mut missing = settings("hook", NotifierKind::Webhook, Some(&url));
     missing.secret_file = Some(dir.path().join("absent.key"));
     let error = Notifiers::from_settings(&[missing], client()).unwrap_err();
-    assert!(matches!(error, NotifyError::ReadSecret { .. }), "{error}");
+    assert!(
+        matches!(
+            error,
+            NotifyError::Secret {
+                source: SecretFileError::Read { .. },
+                ..
+            }
+        ),
+        "{error}"
+    );
     assert!(error.to_string().contains("absent.key"), "{error}");
 
     let empty = dir.path().join("empty.key");
@@ -509,7 +518,23 @@ async fn from_settings_reads_secret_files() {
     let mut blank = settings("pager", NotifierKind::Pagerduty, None);
     blank.routing_key_file = Some(empty);
     let error = Notifiers::from_settings(&[blank], client()).unwrap_err();
-    assert!(matches!(error, NotifyError::EmptySecret { .. }), "{error}");
+    assert!(
+        matches!(
+            error,
+            NotifyError::Secret {
+                source: SecretFileError::Empty { .. },
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "notifier \"pager\": {} is empty",
+            dir.path().join("empty.key").display()
+        )
+    );
 }
 
 #[test]

@@ -10,7 +10,7 @@ use super::check::{ProbeError, timed_out};
 use super::facts::{CheckOutcome, Facts};
 use crate::messages::Health;
 use crate::process::{Captured, Ended};
-use crate::settings::ProbeSettings;
+use crate::settings::{ProbeKind, ProbeSettings};
 
 /// A stderr line longer than this is left out of the reason.
 const MAX_REASON_LINE: usize = 200;
@@ -28,7 +28,7 @@ impl CommandCheck {
         {
             return Err(ProbeError::MissingField {
                 probe: probe.name.clone(),
-                kind: "command",
+                kind: ProbeKind::Command.as_str(),
                 field: "command",
             });
         }

@@ -12,7 +12,7 @@ use tokio::io::AsyncReadExt;
 use super::check::{ProbeError, coarse};
 use super::facts::{CheckOutcome, Facts};
 use crate::messages::Health;
-use crate::settings::ProbeSettings;
+use crate::settings::{ProbeKind, ProbeSettings};
 
 /// Most of an `expires_at_file` read; a timestamp is ~30 bytes.
 const MAX_FILE_BYTES: u64 = 4096;
@@ -50,7 +50,7 @@ impl CredentialExpiryCheck {
         } else {
             return Err(ProbeError::MissingField {
                 probe: probe.name.clone(),
-                kind: "credential_expiry",
+                kind: ProbeKind::CredentialExpiry.as_str(),
                 field: "expires_at (or expires_at_file, expires_at_env)",
             });
         };

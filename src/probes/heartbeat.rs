@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use super::check::{ProbeError, coarse};
 use super::facts::{CheckOutcome, Facts};
 use crate::messages::Health;
-use crate::settings::ProbeSettings;
+use crate::settings::{ProbeKind, ProbeSettings};
 
 /// The last heartbeat of each probe, shared by the API (writer) and the
 /// heartbeat checks (readers). Made once in `app.rs` so it survives probe
@@ -59,7 +59,7 @@ impl HeartbeatCheck {
     pub(crate) fn build(probe: &ProbeSettings, heartbeats: Heartbeats) -> Result<Self, ProbeError> {
         let max_silence = probe.max_silence.ok_or_else(|| ProbeError::MissingField {
             probe: probe.name.clone(),
-            kind: "heartbeat",
+            kind: ProbeKind::Heartbeat.as_str(),
             field: "max_silence",
         })?;
         let registered_at = if heartbeats.register_new(&probe.name) {

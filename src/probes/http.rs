@@ -20,7 +20,7 @@ use reqwest::{Method, StatusCode, Url};
 use super::check::ProbeError;
 use super::facts::{CheckOutcome, Facts};
 use crate::messages::Health;
-use crate::settings::{ProbeSettings, scrub};
+use crate::settings::{ProbeKind, ProbeSettings, scrub};
 
 /// `max_body_bytes` when not set.
 const DEFAULT_MAX_BODY: ByteSize = ByteSize::kib(64);
@@ -66,7 +66,7 @@ impl HttpCheck {
             .as_deref()
             .ok_or_else(|| ProbeError::MissingField {
                 probe: name(),
-                kind: "http",
+                kind: ProbeKind::Http.as_str(),
                 field: "url",
             })?;
         let bad_url = |reason: String| ProbeError::BadUrl {

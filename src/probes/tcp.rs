@@ -6,6 +6,7 @@ use std::io;
 
 use super::check::ProbeError;
 use super::facts::{CheckOutcome, Facts};
+use crate::settings::ProbeKind;
 
 pub(crate) struct TcpCheck {
     address: String,
@@ -18,7 +19,7 @@ impl TcpCheck {
             .clone()
             .ok_or_else(|| ProbeError::MissingField {
                 probe: probe.name.clone(),
-                kind: "tcp",
+                kind: ProbeKind::Tcp.as_str(),
                 field: "address",
             })?;
         Ok(Self { address })

@@ -199,6 +199,17 @@ pub enum FixKind {
     Http,
 }
 
+impl FixKind {
+    /// The kind as written in the configuration (its serde name).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FixKind::Restart => "restart",
+            FixKind::Command => "command",
+            FixKind::Http => "http",
+        }
+    }
+}
+
 /// `[components.fix].action`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -305,6 +316,16 @@ pub enum TierKind {
     Webhook,
     /// Page through a configured notifier (`notifier` names it).
     Notifier,
+}
+
+impl TierKind {
+    /// The kind as written in the configuration (its serde name).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TierKind::Webhook => "webhook",
+            TierKind::Notifier => "notifier",
+        }
+    }
 }
 
 /// `[[components.tiers]]`: one step of the escalation ladder.

@@ -29,6 +29,21 @@ pub enum ProbeKind {
     CredentialExpiry,
 }
 
+impl ProbeKind {
+    /// The kind as written in the configuration (its serde name), for
+    /// messages, the API and metrics. Debug output is not a name:
+    /// `CredentialExpiry` would read `credentialexpiry`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProbeKind::Http => "http",
+            ProbeKind::Tcp => "tcp",
+            ProbeKind::Command => "command",
+            ProbeKind::Heartbeat => "heartbeat",
+            ProbeKind::CredentialExpiry => "credential_expiry",
+        }
+    }
+}
+
 /// How serious an issue raised by a probe is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -40,6 +55,17 @@ pub enum Severity {
     /// Needs attention now (default).
     #[default]
     Critical,
+}
+
+impl Severity {
+    /// The severity as written in the configuration (its serde name).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
 }
 
 /// Defaults for every probe.

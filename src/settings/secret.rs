@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -66,6 +67,71 @@ impl Serialize for Secret {
 impl<'de> Deserialize<'de> for Secret {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         String::deserialize(deserializer).map(Secret)
+    }
+}
+
+/// Why a file-held secret cannot be used. Names the file, never its content.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretFileError {
+    /// The file cannot be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file holds only whitespace.
+    #[error("{} is empty", path.display())]
+    Empty {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The file holds fewer characters than a token must have.
+    #[error("the token in {} is shorter than {min} characters", path.display())]
+    TooShort {
+        /// The file.
+        path: PathBuf,
+        /// The fewest characters accepted.
+        min: usize,
+    },
+}
+
+/// The secret in `path`: every `*_file` key, token file and key file goes
+/// through here, so they agree on what a file holds. Surrounding whitespace
+/// (the newline an editor or `echo` adds) is not part of the secret; a file
+/// with nothing else, or with fewer than `min_chars` characters, is refused.
+pub fn read_secret(path: &Path, min_chars: usize) -> Result<Secret, SecretFileError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SecretFileError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let secret = text.trim();
+    if secret.is_empty() {
+        return Err(SecretFileError::Empty {
+            path: path.to_owned(),
+        });
+    }
+    if secret.chars().count() < min_chars {
+        return Err(SecretFileError::TooShort {
+            path: path.to_owned(),
+            min: min_chars,
+        });
+    }
+    Ok(Secret::new(secret))
+}
+
+/// The secret given inline, else the one in `file` ([`read_secret`], any
+/// length); `None` when neither is set.
+pub fn inline_or_file(
+    inline: Option<&Secret>,
+    file: Option<&Path>,
+) -> Result<Option<Secret>, SecretFileError> {
+    match (inline, file) {
+        (Some(secret), _) => Ok(Some(secret.clone())),
+        (None, Some(path)) => read_secret(path, 1).map(Some),
+        (None, None) => Ok(None),
     }
 }
 
@@ -297,5 +363,40 @@ mod tests {
             scrub(text, ["Bearer abc/def+1", "abc/def+1", "x"]),
             "bad key *** (***) and x"
         );
+    }
+
+    #[test]
+    fn a_secret_file_is_trimmed_and_every_refusal_names_the_file_not_the_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "  0123456789abcdef\n").unwrap();
+        let secret = read_secret(&path, 16).unwrap();
+        assert_eq!(secret.expose(), "0123456789abcdef");
+
+        let error = read_secret(&path, 17).unwrap_err();
+        assert!(matches!(error, SecretFileError::TooShort { min: 17, .. }));
+        let shown = error.to_string();
+        assert!(shown.contains(&path.display().to_string()), "{shown}");
+        assert!(!shown.contains("0123456789abcdef"), "{shown}");
+
+        std::fs::write(&path, " \n\t").unwrap();
+        let error = read_secret(&path, 1).unwrap_err();
+        assert_eq!(error.to_string(), format!("{} is empty", path.display()));
+
+        let absent = dir.path().join("absent");
+        let error = read_secret(&absent, 1).unwrap_err();
+        assert!(matches!(error, SecretFileError::Read { .. }));
+        assert!(
+            error
+                .to_string()
+                .starts_with(&format!("cannot read {}: ", absent.display()))
+        );
+
+        // Inline wins over the file; neither is no secret.
+        let inline = Secret::new("inline");
+        let chosen = inline_or_file(Some(&inline), Some(&absent)).unwrap();
+        assert_eq!(chosen.as_ref().map(Secret::expose), Some("inline"));
+        assert!(inline_or_file(None, None).unwrap().is_none());
+        assert!(inline_or_file(None, Some(&absent)).is_err());
     }
 }

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::validate::Problem;
-use super::{NotifierKind, Secret, SecretMap, SecretUrl, Settings};
+use super::{NotifierKind, Secret, SecretMap, SecretUrl, Settings, read_secret};
 
 /// Reads every file-held secret into `settings`; returns what went wrong.
 pub(crate) fn resolve(settings: &mut Settings) -> Vec<Problem> {
@@ -97,7 +97,7 @@ pub(crate) fn resolve(settings: &mut Settings) -> Vec<Problem> {
                 } else if let Some(token) = read(&mut problems, &key, path) {
                     tier.headers.insert(
                         "Authorization".to_owned(),
-                        Secret::new(format!("Bearer {token}")),
+                        Secret::new(format!("Bearer {}", token.expose())),
                     );
                 }
             }
@@ -121,22 +121,11 @@ pub(crate) fn resolve(settings: &mut Settings) -> Vec<Problem> {
     problems
 }
 
-/// The trimmed content of `path`, or a problem at `key`.
-fn read(problems: &mut Vec<Problem>, key: &str, path: &Path) -> Option<String> {
-    match std::fs::read_to_string(path) {
-        Ok(text) if text.trim().is_empty() => {
-            problems.push(Problem::new(key, format!("{} is empty", path.display())));
-            None
-        }
-        Ok(text) => Some(text.trim().to_owned()),
-        Err(error) => {
-            problems.push(Problem::new(
-                key,
-                format!("cannot read {}: {error}", path.display()),
-            ));
-            None
-        }
-    }
+/// The secret in `path`, or a problem at `key`.
+fn read(problems: &mut Vec<Problem>, key: &str, path: &Path) -> Option<Secret> {
+    read_secret(path, 1)
+        .map_err(|error| problems.push(Problem::new(key, error.to_string())))
+        .ok()
 }
 
 /// `<field>_file` into `<field>`.
@@ -157,7 +146,7 @@ fn url_file(
             format!("set either {field} or {field}_file, not both"),
         ));
     } else if let Some(text) = read(problems, &key, path) {
-        *value = Some(SecretUrl::new(text));
+        *value = Some(SecretUrl::new(text.expose()));
     }
 }
 
@@ -176,7 +165,7 @@ fn map_files(
                 format!("{name} is also set in {field}; set it in one place"),
             ));
         } else if let Some(text) = read(problems, &format!("{at}.{field}_files.{name}"), path) {
-            values.insert(name.clone(), Secret::new(text));
+            values.insert(name.clone(), text);
         }
     }
 }

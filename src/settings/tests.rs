@@ -897,3 +897,34 @@ action = { kind = "restart" }
         ("enabled", Some("restart the managed process".to_owned()))
     );
 }
+
+/// Asserts that `as_str` is the serde name of every variant of `$ty`; the
+/// closure is an exhaustive match, so a new variant fails to build here
+/// until it is listed.
+macro_rules! spelled_as_serialised {
+    ($ty:path: $($variant:ident),+ $(,)?) => {{
+        use $ty as Kind;
+        let _exhaustive = |kind: Kind| match kind {
+            $(Kind::$variant)|+ => (),
+        };
+        for kind in [$(Kind::$variant),+] {
+            assert_eq!(
+                serde_json::to_value(kind).unwrap(),
+                serde_json::json!(kind.as_str()),
+                "{kind:?}"
+            );
+        }
+    }};
+}
+
+#[test]
+fn every_kind_is_spelled_as_in_the_configuration() {
+    spelled_as_serialised!(ProbeKind: Http, Tcp, Command, Heartbeat, CredentialExpiry);
+    spelled_as_serialised!(FixKind: Restart, Command, Http);
+    spelled_as_serialised!(TierKind: Webhook, Notifier);
+    spelled_as_serialised!(NotifierKind: Log, Webhook, Slack, Pagerduty);
+    spelled_as_serialised!(InvestigatorKind: None, Webhook, Openai);
+    spelled_as_serialised!(Severity: Info, Warning, Critical);
+    spelled_as_serialised!(crate::messages::Health: Healthy, Degraded, Unhealthy);
+    assert_eq!(ProbeKind::CredentialExpiry.as_str(), "credential_expiry");
+}

@@ -654,7 +654,7 @@ fn probe_kind_fields(problems: &mut Problems, at: &str, kind: ProbeKind, probe: 
         if present && !uses(field) {
             problems.push(
                 format!("{at}.{field}"),
-                format!("is not used by kind {}", kind_name(kind)),
+                format!("is not used by kind {}", kind.as_str()),
             );
         }
     }
@@ -736,16 +736,6 @@ fn probe_kind_fields(problems: &mut Problems, at: &str, kind: ProbeKind, probe: 
                 problems.push(format!("{at}.alert_days"), "must list at least one day");
             }
         }
-    }
-}
-
-fn kind_name(kind: ProbeKind) -> &'static str {
-    match kind {
-        ProbeKind::Http => "http",
-        ProbeKind::Tcp => "tcp",
-        ProbeKind::Command => "command",
-        ProbeKind::Heartbeat => "heartbeat",
-        ProbeKind::CredentialExpiry => "credential_expiry",
     }
 }
 
@@ -950,11 +940,7 @@ fn component_fix(problems: &mut Problems, at: &str, component: &ComponentSetting
         }
         return;
     };
-    let name = match kind {
-        FixKind::Restart => "restart",
-        FixKind::Command => "command",
-        FixKind::Http => "http",
-    };
+    let name = kind.as_str();
     let uses = |field: &str| match field {
         "command" => kind == FixKind::Command,
         "url" | "method" | "headers" | "headers_files" | "body" => kind == FixKind::Http,

@@ -11,11 +11,11 @@ use axum::routing::any;
 
 struct Hook {
     calls: AtomicU32,
-    answer: Result<String, String>,
+    answer: Result<String, RestartFailed>,
 }
 
 impl RestartHook for Hook {
-    fn restart(&self) -> Pin<Box<dyn Future<Output = Result<String, String>> + Send + '_>> {
+    fn restart(&self) -> Pin<Box<dyn Future<Output = Result<String, RestartFailed>> + Send + '_>> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         let answer = self.answer.clone();
         Box::pin(async move { answer })
@@ -109,11 +109,14 @@ async fn restart_uses_the_hook() {
 
     let failing = Hook {
         calls: AtomicU32::new(0),
-        answer: Err("spawn failed".to_owned()),
+        answer: Err(RestartFailed::NotRunning("api".to_owned())),
     };
     let outcome = run_fix(&action, &reqwest::Client::new(), &failing).await;
     assert!(!outcome.ok);
-    assert_eq!(outcome.error.as_deref(), Some("spawn failed"));
+    assert_eq!(
+        outcome.error.as_deref(),
+        Some("managed process api is not running")
+    );
 }
 
 #[tokio::test]

@@ -15,8 +15,8 @@ use crate::audit::{
 };
 use crate::debounce::{IssueBus, LatestObservations, ObservationHistory};
 use crate::incidents::{
-    CommanderArgs, FreezeSet, IncidentCommander, IncidentMsg, IncidentStatus, IncidentStore,
-    OpenTrigger, Sev, read_timeline,
+    CommandError, CommanderArgs, FreezeSet, IncidentCommander, IncidentMsg, IncidentStatus,
+    IncidentStore, OpenTrigger, Sev, read_timeline,
 };
 use crate::messages::{Health, IssueEvent};
 use crate::notify::Notifiers;
@@ -238,7 +238,7 @@ async fn a_critical_issue_opens_sev2_with_evidence_before_the_opened_row_and_rel
         reply,
     })
     .unwrap();
-    assert_eq!(id, Ok(()));
+    assert!(id.is_ok(), "{id:?}");
     assert_eq!(rig.args.store.len(), 2);
     let sev3 = rig
         .args
@@ -306,10 +306,10 @@ async fn resolution_is_refused_while_unhealthy_then_writes_the_postmortem() {
         reply,
     })
     .unwrap();
-    let message = refused.unwrap_err();
+    let error = refused.unwrap_err();
     assert!(
-        message.contains("probe db-tcp is still unhealthy"),
-        "{message}"
+        matches!(&error, CommandError::ImpactOngoing(ongoing) if ongoing.probe == "db-tcp"),
+        "{error}"
     );
 
     for _ in 0..3 {
@@ -325,7 +325,7 @@ async fn resolution_is_refused_while_unhealthy_then_writes_the_postmortem() {
         reply,
     })
     .unwrap();
-    assert_eq!(accepted, Ok(()));
+    assert!(accepted.is_ok(), "{accepted:?}");
     let resolved = rig.args.store.get(&id).unwrap().clone();
     assert_eq!(resolved.status, IncidentStatus::Resolved);
     assert!(resolved.resolved_at.is_some());
@@ -343,7 +343,12 @@ async fn resolution_is_refused_while_unhealthy_then_writes_the_postmortem() {
         reply,
     })
     .unwrap();
-    assert!(again.unwrap_err().contains("already resolved"));
+    let again = again.unwrap_err();
+    assert!(
+        matches!(again, CommandError::Resolved { already: true, .. }),
+        "{again}"
+    );
+    assert!(again.to_string().contains("already resolved"));
 
     // A forced resolution ignores impact.
     let other = ractor::call!(commander, |reply| IncidentMsg::Open {
@@ -363,7 +368,7 @@ async fn resolution_is_refused_while_unhealthy_then_writes_the_postmortem() {
         reply,
     })
     .unwrap();
-    assert_eq!(changed, Ok(()));
+    assert!(changed.is_ok(), "{changed:?}");
     assert!(rig.args.freeze.contains_key("api"));
     let forced = ractor::call!(commander, |reply| IncidentMsg::Resolve {
         id: other.clone(),
@@ -372,12 +377,46 @@ async fn resolution_is_refused_while_unhealthy_then_writes_the_postmortem() {
         reply,
     })
     .unwrap();
-    assert_eq!(forced, Ok(()));
+    assert!(forced.is_ok(), "{forced:?}");
     assert!(rig.args.freeze.is_empty());
     let severity_rows = rig.rows("incident.severity_changed");
     assert_eq!(severity_rows.len(), 1);
     assert_eq!(severity_rows[0].details["to"], json!("SEV0"));
 
+    commander.stop(None);
+    rig.writer.stop(None);
+}
+
+/// A resolution that passes the impact check but cannot be written is a
+/// file error, never the "impact ongoing" refusal an operator would act on.
+#[tokio::test]
+async fn a_resolution_that_cannot_be_written_is_a_file_error_not_a_refusal() {
+    let rig = rig().await;
+    let commander = rig.commander().await;
+    let id = ractor::call!(commander, |reply| IncidentMsg::Open {
+        trigger: OpenTrigger::Operator {
+            title: "checkout slow".to_owned(),
+            severity: Some(Sev::Sev3),
+            components: vec!["api".to_owned()],
+        },
+        reply: Some(reply),
+    })
+    .unwrap();
+    // A directory where `incident.json` goes: the atomic replace fails even
+    // for root, which ignores permission bits.
+    let record = rig.incident_dir(&id).join("incident.json");
+    std::fs::remove_file(&record).unwrap();
+    std::fs::create_dir_all(record.join("blocker")).unwrap();
+    let failed = ractor::call!(commander, |reply| IncidentMsg::Resolve {
+        id: id.clone(),
+        note: "done".to_owned(),
+        force: false,
+        reply,
+    })
+    .unwrap();
+    let error = failed.unwrap_err();
+    assert!(matches!(error, CommandError::Files(_)), "{error:?}");
+    assert!(rig.rows("incident.resolved").is_empty());
     commander.stop(None);
     rig.writer.stop(None);
 }
