@@ -41,7 +41,7 @@ use crate::events::{self, Event, escalation as esc};
 use crate::managed::ManagedMsg;
 use crate::messages::{Health, IssueEvent};
 use crate::notify::{DeliveryOutcome, Notice, NoticeStatus, Notifiers, Outbox, Route};
-use crate::settings::{ComponentSettings, FixKind, SecretUrl, Severity, TierKind};
+use crate::settings::{ComponentSettings, SecretUrl, Severity, TierKind};
 
 /// Cycle progress per component, made once in `app.rs`.
 pub type CycleStore = Arc<dashmap::DashMap<String, CycleRecord>>;
@@ -558,7 +558,7 @@ async fn fix_step(
     signal: &mut watch::Receiver<Signal>,
 ) -> Outcome {
     let fix = &ctx.component.fix;
-    let action = fix.action.kind.map(FixKind::as_str);
+    let action = fix.action.kind.map(|kind| kind.as_str().to_owned());
     let enabled = !disabled && fix.enabled && fix.action.kind.is_some();
     let skip = if enabled {
         record
@@ -640,7 +640,7 @@ async fn fix_step(
         HistoryKind::Fix,
         "fix",
         attempt,
-        format!("{} {result}", action.unwrap_or_default()),
+        format!("{} {result}", action.clone().unwrap_or_default()),
         json!({ "output": outcome.output_excerpt, "error": outcome.error }),
     );
     let _ = emit(
@@ -667,7 +667,7 @@ async fn fix_step(
             json!({ "attempt": attempt, "action": action, "outcome": outcome_name, "ran": result, "duration_ms": outcome.duration_ms }),
         );
     };
-    let action_name = action.unwrap_or_default();
+    let action_name = action.clone().unwrap_or_default();
     if !outcome.ok {
         fix_timeline(record, "failed", format!("fix {action_name} failed"));
         return Outcome::Next;
