@@ -4,7 +4,10 @@
 //!
 //! Every section struct is `#[serde(deny_unknown_fields, default)]` with an
 //! explicit `Default`, so a key that is absent takes its documented default and
-//! a key that is misspelt is an error that names it. Loading never stops at the
+//! a key that is misspelt is an error that names it. The one exception is the
+//! restart policy ([`RestartSettings`], in `restart.rs`), shared by
+//! `[supervision]` and `components[].restart` with a default set for each: it
+//! and `[supervision]` deserialise by hand to the same effect. Loading never stops at the
 //! first problem: [`load`] collects every bad key, bad value and broken
 //! cross-reference, each with its key path, so an operator fixes a file in one
 //! pass instead of one error per run.
@@ -20,6 +23,7 @@ mod load;
 mod maintenance;
 mod notifiers;
 mod probes;
+mod restart;
 mod seal;
 mod secret;
 mod service;
@@ -38,7 +42,7 @@ pub use audit::AuditSettings;
 pub use chaos::ChaosSettings;
 pub use components::{
     ComponentSettings, Criticality, FixActionSettings, FixKind, FixSettings, PatchSettings,
-    RestartSettings, RollbackSettings, TierKind, TierSettings,
+    RollbackSettings, TierKind, TierSettings,
 };
 pub use debounce::{DebounceOverride, DebounceSettings};
 pub use dr::DrSettings;
@@ -48,6 +52,7 @@ pub use load::{ConfigSource, DEFAULT_CONFIG, load, load_with_env};
 pub use maintenance::MaintenanceSettings;
 pub use notifiers::{NotifierKind, NotifierSettings};
 pub use probes::{ProbeDefaults, ProbeKind, ProbeSettings, Severity};
+pub use restart::RestartSettings;
 pub use seal::{seal as seal_config_text, unseal as unseal_config_text};
 pub use secret::{
     REDACTED, Secret, SecretFileError, SecretMap, SecretUrl, inline_or_file, read_secret,

@@ -192,6 +192,7 @@ async fn supervise(
         shared
             .settings
             .supervision
+            .restart
             .stable_after
             .max(Duration::from_millis(100)),
     );

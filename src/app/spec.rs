@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use ractor::{Actor, ActorCell};
 use warden_supervisors::{
-    Backoff, ChildSpec, Ladder, Observer, Rung, Shutdown, Strategy, Supervisor, SupervisorSpec,
+    ChildSpec, Ladder, Observer, Shutdown, Strategy, Supervisor, SupervisorSpec,
 };
 
 use super::Names;
@@ -42,14 +42,9 @@ pub(super) struct Shared {
 
 /// The restart policy every supervisor in the tree uses: one rung, "restart
 /// in place", whose exhaustion is a meltdown escalated to the parent.
+/// Built like a managed process's ladder, from the same policy struct.
 pub fn restart_ladder(settings: &SupervisionSettings) -> Ladder {
-    let backoff = Backoff {
-        min: settings.backoff_min,
-        max: settings.backoff_max,
-        jitter: settings.backoff_jitter,
-        reset_after: settings.stable_after,
-    };
-    Ladder::single(Rung::new("restart", settings.max_restarts, settings.period).backoff(backoff))
+    crate::managed::restart_ladder(&settings.restart)
 }
 
 /// A worker that spawns a fresh `make()` registered as `name`, linked to its

@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytesize::ByteSize;
 use serde::{Deserialize, Serialize};
 
-use super::{SecretMap, SecretUrl};
+use super::{RestartSettings, SecretMap, SecretUrl};
 
 /// How much a component matters; incidents use it for severity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Serialize, Deserialize)]
@@ -64,7 +64,9 @@ pub struct ComponentSettings {
     /// healthy before it starts anyway. Default `30s`.
     #[serde(with = "humantime_serde")]
     pub start_timeout: Duration,
-    /// The managed process's restart ladder.
+    /// The managed process's restart ladder; unset keys take
+    /// [`RestartSettings::managed`], not the `[supervision]` defaults.
+    #[serde(deserialize_with = "super::restart::managed")]
     pub restart: RestartSettings,
     /// Size at which the process's captured output rotates. Default `10MiB`.
     pub log_max_bytes: ByteSize,
@@ -102,7 +104,7 @@ impl Default for ComponentSettings {
             stop_signal: "TERM".to_owned(),
             stop_timeout: Duration::from_secs(10),
             start_timeout: Duration::from_secs(30),
-            restart: RestartSettings::default(),
+            restart: RestartSettings::managed(),
             log_max_bytes: ByteSize::mib(10),
             log_files: 5,
             warning_threshold: 1,
@@ -119,43 +121,6 @@ impl ComponentSettings {
     /// Whether Warden runs this component's process.
     pub fn is_managed(&self) -> bool {
         !self.run.is_empty()
-    }
-}
-
-/// Restart ladder of a managed process: immediate first restart, then
-/// exponential backoff with jitter; more than `max_restarts` within `period`
-/// marks the component FATAL and escalates.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RestartSettings {
-    /// Restarts allowed within `period`. Default 5.
-    pub max_restarts: u32,
-    /// The sliding window. Default `60s`.
-    #[serde(with = "humantime_serde")]
-    pub period: Duration,
-    /// Second restart's delay; doubles after. Default `200ms`.
-    #[serde(with = "humantime_serde")]
-    pub backoff_min: Duration,
-    /// Longest delay. Default `30s`.
-    #[serde(with = "humantime_serde")]
-    pub backoff_max: Duration,
-    /// Random spread of each delay (0–1). Default 0.2.
-    pub backoff_jitter: f64,
-    /// Running this long counts as stable and resets the backoff. Default `30s`.
-    #[serde(with = "humantime_serde")]
-    pub stable_after: Duration,
-}
-
-impl Default for RestartSettings {
-    fn default() -> Self {
-        Self {
-            max_restarts: 5,
-            period: Duration::from_secs(60),
-            backoff_min: Duration::from_millis(200),
-            backoff_max: Duration::from_secs(30),
-            backoff_jitter: 0.2,
-            stable_after: Duration::from_secs(30),
-        }
     }
 }
 

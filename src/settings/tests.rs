@@ -64,7 +64,7 @@ fn durations_and_sizes_are_human_strings() {
     )
     .unwrap();
     assert_eq!(settings.audit.rotate_bytes.as_u64(), 1024 * 1024);
-    assert_eq!(settings.supervision.period, Duration::from_secs(65));
+    assert_eq!(settings.supervision.restart.period, Duration::from_secs(65));
 }
 
 #[test]
@@ -78,8 +78,8 @@ fn environment_overrides_nested_keys() {
         ]),
     )
     .unwrap();
-    assert_eq!(settings.supervision.max_restarts, 7);
-    assert_eq!(settings.supervision.period, Duration::from_secs(65));
+    assert_eq!(settings.supervision.restart.max_restarts, 7);
+    assert_eq!(settings.supervision.restart.period, Duration::from_secs(65));
     assert_eq!(settings.audit.fsync, crate::audit::FsyncPolicy::Always);
 }
 
@@ -927,4 +927,71 @@ fn every_kind_is_spelled_as_in_the_configuration() {
     spelled_as_serialised!(Severity: Info, Warning, Critical);
     spelled_as_serialised!(crate::messages::Health: Healthy, Degraded, Unhealthy);
     assert_eq!(ProbeKind::CredentialExpiry.as_str(), "credential_expiry");
+}
+
+/// One struct, two documented default sets: a table that sets some keys
+/// keeps the rest from its own set, and both refuse keys they do not have.
+#[test]
+fn both_restart_policies_share_keys_but_keep_their_own_defaults() {
+    let settings = load_with_env(
+        &text(
+            "[supervision]\nmax_restarts = 4\n\n[[components]]\nname = \"site\"\n[components.restart]\nperiod = \"2m\"\n",
+        ),
+        no_env(),
+    )
+    .unwrap();
+    assert_eq!(
+        settings.supervision.restart,
+        RestartSettings {
+            max_restarts: 4,
+            ..RestartSettings::supervision()
+        }
+    );
+    assert_eq!(
+        settings.supervision.child_shutdown_timeout,
+        Duration::from_secs(5)
+    );
+    assert_eq!(
+        settings.components[0].restart,
+        RestartSettings {
+            period: Duration::from_secs(120),
+            ..RestartSettings::managed()
+        }
+    );
+    // The documented defaults (docs/configuration.md).
+    let supervision = RestartSettings::supervision();
+    assert_eq!(
+        (
+            supervision.max_restarts,
+            supervision.period,
+            supervision.backoff_min
+        ),
+        (3, Duration::from_secs(5), Duration::from_millis(10))
+    );
+    assert_eq!(
+        (supervision.backoff_max, supervision.stable_after),
+        (Duration::from_secs(1), Duration::from_secs(5))
+    );
+    let managed = RestartSettings::managed();
+    assert_eq!(
+        (managed.max_restarts, managed.period, managed.backoff_min),
+        (5, Duration::from_secs(60), Duration::from_millis(200))
+    );
+    assert_eq!(
+        (managed.backoff_max, managed.stable_after),
+        (Duration::from_secs(30), Duration::from_secs(30))
+    );
+
+    let lines = problems(
+        "[supervision]\nchild_shutdown_timeout = \"1s\"\nmax_restart = 2\n\n[[components]]\nname = \"site\"\n[components.restart]\nchild_shutdown_timeout = \"1s\"\nbackoff_min = \"2s\"\nbackoff_max = \"1s\"\n",
+        no_env(),
+    );
+    let joined = lines.join("\n");
+    for needle in [
+        "supervision.max_restart: unknown field `max_restart`",
+        "components[0].restart.child_shutdown_timeout: unknown field `child_shutdown_timeout`",
+        "components[0].restart.backoff_min: must not exceed components[0].restart.backoff_max",
+    ] {
+        assert!(joined.contains(needle), "missing {needle:?} in {joined}");
+    }
 }

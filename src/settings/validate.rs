@@ -175,20 +175,29 @@ fn telemetry(settings: &Settings, problems: &mut Problems) {
 
 fn supervision(settings: &Settings, problems: &mut Problems) {
     let s = &settings.supervision;
-    positive(problems, "supervision.period", s.period);
     positive(
         problems,
         "supervision.child_shutdown_timeout",
         s.child_shutdown_timeout,
     );
-    if s.backoff_min > s.backoff_max {
+    // `max_restarts = 0` is allowed here: any failure escalates.
+    restart_policy(problems, "supervision", &s.restart);
+}
+
+/// The rules both restart policies share; `at` is where their keys sit.
+fn restart_policy(problems: &mut Problems, at: &str, restart: &super::RestartSettings) {
+    positive(problems, &format!("{at}.period"), restart.period);
+    if restart.backoff_min > restart.backoff_max {
         problems.push(
-            "supervision.backoff_min",
-            "must not exceed supervision.backoff_max",
+            format!("{at}.backoff_min"),
+            format!("must not exceed {at}.backoff_max"),
         );
     }
-    if !(0.0..=1.0).contains(&s.backoff_jitter) {
-        problems.push("supervision.backoff_jitter", "must be between 0.0 and 1.0");
+    if !(0.0..=1.0).contains(&restart.backoff_jitter) {
+        problems.push(
+            format!("{at}.backoff_jitter"),
+            "must be between 0.0 and 1.0",
+        );
     }
 }
 
@@ -889,23 +898,11 @@ fn component_process(problems: &mut Problems, at: &str, component: &ComponentSet
         &format!("{at}.start_timeout"),
         component.start_timeout,
     );
-    let restart = &component.restart;
-    positive(problems, &format!("{at}.restart.period"), restart.period);
-    if restart.max_restarts == 0 {
+    // A managed process needs at least one restart before it is FATAL.
+    if component.restart.max_restarts == 0 {
         problems.push(format!("{at}.restart.max_restarts"), "must be at least 1");
     }
-    if restart.backoff_min > restart.backoff_max {
-        problems.push(
-            format!("{at}.restart.backoff_min"),
-            format!("must not exceed {at}.restart.backoff_max"),
-        );
-    }
-    if !(0.0..=1.0).contains(&restart.backoff_jitter) {
-        problems.push(
-            format!("{at}.restart.backoff_jitter"),
-            "must be between 0.0 and 1.0",
-        );
-    }
+    restart_policy(problems, &format!("{at}.restart"), &component.restart);
     if component.log_files == 0 {
         problems.push(format!("{at}.log_files"), "must be at least 1");
     }
