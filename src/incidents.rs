@@ -25,6 +25,7 @@
 mod actor;
 pub mod client;
 mod disk;
+pub mod intake;
 mod model;
 mod postmortem;
 mod severity;

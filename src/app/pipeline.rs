@@ -190,13 +190,12 @@ impl IncidentSettings {
                 .map(|c| (c.name.clone(), c.depends_on.clone()))
                 .collect(),
             store: h.incidents.clone(),
-            issues: h.issues.clone(),
+            cursor_dir: settings.service.state_dir.join("cursors"),
             freeze: h.freeze.clone(),
             // Secrets serialise as "***": the evidence never holds one. Rendered
             // when an incident asks for it, not kept as a JSON tree of every probe.
             effective_config: crate::incidents::EffectiveConfig::of(settings.clone()),
             tick: Duration::from_secs(5),
-            debounce: h.store.clone(),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! `IncidentCommander`: owns the incidents of one Warden instance.
 //!
-//! In: [`IncidentMsg::Issue`] (subscribed to the issue bus), `Open`
+//! In: the issue rows of the audit log, read after the commander's own
+//! durable cursor (`intake.rs`; `Pump` when rows become durable), `Open`
 //! (escalation, the root supervisor, the API), `Note`, `SetSeverity`,
 //! `Resolve` (the API), `Timeline` (escalation's fix attempts and tier
 //! calls), `Tick` (cadence and auto-resolve). Out: `incident.*` audit rows,
@@ -9,7 +10,7 @@
 //!
 //! Restart safety: incidents live on disk and in the shared store; a new
 //! instance reloads the disk, keeps the clock marks the store held, rebuilds
-//! the freeze set and subscribes to the bus again. Handlers never return
+//! the freeze set and resumes the log after its cursor. Handlers never return
 //! `Err` for an I/O failure (a restart would not fix a full disk): they log
 //! it at ERROR and answer the caller with the error.
 
@@ -23,6 +24,7 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::disk;
+use super::intake::{Intake, Progress};
 use super::model::{
     Incident, IncidentStatus, OpenTrigger, SeverityChange, TimelineEntry, now_rfc3339,
 };
@@ -30,10 +32,11 @@ use super::severity::{Sev, SeverityFacts, freezes, is_important, rate};
 use super::state::{auto_resolvable, best, cadence_due, impact_stopped, joins};
 use super::{CommandError, FreezeSet, IncidentError, IncidentStore, postmortem};
 use crate::audit::{AuditLog, AuditReader, NewRow};
-use crate::debounce::{IssueBus, LatestObservations, ObservationHistory};
+use crate::debounce::{LatestObservations, ObservationHistory};
 use crate::messages::IssueEvent;
 use crate::notify::{DeliveryOutcome, Notice, NoticeStatus, Outbox, Route};
 use crate::settings::{Criticality, IncidentSettings, Severity};
+use crate::tasks::AbortOnDrop;
 
 /// The effective configuration for incident evidence, rendered (secrets
 /// redacted) only when an incident is written: kept as a JSON tree it would
@@ -123,26 +126,24 @@ pub struct CommanderArgs {
     pub depends_on: HashMap<String, Vec<String>>,
     /// Every incident, shared with the API.
     pub store: IncidentStore,
-    /// Issue events to subscribe to.
-    pub issues: IssueBus,
+    /// Where the commander keeps its cursor (`<state_dir>/cursors`).
+    pub cursor_dir: PathBuf,
     /// Components whose automation is frozen.
     pub freeze: FreezeSet,
     /// The effective configuration, secrets redacted, copied into evidence.
     pub effective_config: EffectiveConfig,
     /// How often cadence and auto-resolution are checked.
     pub tick: Duration,
-    /// Debounce state of every probe: the open issues a starting commander
-    /// catches up on (their events may have been published while it was down).
-    pub debounce: crate::debounce::DebounceStore,
 }
 
 /// Messages to the commander.
 #[derive(Debug)]
 pub enum IncidentMsg {
-    /// An issue row was written (from the issue bus).
+    /// An issue row, as the intake read it from the log (also sent by
+    /// tests that drive the commander without a log).
     Issue(IssueEvent),
-    /// Sent to itself at start: take up open issues no incident knows yet.
-    CatchUp,
+    /// New rows may be durable: read the log after the cursor.
+    Pump,
     /// Open an incident (or join the open one the trigger belongs to);
     /// replies with the incident id.
     Open {
@@ -207,9 +208,16 @@ pub struct CommanderState {
     args: CommanderArgs,
     root: PathBuf,
     /// Open critical issue sessions per component, for the "several
-    /// important components" rule. Rebuilt from events (empty after a restart).
+    /// important components" rule. Kept with the cursor, so a restart
+    /// resumes with the tally as of the last row handled.
     open_critical: HashMap<String, BTreeSet<String>>,
+    /// The log after the commander's cursor.
+    intake: Intake,
+    /// The last row handled (what the cursor holds).
+    handled: u64,
     ticker: Option<ractor::concurrency::JoinHandle<()>>,
+    /// Wakes the actor when rows become durable; aborted with the state.
+    _watcher: AbortOnDrop,
 }
 
 impl Drop for CommanderState {
@@ -271,19 +279,32 @@ impl Actor for IncidentCommander {
             }
             args.store.insert(incident.id.clone(), incident);
         }
-        args.issues
-            .subscribe(myself.clone(), |event| Some(IncidentMsg::Issue(event)));
-        // After the subscription, so an issue is either on the bus or in the
-        // store by the time the catch-up reads it (seen twice is harmless:
-        // a session an incident already holds is skipped).
-        let _ = myself.send_message(IncidentMsg::CatchUp);
+        let (intake, progress) = Intake::open(&args.audit_dir, &args.cursor_dir, &root)?;
+        let mut durable = args.audit.subscribe();
+        let pump = myself.clone();
+        let watcher = tokio::spawn(async move {
+            // Bounded by the actor: aborted when its state drops.
+            while durable.changed().await.is_ok() {
+                if pump.cast(IncidentMsg::Pump).is_err() {
+                    return;
+                }
+            }
+        });
+        let _ = myself.send_message(IncidentMsg::Pump);
         let ticker = myself.send_interval(args.tick, || IncidentMsg::Tick);
-        tracing::info!(incidents = args.store.len(), "Incident commander started.");
+        tracing::info!(
+            incidents = args.store.len(),
+            cursor = progress.seq,
+            "Incident commander started."
+        );
         Ok(CommanderState {
             args,
             root,
-            open_critical: HashMap::new(),
+            open_critical: progress.open_critical,
+            intake,
+            handled: progress.seq,
             ticker: Some(ticker),
+            _watcher: AbortOnDrop::new(&watcher),
         })
     }
 
@@ -305,16 +326,8 @@ impl Actor for IncidentCommander {
         state: &mut CommanderState,
     ) -> Result<(), ActorProcessingErr> {
         match message {
-            IncidentMsg::CatchUp => {
-                for event in open_issues(state) {
-                    logged(on_issue(state, event).await);
-                }
-            }
-            IncidentMsg::Issue(event) => {
-                let span = tracing::info_span!(parent: None, "incident.issue", actor = "incidents", probe = %event.probe);
-                crate::telemetry::trace::continue_from(&span, event.traceparent.as_deref());
-                logged(on_issue(state, event).instrument(span).await)
-            }
+            IncidentMsg::Pump => pump(state).await?,
+            IncidentMsg::Issue(event) => issue(state, event).await,
             IncidentMsg::Open { trigger, reply } => {
                 let result = on_open(state, trigger).await;
                 if let Some(reply) = reply
@@ -439,39 +452,39 @@ fn related(state: &CommanderState, session: Option<&str>, component: &str) -> Op
     best(&candidates).map(|incident| incident.id.clone())
 }
 
-/// Woken issues open in the debounce store that no incident holds, as the
-/// events that opened them; critical ones already in an incident are counted
-/// again as open (that tally lives in memory and a restart lost it).
-fn open_issues(state: &mut CommanderState) -> Vec<IssueEvent> {
-    let mut events = Vec::new();
-    for entry in state.args.debounce.iter() {
-        let probe = entry.key();
-        let Some(component) = state.args.latest.get(probe).map(|o| o.component.clone()) else {
-            continue;
+/// Handles one issue row inside a span that continues its trace.
+async fn issue(state: &mut CommanderState, event: IssueEvent) {
+    let span = tracing::info_span!(parent: None, "incident.issue", actor = "incidents", probe = %event.probe);
+    crate::telemetry::trace::continue_from(&span, event.traceparent.as_deref());
+    logged(on_issue(state, event).instrument(span).await)
+}
+
+/// Handles the issue rows after the cursor, a batch at a time, and moves
+/// the cursor (with the critical tally) after each batch. A crash replays
+/// at most one batch, which is harmless: a session an incident holds joins
+/// it again instead of opening another. A cursor that cannot be written
+/// fails the actor, so its supervisor restarts it from the last good one.
+async fn pump(state: &mut CommanderState) -> Result<(), ActorProcessingErr> {
+    loop {
+        let batch = state.intake.next_batch();
+        let Some(&(last, _)) = batch.last() else {
+            return Ok(());
         };
-        let Some(event) = entry.open_wake_event(probe, &component) else {
-            continue;
-        };
-        let known = state.args.store.iter().any(|incident| {
-            event
-                .caller_session_id
-                .as_ref()
-                .is_some_and(|session| incident.sessions.contains(session))
-        });
-        if !known {
-            events.push(event);
-        } else if event.severity == Severity::Critical
-            && let Some(session) = event.caller_session_id
-        {
-            state
-                .open_critical
-                .entry(component)
-                .or_default()
-                .insert(session);
+        let full = batch.len() >= super::intake::BATCH;
+        for (_, event) in batch {
+            if let Some(event) = event {
+                issue(state, event).await;
+            }
+        }
+        state.handled = last;
+        state.intake.store(&Progress {
+            seq: last,
+            open_critical: state.open_critical.clone(),
+        })?;
+        if !full {
+            return Ok(());
         }
     }
-    events.sort_by_key(|event| event.seq);
-    events
 }
 
 async fn on_issue(state: &mut CommanderState, event: IssueEvent) -> Result<(), IncidentError> {

@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use super::{CycleContext, CycleRecord, CycleStore, Signal, Trigger, run};
 use crate::audit::{AuditLog, AuditReader, AuditRow, AuditWriter, AuditWriterArgs, FsyncPolicy};
 use crate::control::OperationalState;
-use crate::debounce::{DebounceStore, IssueBus, LatestObservations, ObservationHistory};
+use crate::debounce::{DebounceStore, LatestObservations, ObservationHistory};
 use crate::incidents::{
     CommanderArgs, FreezeSet, IncidentCommander, IncidentMsg, IncidentStore, OpenTrigger, Sev,
 };
@@ -134,11 +134,10 @@ async fn a_freeze_is_never_followed_by_an_action_that_started_after_it() {
         criticality: HashMap::new(),
         depends_on: HashMap::new(),
         store: store.clone(),
-        issues: IssueBus::default(),
+        cursor_dir: state_dir.join("cursors"),
         freeze: freeze.clone(),
         effective_config: crate::incidents::EffectiveConfig::fixed(json!({})),
         tick: Duration::from_secs(3600),
-        debounce: DebounceStore::default(),
     };
     let (commander, _) = Actor::spawn(None, IncidentCommander, args).await.unwrap();
     let state = OperationalState::default();

@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::{Actor, ActorRef};
@@ -13,7 +12,7 @@ use super::{observation, push};
 use crate::audit::{
     AuditLog, AuditMsg, AuditReader, AuditRow, AuditWriter, AuditWriterArgs, FsyncPolicy, NewRow,
 };
-use crate::debounce::{IssueBus, LatestObservations, ObservationHistory};
+use crate::debounce::{LatestObservations, ObservationHistory};
 use crate::incidents::{
     CommandError, CommanderArgs, FreezeSet, IncidentCommander, IncidentMsg, IncidentStatus,
     IncidentStore, OpenTrigger, Sev, read_timeline,
@@ -57,13 +56,12 @@ async fn rig() -> Rig {
         ]),
         depends_on: HashMap::from([("api".to_owned(), vec!["db".to_owned()])]),
         store: IncidentStore::default(),
-        issues: IssueBus::default(),
+        cursor_dir: state_dir.join("cursors"),
         freeze: FreezeSet::default(),
         effective_config: crate::incidents::EffectiveConfig::fixed(
             json!({ "service": { "operator_token": "[redacted]" } }),
         ),
         tick: Duration::from_secs(3600),
-        debounce: crate::debounce::DebounceStore::default(),
     };
     Rig {
         _dir: dir,
@@ -144,9 +142,14 @@ async fn a_critical_issue_opens_sev2_with_evidence_before_the_opened_row_and_rel
     );
     let commander = rig.commander().await;
 
-    rig.args
-        .issues
-        .send(wake(1, "api-http", "api", Severity::Critical));
+    commander
+        .cast(IncidentMsg::Issue(wake(
+            1,
+            "api-http",
+            "api",
+            Severity::Critical,
+        )))
+        .unwrap();
     eventually(|| rig.args.store.iter().any(|i| i.opened_seq > 0)).await;
     let incident = rig.args.store.iter().next().unwrap().clone();
     assert_eq!(incident.severity, Sev::Sev2);
@@ -193,9 +196,14 @@ async fn a_critical_issue_opens_sev2_with_evidence_before_the_opened_row_and_rel
 
     // db is a dependency of api, both important: joins, and two important
     // components down raise it to SEV1, which freezes automation on both.
-    rig.args
-        .issues
-        .send(wake(2, "db-tcp", "db", Severity::Critical));
+    commander
+        .cast(IncidentMsg::Issue(wake(
+            2,
+            "db-tcp",
+            "db",
+            Severity::Critical,
+        )))
+        .unwrap();
     eventually(|| {
         rig.args
             .store
@@ -223,12 +231,22 @@ async fn a_critical_issue_opens_sev2_with_evidence_before_the_opened_row_and_rel
     }
 
     // An unrelated warning opens its own SEV3; unrelated info opens nothing.
-    rig.args
-        .issues
-        .send(wake(3, "cache-http", "cache", Severity::Warning));
-    rig.args
-        .issues
-        .send(wake(4, "docs-http", "docs", Severity::Info));
+    commander
+        .cast(IncidentMsg::Issue(wake(
+            3,
+            "cache-http",
+            "cache",
+            Severity::Warning,
+        )))
+        .unwrap();
+    commander
+        .cast(IncidentMsg::Issue(wake(
+            4,
+            "docs-http",
+            "docs",
+            Severity::Info,
+        )))
+        .unwrap();
     eventually(|| rig.rows("incident.opened").len() == 2).await;
     // Info is handled after the warning; a timeline call is a barrier.
     let id = ractor::call!(commander, |reply| IncidentMsg::Note {
@@ -279,9 +297,14 @@ async fn resolution_is_refused_while_unhealthy_then_writes_the_postmortem() {
         Some(id.clone())
     );
     // The probe joins through the component.
-    rig.args
-        .issues
-        .send(wake(9, "db-tcp", "db", Severity::Critical));
+    commander
+        .cast(IncidentMsg::Issue(wake(
+            9,
+            "db-tcp",
+            "db",
+            Severity::Critical,
+        )))
+        .unwrap();
     eventually(|| {
         rig.args
             .store
@@ -439,7 +462,6 @@ async fn a_restarted_commander_reloads_incidents_from_disk() {
     let mut args = rig.args.clone();
     args.store = IncidentStore::default();
     args.freeze = FreezeSet::default();
-    args.issues = Arc::new(ractor::OutputPort::default());
     let (again, _) = Actor::spawn(None, IncidentCommander, args.clone())
         .await
         .unwrap();
@@ -529,4 +551,78 @@ async fn spin_until(mut cond: impl FnMut() -> bool) {
         tokio::task::yield_now().await;
     }
     panic!("condition not met");
+}
+
+/// The row the debouncer writes for a woken issue.
+fn wake_row(probe: &str, component: &str, severity: Severity, session: &str) -> NewRow {
+    crate::events::row(&crate::events::Wake {
+        probe: probe.to_owned(),
+        component: component.to_owned(),
+        severity,
+        category: "service_unhealthy".to_owned(),
+        kind: crate::messages::WakeKind::Fired,
+        title: format!("{probe}: service unhealthy"),
+        detail: "status 503".to_owned(),
+        observation: None,
+        consecutive_failures: 2,
+        stage: None,
+        reminder: 0,
+        envelope_status: "absent".to_owned(),
+        envelope_fix: None,
+        traceparent: None,
+    })
+    .session(session.to_owned())
+    .component(component.to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issues_come_from_the_log_after_the_commanders_cursor_even_across_a_kill() {
+    let rig = rig().await;
+    let commander = rig.commander().await;
+    rig.audit
+        .append(wake_row(
+            "api-http",
+            "api",
+            Severity::Critical,
+            "probe:api-http:s:1",
+        ))
+        .await
+        .unwrap();
+    eventually(|| rig.rows("incident.opened").len() == 1).await;
+
+    // Killed (no post_stop); a row is written while nobody reads the log.
+    commander.kill();
+    eventually(|| commander.get_status() == ractor::ActorStatus::Stopped).await;
+    rig.audit
+        .append(wake_row(
+            "cache-http",
+            "cache",
+            Severity::Warning,
+            "probe:cache-http:s:2",
+        ))
+        .await
+        .unwrap();
+    let _again = rig.commander().await;
+    eventually(|| rig.rows("incident.opened").len() == 2).await;
+    // The first issue's row was before the cursor: not taken up a second time.
+    assert_eq!(rig.args.store.len(), 2);
+    let tally: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(rig.state_dir.join("incidents/commander.json")).unwrap(),
+    )
+    .unwrap();
+    let last_wake = rig.rows("probe.wake_requested").last().unwrap().seq;
+    eventually(|| {
+        crate::audit::Cursor::load(&rig.state_dir.join("cursors"), "incident-commander")
+            .ok()
+            .flatten()
+            .is_some_and(|seq| seq >= last_wake)
+    })
+    .await;
+    // The critical issue is still open: the tally survived the kill.
+    assert!(
+        tally["open_critical"]["api"]
+            .as_array()
+            .is_some_and(|s| !s.is_empty()),
+        "{tally}"
+    );
 }

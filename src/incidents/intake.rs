@@ -1,0 +1,196 @@
+//! The commander's intake: the issue rows of the audit log, read after the
+//! commander's own durable cursor, as the wake consumer reads its rows.
+//!
+//! Before this the commander heard issues on the in-process issue bus and,
+//! after a restart, caught up from the debouncer's store; an issue published
+//! while it restarted was only found again if it was still open, and a replay
+//! was judged against today's memory. Now a restarted (or `kill -9`ed)
+//! commander takes up exactly the rows after its cursor, in log order.
+//!
+//! The cursor is an ordinary one (`<state_dir>/cursors/incident-commander`),
+//! so the boot gate checks it and retention never prunes past it. Next to
+//! the incidents (`<state_dir>/incidents/commander.json`) is the one fact
+//! the commander keeps between rows: which critical issues are open per
+//! component (it rates how many important components are down). Both are
+//! written atomically after each batch, the tally first, so a crash replays
+//! at most one batch, which is harmless: an issue whose session an incident
+//! already holds joins it again (a set) instead of opening another, and the
+//! tally's inserts and removals are idempotent.
+//!
+//! A missing or unreadable file starts at the log's tail: history written
+//! before the commander had a cursor is not replayed as new incidents.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::audit::{AuditError, AuditReader, AuditRow, Cursor, ReadPosition};
+use crate::events::{self, Decoded};
+use crate::messages::IssueEvent;
+
+/// Name of the commander's cursor under `<state_dir>/cursors/`.
+pub const CURSOR_NAME: &str = "incident-commander";
+
+/// File name of the commander's tally under `<state_dir>/incidents/`.
+pub const TALLY_FILE: &str = "commander.json";
+
+/// Seams the commander acts on; every other row only moves the cursor.
+pub const SEAMS: [&str; 4] = [
+    "probe.wake_requested",
+    "probe.wake_suppressed",
+    "probe.flapping",
+    "probe.resolved",
+];
+
+/// Rows handled per pass (and per cursor write) before the actor handles
+/// its mailbox again.
+pub(crate) const BATCH: usize = 256;
+
+/// Where the commander is: the cursor and the tally.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    /// The last row handled (the cursor; not in the tally file).
+    #[serde(skip)]
+    pub seq: u64,
+    /// Sessions of open critical issues, per component.
+    #[serde(default)]
+    pub open_critical: HashMap<String, BTreeSet<String>>,
+}
+
+/// The commander's reader of the log.
+pub struct Intake {
+    reader: AuditReader,
+    cursor: Cursor,
+    path: PathBuf,
+    next_seq: u64,
+    position: Option<ReadPosition>,
+}
+
+impl std::fmt::Debug for Intake {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Intake")
+            .field("path", &self.path)
+            .field("next_seq", &self.next_seq)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Intake {
+    /// Opens the log, the cursor and the tally: the progress to resume
+    /// from. `tally_dir` is the incidents root.
+    pub fn open(
+        audit_dir: &Path,
+        cursor_dir: &Path,
+        tally_dir: &Path,
+    ) -> Result<(Intake, Progress), AuditError> {
+        let reader = AuditReader::open(audit_dir)?;
+        let cursor = Cursor::new(cursor_dir, CURSOR_NAME)?;
+        let tail = || reader.last_seq().map(|seq| seq.unwrap_or(0));
+        let seq = match cursor.current() {
+            Ok(Some(seq)) => seq,
+            Ok(None) => tail()?,
+            Err(AuditError::CorruptCursor { path, reason }) => {
+                tracing::error!(path = %path.display(), %reason, "The incident commander's cursor is unreadable; resuming at the log's tail.");
+                tail()?
+            }
+            Err(other) => return Err(other),
+        };
+        let path = tally_dir.join(TALLY_FILE);
+        let open_critical = match std::fs::read(&path) {
+            Ok(bytes) => match serde_json::from_slice::<Progress>(&bytes) {
+                Ok(tally) => tally.open_critical,
+                Err(error) => {
+                    tracing::error!(path = %path.display(), %error, "The incident commander's tally is unreadable; it starts empty.");
+                    HashMap::new()
+                }
+            },
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => HashMap::new(),
+            Err(source) => return Err(AuditError::Io { path, source }),
+        };
+        let progress = Progress { seq, open_critical };
+        let intake = Intake {
+            reader,
+            cursor,
+            path,
+            next_seq: seq + 1,
+            position: None,
+        };
+        intake.store(&progress)?;
+        Ok((intake, progress))
+    }
+
+    /// The next issue rows after the last one read, up to a batch, each with
+    /// the seq the cursor may move to once it is handled (rows of other
+    /// seams in between are passed over with it).
+    pub fn next_batch(&mut self) -> Vec<(u64, Option<IssueEvent>)> {
+        let mut out = Vec::new();
+        let mut iter = self
+            .reader
+            .rows_resume(self.next_seq, None, self.position.take());
+        while out.len() < BATCH {
+            let Some(item) = iter.next_light(|seam| SEAMS.contains(&seam)) else {
+                break;
+            };
+            match item {
+                Ok((row, _)) => {
+                    self.next_seq = row.seq + 1;
+                    let event = issue_event(&row);
+                    out.push((row.seq, event));
+                }
+                Err(AuditError::CorruptRow {
+                    path,
+                    offset,
+                    reason,
+                }) => {
+                    tracing::error!(path = %path.display(), offset, %reason, "The incident commander skipped a corrupt audit row.");
+                }
+                Err(error) => {
+                    tracing::error!(error = %error, "The incident commander could not read the audit log; it retries on the next row.");
+                    return out;
+                }
+            }
+        }
+        self.position = iter.position();
+        out
+    }
+
+    /// Records `progress` durably: the tally, then the cursor.
+    pub fn store(&self, progress: &Progress) -> Result<(), AuditError> {
+        let bytes = serde_json::to_vec(progress).map_err(|error| AuditError::Io {
+            path: self.path.clone(),
+            source: std::io::Error::other(error),
+        })?;
+        if let Some(dir) = self.path.parent() {
+            crate::files::create_private_dir_all(dir).map_err(|source| AuditError::Io {
+                path: dir.to_owned(),
+                source,
+            })?;
+        }
+        crate::files::write_atomic(&self.path, &bytes).map_err(|source| AuditError::Io {
+            path: self.path.clone(),
+            source,
+        })?;
+        self.cursor.store(progress.seq)
+    }
+}
+
+/// The issue event a row carries, if it is one of [`SEAMS`] with its shape.
+fn issue_event(row: &AuditRow) -> Option<IssueEvent> {
+    let (probe, component, category, severity, traceparent) = match events::decode(row) {
+        Decoded::Wake(e) => (e.probe, e.component, e.category, e.severity, e.traceparent),
+        Decoded::Suppressed(e) => (e.probe, e.component, e.category, e.severity, e.traceparent),
+        Decoded::Resolved(e) => (e.probe, e.component, e.category, e.severity, e.traceparent),
+        _ => return None,
+    };
+    Some(IssueEvent {
+        seq: row.seq,
+        seam: row.seam.clone(),
+        caller_session_id: row.caller_session_id.clone(),
+        probe,
+        component,
+        category,
+        severity,
+        traceparent,
+    })
+}
