@@ -128,30 +128,33 @@ fn durable_at(marks: &[(u64, SystemTime)], seq: u64) -> Option<SystemTime> {
     marks.get(i).map(|(_, at)| *at)
 }
 
-/// A wake row as the debouncer writes it for a fired issue.
+/// A wake row as the debouncer writes it for a fired issue (its typed event).
+/// Info severity: the incident commander, which also reads the log, opens
+/// nothing for it, so `injected` measures the wake consumer's capacity.
 fn wake_row(i: usize) -> warden::audit::NewRow {
     let probe = format!("p{i}");
-    warden::audit::NewRow::new(
-        "probe.wake_requested",
-        serde_json::json!({
-            "probe": probe,
-            "component": probe,
-            "severity": "critical",
-            "category": "service_unhealthy",
-            "kind": "fired",
-            "title": format!("{probe}: service unhealthy"),
-            "detail": "status 503 (expected 2xx)",
-            "observation": {
-                "probe": probe, "component": probe, "status": "unhealthy", "latency_ms": 0,
-                "reasons": ["status 503 (expected 2xx)"], "stage": null,
-                "details": {"status": 503, "latency_ms": 0}, "at": "2026-12-01T00:00:00.000Z"
-            },
-            "consecutive_failures": 1,
-            "stage": null,
-            "reminder": null,
-            "envelope_status": "absent",
-        }),
-    )
+    let observation: warden::messages::Observation = serde_json::from_value(serde_json::json!({
+        "probe": probe, "component": probe, "status": "unhealthy", "latency_ms": 0,
+        "reasons": ["status 503 (expected 2xx)"], "stage": null,
+        "details": {"status": 503, "latency_ms": 0}, "at": "2026-12-01T00:00:00.000Z"
+    }))
+    .expect("a valid observation");
+    warden::events::row(&warden::events::Wake {
+        probe: probe.clone(),
+        component: probe.clone(),
+        severity: warden::settings::Severity::Info,
+        category: "service_unhealthy".to_owned(),
+        kind: warden::messages::WakeKind::Fired,
+        title: format!("{probe}: service unhealthy"),
+        detail: "status 503 (expected 2xx)".to_owned(),
+        observation: Some(observation),
+        consecutive_failures: 1,
+        stage: None,
+        reminder: 0,
+        envelope_status: "absent".to_owned(),
+        envelope_fix: None,
+        traceparent: None,
+    })
     .session(format!(
         "probe:{probe}:service_unhealthy:{}",
         warden::audit::SEQ_PLACEHOLDER

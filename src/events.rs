@@ -148,6 +148,16 @@ fn absent() -> String {
     "absent".to_owned()
 }
 
+/// A count written as `null` (by hand, or by an older writer) reads as 0:
+/// `#[serde(default)]` alone covers only a missing key.
+fn count<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
 /// An issue woke (or should wake) the operator: `probe.wake_requested`, or
 /// `probe.flapping` when `kind` is `flapping`. Written by the debouncer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -171,13 +181,13 @@ pub struct Wake {
     #[serde(default)]
     pub observation: Option<Observation>,
     /// Consecutive failing observations.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "count")]
     pub consecutive_failures: u32,
     /// The issue's stage (credential expiry), if any.
     #[serde(default)]
     pub stage: Option<String>,
     /// Reminder number for `reminder`; 0 otherwise.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "count")]
     pub reminder: u32,
     /// The component's fix envelope: `enabled`, `disabled` or `absent`.
     #[serde(default = "absent")]
@@ -236,7 +246,7 @@ pub struct Suppressed {
     /// Why it was held back.
     pub suppression: Suppression,
     /// Wakes suppressed for this issue so far.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "count")]
     pub suppressed_count: u64,
     /// W3C `traceparent` of the issue's span.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -261,7 +271,7 @@ pub struct Resolved {
     /// One line for people.
     pub title: String,
     /// How long the issue was open.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "count")]
     pub open_for_ms: u64,
     /// Whether anyone was woken for it (a recovery nobody heard of is not news).
     #[serde(default = "yes")]

@@ -508,3 +508,16 @@ fn docs_events_md_lists_every_typed_seam_and_field() {
         problems.join("\n")
     );
 }
+
+#[test]
+fn a_count_written_as_null_reads_as_zero() {
+    let (_, new) = examples().remove(0);
+    let mut row = audit_row(&new);
+    let details = row.details.as_object_mut().unwrap();
+    details.insert("reminder".to_owned(), Value::Null);
+    details.insert("consecutive_failures".to_owned(), Value::Null);
+    let Decoded::Wake(wake) = decode(&row) else {
+        panic!("not read");
+    };
+    assert_eq!((wake.reminder, wake.consecutive_failures), (0, 0));
+}

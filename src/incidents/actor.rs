@@ -213,8 +213,10 @@ pub struct CommanderState {
     open_critical: HashMap<String, BTreeSet<String>>,
     /// The log after the commander's cursor.
     intake: Intake,
-    /// The last row handled (what the cursor holds).
+    /// The last row handled.
     handled: u64,
+    /// The last row on disk, and when it was stored.
+    stored: (u64, Instant),
     ticker: Option<ractor::concurrency::JoinHandle<()>>,
     /// Wakes the actor when rows become durable; aborted with the state.
     _watcher: AbortOnDrop,
@@ -303,6 +305,7 @@ impl Actor for IncidentCommander {
             open_critical: progress.open_critical,
             intake,
             handled: progress.seq,
+            stored: (progress.seq, Instant::now()),
             ticker: Some(ticker),
             _watcher: AbortOnDrop::new(&watcher),
         })
@@ -316,6 +319,7 @@ impl Actor for IncidentCommander {
         if let Some(ticker) = state.ticker.take() {
             ticker.abort();
         }
+        store_progress(state, true)?;
         Ok(())
     }
 
@@ -368,7 +372,10 @@ impl Actor for IncidentCommander {
                 text,
                 details,
             } => logged(on_timeline(state, session, component, kind, text, details)),
-            IncidentMsg::Tick => on_tick(state).await,
+            IncidentMsg::Tick => {
+                on_tick(state).await;
+                store_progress(state, true)?;
+            }
         }
         Ok(())
     }
@@ -477,14 +484,30 @@ async fn pump(state: &mut CommanderState) -> Result<(), ActorProcessingErr> {
             }
         }
         state.handled = last;
-        state.intake.store(&Progress {
-            seq: last,
-            open_critical: state.open_critical.clone(),
-        })?;
+        store_progress(state, false)?;
         if !full {
             return Ok(());
         }
     }
+}
+
+/// How often, at most, the cursor and the tally are written during a burst:
+/// each write is two fsyncs on the disk the audit log syncs on, and a crash
+/// only replays what the cursor has not passed (harmlessly, see [`pump`]).
+const STORE_EVERY: Duration = Duration::from_millis(200);
+
+/// Writes the cursor and the tally if they moved and `STORE_EVERY` passed
+/// (or `now`: at stop, and on the tick so a quiet log is not left behind).
+fn store_progress(state: &mut CommanderState, now: bool) -> Result<(), ActorProcessingErr> {
+    let (seq, at) = state.stored;
+    if state.handled > seq && (now || at.elapsed() >= STORE_EVERY) {
+        state.intake.store(&Progress {
+            seq: state.handled,
+            open_critical: state.open_critical.clone(),
+        })?;
+        state.stored = (state.handled, Instant::now());
+    }
+    Ok(())
 }
 
 async fn on_issue(state: &mut CommanderState, event: IssueEvent) -> Result<(), IncidentError> {

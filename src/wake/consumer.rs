@@ -152,7 +152,7 @@ pub struct WakeState {
     stored_at: Instant,
     next_seq: u64,
     position: Option<ReadPosition>,
-    flight: Flight<(AuditRow, Vec<Value>)>,
+    flight: Flight<(AuditRow, Vec<Value>, event::Facts)>,
     ledger: Ledger,
     sessions: Sessions,
     undelivered: BTreeMap<u64, Undelivered>,
@@ -384,30 +384,33 @@ fn admit(state: &mut WakeState, row: AuditRow) {
         .0
         .read_up_to
         .store(row.seq, Ordering::Relaxed);
-    let wanted =
-        WAKE_SEAMS.contains(&row.seam.as_str()) && event::needs_notice(&row, &state.args.store);
-    if !wanted {
+    let wanted = WAKE_SEAMS
+        .contains(&row.seam.as_str())
+        .then(|| event::wanted(&row, &state.args.store))
+        .flatten();
+    let Some(facts) = wanted else {
         state.flight.skip(row.seq);
         return;
-    }
-    let key = row.caller_session_id.clone().unwrap_or_else(|| {
-        let probe = event::Facts::of(&row).map(|facts| facts.probe);
-        format!("probe:{}", probe.unwrap_or_default())
-    });
+    };
+    let key = row
+        .caller_session_id
+        .clone()
+        .unwrap_or_else(|| format!("probe:{}", facts.probe));
     let related = row
         .caller_session_id
         .as_deref()
         .map(|session| state.sessions.before(session, row.seq))
         .unwrap_or_default();
-    state.flight.admit(row.seq, key, (row, related));
+    state.flight.admit(row.seq, key, (row, related, facts));
 }
 
 fn start_ready(myself: &ActorRef<WakeMsg>, state: &mut WakeState) {
-    while let Some((seq, key, (row, related))) = state.flight.next_to_run() {
+    while let Some((seq, key, (row, related, facts))) = state.flight.next_to_run() {
         let input = EventInput {
             prior: state.ledger.completed(seq).cloned(),
             sent: state.ledger.sent_to(seq),
             row: row.clone(),
+            facts,
             related,
         };
         let (ctx, me) = (state.ctx.clone(), myself.clone());

@@ -33,6 +33,8 @@ pub(super) struct EventContext {
 /// One event to handle.
 pub(super) struct EventInput {
     pub(super) row: AuditRow,
+    /// What the row says, decoded at admission.
+    pub(super) facts: Facts,
     /// Earlier rows of the same story.
     pub(super) related: Vec<Value>,
     /// The notice, when the investigation was recorded before a restart.
@@ -144,12 +146,12 @@ impl Facts {
     }
 }
 
-/// Whether a row needs a notice at all.
-pub(super) fn needs_notice(row: &AuditRow, store: &DebounceStore) -> bool {
-    let Some(facts) = Facts::of(row) else {
-        return false;
-    };
-    match facts.kind.as_str() {
+/// The facts of a row that needs a notice; `None` when it needs none (or
+/// is not a row the consumer reads). Decoded once, at admission, and carried
+/// with the row to its handler.
+pub(super) fn wanted(row: &AuditRow, store: &DebounceStore) -> Option<Facts> {
+    let facts = Facts::of(row)?;
+    let wanted = match facts.kind.as_str() {
         // Only a first acknowledgement of an issue someone was woken for is news.
         "acknowledged" => facts.woken && !facts.again,
         // Nobody was told about an issue that was never woken; its recovery is
@@ -160,7 +162,8 @@ pub(super) fn needs_notice(row: &AuditRow, store: &DebounceStore) -> bool {
             entry.acked && entry.session.is_some() && entry.session == row.caller_session_id
         }),
         _ => true,
-    }
+    };
+    wanted.then_some(facts)
 }
 
 /// Handles one event inside a span that continues the issue's trace from
@@ -172,24 +175,17 @@ pub(super) async fn handle(
     input: EventInput,
 ) -> Result<EventResult, AuditError> {
     let span = tracing::info_span!(parent: None, "wake.event", actor = "wake", seq = input.row.seq, seam = %input.row.seam);
-    let Some(facts) = Facts::of(&input.row) else {
-        // Admission already skipped rows without facts; nothing to do.
-        return Ok(EventResult {
-            notice: None,
-            undelivered: Vec::new(),
-        });
-    };
-    crate::telemetry::trace::continue_from(&span, facts.traceparent.as_deref());
-    handle_in_span(ctx, input, facts).instrument(span).await
+    crate::telemetry::trace::continue_from(&span, input.facts.traceparent.as_deref());
+    handle_in_span(ctx, input).instrument(span).await
 }
 
 async fn handle_in_span(
     ctx: Arc<EventContext>,
     input: EventInput,
-    facts: Facts,
 ) -> Result<EventResult, AuditError> {
     let EventInput {
         row,
+        facts,
         related,
         prior,
         sent,

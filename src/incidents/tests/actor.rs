@@ -578,8 +578,18 @@ fn wake_row(probe: &str, component: &str, severity: Severity, session: &str) -> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issues_come_from_the_log_after_the_commanders_cursor_even_across_a_kill() {
     let rig = rig().await;
-    let commander = rig.commander().await;
-    rig.audit
+    // A short tick: the tick is when a quiet log's progress is stored.
+    let mut args = rig.args.clone();
+    args.tick = Duration::from_millis(50);
+    let spawn = || async {
+        Actor::spawn(None, IncidentCommander, args.clone())
+            .await
+            .unwrap()
+            .0
+    };
+    let commander = spawn().await;
+    let first = rig
+        .audit
         .append(wake_row(
             "api-http",
             "api",
@@ -589,11 +599,19 @@ async fn issues_come_from_the_log_after_the_commanders_cursor_even_across_a_kill
         .await
         .unwrap();
     eventually(|| rig.rows("incident.opened").len() == 1).await;
+    let cursor = || {
+        crate::audit::Cursor::load(&rig.state_dir.join("cursors"), "incident-commander")
+            .ok()
+            .flatten()
+            .unwrap_or(0)
+    };
+    eventually(|| cursor() >= first).await;
 
     // Killed (no post_stop); a row is written while nobody reads the log.
     commander.kill();
     eventually(|| commander.get_status() == ractor::ActorStatus::Stopped).await;
-    rig.audit
+    let second = rig
+        .audit
         .append(wake_row(
             "cache-http",
             "cache",
@@ -602,23 +620,16 @@ async fn issues_come_from_the_log_after_the_commanders_cursor_even_across_a_kill
         ))
         .await
         .unwrap();
-    let _again = rig.commander().await;
+    let _again = spawn().await;
     eventually(|| rig.rows("incident.opened").len() == 2).await;
+    eventually(|| cursor() >= second).await;
     // The first issue's row was before the cursor: not taken up a second time.
     assert_eq!(rig.args.store.len(), 2);
+    // The critical issue is still open: the tally survived the kill.
     let tally: serde_json::Value = serde_json::from_slice(
         &std::fs::read(rig.state_dir.join("incidents/commander.json")).unwrap(),
     )
     .unwrap();
-    let last_wake = rig.rows("probe.wake_requested").last().unwrap().seq;
-    eventually(|| {
-        crate::audit::Cursor::load(&rig.state_dir.join("cursors"), "incident-commander")
-            .ok()
-            .flatten()
-            .is_some_and(|seq| seq >= last_wake)
-    })
-    .await;
-    // The critical issue is still open: the tally survived the kill.
     assert!(
         tally["open_critical"]["api"]
             .as_array()
