@@ -672,10 +672,18 @@ async fn a_ladder_restart_waits_while_automation_is_held() {
     held.store(false, Ordering::SeqCst);
     h.started().await;
     assert_eq!(held_rows().len(), 1);
+    // The start row is queued ahead of the spawn, not awaited: wait for it
+    // to be durable rather than read the log the instant the child runs.
     assert!(
+        eventually(Duration::from_secs(5), || {
+            let found = started()
+                .iter()
+                .any(|r| r.seq > hold_row && r.details["action"] == "restart");
+            async move { found }
+        })
+        .await,
+        "no restart started after the release: {:#?}",
         started()
-            .iter()
-            .any(|r| r.seq > hold_row && r.details["action"] == "restart")
     );
     h.stop().await;
 }
