@@ -43,4 +43,5 @@ pub mod settings;
 pub mod storage;
 mod tasks;
 pub mod telemetry;
+mod text;
 pub mod wake;

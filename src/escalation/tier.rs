@@ -231,7 +231,8 @@ fn failed(http_status: Option<u16>, error: String, duration_ms: u64) -> TierAnsw
         notes: None,
         patch: None,
         http_status,
-        error: Some(error),
+        // Whatever the tier sent, the reason kept is short.
+        error: Some(crate::text::remote_reason(error)),
         duration_ms,
     }
 }

@@ -85,8 +85,9 @@ pub(crate) async fn call(
 /// A chat completion's 2xx body as an answer; `model` stands in when the
 /// endpoint does not say which model answered. `Err` is the fallback reason.
 pub(crate) fn parse(bytes: &[u8], model: &str) -> Result<EngineAnswer, String> {
-    let completion: Completion = serde_json::from_slice(bytes)
-        .map_err(|error| format!("openai answered invalid JSON: {error}"))?;
+    let completion: Completion = serde_json::from_slice(bytes).map_err(|error| {
+        crate::text::remote_reason(format!("openai answered invalid JSON: {error}"))
+    })?;
     let content = completion
         .choices
         .into_iter()

@@ -515,3 +515,25 @@ async fn an_engine_echoing_the_key_or_url_secret_has_it_blanked_out() {
     assert_eq!(answer.summary, "called with *** at ***");
     assert_eq!(answer.actions, ["use ***"]);
 }
+
+#[test]
+fn a_wrong_typed_field_quoting_a_huge_string_gives_a_short_reason() {
+    // Found by the remote_answers fuzz target: serde_json quotes a string of
+    // the wrong type whole, so the fallback reason (kept in an audit row)
+    // grew with whatever the engine sent.
+    let body = format!("{{\"summary\": 1, \"actions\": \"{}\"}}", "a".repeat(5000));
+    for format in [AnswerFormat::Webhook, AnswerFormat::Openai] {
+        let reason = parse_answer(format, body.as_bytes(), "m").unwrap_err();
+        assert!(reason.len() <= 512, "{format:?}: {} bytes", reason.len());
+    }
+    let tier = crate::escalation::tier::parse_answer(
+        200,
+        format!(
+            "{{\"status\": \"fixed\", \"notes\": 7, \"patch\": \"{}\"}}",
+            "b".repeat(5000)
+        )
+        .as_bytes(),
+        0,
+    );
+    assert!(tier.error.is_some_and(|e| e.len() <= 512));
+}

@@ -46,8 +46,9 @@ pub(crate) async fn call(
 
 /// A webhook's 2xx body as an answer; `Err` is the fallback reason.
 pub(crate) fn parse(body: &[u8]) -> Result<EngineAnswer, String> {
-    let answer: Answer = serde_json::from_slice(body)
-        .map_err(|error| format!("webhook answered invalid JSON: {error}"))?;
+    let answer: Answer = serde_json::from_slice(body).map_err(|error| {
+        crate::text::remote_reason(format!("webhook answered invalid JSON: {error}"))
+    })?;
     let summary = answer.summary.trim();
     if summary.is_empty() {
         return Err("webhook answered without a summary".to_owned());
