@@ -142,7 +142,9 @@ pub fn write_atomic_nofollow(path: &Path, bytes: &[u8]) -> io::Result<()> {
     };
     // A symlink at the name itself is replaced by the rename, never followed;
     // its mode and owner are not copied.
-    let existing = existing.filter(|stat| stat.st_mode & libc_s_ifmt() == libc_s_ifreg());
+    let existing = existing.filter(|stat| {
+        stat.st_mode & nix::sys::stat::SFlag::S_IFMT.bits() == nix::sys::stat::SFlag::S_IFREG.bits()
+    });
     let tmp_name = format!(
         ".{}.{}.{}.tmp",
         name.to_string_lossy(),
@@ -185,14 +187,6 @@ pub fn write_atomic_nofollow(path: &Path, bytes: &[u8]) -> io::Result<()> {
 
 /// Makes each temporary name of [`write_atomic_nofollow`] unique in this process.
 static TMP_COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-fn libc_s_ifmt() -> u32 {
-    nix::sys::stat::SFlag::S_IFMT.bits()
-}
-
-fn libc_s_ifreg() -> u32 {
-    nix::sys::stat::SFlag::S_IFREG.bits()
-}
 
 /// Syncs a directory so a rename or a new entry in it survives a crash.
 /// Best effort: not every filesystem can fsync a directory.

@@ -14,18 +14,19 @@ pub(super) async fn apply_patch(
 ) {
     let digest = patches::digest(patch);
     let files = patches::describe(patch);
+    let rejected = |reason: String| esc::PatchRejected {
+        component: ctx.component.name.clone(),
+        tier: tier.to_owned(),
+        started_seq: started,
+        digest: digest.clone(),
+        files: files.clone(),
+        reason,
+    };
     if record.applied_patches.contains(&digest) {
         let _ = emit(
             ctx,
             record,
-            &esc::PatchRejected {
-                component: ctx.component.name.clone(),
-                tier: tier.to_owned(),
-                started_seq: started,
-                digest: digest.clone(),
-                files: files.clone(),
-                reason: "this patch was already applied in this cycle".to_owned(),
-            },
+            &rejected("this patch was already applied in this cycle".to_owned()),
         )
         .await;
         patch_timeline(
@@ -95,19 +96,7 @@ pub(super) async fn apply_patch(
                 format!("Warden did not apply the patch from {tier}: {error}"),
                 json!({ "digest": digest }),
             );
-            let _ = emit(
-                ctx,
-                record,
-                &esc::PatchRejected {
-                    component: ctx.component.name.clone(),
-                    tier: tier.to_owned(),
-                    started_seq: started,
-                    digest: digest.clone(),
-                    files: files.clone(),
-                    reason: error.to_string(),
-                },
-            )
-            .await;
+            let _ = emit(ctx, record, &rejected(error.to_string())).await;
             patch_timeline(
                 ctx,
                 record,
