@@ -56,7 +56,7 @@ use tokio::time::Instant;
 use crate::api::OperatorTokens;
 use crate::audit::{AuditLog, NewRow};
 use crate::control::{DrEpoch, OperationalState};
-use crate::debounce::{DebounceStore, IssueBus, LatestObservations, ObservationHistory};
+use crate::debounce::{DebounceStore, LatestObservations, ObservationHistory};
 use crate::probes::{CheckContext, Heartbeats};
 use crate::settings::Settings;
 use crate::wake::WakeStatus;
@@ -87,8 +87,6 @@ pub struct Warden {
     pub state: OperationalState,
     /// The current root supervisor.
     pub tree: TreeHandle,
-    /// Issue events, published after each issue row is durable.
-    pub issues: IssueBus,
     /// Debounce state per probe.
     pub store: DebounceStore,
     /// Latest observation per probe.
@@ -263,7 +261,6 @@ pub async fn start_with(settings: Settings, options: BootOptions) -> Result<Ward
         audit: h.audit,
         state: h.state,
         tree: h.tree,
-        issues: h.issues,
         store: h.store,
         latest: h.latest,
         history: h.history,

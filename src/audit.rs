@@ -13,7 +13,8 @@
 //! - `file.rs`: file naming, listing and crash [`recover`]y; `faults.rs`: the
 //!   injectable I/O faults used by tests and chaos.
 //! - `reader.rs`: [`AuditReader`] (iterate, filter, follow); `tail.rs`: the
-//!   `warden audit tail` command; `cursor.rs`: durable consumer [`Cursor`]s;
+//!   `warden audit tail` command; `cursor.rs`: durable consumer [`Cursor`]s; `follower.rs`: a
+//!   consumer reading after its cursor in batches ([`Follower`]);
 //!   `health.rs`: [`AuditHealth`], the writer's shared health value.
 //!
 //! # Format
@@ -118,6 +119,7 @@ use serde::{Deserialize, Serialize};
 mod cursor;
 mod faults;
 mod file;
+mod follower;
 mod health;
 mod queue;
 mod reader;
@@ -134,6 +136,7 @@ pub fn list_segments(dir: &std::path::Path) -> Result<Vec<(u64, std::path::PathB
 }
 pub use faults::AuditFaults;
 pub use file::{CorruptRow, RecoveryReport, Truncation, file_name, inspect, recover};
+pub use follower::Follower;
 pub use health::{AuditHealth, AuditHealthSnapshot};
 pub use queue::{AuditLog, AuditQueue, Pending, QUEUE_CAPACITY};
 pub(crate) use reader::BULKY_DETAILS;

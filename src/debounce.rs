@@ -19,7 +19,7 @@ mod rows;
 pub mod state;
 
 pub use actor::{
-    DebounceConfig, DebounceEntry, DebounceStore, Debouncer, DebouncerArgs, DebouncerMsg, IssueBus,
+    DebounceConfig, DebounceEntry, DebounceStore, Debouncer, DebouncerArgs, DebouncerMsg,
     LatestObservations, ObservationHistory, OpenIssueView, PendingEffect, ProbeRules, new_entry,
     restore_entry,
 };

@@ -13,8 +13,11 @@
 //! - [`snapshot`]: the boot-time last-known-good copies restored when the
 //!   ladder is exhausted.
 //!
+//! - `intake.rs`: the `EscalationIntake` actor, the subtree's one reader of
+//!   the log (its cursor), handing each coordinator its component's issue rows;
 //! - `coordinator.rs` / `cycle.rs`: the `EscalationCoordinator` actor per
-//!   component and the cycle task it owns, which call the blocks above.
+//!   component and the cycle task it owns, which call the blocks above;
+//! - `saved.rs`: what a coordinator saves under `<state_dir>/escalation/`.
 //!
 //! None of the building blocks holds an actor or a timer of its own: the coordinator
 //! decides when to call them and records their outcomes in the audit log.
@@ -23,8 +26,10 @@ mod coordinator;
 mod cycle;
 pub mod fix;
 pub mod history;
+mod intake;
 pub mod ladder;
 pub mod patches;
+mod saved;
 pub mod snapshot;
 pub mod tier;
 
@@ -32,10 +37,12 @@ pub use coordinator::{CoordinatorArgs, CoordinatorMsg, EscalationCoordinator};
 pub use cycle::{CycleContext, CycleRecord, CycleStore, Signal, Trigger, hold_reason};
 pub use fix::{FixOutcome, RestartFailed, RestartHook, run_fix};
 pub use history::{EscalationHistory, HistoryEntry, HistoryKind};
+pub use intake::{EscalationIntake, IntakeArgs, IntakeMsg, Route};
 pub use ladder::{EscalationLadder, Step};
 pub use patches::{
     ContentRef, FileChange, PatchEntry, PatchError, PatchHistory, PatchPolicy, RevertReport,
 };
+pub use saved::{IssueView, SavedFile};
 pub use snapshot::{RestoreReport, SnapshotError, SnapshotReport, Snapshots};
 pub use tier::{TierAnswer, TierCall, TierStatus, call_webhook};
 

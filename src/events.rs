@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 pub mod escalation;
 
 use crate::audit::{AuditRow, NewRow};
-use crate::messages::{Observation, WakeKind};
+use crate::messages::{IssueEvent, Observation, WakeKind};
 use crate::settings::Severity;
 
 /// Schema version written into every typed row's details as `v`.
@@ -117,6 +117,28 @@ pub enum Decoded {
     /// A seam not typed here (yet, or written by a newer version), or a
     /// typed seam whose details did not parse; the row is left as it is.
     Other,
+}
+
+/// The issue event an issue row carries (`probe.wake_requested`,
+/// `probe.flapping`, `probe.wake_suppressed`, `probe.resolved`), for the
+/// consumers that follow issues; `None` for any other row or shape.
+pub fn issue_event(row: &AuditRow) -> Option<IssueEvent> {
+    let (probe, component, category, severity, traceparent) = match decode(row) {
+        Decoded::Wake(e) => (e.probe, e.component, e.category, e.severity, e.traceparent),
+        Decoded::Suppressed(e) => (e.probe, e.component, e.category, e.severity, e.traceparent),
+        Decoded::Resolved(e) => (e.probe, e.component, e.category, e.severity, e.traceparent),
+        _ => return None,
+    };
+    Some(IssueEvent {
+        seq: row.seq,
+        seam: row.seam.clone(),
+        caller_session_id: row.caller_session_id.clone(),
+        probe,
+        component,
+        category,
+        severity,
+        traceparent,
+    })
 }
 
 /// Decodes any row; never fails (see [`Decoded::Other`]).

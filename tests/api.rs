@@ -156,9 +156,11 @@ async fn status_routes_auth_and_notes() {
         .map(|row| row.unwrap().seam)
         .collect();
     assert!(seams.contains(&"service.stopping".to_owned()), "{seams:?}");
+    // Seven children of the root, and the escalation intake (there are no
+    // components, so no coordinator).
     assert_eq!(
         seams.iter().filter(|s| *s == "supervision.stopped").count(),
-        7,
+        8,
         "{seams:?}"
     );
     assert!(!serde_json::to_string(&seams).unwrap().contains(TOKEN));

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use super::handles::Handles;
 use crate::audit::{AuditLog, NewRow};
 use crate::debounce::LatestObservations;
-use crate::escalation::{CoordinatorArgs, CycleContext, CycleStore};
+use crate::escalation::{CoordinatorArgs, CycleContext, CycleStore, IntakeArgs, Route, SavedFile};
 use crate::managed::{ManagedArgs, ManagedStatus};
 use crate::notify::Notifiers;
 
@@ -21,6 +21,7 @@ use crate::notify::Notifiers;
 pub(super) struct Escalation {
     pub(super) managed: Vec<(ManagedArgs, Vec<String>)>,
     pub(super) coordinators: Vec<CoordinatorArgs>,
+    pub(super) intake: IntakeArgs,
     pub(super) latest: LatestObservations,
 }
 
@@ -109,7 +110,7 @@ pub(super) fn build(h: &Handles, notifiers: &Notifiers) -> Escalation {
                 notifiers: notifiers.clone(),
                 state: state.clone(),
                 latest: latest.clone(),
-                debounce: h.store.clone(),
+                saved: SavedFile::new(state_dir, &component.name, ".cycle.json"),
                 state_dir: state_dir.clone(),
                 managed: component
                     .is_managed()
@@ -120,13 +121,28 @@ pub(super) fn build(h: &Handles, notifiers: &Notifiers) -> Escalation {
                 commander: names.of("incidents"),
             }),
             store: cycles.clone(),
-            issues: h.issues.clone(),
             managed: events.clone(),
         })
         .collect();
+    let intake = IntakeArgs {
+        audit: audit.clone(),
+        audit_dir: h.audit_dir.clone(),
+        cursor_dir: state_dir.join("cursors"),
+        routes: settings
+            .components
+            .iter()
+            .map(|component| Route {
+                component: component.name.clone(),
+                coordinator: names.of(&format!("coordinator.{}", component.name)),
+                probes: component.probes.iter().cloned().collect(),
+            })
+            .collect(),
+        tick: Duration::from_millis(250),
+    };
     Escalation {
         managed,
         coordinators,
+        intake,
         latest: latest.clone(),
     }
 }

@@ -14,8 +14,7 @@ use crate::api::OperatorTokens;
 use crate::audit::AuditLog;
 use crate::control::{BootStatus, DrEpoch, OperationalState};
 use crate::debounce::{
-    DebounceConfig, DebounceStore, IssueBus, LatestObservations, ObservationHistory,
-    ObservationQueue,
+    DebounceConfig, DebounceStore, LatestObservations, ObservationHistory, ObservationQueue,
 };
 use crate::incidents::{FreezeSet, IncidentStore};
 use crate::managed::ManagedEvent;
@@ -45,7 +44,6 @@ pub(super) struct Handles {
     pub(super) history: ObservationHistory,
     pub(super) queue: ObservationQueue,
     pub(super) heartbeats: Heartbeats,
-    pub(super) issues: IssueBus,
     pub(super) wake: WakeStatus,
     pub(super) incidents: IncidentStore,
     pub(super) freeze: FreezeSet,
@@ -84,7 +82,6 @@ impl Handles {
             history: Arc::default(),
             queue: ObservationQueue::default(),
             heartbeats: Heartbeats::default(),
-            issues: Arc::new(OutputPort::default()),
             wake: WakeStatus::default(),
             incidents: Arc::default(),
             freeze: Arc::default(),

@@ -114,7 +114,6 @@ pub(super) fn debouncer(h: &Handles) -> DebouncerArgs {
         queue: h.queue.clone(),
         latest: h.latest.clone(),
         audit: h.audit.clone(),
-        issues: h.issues.clone(),
         tick: DEBOUNCE_TICK,
         metrics: h.metrics.clone(),
     }

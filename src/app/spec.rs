@@ -17,7 +17,7 @@ use super::escalation::{Escalation, wait_for_dependencies};
 use crate::api::{ApiServer, ApiServerArgs};
 use crate::audit::{AuditLog, AuditWriter, AuditWriterArgs};
 use crate::debounce::{Debouncer, DebouncerArgs};
-use crate::escalation::EscalationCoordinator;
+use crate::escalation::{EscalationCoordinator, EscalationIntake};
 use crate::incidents::{CommanderArgs, IncidentCommander};
 use crate::managed::ManagedProcess;
 use crate::probes::{ProbeActor, ProbeActorArgs};
@@ -176,8 +176,9 @@ pub(super) fn root_spec(shared: &Shared) -> SupervisorSpec {
 /// The `escalation` supervisor: managed processes first, in dependency order
 /// (each waits, on its first start only, up to its `start_timeout` for the
 /// probes of its `depends_on` to be healthy), then one coordinator per
-/// component. A coordinator failing restarts only itself; a managed process
-/// has its own restart ladder inside its actor.
+/// component, then the intake that feeds them from the log. A coordinator
+/// failing restarts only itself; a managed process has its own restart
+/// ladder inside its actor.
 fn escalation_spec(shared: &Shared, ladder: &Ladder, timeout: Duration) -> ChildSpec {
     let names = &shared.names;
     let mut children = Vec::new();
@@ -219,6 +220,14 @@ fn escalation_spec(shared: &Shared, ladder: &Ladder, timeout: Duration) -> Child
             timeout,
         ));
     }
+    // Last, so the coordinators it hands rows to are there.
+    children.push(worker(
+        "intake",
+        names.of("escalation.intake"),
+        || EscalationIntake,
+        shared.escalation.intake.clone(),
+        timeout,
+    ));
     let spec = SupervisorSpec::new("escalation", Strategy::OneForOne)
         .policy(ladder.clone())
         .children(children)

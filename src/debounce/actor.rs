@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ractor::{Actor, ActorProcessingErr, ActorRef, OutputPort, RpcReplyPort};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde::Serialize;
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -162,8 +162,6 @@ pub type LatestObservations = Arc<dashmap::DashMap<String, Observation>>;
 /// `wake.history`), for the investigator.
 pub type ObservationHistory =
     Arc<dashmap::DashMap<String, std::collections::VecDeque<Observation>>>;
-/// In-process subscribers to issue rows (wake consumer, escalation, incidents).
-pub type IssueBus = Arc<OutputPort<IssueEvent>>;
 
 /// Creates the store entry for a probe, or restores it from the audit log.
 pub fn new_entry(rules: &ProbeRules) -> DebounceEntry {
@@ -207,8 +205,6 @@ pub struct DebouncerArgs {
     pub latest: LatestObservations,
     /// The audit log.
     pub audit: AuditLog,
-    /// Where issue events are published.
-    pub issues: IssueBus,
     /// How often time-driven rules (reminders, settling) are evaluated.
     pub tick: Duration,
     /// Metrics (issue rows).
@@ -462,12 +458,10 @@ async fn flush_all(args: &DebouncerArgs) -> Result<(), ActorProcessingErr> {
 struct Prepared {
     probe: String,
     effect: Effect,
-    seam: String,
     starts_story: bool,
     flapping: bool,
     template: Option<String>,
     traceparent: Option<String>,
-    trace: Option<String>,
     span: tracing::Span,
 }
 
@@ -566,29 +560,26 @@ fn prepare(args: &DebouncerArgs, probe: String) -> Option<(Prepared, NewRow)> {
     let prepared = Prepared {
         probe,
         effect,
-        seam,
         starts_story,
         flapping,
         template,
         traceparent,
-        trace,
         span,
     };
     Some((prepared, row))
 }
 
 /// The row of `prepared` is durable as `seq`: removes its effect from the
-/// entry, updates the story and publishes it. True if more effects wait.
+/// entry and updates the story (the consumers read the row from the log).
+/// True if more effects wait.
 fn record(args: &DebouncerArgs, prepared: Prepared, seq: u64) -> bool {
     let Prepared {
         probe,
         effect,
-        seam,
         starts_story,
         flapping,
         template,
         traceparent,
-        trace,
         span: _,
     } = prepared;
     let session = template.map(|id| id.replace(SEQ_PLACEHOLDER, &seq.to_string()));
@@ -618,21 +609,9 @@ fn record(args: &DebouncerArgs, prepared: Prepared, seq: u64) -> bool {
             Effect::Wake { .. } | Effect::Suppressed { .. } => {}
         }
     }
-    let Some(rules) = args.config.rules.get(&probe) else {
-        return more;
-    };
-    let (event, reason) = effect_labels(&effect);
-    args.metrics.issue(event, reason);
-    let (category, severity) = effect_key(&effect, rules);
-    args.issues.send(IssueEvent {
-        seq,
-        seam,
-        caller_session_id: session,
-        probe,
-        component: rules.component.clone(),
-        category,
-        severity,
-        traceparent: traceparent.or(trace),
-    });
+    if args.config.rules.contains_key(&probe) {
+        let (event, reason) = effect_labels(&effect);
+        args.metrics.issue(event, reason);
+    }
     more
 }

@@ -24,6 +24,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -32,11 +33,12 @@ use super::fix::{FixOutcome, RestartFailed, RestartHook, run_fix};
 use super::history::{EscalationHistory, HistoryKind};
 use super::ladder::{EscalationLadder, Step};
 use super::patches::{self, PatchError, PatchHistory, PatchPolicy};
+use super::saved::SavedFile;
 use super::snapshot::Snapshots;
 use super::tier::{TierStatus, call_webhook};
 use crate::audit::AuditLog;
 use crate::control::{OperationalState, RunState};
-use crate::debounce::{DebounceStore, LatestObservations};
+use crate::debounce::LatestObservations;
 use crate::events::{self, Event, escalation as esc};
 use crate::managed::ManagedMsg;
 use crate::messages::{Health, IssueEvent};
@@ -71,8 +73,12 @@ pub enum Signal {
     Trigger(Trigger),
 }
 
-/// One component's escalation progress.
-#[derive(Debug, Clone, Default)]
+/// One component's escalation progress. Saved to
+/// `<state_dir>/escalation/<component>.cycle.json` after every step (see
+/// [`CycleFile`]), so a cycle resumes on the same rung with the same history
+/// after a restart of the coordinator or of Warden.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct CycleRecord {
     /// A cycle is running (or must be resumed).
     pub active: bool,
@@ -84,10 +90,14 @@ pub struct CycleRecord {
     pub history: EscalationHistory,
     /// Exhaustions without a verified heal in between.
     pub exhaustions_in_row: u32,
-    /// Automation stopped after a second exhaustion in a row; the operator takes over.
+    /// Automation stopped after a second exhaustion in a row; the operator
+    /// takes over. Not saved: a restart of Warden is how the operator hands
+    /// the component back (the notice says so).
+    #[serde(skip)]
     pub automation_stopped: bool,
-    /// When the envelope's fix last ran (for the cooldown).
-    pub last_fix_at: Option<Instant>,
+    /// When the envelope's fix last ran (for the cooldown), in Unix
+    /// milliseconds: wall time, so the cooldown holds across a restart.
+    pub last_fix_at_ms: Option<i64>,
     /// Steps recorded as skipped because Warden was paused (recorded once per step).
     pub paused_noted: bool,
     /// The incident's evidence was awaited before the first action.
@@ -142,8 +152,8 @@ impl CycleRecord {
 }
 
 /// Notes a resolution that arrived while no cycle task was running.
-pub(super) fn note_resolved(store: &CycleStore, component: &str, probe: &str) {
-    if let Some(mut record) = store.get_mut(component)
+pub(super) fn note_resolved(store: &CycleStore, ctx: &CycleContext, probe: &str) {
+    if let Some(mut record) = store.get_mut(&ctx.component.name)
         && record.active
     {
         record.history.record(
@@ -153,6 +163,7 @@ pub(super) fn note_resolved(store: &CycleStore, component: &str, probe: &str) {
             format!("{probe} recovered"),
             json!({}),
         );
+        ctx.saved.save(&record);
     }
 }
 
@@ -170,8 +181,8 @@ pub struct CycleContext {
     pub state: OperationalState,
     /// Latest observation per probe, for verification.
     pub latest: LatestObservations,
-    /// Open issues per probe.
-    pub debounce: DebounceStore,
+    /// Where the cycle record is saved after every step.
+    pub saved: SavedFile<CycleRecord>,
     /// `service.state_dir` (snapshots, patch history).
     pub state_dir: PathBuf,
     /// Registry name of the component's managed process, if it has one.
@@ -206,15 +217,6 @@ impl CycleContext {
             }
         }
         probes
-    }
-
-    /// Whether none of the component's probes has an open issue.
-    fn issues_closed(&self) -> bool {
-        self.probes().iter().all(|probe| {
-            self.debounce
-                .get(probe)
-                .is_none_or(|entry| entry.machine.open_issue().is_none())
-        })
     }
 
     /// Why automation may not act now: PAUSED/STOPPED, or frozen by an incident.
@@ -292,15 +294,17 @@ pub(super) async fn run(
     store: CycleStore,
     mut record: CycleRecord,
     mut signal: watch::Receiver<Signal>,
+    open: watch::Receiver<BTreeSet<String>>,
 ) {
     let name = ctx.component.name.clone();
     let save = |record: &CycleRecord| {
         store.insert(name.clone(), record.clone());
+        ctx.saved.save(record);
     };
     // Bounded: every iteration either consumes a ladder step or waits while
     // paused, and the ladder has a finite number of steps.
     loop {
-        if resolved(&ctx, &mut signal) {
+        if resolved(&ctx, &mut signal, &open) {
             finish(&ctx, &mut record, "resolved", None).await;
             save(&record);
             return;
@@ -325,11 +329,22 @@ pub(super) async fn run(
         let before = ladder.clone();
         let step = ladder.next();
         let warn = ladder.should_warn();
+        // Not saved until the step ends: a Warden killed in the middle of
+        // it takes the same step again (tier calls carry an idempotency key
+        // per rung and attempt) instead of skipping it.
         record.ladder = Some(ladder);
-        save(&record);
         let outcome = match step {
             Step::Fix { attempt, skipped } => {
-                fix_step(&ctx, &mut record, attempt, skipped, warn, &mut signal).await
+                fix_step(
+                    &ctx,
+                    &mut record,
+                    attempt,
+                    skipped,
+                    warn,
+                    &mut signal,
+                    &open,
+                )
+                .await
             }
             Step::Tier { index, attempt, .. } => {
                 tier_step(&ctx, &mut record, index, attempt, warn, &mut signal).await
@@ -410,14 +425,21 @@ async fn start_action(
         .map_err(|error| format!("the start of the {action} could not be recorded: {error}"))
 }
 
-fn resolved(ctx: &CycleContext, signal: &mut watch::Receiver<Signal>) -> bool {
+/// Whether the component recovered by itself: none of its probes has an
+/// open issue (as the coordinator read the log) and each one's latest
+/// observation is healthy.
+fn resolved(
+    ctx: &CycleContext,
+    signal: &mut watch::Receiver<Signal>,
+    open: &watch::Receiver<BTreeSet<String>>,
+) -> bool {
     let _ = signal.borrow_and_update();
     // A component no probe watches (only its process is) never "recovers" on
     // its own: only a verified step ends its cycle.
     let probes = ctx.probes();
     !probes.is_empty()
-        && ctx.issues_closed()
-        && ctx.probes().iter().all(|p| {
+        && open.borrow().is_empty()
+        && probes.iter().all(|p| {
             ctx.latest
                 .get(p)
                 .is_none_or(|o| o.status == Health::Healthy)

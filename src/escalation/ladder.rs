@@ -33,6 +33,8 @@
 //! by counts within a cycle, crosses rungs with a cumulative threshold and
 //! repeats passes, so it keeps its own small cursor instead.
 
+use serde::{Deserialize, Serialize};
+
 use crate::settings::ComponentSettings;
 
 /// What the coordinator does next.
@@ -60,7 +62,7 @@ pub enum Step {
     Exhausted,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct TierRung {
     index: usize,
     name: String,
@@ -70,7 +72,9 @@ struct TierRung {
 }
 
 /// The ladder's configuration and its position in the current cycle.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Serialized with the cycle's record, so a cycle resumes on its rung after
+/// a restart of Warden.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EscalationLadder {
     fix_attempts: u32,
     fix_skipped: bool,
@@ -245,6 +249,16 @@ impl EscalationLadder {
         for tier in self.tiers.iter_mut().chain(self.final_tier.as_mut()) {
             tier.taken = 0;
         }
+    }
+
+    /// Whether `self` and `other` have the same rungs, whatever their
+    /// positions: a cycle saved under another configuration restarts on a
+    /// fresh ladder instead of resuming on rungs that moved.
+    pub fn same_rungs(&self, other: &EscalationLadder) -> bool {
+        let (mut a, mut b) = (self.clone(), other.clone());
+        a.reset();
+        b.reset();
+        a == b
     }
 }
 

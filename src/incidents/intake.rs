@@ -26,8 +26,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::audit::{AuditError, AuditReader, AuditRow, Cursor, ReadPosition};
-use crate::events::{self, Decoded};
+use crate::audit::{AuditError, Follower};
+use crate::events;
 use crate::messages::IssueEvent;
 
 /// Name of the commander's cursor under `<state_dir>/cursors/`.
@@ -59,22 +59,12 @@ pub struct Progress {
     pub open_critical: HashMap<String, BTreeSet<String>>,
 }
 
-/// The commander's reader of the log.
+/// The commander's reader of the log: a [`Follower`] on its cursor, and the
+/// tally file.
+#[derive(Debug)]
 pub struct Intake {
-    reader: AuditReader,
-    cursor: Cursor,
+    follower: Follower,
     path: PathBuf,
-    next_seq: u64,
-    position: Option<ReadPosition>,
-}
-
-impl std::fmt::Debug for Intake {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Intake")
-            .field("path", &self.path)
-            .field("next_seq", &self.next_seq)
-            .finish_non_exhaustive()
-    }
 }
 
 impl Intake {
@@ -85,18 +75,8 @@ impl Intake {
         cursor_dir: &Path,
         tally_dir: &Path,
     ) -> Result<(Intake, Progress), AuditError> {
-        let reader = AuditReader::open(audit_dir)?;
-        let cursor = Cursor::new(cursor_dir, CURSOR_NAME)?;
-        let tail = || reader.last_seq().map(|seq| seq.unwrap_or(0));
-        let seq = match cursor.current() {
-            Ok(Some(seq)) => seq,
-            Ok(None) => tail()?,
-            Err(AuditError::CorruptCursor { path, reason }) => {
-                tracing::error!(path = %path.display(), %reason, "The incident commander's cursor is unreadable; resuming at the log's tail.");
-                tail()?
-            }
-            Err(other) => return Err(other),
-        };
+        let (follower, seq) =
+            Follower::open(audit_dir, cursor_dir, CURSOR_NAME, "incident commander")?;
         let path = tally_dir.join(TALLY_FILE);
         let open_critical = match std::fs::read(&path) {
             Ok(bytes) => match serde_json::from_slice::<Progress>(&bytes) {
@@ -110,13 +90,7 @@ impl Intake {
             Err(source) => return Err(AuditError::Io { path, source }),
         };
         let progress = Progress { seq, open_critical };
-        let intake = Intake {
-            reader,
-            cursor,
-            path,
-            next_seq: seq + 1,
-            position: None,
-        };
+        let intake = Intake { follower, path };
         intake.store(&progress)?;
         Ok((intake, progress))
     }
@@ -125,42 +99,12 @@ impl Intake {
     /// the seq the cursor may move to once it is handled (rows of other
     /// seams in between are passed over with it).
     pub fn next_batch(&mut self) -> Vec<(u64, Option<IssueEvent>)> {
-        let mut out = Vec::new();
-        let mut iter = self
-            .reader
-            .rows_resume(self.next_seq, None, self.position.take());
-        while out.len() < BATCH {
-            // The light parse for every row: the commander needs no
-            // observation, notice or deliveries, so they are skipped while
-            // parsing instead of being built (the wake consumer parses the
-            // same rows whole).
-            let Some(item) = iter.next_light(|_| false) else {
-                break;
-            };
-            match item {
-                Ok((row, _)) => {
-                    self.next_seq = row.seq + 1;
-                    let event = SEAMS
-                        .contains(&row.seam.as_str())
-                        .then(|| issue_event(&row))
-                        .flatten();
-                    out.push((row.seq, event));
-                }
-                Err(AuditError::CorruptRow {
-                    path,
-                    offset,
-                    reason,
-                }) => {
-                    tracing::error!(path = %path.display(), offset, %reason, "The incident commander skipped a corrupt audit row.");
-                }
-                Err(error) => {
-                    tracing::error!(error = %error, "The incident commander could not read the audit log; it retries on the next row.");
-                    return out;
-                }
-            }
-        }
-        self.position = iter.position();
-        out
+        self.follower.next_batch(BATCH, |row| {
+            SEAMS
+                .contains(&row.seam.as_str())
+                .then(|| events::issue_event(row))
+                .flatten()
+        })
     }
 
     /// Records `progress` durably: the tally, then the cursor.
@@ -179,26 +123,6 @@ impl Intake {
             path: self.path.clone(),
             source,
         })?;
-        self.cursor.store(progress.seq)
+        self.follower.store(progress.seq)
     }
-}
-
-/// The issue event a row carries, if it is one of [`SEAMS`] with its shape.
-fn issue_event(row: &AuditRow) -> Option<IssueEvent> {
-    let (probe, component, category, severity, traceparent) = match events::decode(row) {
-        Decoded::Wake(e) => (e.probe, e.component, e.category, e.severity, e.traceparent),
-        Decoded::Suppressed(e) => (e.probe, e.component, e.category, e.severity, e.traceparent),
-        Decoded::Resolved(e) => (e.probe, e.component, e.category, e.severity, e.traceparent),
-        _ => return None,
-    };
-    Some(IssueEvent {
-        seq: row.seq,
-        seam: row.seam.clone(),
-        caller_session_id: row.caller_session_id.clone(),
-        probe,
-        component,
-        category,
-        severity,
-        traceparent,
-    })
 }

@@ -11,18 +11,23 @@ pub(super) async fn fix_step(
     disabled: bool,
     warn: bool,
     signal: &mut watch::Receiver<Signal>,
+    open: &watch::Receiver<BTreeSet<String>>,
 ) -> Outcome {
     let fix = &ctx.component.fix;
     let action = fix.action.kind.map(|kind| kind.as_str().to_owned());
     let enabled = !disabled && fix.enabled && fix.action.kind.is_some();
     let skip = if enabled {
         record
-            .last_fix_at
-            .filter(|at| at.elapsed() < fix.cooldown)
-            .map(|last| {
+            .last_fix_at_ms
+            .map(|at| {
+                let now = jiff::Timestamp::now().as_millisecond();
+                Duration::from_millis(u64::try_from(now.saturating_sub(at)).unwrap_or(0))
+            })
+            .filter(|ago| *ago < fix.cooldown)
+            .map(|ago| {
                 format!(
                     "cooldown: the fix ran {} ago (cooldown {})",
-                    humantime::format_duration(Duration::from_secs(last.elapsed().as_secs())),
+                    humantime::format_duration(Duration::from_secs(ago.as_secs())),
                     humantime::format_duration(fix.cooldown)
                 )
             })
@@ -88,7 +93,7 @@ pub(super) async fn fix_step(
         name: ctx.managed.clone(),
     };
     let outcome: FixOutcome = run_fix(&fix.action, &ctx.http, &hook).await;
-    record.last_fix_at = Some(Instant::now());
+    record.last_fix_at_ms = Some(jiff::Timestamp::now().as_millisecond());
     let result = if outcome.ok { "succeeded" } else { "failed" };
     ctx.metrics.escalation(&ctx.component.name, "fix", result);
     record.history.record(
@@ -147,7 +152,7 @@ pub(super) async fn fix_step(
             format!("fix {action_name} ran and the probes were verified healthy"),
         );
         Outcome::Healed("fix".into())
-    } else if ctx.issues_closed() {
+    } else if open.borrow().is_empty() {
         fix_timeline(
             record,
             "resolved",

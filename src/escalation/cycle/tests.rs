@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use super::{CycleContext, CycleRecord, CycleStore, Signal, Trigger, run};
 use crate::audit::{AuditLog, AuditReader, AuditRow, AuditWriter, AuditWriterArgs, FsyncPolicy};
 use crate::control::OperationalState;
-use crate::debounce::{DebounceStore, LatestObservations, ObservationHistory};
+use crate::debounce::{LatestObservations, ObservationHistory};
 use crate::incidents::{
     CommanderArgs, FreezeSet, IncidentCommander, IncidentMsg, IncidentStore, OpenTrigger, Sev,
 };
@@ -55,7 +55,7 @@ fn context(
         notifiers: Notifiers::default(),
         state: state.clone(),
         latest: LatestObservations::default(),
-        debounce: DebounceStore::default(),
+        saved: crate::escalation::SavedFile::new(state_dir, name, ".cycle.json"),
         state_dir: state_dir.to_owned(),
         managed: None,
         metrics: crate::metrics::Metrics::default(),
@@ -158,12 +158,13 @@ async fn a_freeze_is_never_followed_by_an_action_that_started_after_it() {
             // and start at once, racing the freeze itself.
             record.evidence_awaited = i % 2 == 0;
             let (tx, rx) = watch::channel(Signal::None);
+            let (_, open) = watch::channel(Default::default());
             let offset = Duration::from_millis(((i * 37 + round * 11) % 120) as u64);
             let cycles = cycles.clone();
             tasks.push(tokio::spawn(async move {
                 tokio::time::sleep(offset).await;
                 let _keep = tx;
-                run(ctx, cycles, record, rx).await;
+                run(ctx, cycles, record, rx, open).await;
             }));
             commander
                 .cast(IncidentMsg::Open {
