@@ -126,7 +126,7 @@ impl Check {
                 probe: probe.name.clone(),
             });
         };
-        let runner = super::spec(kind).build(probe, ctx)?;
+        let runner = super::spec(kind).build(probe, timeout, ctx)?;
         Ok(Check { timeout, runner })
     }
 

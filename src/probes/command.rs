@@ -40,6 +40,7 @@ impl ProbeKindSpec for Command {
     fn build(
         &self,
         probe: &ProbeSettings,
+        _timeout: Duration,
         _ctx: &CheckContext,
     ) -> Result<Box<dyn Runner>, ProbeError> {
         Ok(Box::new(CommandCheck::build(probe)?))

@@ -67,6 +67,7 @@ impl ProbeKindSpec for CredentialExpiry {
     fn build(
         &self,
         probe: &ProbeSettings,
+        _timeout: Duration,
         _ctx: &CheckContext,
     ) -> Result<Box<dyn Runner>, ProbeError> {
         Ok(Box::new(CredentialExpiryCheck::build(probe)?))

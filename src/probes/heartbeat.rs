@@ -34,6 +34,7 @@ impl ProbeKindSpec for Heartbeat {
     fn build(
         &self,
         probe: &ProbeSettings,
+        _timeout: Duration,
         ctx: &CheckContext,
     ) -> Result<Box<dyn Runner>, ProbeError> {
         Ok(Box::new(HeartbeatCheck::build(

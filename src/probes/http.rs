@@ -82,6 +82,7 @@ impl ProbeKindSpec for Http {
     fn build(
         &self,
         probe: &ProbeSettings,
+        _timeout: Duration,
         ctx: &CheckContext,
     ) -> Result<Box<dyn Runner>, ProbeError> {
         Ok(Box::new(HttpCheck::build(probe, ctx.http.clone())?))

@@ -36,11 +36,14 @@ pub(crate) trait ProbeKindSpec: Sync {
     /// pushing every problem. Settings validation runs it before any build.
     fn validate(&self, probe: &ProbeSettings, at: &str, problems: &mut Problems);
 
-    /// Turns validated settings into a runnable check. Anything still wrong
-    /// is a [`ProbeError`], never a panic.
+    /// Turns validated settings into a runnable check whose runs are cut
+    /// off at `timeout` (the probe's, or the default), for kinds whose client
+    /// has a timeout of its own. Anything still wrong is a [`ProbeError`],
+    /// never a panic.
     fn build(
         &self,
         probe: &ProbeSettings,
+        timeout: Duration,
         ctx: &CheckContext,
     ) -> Result<Box<dyn Runner>, ProbeError>;
 

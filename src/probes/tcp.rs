@@ -38,6 +38,7 @@ impl ProbeKindSpec for Tcp {
     fn build(
         &self,
         probe: &ProbeSettings,
+        _timeout: Duration,
         _ctx: &CheckContext,
     ) -> Result<Box<dyn Runner>, ProbeError> {
         Ok(Box::new(TcpCheck::build(probe)?))
