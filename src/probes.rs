@@ -7,7 +7,7 @@
 //! - `check.rs`: [`Check`], one probe's settings built into a bounded check.
 //! - `kind.rs`: the `ProbeKindSpec` trait, everything a kind provides.
 //! - one file per kind: `http.rs`, `tcp.rs`, `command.rs`, `heartbeat.rs`,
-//!   `credential_expiry.rs`; each owns its keys, their validation, its build
+//!   `credential_expiry.rs`, `dns.rs`; each owns its keys, their validation, its build
 //!   and its run, and is registered in [`spec`] below (plus its variant and
 //!   keys in `settings/probes.rs`).
 //! - `facts.rs`: [`Facts`] and [`CheckOutcome`], what a check measured; the
@@ -25,6 +25,7 @@ mod kind;
 
 mod command;
 mod credential_expiry;
+mod dns;
 mod heartbeat;
 mod http;
 mod tcp;
@@ -48,6 +49,7 @@ pub(crate) fn spec(kind: ProbeKind) -> &'static dyn ProbeKindSpec {
         ProbeKind::Command => &command::Command,
         ProbeKind::Heartbeat => &heartbeat::Heartbeat,
         ProbeKind::CredentialExpiry => &credential_expiry::CredentialExpiry,
+        ProbeKind::Dns => &dns::Dns,
     }
 }
 

@@ -52,6 +52,8 @@ probe_kinds! {
     Heartbeat = "heartbeat",
     /// A credential's expiry date; `expires_at` required.
     CredentialExpiry = "credential_expiry",
+    /// A DNS query for one record type of one name; `query` required.
+    Dns = "dns",
 }
 
 /// How serious an issue raised by a probe is.
@@ -161,6 +163,15 @@ pub struct ProbeSettings {
     pub expires_at_env: Option<String>,
     /// `credential_expiry`: days before expiry at which to warn. Default `[30, 14, 7, 1]`.
     pub alert_days: Option<Vec<u32>>,
+    /// `dns`: the name to resolve, e.g. `example.com`; asked as written,
+    /// without search domains.
+    pub query: Option<String>,
+    /// `dns`: the record type to ask for: `A`, `AAAA`, `CNAME` or `TXT`.
+    /// Default `A`.
+    pub record: Option<String>,
+    /// `dns`: the server to ask, `ip:port` (or `ip`, port 53). Default: the
+    /// system's name servers from `/etc/resolv.conf`.
+    pub server: Option<String>,
     /// `heartbeat`: a file holding the token a heartbeat must present as
     /// `Authorization: Bearer <token>`; without it any local client may beat.
     /// Default: none.
