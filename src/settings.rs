@@ -62,6 +62,7 @@ pub use service::ServiceSettings;
 pub use supervision::SupervisionSettings;
 pub use telemetry::{LogFormat, OtlpProtocol, TelemetrySettings};
 pub use validate::Problem;
+pub(crate) use validate::Problems;
 pub use wake::WakeSettings;
 
 /// The whole configuration of one Warden instance.

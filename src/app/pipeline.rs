@@ -12,22 +12,11 @@ use crate::incidents::CommanderArgs;
 use crate::investigate::Investigator;
 use crate::notify::Notifiers;
 use crate::probes::{CheckContext, ProbeActorArgs};
-use crate::settings::{IncidentSettings, ProbeKind, ProbeSettings, Settings, WakeSettings};
+use crate::settings::{IncidentSettings, ProbeSettings, Settings, WakeSettings};
 use crate::wake::WakeConsumerArgs;
 
 /// How often the debouncer evaluates time-driven rules (reminders, settling).
 const DEBOUNCE_TICK: Duration = Duration::from_secs(1);
-
-/// The default issue categories of a probe, by kind: (unhealthy, degraded).
-/// A credential inside its alert window is degraded (`credential_expiring`,
-/// a warning); once expired it is unhealthy (`credential_expired`), which the
-/// incident rules treat as an integrity problem.
-fn default_categories(kind: Option<ProbeKind>) -> (&'static str, &'static str) {
-    match kind {
-        Some(ProbeKind::CredentialExpiry) => ("credential_expired", "credential_expiring"),
-        _ => ("service_unhealthy", "service_degraded"),
-    }
-}
 
 /// The debouncer's view of the settings.
 pub(super) fn debounce_config(settings: &Settings) -> DebounceConfig {
@@ -35,7 +24,7 @@ pub(super) fn debounce_config(settings: &Settings) -> DebounceConfig {
         .probes
         .iter()
         .map(|probe| {
-            let (unhealthy, degraded) = default_categories(probe.kind);
+            let (unhealthy, degraded) = crate::probes::default_categories(probe.kind);
             let fix = settings
                 .components
                 .iter()

@@ -1,7 +1,8 @@
 //! [`Check`]: one probe's settings turned into a runnable, bounded check.
 //!
-//! `build` resolves defaults and parses everything that can be parsed once
-//! (URL, method, headers, fixed expiry), so `run` only does I/O. `run` never
+//! `build` resolves the shared settings (the timeout) and hands the rest to
+//! the probe's kind, which parses everything that can be parsed once (URL,
+//! method, headers, fixed expiry), so `run` only does I/O. `run` never
 //! panics and never returns an error: every failure is an unhealthy
 //! [`CheckOutcome`] with an operator-facing reason.
 
@@ -9,14 +10,11 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::command::CommandCheck;
-use super::credential_expiry::CredentialExpiryCheck;
 use super::facts::{CheckOutcome, Facts};
-use super::heartbeat::{HeartbeatCheck, Heartbeats};
-use super::http::HttpCheck;
-use super::tcp::TcpCheck;
+use super::heartbeat::Heartbeats;
+use super::kind::Runner;
 use crate::messages::Health;
-use crate::settings::{ProbeDefaults, ProbeKind, ProbeSettings};
+use crate::settings::{ProbeDefaults, ProbeSettings};
 
 /// What every check shares: one HTTP client (one connection pool, one TLS
 /// config) and the heartbeat registry the API writes to.
@@ -93,6 +91,16 @@ pub enum ProbeError {
         /// The value as written.
         value: String,
     },
+    /// A kind's own key has a value the kind cannot use.
+    #[error("probe {probe}: {key} {reason}")]
+    Invalid {
+        /// The probe's name.
+        probe: String,
+        /// The key, e.g. `server`.
+        key: &'static str,
+        /// What is wrong with it, e.g. `"x" is not ip:port`.
+        reason: String,
+    },
     /// The shared HTTP client could not be built.
     #[error("building the HTTP client: {0}")]
     HttpClient(#[source] reqwest::Error),
@@ -101,15 +109,7 @@ pub enum ProbeError {
 /// A runnable check: the kind-specific part plus the timeout.
 pub struct Check {
     timeout: Duration,
-    kind: Kind,
-}
-
-enum Kind {
-    Http(HttpCheck),
-    Tcp(TcpCheck),
-    Command(CommandCheck),
-    Heartbeat(HeartbeatCheck),
-    CredentialExpiry(CredentialExpiryCheck),
+    runner: Box<dyn Runner>,
 }
 
 impl Check {
@@ -121,23 +121,13 @@ impl Check {
         ctx: &CheckContext,
     ) -> Result<Check, ProbeError> {
         let timeout = probe.timeout.unwrap_or(defaults.timeout);
-        let kind = match probe.kind {
-            None => {
-                return Err(ProbeError::NoKind {
-                    probe: probe.name.clone(),
-                });
-            }
-            Some(ProbeKind::Http) => Kind::Http(HttpCheck::build(probe, ctx.http.clone())?),
-            Some(ProbeKind::Tcp) => Kind::Tcp(TcpCheck::build(probe)?),
-            Some(ProbeKind::Command) => Kind::Command(CommandCheck::build(probe)?),
-            Some(ProbeKind::Heartbeat) => {
-                Kind::Heartbeat(HeartbeatCheck::build(probe, ctx.heartbeats.clone())?)
-            }
-            Some(ProbeKind::CredentialExpiry) => {
-                Kind::CredentialExpiry(CredentialExpiryCheck::build(probe)?)
-            }
+        let Some(kind) = probe.kind else {
+            return Err(ProbeError::NoKind {
+                probe: probe.name.clone(),
+            });
         };
-        Ok(Check { timeout, kind })
+        let runner = super::spec(kind).build(probe, timeout, ctx)?;
+        Ok(Check { timeout, runner })
     }
 
     /// The longest one run may take.
@@ -149,39 +139,17 @@ impl Check {
     /// the wall time of the whole run.
     pub async fn run(&self) -> CheckOutcome {
         let started = Instant::now();
-        let mut outcome = match &self.kind {
-            // The command kind enforces the timeout itself: it must kill and reap.
-            Kind::Command(check) => check.run(self.timeout).await,
-            other => match tokio::time::timeout(self.timeout, other.run()).await {
+        let run = self.runner.run(self.timeout);
+        let mut outcome = if self.runner.bounds_itself() {
+            run.await
+        } else {
+            match tokio::time::timeout(self.timeout, run).await {
                 Ok(outcome) => outcome,
-                Err(_) => other.timed_out(self.timeout),
-            },
+                Err(_) => self.runner.timed_out(self.timeout),
+            }
         };
         outcome.facts.latency = started.elapsed();
         outcome
-    }
-}
-
-impl Kind {
-    async fn run(&self) -> CheckOutcome {
-        match self {
-            Kind::Http(check) => check.run().await,
-            Kind::Tcp(check) => check.run().await,
-            Kind::Heartbeat(check) => check.run(),
-            Kind::CredentialExpiry(check) => check.run().await,
-            Kind::Command(_) => CheckOutcome::failed(
-                Facts::default(),
-                "internal: command checks run with their own timeout",
-            ),
-        }
-    }
-
-    fn timed_out(&self, timeout: Duration) -> CheckOutcome {
-        let facts = Facts {
-            connected: matches!(self, Kind::Tcp(_)).then_some(false),
-            ..Facts::default()
-        };
-        CheckOutcome::failed(facts, timed_out(timeout))
     }
 }
 

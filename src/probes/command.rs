@@ -6,14 +6,46 @@ use std::io;
 use std::process::ExitStatus;
 use std::time::Duration;
 
-use super::check::{ProbeError, timed_out};
+use super::check::{CheckContext, ProbeError, timed_out};
 use super::facts::{CheckOutcome, Facts};
+use super::kind::{OwnKey, ProbeKindSpec, RunFuture, Runner};
 use crate::messages::Health;
 use crate::process::{Captured, Ended};
-use crate::settings::{ProbeKind, ProbeSettings};
+use crate::settings::{ProbeKind, ProbeSettings, Problems};
 
 /// A stderr line longer than this is left out of the reason.
 const MAX_REASON_LINE: usize = 200;
+
+/// The `command` kind.
+pub(crate) struct Command;
+
+impl ProbeKindSpec for Command {
+    fn keys(&self) -> &'static [OwnKey] {
+        &[("command", |p| !p.command.is_empty())]
+    }
+
+    fn validate(&self, probe: &ProbeSettings, at: &str, problems: &mut Problems) {
+        if probe
+            .command
+            .first()
+            .is_none_or(|program| program.is_empty())
+        {
+            problems.push(
+                format!("{at}.command"),
+                "is required for kind command (an argv list)",
+            );
+        }
+    }
+
+    fn build(
+        &self,
+        probe: &ProbeSettings,
+        _timeout: Duration,
+        _ctx: &CheckContext,
+    ) -> Result<Box<dyn Runner>, ProbeError> {
+        Ok(Box::new(CommandCheck::build(probe)?))
+    }
+}
 
 pub(crate) struct CommandCheck {
     argv: Vec<String>,
@@ -62,6 +94,18 @@ impl CommandCheck {
             }
             Ended::Exited(status) => judge(facts, status, &run.stderr),
         }
+    }
+}
+
+impl Runner for CommandCheck {
+    fn run(&self, timeout: Duration) -> RunFuture<'_> {
+        Box::pin(CommandCheck::run(self, timeout))
+    }
+
+    // Cutting the run off from outside would leave the process running: it
+    // must be killed and reaped, which `crate::process::run` does.
+    fn bounds_itself(&self) -> bool {
+        true
     }
 }
 

@@ -9,16 +9,76 @@ use std::time::Duration;
 use jiff::Timestamp;
 use tokio::io::AsyncReadExt;
 
-use super::check::{ProbeError, coarse};
+use super::check::{CheckContext, ProbeError, coarse};
 use super::facts::{CheckOutcome, Facts};
+use super::kind::{OwnKey, ProbeKindSpec, RunFuture, Runner};
 use crate::messages::Health;
-use crate::settings::{ProbeKind, ProbeSettings};
+use crate::settings::{ProbeKind, ProbeSettings, Problems};
 
 /// Most of an `expires_at_file` read; a timestamp is ~30 bytes.
 const MAX_FILE_BYTES: u64 = 4096;
 
 /// Alert thresholds in days when `alert_days` is not set.
 const DEFAULT_ALERT_DAYS: [u32; 4] = [30, 14, 7, 1];
+
+/// The `credential_expiry` kind.
+pub(crate) struct CredentialExpiry;
+
+impl ProbeKindSpec for CredentialExpiry {
+    fn keys(&self) -> &'static [OwnKey] {
+        &[
+            ("expires_at", |p| p.expires_at.is_some()),
+            ("expires_at_file", |p| p.expires_at_file.is_some()),
+            ("expires_at_env", |p| p.expires_at_env.is_some()),
+            ("alert_days", |p| p.alert_days.is_some()),
+        ]
+    }
+
+    fn validate(&self, probe: &ProbeSettings, at: &str, problems: &mut Problems) {
+        let sources = [
+            probe.expires_at.is_some(),
+            probe.expires_at_file.is_some(),
+            probe.expires_at_env.is_some(),
+        ];
+        match sources.iter().filter(|given| **given).count() {
+            0 => problems.push(
+                format!("{at}.expires_at"),
+                "kind credential_expiry needs one of expires_at, expires_at_file or expires_at_env",
+            ),
+            1 => {}
+            _ => problems.push(
+                format!("{at}.expires_at"),
+                "set only one of expires_at, expires_at_file and expires_at_env",
+            ),
+        }
+        if let Some(when) = probe.expires_at.as_deref()
+            && when.parse::<jiff::Timestamp>().is_err()
+        {
+            problems.push(
+                format!("{at}.expires_at"),
+                format!("\"{when}\" is not an RFC 3339 time such as 2026-12-18T00:00:00Z"),
+            );
+        }
+        if probe.alert_days.as_ref().is_some_and(Vec::is_empty) {
+            problems.push(format!("{at}.alert_days"), "must list at least one day");
+        }
+    }
+
+    fn build(
+        &self,
+        probe: &ProbeSettings,
+        _timeout: Duration,
+        _ctx: &CheckContext,
+    ) -> Result<Box<dyn Runner>, ProbeError> {
+        Ok(Box::new(CredentialExpiryCheck::build(probe)?))
+    }
+
+    // Inside the alert window a credential is expiring (a warning); once
+    // expired it is an integrity problem for the incident rules.
+    fn default_categories(&self) -> (&'static str, &'static str) {
+        ("credential_expired", "credential_expiring")
+    }
+}
 
 /// Where the expiry comes from.
 #[derive(Debug, Clone, PartialEq)]
@@ -66,6 +126,12 @@ impl CredentialExpiryCheck {
             Ok(expiry) => evaluate(expiry, Timestamp::now(), &self.alert_days),
             Err(reason) => CheckOutcome::failed(Facts::default(), reason),
         }
+    }
+}
+
+impl Runner for CredentialExpiryCheck {
+    fn run(&self, _timeout: Duration) -> RunFuture<'_> {
+        Box::pin(CredentialExpiryCheck::run(self))
     }
 }
 

@@ -1,6 +1,11 @@
 //! What one check measured. Every kind fills the fields that make sense for
 //! it and leaves the rest `None`; conditions read them by name
 //! (`status`, `latency`, `body`, `exit_code`, `cert_expires_in`, ...).
+//!
+//! A fact only one kind measures does not get a field here: the kind
+//! declares it as a [`FactSpec`] and reports it in [`Facts::kind_facts`], so
+//! a new kind adds condition fields without touching this file or the
+//! condition language.
 
 use std::time::Duration;
 
@@ -32,6 +37,59 @@ pub struct Facts {
     /// The check could not complete: timeout, refused, reset, DNS, invalid
     /// response. A clear, operator-facing sentence.
     pub error: Option<String>,
+    /// Facts only the probe's kind measures, by the names its
+    /// [`FactSpec`]s declare (e.g. `dns`: `rcode`).
+    pub kind_facts: Vec<(&'static str, FactValue)>,
+}
+
+/// The value of a kind's own fact.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FactValue {
+    /// A whole number, compared with `==`, `<`, ...
+    Integer(i64),
+    /// A duration, compared to literals such as `300ms`.
+    Duration(Duration),
+    /// `true` or `false`.
+    Bool(bool),
+    /// Text, compared with `==`, `contains`, `matches`, ...
+    Text(String),
+}
+
+/// The type of a kind's own fact, which decides what a condition on it may
+/// compare with; checked when the settings load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FactType {
+    /// See [`FactValue::Integer`].
+    Integer,
+    /// See [`FactValue::Duration`].
+    Duration,
+    /// See [`FactValue::Bool`].
+    Bool,
+    /// See [`FactValue::Text`].
+    Text,
+}
+
+/// A condition field that only one kind measures.
+#[derive(Debug, PartialEq, Eq)]
+pub struct FactSpec {
+    /// The name conditions use, e.g. `rcode`.
+    pub name: &'static str,
+    /// Its type.
+    pub ty: FactType,
+    /// A value of that type as it would be written, for type errors.
+    pub example: &'static str,
+    /// Why a check may lack it, e.g. `only dns probes have one`.
+    pub absent: &'static str,
+}
+
+impl Facts {
+    /// The value of a kind's own fact, if this check measured it.
+    pub fn kind_fact(&self, name: &str) -> Option<&FactValue> {
+        self.kind_facts
+            .iter()
+            .find(|(fact, _)| *fact == name)
+            .map(|(_, value)| value)
+    }
 }
 
 /// Longest excerpt of a body or stderr kept in an observation's details.
@@ -82,6 +140,19 @@ impl Facts {
         }
         if let Some(error) = &self.error {
             details.insert("error".into(), escape_line(error).into_owned().into());
+        }
+        for (name, value) in &self.kind_facts {
+            let (key, value) = match value {
+                FactValue::Integer(number) => ((*name).to_owned(), (*number).into()),
+                // Suffixed like `latency_ms`, so the unit is in the key.
+                FactValue::Duration(duration) => {
+                    (format!("{name}_ms"), (duration.as_millis() as u64).into())
+                }
+                FactValue::Bool(flag) => ((*name).to_owned(), (*flag).into()),
+                // The target wrote it (e.g. a TXT record), like a body.
+                FactValue::Text(text) => ((*name).to_owned(), excerpt(text).into()),
+            };
+            details.insert(key, value);
         }
         serde_json::Value::Object(details)
     }

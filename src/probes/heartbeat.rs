@@ -7,10 +7,42 @@ use std::time::Duration;
 use dashmap::DashMap;
 use tokio::time::Instant;
 
-use super::check::{ProbeError, coarse};
+use super::check::{CheckContext, ProbeError, coarse};
 use super::facts::{CheckOutcome, Facts};
+use super::kind::{OwnKey, ProbeKindSpec, RunFuture, Runner, required};
 use crate::messages::Health;
-use crate::settings::{ProbeKind, ProbeSettings};
+use crate::settings::{ProbeKind, ProbeSettings, Problems};
+
+/// The `heartbeat` kind.
+pub(crate) struct Heartbeat;
+
+impl ProbeKindSpec for Heartbeat {
+    fn keys(&self) -> &'static [OwnKey] {
+        &[("max_silence", |p| p.max_silence.is_some())]
+    }
+
+    fn validate(&self, probe: &ProbeSettings, at: &str, problems: &mut Problems) {
+        match probe.max_silence {
+            None => required(problems, at, "max_silence", ProbeKind::Heartbeat.as_str()),
+            Some(silence) if silence.is_zero() => {
+                problems.push(format!("{at}.max_silence"), "must be greater than zero")
+            }
+            Some(_) => {}
+        }
+    }
+
+    fn build(
+        &self,
+        probe: &ProbeSettings,
+        _timeout: Duration,
+        ctx: &CheckContext,
+    ) -> Result<Box<dyn Runner>, ProbeError> {
+        Ok(Box::new(HeartbeatCheck::build(
+            probe,
+            ctx.heartbeats.clone(),
+        )?))
+    }
+}
 
 /// The last heartbeat of each probe, shared by the API (writer) and the
 /// heartbeat checks (readers). Made once in `app.rs` so it survives probe
@@ -106,6 +138,12 @@ impl HeartbeatCheck {
             )
         };
         CheckOutcome::with(facts, Health::Unhealthy, reason)
+    }
+}
+
+impl Runner for HeartbeatCheck {
+    fn run(&self, _timeout: Duration) -> RunFuture<'_> {
+        Box::pin(async move { HeartbeatCheck::run(self) })
     }
 }
 

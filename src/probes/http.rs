@@ -17,10 +17,11 @@ use bytesize::ByteSize;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, LOCATION};
 use reqwest::{Method, StatusCode, Url};
 
-use super::check::ProbeError;
+use super::check::{CheckContext, ProbeError};
 use super::facts::{CheckOutcome, Facts};
+use super::kind::{OwnKey, ProbeKindSpec, RunFuture, Runner, required};
 use crate::messages::Health;
-use crate::settings::{ProbeKind, ProbeSettings, scrub};
+use crate::settings::{ProbeKind, ProbeSettings, Problems, redact_url, scrub};
 
 /// `max_body_bytes` when not set.
 const DEFAULT_MAX_BODY: ByteSize = ByteSize::kib(64);
@@ -44,6 +45,50 @@ pub fn http_client() -> Result<reqwest::Client, ProbeError> {
         .map_err(ProbeError::HttpClient)
 }
 
+/// The `http` kind.
+pub(crate) struct Http;
+
+impl ProbeKindSpec for Http {
+    fn keys(&self) -> &'static [OwnKey] {
+        &[
+            ("url", |p| p.url.is_some()),
+            ("method", |p| p.method.is_some()),
+            // `headers_files` entries are merged into `headers` at load, so
+            // only the extra entries were written as `headers`.
+            ("headers", |p| p.headers.len() > p.headers_files.len()),
+            ("headers_files", |p| !p.headers_files.is_empty()),
+            ("body", |p| p.body.is_some()),
+            ("expect_status", |p| p.expect_status.is_some()),
+            ("max_body_bytes", |p| p.max_body_bytes.is_some()),
+            ("max_redirects", |p| p.max_redirects.is_some()),
+        ]
+    }
+
+    fn validate(&self, probe: &ProbeSettings, at: &str, problems: &mut Problems) {
+        match probe.url.as_deref() {
+            None => required(problems, at, "url", ProbeKind::Http.as_str()),
+            Some(url) => match url.parse::<axum::http::Uri>() {
+                Ok(uri)
+                    if matches!(uri.scheme_str(), Some("http" | "https"))
+                        && uri.host().is_some() => {}
+                _ => problems.push(
+                    format!("{at}.url"),
+                    format!("\"{}\" is not an http(s) URL", redact_url(url, false)),
+                ),
+            },
+        }
+    }
+
+    fn build(
+        &self,
+        probe: &ProbeSettings,
+        _timeout: Duration,
+        ctx: &CheckContext,
+    ) -> Result<Box<dyn Runner>, ProbeError> {
+        Ok(Box::new(HttpCheck::build(probe, ctx.http.clone())?))
+    }
+}
+
 pub(crate) struct HttpCheck {
     client: reqwest::Client,
     method: Method,
@@ -53,6 +98,12 @@ pub(crate) struct HttpCheck {
     expect_status: Option<u16>,
     max_body: ByteSize,
     max_redirects: u32,
+}
+
+impl Runner for HttpCheck {
+    fn run(&self, _timeout: Duration) -> RunFuture<'_> {
+        Box::pin(HttpCheck::run(self))
+    }
 }
 
 impl HttpCheck {

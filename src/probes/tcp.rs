@@ -3,17 +3,54 @@
 //! [`Check::run`](super::Check::run)).
 
 use std::io;
+use std::time::Duration;
 
-use super::check::ProbeError;
+use super::check::{CheckContext, ProbeError, timed_out};
 use super::facts::{CheckOutcome, Facts};
-use crate::settings::ProbeKind;
+use super::kind::{OwnKey, ProbeKindSpec, RunFuture, Runner, required};
+use crate::settings::{ProbeKind, ProbeSettings, Problems};
+
+/// The `tcp` kind.
+pub(crate) struct Tcp;
+
+impl ProbeKindSpec for Tcp {
+    fn keys(&self) -> &'static [OwnKey] {
+        &[("address", |p| p.address.is_some())]
+    }
+
+    fn validate(&self, probe: &ProbeSettings, at: &str, problems: &mut Problems) {
+        match probe.address.as_deref() {
+            None => required(problems, at, "address", ProbeKind::Tcp.as_str()),
+            Some(address) => {
+                let port_ok = address.rsplit_once(':').is_some_and(|(host, port)| {
+                    !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
+                });
+                if !port_ok {
+                    problems.push(
+                        format!("{at}.address"),
+                        format!("\"{address}\" is not host:port"),
+                    );
+                }
+            }
+        }
+    }
+
+    fn build(
+        &self,
+        probe: &ProbeSettings,
+        _timeout: Duration,
+        _ctx: &CheckContext,
+    ) -> Result<Box<dyn Runner>, ProbeError> {
+        Ok(Box::new(TcpCheck::build(probe)?))
+    }
+}
 
 pub(crate) struct TcpCheck {
     address: String,
 }
 
 impl TcpCheck {
-    pub(crate) fn build(probe: &crate::settings::ProbeSettings) -> Result<Self, ProbeError> {
+    pub(crate) fn build(probe: &ProbeSettings) -> Result<Self, ProbeError> {
         let address = probe
             .address
             .clone()
@@ -61,6 +98,21 @@ impl TcpCheck {
             Some((addr, err)) => down(format!("connect to {addr} failed: {}", io_cause(&err))),
             None => down(format!("could not connect to {}", self.address)),
         }
+    }
+}
+
+impl Runner for TcpCheck {
+    fn run(&self, _timeout: Duration) -> RunFuture<'_> {
+        Box::pin(TcpCheck::run(self))
+    }
+
+    // A cut-off connect is a connection that was not established.
+    fn timed_out(&self, timeout: Duration) -> CheckOutcome {
+        let facts = Facts {
+            connected: Some(false),
+            ..Facts::default()
+        };
+        CheckOutcome::failed(facts, timed_out(timeout))
     }
 }
 

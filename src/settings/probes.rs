@@ -1,9 +1,9 @@
 //! `[[probes]]` and `[probe_defaults]`: what Warden watches and how often.
 //!
 //! One flat table per probe with a `kind` tag. Fields that only some kinds use
-//! are optional here; [`super::validate`] says which kind needs which field,
-//! which gives clearer errors than a serde enum (and serde cannot combine
-//! `flatten` with `deny_unknown_fields`).
+//! are optional here, and each kind's own file under `src/probes/` says which
+//! of them it reads and checks them: that gives clearer errors than a serde
+//! enum (and serde cannot combine `flatten` with `deny_unknown_fields`).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -13,35 +13,47 @@ use serde::{Deserialize, Serialize};
 
 use super::{DebounceOverride, SecretMap};
 
-/// The kinds of probe.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ProbeKind {
-    /// An HTTP(S) request; `url` required.
-    Http,
-    /// A TCP connect; `address` (`host:port`) required.
-    Tcp,
-    /// A local command; `command` (argv) required.
-    Command,
-    /// A dead-man switch the watched service pushes to; `max_silence` required.
-    Heartbeat,
-    /// A credential's expiry date; `expires_at` required.
-    CredentialExpiry,
+/// Declares [`ProbeKind`] from one list, so a kind's configuration name is
+/// written once: its serde name, [`ProbeKind::as_str`] and [`ProbeKind::ALL`]
+/// all come from the same line.
+macro_rules! probe_kinds {
+    ($($(#[doc = $doc:literal])* $variant:ident = $name:literal,)+) => {
+        /// The kinds of probe. What each one reads, checks and runs lives in
+        /// its own file under `src/probes/`, registered in `src/probes.rs`.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+        pub enum ProbeKind {
+            $($(#[doc = $doc])* #[serde(rename = $name)] $variant,)+
+        }
+
+        impl ProbeKind {
+            /// Every kind, in the order the documentation lists them.
+            pub const ALL: &'static [ProbeKind] = &[$(ProbeKind::$variant),+];
+
+            /// The kind as written in the configuration (its serde name), for
+            /// messages, the API and metrics. Debug output is not a name:
+            /// `CredentialExpiry` would read `credentialexpiry`.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(ProbeKind::$variant => $name,)+
+                }
+            }
+        }
+    };
 }
 
-impl ProbeKind {
-    /// The kind as written in the configuration (its serde name), for
-    /// messages, the API and metrics. Debug output is not a name:
-    /// `CredentialExpiry` would read `credentialexpiry`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProbeKind::Http => "http",
-            ProbeKind::Tcp => "tcp",
-            ProbeKind::Command => "command",
-            ProbeKind::Heartbeat => "heartbeat",
-            ProbeKind::CredentialExpiry => "credential_expiry",
-        }
-    }
+probe_kinds! {
+    /// An HTTP(S) request; `url` required.
+    Http = "http",
+    /// A TCP connect; `address` (`host:port`) required.
+    Tcp = "tcp",
+    /// A local command; `command` (argv) required.
+    Command = "command",
+    /// A dead-man switch the watched service pushes to; `max_silence` required.
+    Heartbeat = "heartbeat",
+    /// A credential's expiry date; `expires_at` required.
+    CredentialExpiry = "credential_expiry",
+    /// A DNS query for one record type of one name; `query` required.
+    Dns = "dns",
 }
 
 /// How serious an issue raised by a probe is.
@@ -151,6 +163,15 @@ pub struct ProbeSettings {
     pub expires_at_env: Option<String>,
     /// `credential_expiry`: days before expiry at which to warn. Default `[30, 14, 7, 1]`.
     pub alert_days: Option<Vec<u32>>,
+    /// `dns`: the name to resolve, e.g. `example.com`; asked as written,
+    /// without search domains.
+    pub query: Option<String>,
+    /// `dns`: the record type to ask for: `A`, `AAAA`, `CNAME` or `TXT`.
+    /// Default `A`.
+    pub record: Option<String>,
+    /// `dns`: the server to ask, `ip:port` (or `ip`, port 53). Default: the
+    /// system's name servers from `/etc/resolv.conf`.
+    pub server: Option<String>,
     /// `heartbeat`: a file holding the token a heartbeat must present as
     /// `Authorization: Bearer <token>`; without it any local client may beat.
     /// Default: none.

@@ -919,7 +919,14 @@ macro_rules! spelled_as_serialised {
 
 #[test]
 fn every_kind_is_spelled_as_in_the_configuration() {
-    spelled_as_serialised!(ProbeKind: Http, Tcp, Command, Heartbeat, CredentialExpiry);
+    // ProbeKind is declared from one list, so ALL has every variant.
+    for kind in ProbeKind::ALL {
+        assert_eq!(
+            serde_json::to_value(kind).unwrap(),
+            serde_json::json!(kind.as_str()),
+            "{kind:?}"
+        );
+    }
     spelled_as_serialised!(FixKind: Restart, Command, Http);
     spelled_as_serialised!(TierKind: Webhook, Notifier);
     spelled_as_serialised!(NotifierKind: Log, Webhook, Slack, Pagerduty);

@@ -53,11 +53,14 @@ impl fmt::Display for Problem {
     }
 }
 
+/// The problems found so far; each check pushes into it rather than
+/// stopping, so one pass reports every bad key.
 #[derive(Default)]
-struct Problems(Vec<Problem>);
+pub(crate) struct Problems(Vec<Problem>);
 
 impl Problems {
-    fn push(&mut self, key: impl Into<String>, message: impl Into<String>) {
+    /// Records that `key` is wrong, and why.
+    pub(crate) fn push(&mut self, key: impl Into<String>, message: impl Into<String>) {
         self.0.push(Problem::new(key, message));
     }
 }

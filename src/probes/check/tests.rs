@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use super::*;
+use crate::settings::ProbeKind;
 
 #[test]
 fn coarse_keeps_the_two_largest_units() {

@@ -5,6 +5,7 @@ use std::fmt;
 use regex::Regex;
 
 use super::ConditionError;
+use crate::probes::{FactSpec, FactType};
 
 /// What a condition reads from the facts.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,6 +30,8 @@ pub(super) enum Field {
     Error,
     /// A JSON path into the body: the body's name as written, then the path.
     Json(&'static str, Vec<Segment>),
+    /// A fact only some kind measures, as that kind declares it.
+    Kind(&'static FactSpec),
 }
 
 /// The types a field compares as.
@@ -49,6 +52,12 @@ impl Field {
             Field::Connected => Kind::Bool,
             Field::Body(_) | Field::Stderr | Field::Error => Kind::Text,
             Field::Json(..) => Kind::Json,
+            Field::Kind(spec) => match spec.ty {
+                FactType::Integer => Kind::Integer,
+                FactType::Duration => Kind::Duration,
+                FactType::Bool => Kind::Bool,
+                FactType::Text => Kind::Text,
+            },
         }
     }
 
@@ -65,6 +74,7 @@ impl Field {
             Field::Stderr => "stderr".to_owned(),
             Field::Error => "error".to_owned(),
             Field::Json(name, path) => format!("{name}{}", PathDisplay(path)),
+            Field::Kind(spec) => spec.name.to_owned(),
         }
     }
 
@@ -76,6 +86,7 @@ impl Field {
             Field::Latency => "300ms",
             Field::CertExpiresIn => "7d",
             Field::SinceLastHeartbeat => "5m",
+            Field::Kind(spec) => spec.example,
             _ => "\"ok\"",
         }
     }

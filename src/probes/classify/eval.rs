@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::Value as Json;
 
 use super::ast::{Field, Literal, Op, Parsed, PathDisplay, Segment};
-use crate::probes::Facts;
+use crate::probes::{FactValue, Facts};
 
 /// Longest excerpt of a text or JSON value quoted in a reason.
 const EXCERPT_CHARS: usize = 80;
@@ -103,12 +103,10 @@ pub(super) fn evaluate(parsed: &Parsed, facts: &Facts) -> Result<Evaluated, Eval
                     "only tcp probes report connected",
                 )
             })?;
-            let Literal::Bool(expected) = parsed.value else {
-                return Err(mistyped(&label));
-            };
-            let equal = connected == expected;
-            let holds = if parsed.op == Op::Eq { equal } else { !equal };
-            (holds, connected.to_string())
+            (
+                compare_bool(parsed, &label, connected)?,
+                connected.to_string(),
+            )
         }
         Field::Body(name) => {
             let body = facts.body.as_deref().ok_or_else(|| {
@@ -134,6 +132,19 @@ pub(super) fn evaluate(parsed: &Parsed, facts: &Facts) -> Result<Evaluated, Eval
             let holds = compare_json(parsed, &label, &value)?;
             let text = serde_json::to_string(&value).unwrap_or_default();
             (holds, truncate(&text))
+        }
+        Field::Kind(spec) => {
+            let value = facts
+                .kind_fact(spec.name)
+                .ok_or_else(|| absent(facts, spec.name, false, spec.absent))?;
+            match value {
+                FactValue::Integer(actual) => (compare_int(parsed, *actual)?, actual.to_string()),
+                FactValue::Duration(actual) => duration_fact(parsed, nanos(*actual))?,
+                FactValue::Bool(actual) => {
+                    (compare_bool(parsed, &label, *actual)?, actual.to_string())
+                }
+                FactValue::Text(actual) => (compare_text(parsed, &label, actual)?, excerpt(actual)),
+            }
         }
     };
     Ok(Evaluated {
@@ -183,6 +194,14 @@ fn compare_int(parsed: &Parsed, actual: i64) -> Result<bool, EvalError> {
         return Err(mistyped(&parsed.field.label()));
     };
     ordering_holds(parsed.op, actual.cmp(&expected)).ok_or_else(|| mistyped(&parsed.field.label()))
+}
+
+fn compare_bool(parsed: &Parsed, label: &str, actual: bool) -> Result<bool, EvalError> {
+    let Literal::Bool(expected) = parsed.value else {
+        return Err(mistyped(label));
+    };
+    let equal = actual == expected;
+    Ok(if parsed.op == Op::Eq { equal } else { !equal })
 }
 
 fn duration_fact(parsed: &Parsed, actual: i128) -> Result<(bool, String), EvalError> {

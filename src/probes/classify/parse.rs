@@ -19,10 +19,27 @@ use super::ast::{Field, Literal, Op, Parsed, Segment, check_types, is_key_char};
 
 use super::ConditionError;
 
-/// The field names, for error messages.
-pub(super) const FIELD_LIST: &str = "status, exit_code, latency, cert_expires_in, \
-     since_last_heartbeat, connected, body, stdout, stderr, error, \
-     or a JSON path such as body.status";
+/// The fields every kind shares, in the order error messages list them.
+pub(super) const SHARED_FIELDS: &[&str] = &[
+    "status",
+    "exit_code",
+    "latency",
+    "cert_expires_in",
+    "since_last_heartbeat",
+    "connected",
+    "body",
+    "stdout",
+    "stderr",
+    "error",
+];
+
+/// Every field name, for error messages: the shared ones, then those the
+/// kinds declare.
+pub(super) fn field_list() -> String {
+    let mut names: Vec<&str> = SHARED_FIELDS.to_vec();
+    names.extend(crate::probes::kind_facts().map(|spec| spec.name));
+    format!("{}, or a JSON path such as body.status", names.join(", "))
+}
 
 /// The operators, for error messages.
 pub(super) const OPERATOR_LIST: &str =
@@ -162,11 +179,14 @@ impl<'a> Parser<'a> {
             "stdout" => Field::Body("stdout"),
             "stderr" => Field::Stderr,
             "error" => Field::Error,
-            _ => {
-                return Err(ConditionError::UnknownField {
-                    name: name.to_owned(),
-                });
-            }
+            _ => match crate::probes::kind_facts().find(|spec| spec.name == name) {
+                Some(spec) => Field::Kind(spec),
+                None => {
+                    return Err(ConditionError::UnknownField {
+                        name: name.to_owned(),
+                    });
+                }
+            },
         };
         if !matches!(self.peek(), Some('.' | '[')) {
             return Ok(field);

@@ -726,6 +726,7 @@ fn facts() -> impl Strategy<Value = Facts> {
                 cert_expires_in: cert,
                 since_last_heartbeat: None,
                 error,
+                kind_facts: Vec::new(),
             },
         )
 }
