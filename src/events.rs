@@ -217,9 +217,36 @@ pub struct Wake {
     /// What the fix would do (program name or URL origin only).
     #[serde(default)]
     pub envelope_fix: Option<String>,
+    /// The component's other open issues when the row was written, at most
+    /// [`OPEN_ISSUES_IN_ROW`]: what the investigator is told, as of the
+    /// wake and not as of whenever the row is read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub open_issues: Vec<OpenIssue>,
     /// W3C `traceparent` of the issue's span.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traceparent: Option<String>,
+}
+
+/// Most other open issues a wake row lists: enough to tell the
+/// investigator the component is failing more widely, without a burst of
+/// `n` issues writing `n²` entries.
+pub const OPEN_ISSUES_IN_ROW: usize = 8;
+
+/// Another open issue of the same component, as a wake row lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OpenIssue {
+    /// The probe.
+    pub probe: String,
+    /// The issue's category.
+    pub category: String,
+    /// The issue's severity.
+    pub severity: Severity,
+    /// Whether anyone was woken for it.
+    #[serde(default)]
+    pub woken: bool,
+    /// Its story.
+    #[serde(default)]
+    pub caller_session_id: Option<String>,
 }
 
 impl Event for Wake {

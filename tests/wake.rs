@@ -321,3 +321,48 @@ async fn an_acknowledged_issue_gets_no_more_reminders() {
     assert_eq!(rows(dir.path(), "issue.acknowledged").len(), 1);
     warden.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_investigator_hears_of_the_components_other_open_issues_as_of_the_wake() {
+    let dir = tempfile::tempdir().unwrap();
+    let (first, second) = (Switchable::start(503).await, Switchable::start(200).await);
+    let investigator = Receiver::start().await;
+    investigator.reply(serde_json::json!({ "summary": "two probes down" }));
+    let config = format!(
+        "[debounce]\nfailure_threshold = 2\n\n\
+         [[probes]]\nname = \"api\"\nkind = \"http\"\nurl = \"{}\"\ninterval = \"100ms\"\ntimeout = \"80ms\"\ncomponent = \"shop\"\n\n\
+         [[probes]]\nname = \"checkout\"\nkind = \"http\"\nurl = \"{}\"\ninterval = \"100ms\"\ntimeout = \"80ms\"\ncomponent = \"shop\"\n\n\
+         [investigator]\nkind = \"webhook\"\nurl = \"{}\"\ntimeout = \"5s\"\n",
+        first.url, second.url, investigator.url
+    );
+    let warden = start(dir.path(), &config).await;
+    let first_wake = wait_rows(dir.path(), "probe.wake_requested", 1).await;
+    assert_eq!(first_wake[0].details["probe"], "api");
+    assert!(
+        first_wake[0].details.get("open_issues").is_none(),
+        "nothing else was open: {:#?}",
+        first_wake[0]
+    );
+    second.set(503);
+    let wakes = wait_rows(dir.path(), "probe.wake_requested", 2).await;
+    let listed = &wakes[1].details["open_issues"];
+    assert_eq!(listed[0]["probe"], "api", "{:#?}", wakes[1]);
+    assert_eq!(
+        listed[0]["caller_session_id"].as_str(),
+        first_wake[0].caller_session_id.as_deref()
+    );
+    // The investigator is told what the row says, not what is open when it reads it.
+    first.set(200);
+    assert!(
+        support::eventually(WAIT, || {
+            let got = investigator.received().iter().any(|r| {
+                r.body["probe"] == "checkout" && r.body["open_issues"][0]["probe"] == "api"
+            });
+            async move { got }
+        })
+        .await,
+        "{:#?}",
+        investigator.received()
+    );
+    warden.shutdown().await.unwrap();
+}

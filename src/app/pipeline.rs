@@ -140,8 +140,6 @@ impl WakeSettings {
             investigator,
             notifiers,
             history: h.history.clone(),
-            store: h.store.clone(),
-            config: h.config.clone(),
             settings: self.clone(),
             runbook: h.settings.investigator.runbook_url.clone(),
             status: h.wake.clone(),

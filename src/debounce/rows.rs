@@ -65,6 +65,29 @@ fn title(probe: &str, category: &str, kind: &WakeKind, stage: Option<&str>) -> S
     }
 }
 
+/// The component's other open issues now, for a wake row. Only the
+/// component's own probes are looked at (a scan of the whole store made a
+/// burst of issues cost O(probes²)).
+fn other_open_issues(args: &DebouncerArgs, probe: &str, component: &str) -> Vec<events::OpenIssue> {
+    args.config
+        .probes_of(component)
+        .iter()
+        .filter(|other| *other != probe)
+        .filter_map(|other| {
+            let entry = args.store.get(other)?;
+            let issue = entry.machine.open_issue()?;
+            Some(events::OpenIssue {
+                probe: other.clone(),
+                category: issue.category.clone(),
+                severity: issue.severity,
+                woken: issue.woken,
+                caller_session_id: entry.session.clone(),
+            })
+        })
+        .take(events::OPEN_ISSUES_IN_ROW)
+        .collect()
+}
+
 pub(super) fn effect_row(
     args: &DebouncerArgs,
     probe: &str,
@@ -106,6 +129,7 @@ pub(super) fn effect_row(
                 reminder: *reminder,
                 envelope_status: rules.envelope_status.to_owned(),
                 envelope_fix: rules.envelope_fix.clone(),
+                open_issues: other_open_issues(args, probe, &rules.component),
                 traceparent: None,
             };
             (events::row(&event), session)

@@ -83,6 +83,13 @@ fn examples() -> Vec<(&'static str, NewRow)> {
         reminder: 0,
         envelope_status: "enabled".to_owned(),
         envelope_fix: Some("restart the managed process".to_owned()),
+        open_issues: vec![crate::events::OpenIssue {
+            probe: "api-tls".to_owned(),
+            category: "certificate_expiring".to_owned(),
+            severity: Severity::Warning,
+            woken: true,
+            caller_session_id: Some("probe:api-tls:certificate_expiring:17".to_owned()),
+        }],
         traceparent: TRACE.map(str::to_owned),
     };
     let flapping = Wake {

@@ -29,7 +29,7 @@ use super::ledger::Ledger;
 use super::sessions::Sessions;
 use super::{CURSOR_NAME, WAKE_SEAMS};
 use crate::audit::{AuditError, AuditLog, AuditReader, AuditRow, Cursor, NewRow, ReadPosition};
-use crate::debounce::{DebounceConfig, DebounceStore, ObservationHistory};
+use crate::debounce::ObservationHistory;
 use crate::investigate::Investigator;
 use crate::notify::{Notice, Notifiers};
 use crate::settings::WakeSettings;
@@ -100,10 +100,6 @@ pub struct WakeConsumerArgs {
     pub notifiers: Notifiers,
     /// Recent observations per probe.
     pub history: ObservationHistory,
-    /// Debounce state (open issues, acknowledgements).
-    pub store: DebounceStore,
-    /// Probe rules (components).
-    pub config: Arc<DebounceConfig>,
     /// `[wake]`.
     pub settings: WakeSettings,
     /// Runbook link given to the investigator and in notices.
@@ -228,8 +224,6 @@ impl Actor for WakeConsumer {
             investigator: args.investigator.clone(),
             notifiers: args.notifiers.clone(),
             history: args.history.clone(),
-            store: args.store.clone(),
-            config: args.config.clone(),
             runbook: args.runbook.clone(),
             metrics: args.metrics.clone(),
             fixes: sessions.fixes(),
@@ -386,7 +380,7 @@ fn admit(state: &mut WakeState, row: AuditRow) {
         .store(row.seq, Ordering::Relaxed);
     let wanted = WAKE_SEAMS
         .contains(&row.seam.as_str())
-        .then(|| event::wanted(&row, &state.args.store))
+        .then(|| event::wanted(&row, &state.sessions))
         .flatten();
     let Some(facts) = wanted else {
         state.flight.skip(row.seq);

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use tracing::Instrument;
 
 use crate::audit::{AuditError, AuditLog, AuditRow, NewRow};
-use crate::debounce::{DebounceConfig, DebounceStore, ObservationHistory};
+use crate::debounce::ObservationHistory;
 use crate::events::{self, Decoded, InvestigationCompleted};
 use crate::investigate::{Investigation, InvestigationRequest, Investigator};
 use crate::messages::Health;
@@ -22,8 +22,6 @@ pub(super) struct EventContext {
     pub(super) investigator: Investigator,
     pub(super) notifiers: Notifiers,
     pub(super) history: ObservationHistory,
-    pub(super) store: DebounceStore,
-    pub(super) config: Arc<DebounceConfig>,
     pub(super) runbook: Option<String>,
     pub(super) metrics: crate::metrics::Metrics,
     /// Stories in which a fix ran, for `autofix_attempted`.
@@ -70,6 +68,8 @@ pub(super) struct Facts {
     open_for_ms: Option<u64>,
     envelope_status: String,
     envelope_fix: Option<String>,
+    /// Wake rows: the component's other open issues when it was written.
+    open_issues: Vec<events::OpenIssue>,
     pub(super) traceparent: Option<String>,
     /// Resolved and acknowledged rows: whether anyone was woken.
     woken: bool,
@@ -99,6 +99,7 @@ impl Facts {
             open_for_ms: None,
             envelope_status: "absent".to_owned(),
             envelope_fix: None,
+            open_issues: Vec::new(),
             traceparent: None,
             woken: true,
             again: false,
@@ -116,6 +117,7 @@ impl Facts {
                 reminder: Some(wake.reminder),
                 envelope_status: wake.envelope_status,
                 envelope_fix: wake.envelope_fix,
+                open_issues: wake.open_issues,
                 traceparent: wake.traceparent,
                 ..blank(wake.probe, wake.component, wake.severity, wake.category)
             },
@@ -149,7 +151,7 @@ impl Facts {
 /// The facts of a row that needs a notice; `None` when it needs none (or
 /// is not a row the consumer reads). Decoded once, at admission, and carried
 /// with the row to its handler.
-pub(super) fn wanted(row: &AuditRow, store: &DebounceStore) -> Option<Facts> {
+pub(super) fn wanted(row: &AuditRow, sessions: &super::sessions::Sessions) -> Option<Facts> {
     let facts = Facts::of(row)?;
     let wanted = match facts.kind.as_str() {
         // Only a first acknowledgement of an issue someone was woken for is news.
@@ -157,10 +159,12 @@ pub(super) fn wanted(row: &AuditRow, store: &DebounceStore) -> Option<Facts> {
         // Nobody was told about an issue that was never woken; its recovery is
         // in the log but is not news to anyone.
         "resolved" => facts.woken,
-        // An acknowledged issue gets no reminders.
-        "reminder" => !store.get(&facts.probe).is_some_and(|entry| {
-            entry.acked && entry.session.is_some() && entry.session == row.caller_session_id
-        }),
+        // An acknowledged issue gets no reminders (the debouncer writes
+        // none after an acknowledgement; one queued before it is caught here).
+        "reminder" => !row
+            .caller_session_id
+            .as_deref()
+            .is_some_and(|session| sessions.acked(session)),
         _ => true,
     };
     wanted.then_some(facts)
@@ -327,24 +331,10 @@ fn request(
         .take_while(|o| o.status != Health::Healthy)
         .last()
         .map(|o| o.at.clone());
-    // Only the component's own probes: a scan of the whole store made each
-    // event cost O(probes), and a burst of issues O(probes²).
-    let open_issues: Vec<Value> = ctx
-        .config
-        .probes_of(&component)
+    let open_issues: Vec<Value> = facts
+        .open_issues
         .iter()
-        .filter(|other| **other != probe)
-        .filter_map(|other| {
-            let entry = ctx.store.get(other)?;
-            let issue = entry.machine.open_issue()?;
-            Some(json!({
-                "probe": other,
-                "category": issue.category,
-                "severity": issue.severity,
-                "woken": issue.woken,
-                "caller_session_id": entry.session,
-            }))
-        })
+        .filter_map(|issue| serde_json::to_value(issue).ok())
         .collect();
     InvestigationRequest {
         seq: row.seq,

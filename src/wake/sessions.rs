@@ -21,6 +21,10 @@ pub struct Sessions {
     rows: HashMap<String, VecDeque<Value>>,
     order: VecDeque<String>,
     fixes: FixesRan,
+    /// Stories an operator acknowledged, as read from the log: a reminder
+    /// after the acknowledgement is judged by this, in log order, not by the
+    /// debouncer's memory of today.
+    acked: HashSet<String>,
 }
 
 /// The stories in which a fix actually ran (an `escalation.fix_attempted`
@@ -52,9 +56,19 @@ impl Sessions {
                 && let Some(oldest) = self.order.pop_front()
             {
                 self.rows.remove(&oldest);
+                self.acked.remove(&oldest);
                 self.fixes.with(|set| set.remove(&oldest));
             }
             self.order.push_back(session.clone());
+        }
+        match row.seam.as_str() {
+            super::ACK_SEAM => {
+                self.acked.insert(session.clone());
+            }
+            "probe.resolved" => {
+                self.acked.remove(session);
+            }
+            _ => {}
         }
         if crate::events::parse::<crate::events::escalation::FixAttempted>(row)
             .is_ok_and(|fix| fix.outcome != "skipped")
@@ -71,6 +85,12 @@ impl Sessions {
             "seam": row.seam,
             "details": compact(&row.details),
         }));
+    }
+
+    /// Whether an acknowledgement of `session` was read (and its issue has
+    /// not resolved since).
+    pub fn acked(&self, session: &str) -> bool {
+        self.acked.contains(session)
     }
 
     /// The shared set of stories in which a fix ran.

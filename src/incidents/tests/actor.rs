@@ -569,6 +569,7 @@ fn wake_row(probe: &str, component: &str, severity: Severity, session: &str) -> 
         reminder: 0,
         envelope_status: "absent".to_owned(),
         envelope_fix: None,
+        open_issues: Vec::new(),
         traceparent: None,
     })
     .session(session.to_owned())
