@@ -153,6 +153,7 @@ fn wake_row(i: usize) -> warden::audit::NewRow {
         reminder: 0,
         envelope_status: "absent".to_owned(),
         envelope_fix: None,
+        open_issues: Vec::new(),
         traceparent: None,
     })
     .session(format!(
