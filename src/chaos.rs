@@ -23,8 +23,9 @@ pub const ROLES: [&str; 7] = [
 ];
 
 /// Prefixes of the per-item actors (`probe.<name>`, `coordinator.<component>`,
-/// `managed.<component>`).
-pub const PER_ITEM: [&str; 3] = ["probe.", "coordinator.", "managed."];
+/// `managed.<component>`) and of the escalation subtree's own
+/// (`escalation.intake`).
+pub const PER_ITEM: [&str; 4] = ["probe.", "coordinator.", "managed.", "escalation."];
 
 /// Most failing audit writes or syncs one fault may arm; the writer retries
 /// with backoff, so this bounds how long one fault can hold the log.
@@ -92,7 +93,7 @@ pub struct Injected {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ChaosError {
     /// The target names no actor role Warden has.
-    #[error("unknown target {0:?}: use one of {roles} or probe.<name>, coordinator.<component>, managed.<component>", roles = ROLES.join(", "))]
+    #[error("unknown target {0:?}: use one of {roles} or probe.<name>, coordinator.<component>, managed.<component>, escalation.intake", roles = ROLES.join(", "))]
     UnknownTarget(String),
     /// A count outside 1..=MAX_AUDIT_FAILURES.
     #[error("count must be between 1 and {MAX_AUDIT_FAILURES}, got {0}")]

@@ -118,6 +118,9 @@ pub fn check(scenario: &Scenario, outcome: &Outcome) -> Result<(), ChaosError> {
                 scenario.expect.min_tier_calls
             ));
         }
+        if scenario.expect.stories_decided {
+            stories_decided(&outcome.rows, &mut violations);
+        }
         if !outcome.drained {
             violations.push(
                 "Warden did not resolve every issue and deliver every notice within 60s of the world healing".to_owned(),
@@ -377,6 +380,64 @@ fn no_forbidden_fix(world: &WorldReport, rows: &[AuditRow], violations: &mut Vec
                     humantime::format_rfc3339_millis(paused)
                 ));
             }
+        }
+    }
+}
+
+/// The component every world probe belongs to (`harness.rs`).
+const WORLD_COMPONENT: &str = "world";
+
+/// Rows in which an escalation cycle acts or ends.
+const ESCALATION_STEPS: [&str; 7] = [
+    "escalation.action_started",
+    "escalation.fix_attempted",
+    "escalation.tier_called",
+    "escalation.step_skipped",
+    "escalation.exhausted",
+    "escalation.rolled_back",
+    "escalation.cycle_ended",
+];
+
+/// Whatever was killed in the middle of a story (the incident commander,
+/// a coordinator, the escalation intake), every story reaches its
+/// decisions: no story opens a second incident on a replay, and every wake
+/// of the world's component is followed by its coordinator's work (a cycle
+/// running at the time of the wake ends after it, so it leaves a row after
+/// it too), unless automation stopped for the component before the wake.
+fn stories_decided(rows: &[AuditRow], violations: &mut Vec<String>) {
+    let mut opened: HashMap<&str, usize> = HashMap::new();
+    for row in rows.iter().filter(|r| r.seam == "incident.opened") {
+        if let Some(session) = row.caller_session_id.as_deref() {
+            *opened.entry(session).or_default() += 1;
+        }
+    }
+    for (session, n) in opened {
+        if n > 1 {
+            violations.push(format!("story {session} opened {n} incidents"));
+        }
+    }
+    let world = |r: &&AuditRow| r.component.as_deref() == Some(WORLD_COMPONENT);
+    let stopped = rows
+        .iter()
+        .filter(world)
+        .find(|r| r.seam == "escalation.automation_stopped")
+        .map_or(u64::MAX, |r| r.seq);
+    let last_step = rows
+        .iter()
+        .filter(world)
+        .filter(|r| ESCALATION_STEPS.contains(&r.seam.as_str()))
+        .map(|r| r.seq)
+        .max()
+        .unwrap_or(0);
+    for wake in rows.iter().filter(world).filter(|r| {
+        r.seam == "probe.wake_requested" && r.details["kind"] == "fired" && r.seq < stopped
+    }) {
+        if last_step < wake.seq {
+            violations.push(format!(
+                "wake {} ({}) was never taken up by the escalation coordinator",
+                wake.seq,
+                wake.caller_session_id.as_deref().unwrap_or("no story")
+            ));
         }
     }
 }

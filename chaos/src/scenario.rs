@@ -126,6 +126,11 @@ pub struct Expect {
     /// Fewest calls the escalation tier must have received.
     #[serde(default)]
     pub min_tier_calls: usize,
+    /// Every story reaches its decisions whatever was killed in its middle:
+    /// each wake of the world's component is taken up by its escalation
+    /// coordinator, and no story opens two incidents.
+    #[serde(default)]
+    pub stories_decided: bool,
     /// Highest resident memory allowed during the run, in MiB.
     #[serde(default = "default_rss")]
     pub max_rss_mib: u64,
@@ -142,6 +147,7 @@ impl Expect {
             min_acked: 0,
             min_fixes: 0,
             min_tier_calls: 0,
+            stories_decided: false,
             max_rss_mib: default_rss(),
             max_backlog: default_backlog(),
         }

@@ -79,6 +79,23 @@ async fn kill_process() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_story() {
+    let outcome = run("kill-story").await;
+    for role in ["incidents", "coordinator", "intake"] {
+        assert!(
+            outcome
+                .rows
+                .iter()
+                .any(|row| row.seam == "supervision.restarted"
+                    && row.details["child"]
+                        .as_str()
+                        .is_some_and(|c| c.starts_with(role))),
+            "the {role} actor was never restarted"
+        );
+    }
+}
+
 #[test]
 fn every_scenario_file_parses_and_has_a_test() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios");
