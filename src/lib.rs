@@ -6,7 +6,9 @@
 //! - [`control`]: operational state (RUNNING / PAUSED / STOPPED), the boot gates in order, the DR
 //!   epoch and which configuration a boot runs on (operator's or last-known-good).
 //! - [`telemetry`]: logging setup.
-//! - [`escalation`]: fix actions, tier calls, the escalation ladder, patches and snapshots.
+//! - [`escalation`]: the intake that reads issue rows after its cursor, one
+//!   coordinator per component, fix actions, tier calls, the escalation
+//!   ladder, patches and snapshots.
 //! - [`notify`]: notifiers (log, webhook, Slack, PagerDuty) and delivery retries.
 //! - [`incidents`]: the incident commander: severity, evidence, timeline, cadence, postmortem.
 //! - [`investigate`]: investigators that write the summary sent with a wake.

@@ -86,10 +86,9 @@ pub struct Observation {
     pub at: String,
 }
 
-/// Published in-process after an issue row is durable in the audit log, so
-/// the wake consumer, escalation and incidents react at once instead of
-/// polling. The audit log stays the source of truth: a subscriber that missed
-/// an event replays it from its cursor.
+/// An issue row as the incident commander and the escalation coordinators
+/// take it in, decoded from the log after their cursors
+/// ([`crate::events::issue_event`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IssueEvent {
     /// The audit row's seq (the idempotency key of everything it causes).

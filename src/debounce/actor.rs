@@ -1,12 +1,13 @@
 //! `Debouncer`: applies observations to each probe's debounce state and turns
-//! the resulting effects into durable audit rows, then publishes them.
+//! the resulting effects into durable audit rows, which every consumer reads
+//! from the log.
 //!
 //! In: [`DebouncerMsg::Drain`] (probes pushed to the [`ObservationQueue`]),
 //! [`DebouncerMsg::Tick`] (reminders, flap settling, suppression ending),
 //! [`DebouncerMsg::OpenIssues`]. Out: `probe.wake_requested`,
 //! `probe.wake_suppressed`, `probe.flapping`, `probe.flapping_settled` and
-//! `probe.resolved` rows, each appended (and durable) before an
-//! [`IssueEvent`] is published on the issue bus.
+//! `probe.resolved` rows, each appended (and durable) before its effect
+//! leaves the store.
 //!
 //! Restart safety: the per-probe state and the effects not yet written live in
 //! the shared [`DebounceStore`]; observations wait in the shared queue. A new
@@ -26,7 +27,7 @@ use super::queue::ObservationQueue;
 use super::rows::{effect_key, effect_labels, effect_row};
 use super::state::{Context, Effect, Input, ProbeDebounce, RestoredIssue, WakeKind};
 use crate::audit::{AuditLog, NewRow, SEQ_PLACEHOLDER};
-use crate::messages::{IssueEvent, Observation};
+use crate::messages::Observation;
 use crate::settings::{DebounceSettings, Severity};
 use crate::tasks::AbortOnDrop;
 
@@ -125,33 +126,6 @@ pub struct PendingEffect {
     pub effect: Effect,
     /// The observation it came from.
     pub observation: Option<Observation>,
-}
-
-impl DebounceEntry {
-    /// The event that opened this probe's issue, rebuilt from the store, if
-    /// the issue is open and was woken. For subscribers of the issue bus that
-    /// start after the event went out (the bus keeps nothing): they take up
-    /// what is open instead of waiting for the next event.
-    pub fn open_wake_event(&self, probe: &str, component: &str) -> Option<IssueEvent> {
-        let issue = self.machine.open_issue().filter(|issue| issue.woken)?;
-        let session = self.session.as_ref()?;
-        // A story id ends with the seq of the row that opened it.
-        let seq = session
-            .rsplit(':')
-            .next()
-            .and_then(|seq| seq.parse().ok())
-            .unwrap_or(0);
-        Some(IssueEvent {
-            seq,
-            seam: "probe.wake_requested".to_owned(),
-            caller_session_id: Some(session.clone()),
-            probe: probe.to_owned(),
-            component: component.to_owned(),
-            category: issue.category.clone(),
-            severity: issue.severity,
-            traceparent: self.trace.clone(),
-        })
-    }
 }
 
 /// Debounce state of every probe, made once per boot (`app/handles.rs`).

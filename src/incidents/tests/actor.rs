@@ -1,4 +1,4 @@
-//! The commander as an actor: a real audit writer, an issue bus, a temp
+//! The commander as an actor: a real audit writer, a temp
 //! state dir.
 
 use std::collections::HashMap;
