@@ -220,14 +220,17 @@ fn escalation_spec(shared: &Shared, ladder: &Ladder, timeout: Duration) -> Child
             timeout,
         ));
     }
-    // Last, so the coordinators it hands rows to are there.
-    children.push(worker(
-        "intake",
-        names.of("escalation.intake"),
-        || EscalationIntake,
-        shared.escalation.intake.clone(),
-        timeout,
-    ));
+    // Last, so the coordinators it hands rows to are there; with no
+    // component there is nobody to hand rows to, and nothing to read for.
+    if !shared.escalation.coordinators.is_empty() {
+        children.push(worker(
+            "intake",
+            names.of("escalation.intake"),
+            || EscalationIntake,
+            shared.escalation.intake.clone(),
+            timeout,
+        ));
+    }
     let spec = SupervisorSpec::new("escalation", Strategy::OneForOne)
         .policy(ladder.clone())
         .children(children)

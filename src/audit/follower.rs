@@ -66,14 +66,15 @@ impl Follower {
     }
 
     /// The next rows after the last one read, up to `max`: each row's seq
-    /// with what `pick` made of it (`None` for a row the consumer passes
-    /// over, which the cursor moves past all the same). Rows are parsed
-    /// light (without observations, notices and deliveries): a consumer
-    /// that needs those reads them itself. A corrupt row is logged and
-    /// skipped; a read error ends the batch early and the next call retries.
+    /// with what `pick` made of it, for rows whose seam is one of `seams`
+    /// (`None` for every other row, which the cursor moves past all the
+    /// same; those are read for their seq and seam only). A corrupt row is
+    /// logged and skipped; a read error ends the batch early and the next
+    /// call retries.
     pub fn next_batch<T>(
         &mut self,
         max: usize,
+        seams: &[&str],
         mut pick: impl FnMut(&AuditRow) -> Option<T>,
     ) -> Vec<(u64, Option<T>)> {
         let mut out = Vec::new();
@@ -81,13 +82,13 @@ impl Follower {
             .reader
             .rows_resume(self.next_seq, None, self.position.take());
         while out.len() < max {
-            let Some(item) = iter.next_light(|_| false) else {
+            let Some(item) = iter.next_head(|seam| seams.contains(&seam)) else {
                 break;
             };
             match item {
-                Ok((row, _)) => {
-                    self.next_seq = row.seq + 1;
-                    out.push((row.seq, pick(&row)));
+                Ok((seq, row)) => {
+                    self.next_seq = seq + 1;
+                    out.push((seq, row.as_ref().and_then(&mut pick)));
                 }
                 Err(AuditError::CorruptRow {
                     path,
@@ -132,15 +133,19 @@ mod tests {
         write(&audit, 1..=3, "probe.observed");
         let (mut follower, seq) = Follower::open(&audit, &cursors, "t", "test").expect("open");
         assert_eq!(seq, 3, "history before the first cursor is not replayed");
-        assert!(follower.next_batch(10, |_| Some(())).is_empty());
+        assert!(
+            follower
+                .next_batch(10, &["probe.observed"], |_| Some(()))
+                .is_empty()
+        );
         write(&audit, 4..=5, "probe.resolved");
-        let batch = follower.next_batch(1, |row| Some(row.seam.clone()));
+        let batch = follower.next_batch(1, &["probe.resolved"], |row| Some(row.seam.clone()));
         assert_eq!(batch, vec![(4, Some("probe.resolved".to_owned()))]);
         follower.store(4).expect("store");
         let (mut again, seq) = Follower::open(&audit, &cursors, "t", "test").expect("reopen");
         assert_eq!(seq, 4);
         let rest: Vec<u64> = again
-            .next_batch(10, |_| None::<()>)
+            .next_batch(10, &["probe.resolved"], |_| None::<()>)
             .into_iter()
             .map(|(seq, _)| seq)
             .collect();

@@ -275,6 +275,63 @@ impl RowIter {
         }
     }
 
+    /// Like [`RowIter::next_light`], for consumers that act on a few seams
+    /// and only move their cursor past every other row: each line is first
+    /// read for its `seq` and `seam` alone (the rest is skipped without
+    /// being built), and only a row whose seam passes `wanted` is parsed
+    /// whole. The incident commander and the escalation intake read every
+    /// row of the log this way.
+    pub fn next_head(
+        &mut self,
+        wanted: impl Fn(&str) -> bool,
+    ) -> Option<Result<(u64, Option<AuditRow>), AuditError>> {
+        #[derive(serde::Deserialize)]
+        struct Head<'a> {
+            seq: u64,
+            #[serde(borrow)]
+            seam: std::borrow::Cow<'a, str>,
+        }
+        if let Some(error) = self.error.take() {
+            return Some(Err(error));
+        }
+        loop {
+            let (path, offset) = match self.next_line()? {
+                Ok(at) => at,
+                Err(error) => return Some(Err(error)),
+            };
+            let body = &self.line[..self.line.len() - 1];
+            let corrupt = |reason: String| AuditError::CorruptRow {
+                path: path.clone(),
+                offset,
+                reason,
+            };
+            // The same UTF-8 rule as the ordinary parse: a line it calls
+            // corrupt is corrupt here too.
+            if let Err(error) = std::str::from_utf8(body) {
+                return Some(Err(corrupt(error.to_string())));
+            }
+            let head = match serde_json::from_slice::<Head<'_>>(body) {
+                Ok(head) => head,
+                Err(error) => return Some(Err(corrupt(error.to_string()))),
+            };
+            let in_filter = head.seq >= self.since
+                && self
+                    .seam
+                    .as_deref()
+                    .is_none_or(|filter| seam_matches(filter, &head.seam));
+            if !in_filter {
+                continue;
+            }
+            if !wanted(&head.seam) {
+                return Some(Ok((head.seq, None)));
+            }
+            return Some(match serde_json::from_slice::<AuditRow>(body) {
+                Ok(row) => Ok((row.seq, Some(row))),
+                Err(error) => Err(corrupt(error.to_string())),
+            });
+        }
+    }
+
     fn wanted(&self, row: &AuditRow) -> bool {
         row.seq >= self.since
             && self

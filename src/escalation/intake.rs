@@ -164,12 +164,9 @@ impl Actor for EscalationIntake {
             let (last, events, full) = match state.held.take() {
                 Some((last, events)) => (last, events, true),
                 None => {
-                    let batch = state.follower.next_batch(BATCH, |row| {
-                        SEAMS
-                            .contains(&row.seam.as_str())
-                            .then(|| events::issue_event(row))
-                            .flatten()
-                    });
+                    let batch = state
+                        .follower
+                        .next_batch(BATCH, &SEAMS, events::issue_event);
                     let Some(&(last, _)) = batch.last() else {
                         break;
                     };

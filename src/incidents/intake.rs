@@ -99,12 +99,7 @@ impl Intake {
     /// the seq the cursor may move to once it is handled (rows of other
     /// seams in between are passed over with it).
     pub fn next_batch(&mut self) -> Vec<(u64, Option<IssueEvent>)> {
-        self.follower.next_batch(BATCH, |row| {
-            SEAMS
-                .contains(&row.seam.as_str())
-                .then(|| events::issue_event(row))
-                .flatten()
-        })
+        self.follower.next_batch(BATCH, &SEAMS, events::issue_event)
     }
 
     /// Records `progress` durably: the tally, then the cursor.

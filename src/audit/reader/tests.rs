@@ -189,3 +189,38 @@ fn the_light_parse_refuses_what_the_full_parse_refuses() {
     let second = iter.next_light(|seam| seam.starts_with("probe.")).unwrap();
     assert_eq!(second.unwrap().0.seq, 2);
 }
+
+#[test]
+fn the_head_read_parses_only_wanted_rows_and_reports_corrupt_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    sample(dir.path());
+    append_bytes(&dir.path().join(file_name(4)), b"{\"seq\":7,\"torn\n");
+    append_bytes(
+        &dir.path().join(file_name(4)),
+        &line(8, "probe.wake_requested"),
+    );
+    let reader = AuditReader::open(dir.path()).unwrap();
+    let mut iter = reader.rows_from(2, None);
+    let mut got = Vec::new();
+    while let Some(item) = iter.next_head(|seam| seam == "probe.wake_requested") {
+        got.push(match item {
+            Ok((seq, Some(row))) => format!("{seq}:{}", row.seam),
+            Ok((seq, None)) => format!("{seq}:-"),
+            Err(AuditError::CorruptRow { .. }) => "corrupt".to_owned(),
+            Err(other) => panic!("{other}"),
+        });
+    }
+    // Seqs 3 and 6 are wake rows (seq % 3 == 0); 1 is before `since`.
+    assert_eq!(
+        got,
+        [
+            "2:-",
+            "3:probe.wake_requested",
+            "4:-",
+            "5:-",
+            "6:probe.wake_requested",
+            "corrupt",
+            "8:probe.wake_requested"
+        ]
+    );
+}
