@@ -66,6 +66,12 @@ pub trait Event: Serialize + DeserializeOwned {
     fn seam(&self) -> &'static str {
         Self::SEAMS[0]
     }
+
+    /// Counts the event in its metric, if it has one. A writer's `emit`
+    /// calls it with the row, so the metric and the log cannot disagree
+    /// (the model is Vector's `internal_events`: one event, one place that
+    /// says how it is logged, counted and traced).
+    fn count(&self, _metrics: &crate::metrics::Metrics) {}
 }
 
 /// The row for `event` (details with `v`); add session, component and

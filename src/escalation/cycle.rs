@@ -464,15 +464,21 @@ async fn finish(ctx: &CycleContext, record: &mut CycleRecord, outcome: &str, by:
     record.ladder = None;
 }
 
-/// Appends a row under the cycle's story.
+/// Reports one step, once: appends its row under the cycle's story, counts
+/// it in its metric ([`Event::count`]) and records it as an event of the
+/// cycle's span (so the trace shows the step with its seq).
 async fn emit<E: Event>(ctx: &CycleContext, record: &CycleRecord, event: &E) -> Option<u64> {
     let seam = event.seam();
     let mut row = events::row(event).component(ctx.component.name.clone());
     if let Some(session) = &record.session {
         row = row.session(session.clone());
     }
+    event.count(&ctx.metrics);
     match ctx.audit.append(row).await {
-        Ok(seq) => Some(seq),
+        Ok(seq) => {
+            tracing::info!(seam, seq, component = %ctx.component.name, "escalation step");
+            Some(seq)
+        }
         Err(error) => {
             tracing::error!(error = %error, seam, "Could not record an escalation step.");
             None

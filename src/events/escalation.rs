@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::Event;
+use crate::metrics::Metrics;
 
 fn skip<T>(value: &Option<T>) -> bool {
     value.is_none()
@@ -115,6 +116,10 @@ pub struct FixAttempted {
 
 impl Event for FixAttempted {
     const SEAMS: &'static [&'static str] = &["escalation.fix_attempted"];
+
+    fn count(&self, metrics: &Metrics) {
+        metrics.escalation(&self.component, "fix", &self.outcome);
+    }
 }
 
 /// After a fix or a tier that claimed success, were the probes healthy:
@@ -181,6 +186,10 @@ pub struct TierCalled {
 
 impl Event for TierCalled {
     const SEAMS: &'static [&'static str] = &["escalation.tier_called"];
+
+    fn count(&self, metrics: &Metrics) {
+        metrics.escalation(&self.component, &self.tier, &self.outcome);
+    }
 }
 
 /// A tier's patch was written (or writing it failed part-way):
@@ -262,6 +271,10 @@ pub struct AutomationStopped {
 
 impl Event for AutomationStopped {
     const SEAMS: &'static [&'static str] = &["escalation.automation_stopped"];
+
+    fn count(&self, metrics: &Metrics) {
+        metrics.escalation(&self.component, "rollback", "automation_stopped");
+    }
 }
 
 /// The ladder was exhausted and the snapshot restored:
@@ -284,6 +297,10 @@ pub struct RolledBack {
 
 impl Event for RolledBack {
     const SEAMS: &'static [&'static str] = &["escalation.rolled_back"];
+
+    fn count(&self, metrics: &Metrics) {
+        metrics.escalation(&self.component, "rollback", "rolled_back");
+    }
 }
 
 /// The ladder was exhausted with nothing snapshotted: `escalation.exhausted`.
@@ -307,4 +324,8 @@ pub struct Exhausted {
 
 impl Event for Exhausted {
     const SEAMS: &'static [&'static str] = &["escalation.exhausted"];
+
+    fn count(&self, metrics: &Metrics) {
+        metrics.escalation(&self.component, "rollback", "nothing_to_roll_back");
+    }
 }

@@ -528,3 +528,32 @@ fn a_count_written_as_null_reads_as_zero() {
     };
     assert_eq!((wake.reminder, wake.consecutive_failures), (0, 0));
 }
+
+#[test]
+fn an_escalation_step_counts_itself_in_its_metric() {
+    let metrics = crate::metrics::Metrics::new();
+    let called = esc::TierCalled {
+        component: "shop".to_owned(),
+        tier: "oncall".to_owned(),
+        kind: Some("notifier".to_owned()),
+        notifier: Some("pager".to_owned()),
+        attempt: 1,
+        outcome: "paging".to_owned(),
+        reason: None,
+        started_seq: Some(4),
+        notes: None,
+        http_status: None,
+        error: None,
+        duration_ms: None,
+        context_entries: None,
+    };
+    called.count(&metrics);
+    called.count(&metrics);
+    let text = metrics.encode();
+    assert!(
+        text.contains(
+            "warden_escalation_steps_total{component=\"shop\",rung=\"oncall\",outcome=\"paging\"} 2"
+        ),
+        "{text}"
+    );
+}

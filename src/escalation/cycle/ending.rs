@@ -99,8 +99,6 @@ pub(super) async fn exhausted(
     record.exhaustions_in_row += 1;
     if stopping {
         record.automation_stopped = true;
-        ctx.metrics
-            .escalation(&ctx.component.name, "rollback", "automation_stopped");
         let seq = emit(
             ctx,
             record,
@@ -135,8 +133,6 @@ pub(super) async fn exhausted(
         );
         return None;
     }
-    ctx.metrics
-        .escalation(&ctx.component.name, "rollback", "rolled_back");
     let restore = Snapshots::restore(&ctx.state_dir, &ctx.component.name);
     let restored = match &restore {
         Ok(report) => {
@@ -251,8 +247,6 @@ pub(super) async fn nothing_to_roll_back(
     }
     record.active = false;
     record.exhaustions_in_row += 1;
-    ctx.metrics
-        .escalation(&ctx.component.name, "rollback", "nothing_to_roll_back");
     let restart = match started {
         Some(_) => Some(
             ManagedRestart {

@@ -38,8 +38,6 @@ pub(super) async fn fix_step(
         if warn {
             warn_operator(ctx, record).await;
         }
-        ctx.metrics
-            .escalation(&ctx.component.name, "fix", "skipped");
         record.history.record(
             HistoryKind::Fix,
             "fix",
@@ -95,7 +93,6 @@ pub(super) async fn fix_step(
     let outcome: FixOutcome = run_fix(&fix.action, &ctx.http, &hook).await;
     record.last_fix_at_ms = Some(jiff::Timestamp::now().as_millisecond());
     let result = if outcome.ok { "succeeded" } else { "failed" };
-    ctx.metrics.escalation(&ctx.component.name, "fix", result);
     record.history.record(
         HistoryKind::Fix,
         "fix",
@@ -192,8 +189,6 @@ pub(super) async fn tier_step(
             warn_operator(ctx, record).await;
         }
         let reason = "the tier is disabled";
-        ctx.metrics
-            .escalation(&ctx.component.name, &tier.name, "skipped");
         record.history.record(
             HistoryKind::Tier,
             &tier.name,
@@ -272,8 +267,6 @@ pub(super) async fn tier_step(
                 TierStatus::Failed => "failed",
             }
             .to_owned();
-            ctx.metrics
-                .escalation(&ctx.component.name, &tier.name, &status);
             record.history.record(HistoryKind::Tier,
                 &tier.name,
                 attempt,
@@ -388,8 +381,6 @@ pub(super) async fn tier_step(
         }
         Some(TierKind::Notifier) => {
             let name = tier.notifier.clone().unwrap_or_default();
-            ctx.metrics
-                .escalation(&ctx.component.name, &tier.name, "paged");
             let seq = emit(
                 ctx,
                 record,
