@@ -387,16 +387,11 @@ fn no_forbidden_fix(world: &WorldReport, rows: &[AuditRow], violations: &mut Vec
 /// The component every world probe belongs to (`harness.rs`).
 const WORLD_COMPONENT: &str = "world";
 
-/// Rows in which an escalation cycle acts or ends.
-const ESCALATION_STEPS: [&str; 7] = [
-    "escalation.action_started",
-    "escalation.fix_attempted",
-    "escalation.tier_called",
-    "escalation.step_skipped",
-    "escalation.exhausted",
-    "escalation.rolled_back",
-    "escalation.cycle_ended",
-];
+/// Whether `seam` is a cycle's work (any escalation row but the boot
+/// snapshots, which no cycle writes).
+fn escalation_step(seam: &str) -> bool {
+    seam.starts_with("escalation.") && !seam.starts_with("escalation.snapshot")
+}
 
 /// Whatever was killed in the middle of a story (the incident commander,
 /// a coordinator, the escalation intake), every story reaches its
@@ -425,7 +420,7 @@ fn stories_decided(rows: &[AuditRow], violations: &mut Vec<String>) {
     let last_step = rows
         .iter()
         .filter(world)
-        .filter(|r| ESCALATION_STEPS.contains(&r.seam.as_str()))
+        .filter(|r| escalation_step(&r.seam))
         .map(|r| r.seq)
         .max()
         .unwrap_or(0);
