@@ -39,6 +39,8 @@ mod lifecycle;
 mod opening;
 mod vocabulary;
 
+#[cfg(test)]
+mod tests;
 
 pub use lifecycle::{PendingUpdate, Update};
 pub use vocabulary::{

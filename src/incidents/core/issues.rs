@@ -12,13 +12,22 @@ impl CommanderCore {
             .unwrap_or_default()
     }
 
-    /// The active incident an issue on `component` (with `session`) belongs to.
+    /// The active incident an issue on `component` (with `session`) belongs
+    /// to: the one that holds its story, else the best that [`joins`] it.
     pub(super) fn related(
         &self,
         session: Option<&str>,
         component: &str,
         now: Timestamp,
     ) -> Option<String> {
+        // A story that woke again stays where it is: a more severe incident
+        // it also relates to (by `depends_on`) must not take a second copy.
+        let holders = self
+            .incidents()
+            .filter(|i| i.is_active() && session.is_some_and(|s| i.sessions.contains(s)));
+        if let Some(holder) = best(holders) {
+            return Some(holder.id.clone());
+        }
         let window = self.config.settings.related_window;
         let candidates = self.incidents.values().filter_map(|t| {
             joins(
