@@ -274,13 +274,59 @@ impl CommanderCore {
     }
 
     /// Freezes the incident's components while it is open at a freezing
-    /// severity; unfreezes them otherwise.
+    /// severity; otherwise lifts its freezes, or hands each to another open
+    /// freezing incident that covers the component.
     fn apply_freeze(&mut self, id: &str, now: Timestamp, out: &mut Vec<Effect>) {
         let Some(incident) = self.incident(id).cloned() else {
             return;
         };
+        let heirs = self.hand_over(&incident, out);
         let (freezing, changed) = self.mark_freeze(&incident, out);
         record_freeze(out, &incident, freezing, changed, now);
+        for (heir, components) in heirs {
+            if let Some(heir) = self.incident(&heir) {
+                record_freeze(out, heir, true, components, now);
+            }
+        }
+    }
+
+    /// Moves the freezes of `incident`, which no longer freezes, to the
+    /// best other open freezing incident covering each component, so a
+    /// component is frozen exactly while some such incident remains. The
+    /// owner changes in one write; the component is never seen unfrozen.
+    fn hand_over(
+        &mut self,
+        incident: &Incident,
+        out: &mut Vec<Effect>,
+    ) -> BTreeMap<String, Vec<String>> {
+        let mut heirs: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        if self.freezing(incident) {
+            return heirs;
+        }
+        for (component, owner) in &self.frozen {
+            if *owner != incident.id {
+                continue;
+            }
+            let heir = self.incidents().filter(|other| {
+                other.id != incident.id
+                    && self.freezing(other)
+                    && other.components.contains(component)
+            });
+            if let Some(heir) = best(heir) {
+                heirs
+                    .entry(heir.id.clone())
+                    .or_default()
+                    .push(component.clone());
+            }
+        }
+        for (heir, components) in &heirs {
+            for component in components {
+                self.frozen.insert(component.clone(), heir.clone());
+            }
+            let (id, components) = (heir.clone(), components.clone());
+            out.push(Effect::Freeze { id, components });
+        }
+        heirs
     }
 
     /// Decides the freeze for `incident` and emits the change to the shared

@@ -658,3 +658,41 @@ fn a_story_that_wakes_again_stays_with_its_incident() {
         .collect();
     assert_eq!(holders, ["INC-20250101-001"]);
 }
+
+/// An open incident that freezes a component another one froze first keeps
+/// it frozen when the first one stops freezing.
+#[test]
+fn a_freeze_passes_to_another_open_incident_instead_of_lifting() {
+    let mut w = World::new();
+    w.step(wake(1, "api-http", Severity::Critical));
+    let first = w.only().id.clone();
+    let set = |id: &str, severity| Input::SetSeverity {
+        id: id.to_owned(),
+        severity,
+        reason: "test".to_owned(),
+    };
+    w.step(set(&first, Sev::Sev1));
+    w.advance(31 * MIN);
+    w.step(wake(2, "db-tcp", Severity::Critical));
+    let second = w.core.active().pop().unwrap();
+    assert_ne!(first, second);
+    w.step(set(&second, Sev::Sev0));
+    // A new api story: the SEV0 incident covers db, which api needs.
+    w.step(wake(3, "api-http", Severity::Critical));
+    assert!(w.incident(&second).components.contains("api"));
+    assert_eq!(w.freeze.get("api"), Some(&first));
+    let story = session("api-http", 1);
+    w.step(issue(
+        "probe.resolved",
+        4,
+        "api-http",
+        Severity::Critical,
+        &story,
+    ));
+    assert_eq!(w.incident(&first).status, IncidentStatus::Mitigated);
+    assert_eq!(w.freeze.get("api"), Some(&second));
+    assert!(w.rows("incident.automation_unfrozen").is_empty());
+    let frozen = w.rows("incident.automation_frozen");
+    let last = frozen.last().unwrap();
+    assert_eq!(last.details, json!({ "id": second, "components": ["api"] }));
+}

@@ -35,6 +35,11 @@ enum Op {
         pick: usize,
         severity: Sev,
     },
+    /// An operator's incident on the components in `mask` (bit per probe).
+    Open {
+        mask: usize,
+        severity: Sev,
+    },
 }
 
 fn severity() -> impl Strategy<Value = Severity> {
@@ -69,6 +74,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..4usize, any::<bool>()).prop_map(|(pick, force)| Op::Resolve { pick, force }),
         1 => (0..4usize, 0..5usize)
             .prop_map(|(pick, sev)| Op::SetSeverity { pick, severity: Sev::ALL[sev] }),
+        1 => (1..16usize, 0..5usize)
+            .prop_map(|(mask, sev)| Op::Open { mask, severity: Sev::ALL[sev] }),
     ]
 }
 
@@ -203,6 +210,18 @@ impl Run {
                     });
                 }
             }
+            Op::Open { mask, severity } => {
+                self.previous = None;
+                let components = (0..PROBES.len())
+                    .filter(|bit| mask & (1 << bit) != 0)
+                    .map(|bit| component_of(PROBES[bit]))
+                    .collect();
+                self.world.step(Input::Open(OpenTrigger::Operator {
+                    title: "by hand".to_owned(),
+                    severity: Some(*severity),
+                    components,
+                }));
+            }
         }
         for draft in &self.world.drafts[drafts..] {
             if let OpenTrigger::Issue {
@@ -248,9 +267,18 @@ impl Run {
                 prop_assert_ne!(incident.status, IncidentStatus::Open);
             }
         }
+        let freeze_at = world.core.config.settings.freeze_automation_at;
+        let frozen: BTreeSet<&String> = active
+            .iter()
+            .filter(|i| i.status == IncidentStatus::Open && freezes(i.severity, freeze_at))
+            .flat_map(|i| &i.components)
+            .collect();
+        prop_assert_eq!(frozen, world.freeze.keys().collect::<BTreeSet<_>>());
         for (component, owner) in &world.freeze {
             let owner = world.core.incident(owner);
-            prop_assert!(owner.is_some_and(|o| o.components.contains(component)));
+            prop_assert!(owner.is_some_and(|o| o.components.contains(component)
+                && o.status == IncidentStatus::Open
+                && freezes(o.severity, freeze_at)));
         }
         Ok(())
     }
@@ -260,7 +288,8 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
     /// Every invariant after every input: mirrors, one active incident per
-    /// session, mitigation once every issue resolved, healthy ticks resolving,
+    /// session, mitigation once every issue resolved, the freeze set exactly
+    /// the components of open freezing incidents, healthy ticks resolving,
     /// idempotent resolution, harmless replays, and incidents opened only
     /// for components with an open issue.
     #[test]
