@@ -15,8 +15,9 @@
 //! ([`Effect::awaits_answer`]). Such an effect is always the last of its step
 //! and carries the rest of the story as data (`then`); the actor answers
 //! with the matching input at once. Nothing waits in the core between the
-//! two, so a chain the actor abandons (a disk error) leaves no plan behind;
-//! what the core decided before it stays decided, as the store did before.
+//! two, so a chain the actor abandons on a disk error leaves nothing
+//! half-done in the core: what it decided before the failure stands, and
+//! the files catch up at the incident's next write.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
@@ -212,7 +213,16 @@ impl CommanderCore {
                 kind,
                 text,
                 details,
-            } => self.on_timeline(session, component, kind, text, details, now, &mut out),
+            } => {
+                let at = stamp(now);
+                let entry = TimelineEntry {
+                    at,
+                    kind,
+                    text,
+                    details,
+                };
+                self.on_timeline(session, component, entry, now, &mut out)
+            }
             Input::Tick { id, probes } => self.on_tick(&id, &probes, now, &mut out),
             Input::IdClaimed { id, draft } => self.on_claimed(id, draft, now, &mut out),
             Input::EvidenceWritten { files, then } => self.on_evidence(files, then, now, &mut out),

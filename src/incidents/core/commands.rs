@@ -4,6 +4,8 @@
 use super::*;
 
 impl CommanderCore {
+    /// An operator's note; a resolved incident takes notes too (findings
+    /// often come after the fact).
     pub(super) fn on_note(
         &mut self,
         id: &str,
@@ -36,6 +38,8 @@ impl CommanderCore {
         Ok(())
     }
 
+    /// An operator's severity change; refused once resolved (the
+    /// postmortem has the final rating), a no-op when nothing changes.
     pub(super) fn on_set_severity(
         &mut self,
         id: &str,
@@ -61,14 +65,13 @@ impl CommanderCore {
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Appends `entry` to the open incident of `session`, else the best
+    /// open one covering `component`; dropped (logged) when none matches.
     pub(super) fn on_timeline(
         &mut self,
         session: Option<String>,
         component: Option<String>,
-        kind: String,
-        text: String,
-        details: Value,
+        entry: TimelineEntry,
         now: Timestamp,
         out: &mut Vec<Effect>,
     ) {
@@ -86,10 +89,14 @@ impl CommanderCore {
             .map(|i| i.id.clone())
         });
         let Some(id) = id else {
+            let kind = entry.kind;
             out.push(Effect::Log(Log::Dropped { kind }));
             return;
         };
-        timeline(out, &id, now, kind, text, details);
+        out.push(Effect::Timeline {
+            id: id.clone(),
+            entry,
+        });
         if let Some(incident) = self.touch(&id, now, |_| {}) {
             out.push(Effect::Publish(Box::new(incident.clone())));
             out.push(Effect::Save(Box::new(incident)));

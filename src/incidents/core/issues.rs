@@ -43,6 +43,9 @@ impl CommanderCore {
         best(candidates).map(|incident| incident.id.clone())
     }
 
+    /// What an issue row does: a wake is rated and joins or opens; a
+    /// suppressed or flapping issue only joins; a resolution updates the
+    /// tally and the incidents that hold the story.
     pub(super) fn on_issue(&mut self, event: IssueEvent, now: Timestamp, out: &mut Vec<Effect>) {
         let session = event.caller_session_id.clone();
         match event.seam.as_str() {
@@ -202,6 +205,9 @@ impl CommanderCore {
         self.apply_freeze(&id, now, out);
     }
 
+    /// A story recovered: every incident holding it notes so, and one whose
+    /// stories all recovered is mitigated (and unfreezes) while its probes
+    /// have yet to stay healthy.
     pub(super) fn issue_resolved(
         &mut self,
         session: &str,

@@ -116,6 +116,8 @@ impl CommanderCore {
         }
     }
 
+    /// Resolution comes before the cadence: an incident whose impact stopped
+    /// gets its resolution notice, not one more update.
     pub(super) fn on_tick(
         &mut self,
         id: &str,
@@ -236,6 +238,7 @@ impl CommanderCore {
         });
     }
 
+    /// The update went out: the cadence restarts from when it was due.
     fn record_update(&mut self, update: Update, sent: u32, now: Timestamp, out: &mut Vec<Effect>) {
         let Update {
             id,

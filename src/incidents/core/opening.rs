@@ -5,6 +5,8 @@
 use super::*;
 
 impl CommanderCore {
+    /// An explicit request to open: rated by what asks; an exhausted ladder
+    /// joins the incident that already covers its component.
     pub(super) fn on_open(&mut self, trigger: OpenTrigger, now: Timestamp, out: &mut Vec<Effect>) {
         let (severity, reason) = match &trigger {
             OpenTrigger::Issue {
@@ -190,6 +192,7 @@ impl CommanderCore {
         })));
     }
 
+    /// Evidence written: a new incident becomes visible, or a join goes on.
     pub(super) fn on_evidence(
         &mut self,
         files: Vec<String>,
@@ -276,6 +279,8 @@ impl CommanderCore {
         });
     }
 
+    /// `incident.opened` is in the log: its seq keys the notices, then the
+    /// freeze is recorded and the opening notice goes out.
     pub(super) fn on_appended(
         &mut self,
         seq: Option<u64>,
