@@ -8,10 +8,15 @@
 //! # Layout
 //! - `severity.rs`: [`Sev`] and the severity rules ([`rate`]).
 //! - `model.rs`: [`Incident`], [`TimelineEntry`], [`OpenTrigger`].
-//! - `state.rs`: pure decisions (joining, resolution, cadence).
+//! - `state.rs`: pure rules (joining, resolution, cadence).
+//! - `core.rs`: the commander's pure core: every decision, as
+//!   `step(input, now) -> effects`, with property tests.
 //! - `disk.rs`: `<state_dir>/incidents/<id>/` (record, timeline, evidence, postmortem).
+//! - `evidence.rs`: gathering and writing evidence files.
 //! - `postmortem.rs`: the postmortem packet.
-//! - `actor.rs`: the commander actor.
+//! - `clock.rs`: the time the core is given (wall time on the tokio clock).
+//! - `commander.rs`: the commander's arguments and messages.
+//! - `actor.rs`: the commander actor, which executes the core's effects.
 //! - `client.rs`: the `warden incidents` CLI, a client of the HTTP API.
 //!
 //! # Guarantees
@@ -24,7 +29,11 @@
 
 mod actor;
 pub mod client;
+mod clock;
+mod commander;
+pub mod core;
 mod disk;
+mod evidence;
 pub mod intake;
 mod model;
 mod postmortem;
@@ -37,8 +46,10 @@ mod tests;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use actor::{CommanderArgs, CommanderState, EffectiveConfig, IncidentCommander, IncidentMsg};
+pub use actor::{CommanderState, IncidentCommander};
+pub use commander::{CommanderArgs, IncidentMsg};
 pub use disk::{incidents_root, load_all, read_timeline};
+pub use evidence::EffectiveConfig;
 pub use model::{
     Incident, IncidentStatus, OpenTrigger, SeverityChange, TimelineEntry, now_rfc3339,
 };

@@ -1,222 +1,44 @@
-//! `IncidentCommander`: owns the incidents of one Warden instance.
-//!
-//! In: the issue rows of the audit log, read after the commander's own
-//! durable cursor (`intake.rs`; `Pump` when rows become durable), `Open`
-//! (escalation, the root supervisor, the API), `Note`, `SetSeverity`,
-//! `Resolve` (the API), `Timeline` (escalation's fix attempts and tier
-//! calls), `Tick` (cadence and auto-resolve). Out: `incident.*` audit rows,
-//! incident notices to every notifier, the shared [`IncidentStore`] and
-//! [`FreezeSet`], and the files under `<state_dir>/incidents/`.
+//! `IncidentCommander`: the actor around the commander's pure core
+//! ([`super::core`]). It turns each message into a core input, carries out
+//! the effects the core returns, in order, and answers the effects that
+//! need an answer (an id, evidence, a row's seq, deliveries, the timeline)
+//! with the next input. Every decision is the core's; the actor owns the
+//! I/O: the intake of issue rows after its cursor, the files under
+//! `<state_dir>/incidents/`, the shared store and freeze set, `incident.*`
+//! rows and notices.
 //!
 //! Restart safety: incidents live on disk and in the shared store; a new
 //! instance reloads the disk, keeps the clock marks the store held, rebuilds
 //! the freeze set and resumes the log after its cursor. Handlers never return
-//! `Err` for an I/O failure (a restart would not fix a full disk): they log
-//! it at ERROR and answer the caller with the error.
+//! `Err` for an I/O failure (a restart would not fix a full disk): a failed
+//! effect ends its chain, is logged at ERROR and answers the caller.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
-use std::time::Duration;
 use tracing::Instrument;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use serde_json::{Value, json};
-use tokio::time::Instant;
 
-use super::disk;
-use super::intake::{Intake, Progress};
-use super::model::{
-    Incident, IncidentStatus, OpenTrigger, SeverityChange, TimelineEntry, now_rfc3339,
-};
-use super::severity::{Sev, SeverityFacts, freezes, is_important, rate};
-use super::state::{auto_resolvable, best, cadence_due, impact_stopped, joins};
-use super::{CommandError, FreezeSet, IncidentError, IncidentStore, postmortem};
-use crate::audit::{AuditLog, AuditReader, NewRow};
-use crate::debounce::{LatestObservations, ObservationHistory};
+use super::clock::Clock;
+use super::core::{CommanderCore, Effect, Input, Log, ProbeNow, Probes, Reply};
+use super::intake::{BATCH, Intake};
+use super::model::Incident;
+use super::state::healthy_run;
+use super::{CommandError, CommanderArgs, IncidentError, IncidentMsg};
+use super::{disk, evidence, postmortem};
 use crate::messages::IssueEvent;
-use crate::notify::{DeliveryOutcome, Notice, NoticeStatus, Outbox, Route};
-use crate::settings::{Criticality, IncidentSettings, Severity};
+use crate::notify::Route;
 use crate::tasks::AbortOnDrop;
-
-/// The effective configuration for incident evidence, rendered (secrets
-/// redacted) only when an incident is written: kept as a JSON tree it would
-/// cost kilobytes per configured probe for the life of the process. The
-/// rendering is stored once per version in the state dir
-/// ([`crate::storage::store_config`]) and evidence names its digest.
-#[derive(Clone)]
-pub struct EffectiveConfig {
-    render: std::sync::Arc<dyn Fn() -> Value + Send + Sync>,
-    /// The version this process already stored: later incidents only check
-    /// that the file is still there instead of rendering it again.
-    stored: std::sync::Arc<std::sync::Mutex<Option<crate::storage::StoredConfig>>>,
-}
-
-impl EffectiveConfig {
-    /// Renders `settings` when asked; secrets serialise redacted.
-    pub fn of(settings: std::sync::Arc<crate::settings::Settings>) -> Self {
-        Self::from_fn(move || serde_json::to_value(&*settings).unwrap_or_default())
-    }
-
-    /// A fixed value (tests).
-    pub fn fixed(value: Value) -> Self {
-        Self::from_fn(move || value.clone())
-    }
-
-    fn from_fn(render: impl Fn() -> Value + Send + Sync + 'static) -> Self {
-        Self {
-            render: std::sync::Arc::new(render),
-            stored: std::sync::Arc::default(),
-        }
-    }
-
-    /// The configuration as JSON.
-    pub fn render(&self) -> Value {
-        (self.render)()
-    }
-
-    /// Stores this configuration version under `state_dir` (once per
-    /// digest) and says where. Blocks on file I/O.
-    pub fn store(
-        &self,
-        state_dir: &std::path::Path,
-    ) -> Result<crate::storage::StoredConfig, crate::storage::config_versions::StoreError> {
-        let mut stored = self
-            .stored
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(known) = stored.as_ref()
-            && std::fs::metadata(state_dir.join(&known.path))
-                .is_ok_and(|meta| meta.len() == known.size)
-        {
-            return Ok(known.clone());
-        }
-        let bytes = serde_json::to_vec_pretty(&self.render()).unwrap_or_default();
-        let fresh = crate::storage::store_config(state_dir, &bytes)?;
-        *stored = Some(fresh.clone());
-        Ok(fresh)
-    }
-}
-
-impl std::fmt::Debug for EffectiveConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("EffectiveConfig")
-    }
-}
-
-/// Arguments, cloneable so a supervisor can respawn the commander.
-#[derive(Clone)]
-pub struct CommanderArgs {
-    /// `[incidents]`.
-    pub settings: IncidentSettings,
-    /// `service.state_dir`; incidents live in its `incidents/` folder.
-    pub state_dir: PathBuf,
-    /// The audit log (append side).
-    pub audit: AuditLog,
-    /// The audit log's directory, read for evidence.
-    pub audit_dir: PathBuf,
-    /// Where incident notices go (routing, delivery rows, metrics).
-    pub outbox: Outbox,
-    /// Latest observation per probe (current impact).
-    pub latest: LatestObservations,
-    /// Recent observations per probe (evidence, resolution).
-    pub history: ObservationHistory,
-    /// Criticality per component.
-    pub criticality: HashMap<String, Criticality>,
-    /// `depends_on` per component.
-    pub depends_on: HashMap<String, Vec<String>>,
-    /// Every incident, shared with the API.
-    pub store: IncidentStore,
-    /// Where the commander keeps its cursor (`<state_dir>/cursors`).
-    pub cursor_dir: PathBuf,
-    /// Components whose automation is frozen.
-    pub freeze: FreezeSet,
-    /// The effective configuration, secrets redacted, copied into evidence.
-    pub effective_config: EffectiveConfig,
-    /// How often cadence and auto-resolution are checked.
-    pub tick: Duration,
-}
-
-/// Messages to the commander.
-#[derive(Debug)]
-pub enum IncidentMsg {
-    /// An issue row, as the intake read it from the log (also sent by
-    /// tests that drive the commander without a log).
-    Issue(IssueEvent),
-    /// New rows may be durable: read the log after the cursor.
-    Pump,
-    /// Open an incident (or join the open one the trigger belongs to);
-    /// replies with the incident id.
-    Open {
-        /// What asks for it.
-        trigger: OpenTrigger,
-        /// The id, once evidence and the `incident.opened` row are written.
-        reply: Option<RpcReplyPort<String>>,
-    },
-    /// Add an operator note to the timeline.
-    Note {
-        /// The incident.
-        id: String,
-        /// The note.
-        text: String,
-        /// Who wrote it.
-        author: Option<String>,
-        /// `Err` names what is wrong (unknown id, disk).
-        reply: RpcReplyPort<Result<(), CommandError>>,
-    },
-    /// Change the severity (operator; audited).
-    SetSeverity {
-        /// The incident.
-        id: String,
-        /// The new severity.
-        severity: Sev,
-        /// Why.
-        reason: String,
-        /// `Err` names what is wrong (unknown id, resolved, disk).
-        reply: RpcReplyPort<Result<(), CommandError>>,
-    },
-    /// Resolve: refused while an affected probe is unhealthy unless forced.
-    Resolve {
-        /// The incident.
-        id: String,
-        /// The operator's note.
-        note: String,
-        /// Resolve even though impact has not stopped.
-        force: bool,
-        /// [`CommandError::ImpactOngoing`] when refused.
-        reply: RpcReplyPort<Result<(), CommandError>>,
-    },
-    /// Append to the timeline of the open incident of `session` (else of
-    /// `component`); dropped when no open incident matches.
-    Timeline {
-        /// A `caller_session_id`.
-        session: Option<String>,
-        /// A component.
-        component: Option<String>,
-        /// `fix`, `tier`, `rollback`, ...
-        kind: String,
-        /// One line.
-        text: String,
-        /// Anything else (`outcome` feeds the postmortem).
-        details: Value,
-    },
-    /// Time passed: send due updates, resolve incidents whose impact stopped.
-    Tick,
-}
 
 /// Runtime state, rebuilt from args on every start.
 pub struct CommanderState {
     args: CommanderArgs,
     root: PathBuf,
-    /// Open critical issue sessions per component, for the "several
-    /// important components" rule. Kept with the cursor, so a restart
-    /// resumes with the tally as of the last row handled.
-    open_critical: HashMap<String, BTreeSet<String>>,
+    /// Every decision and what it rests on.
+    core: CommanderCore,
+    clock: Clock,
     /// The log after the commander's cursor.
     intake: Intake,
-    /// The last row handled.
-    handled: u64,
-    /// The last row on disk, and when it was stored.
-    stored: (u64, Instant),
     ticker: Option<ractor::concurrency::JoinHandle<()>>,
     /// Wakes the actor when rows become durable; aborted with the state.
     _watcher: AbortOnDrop,
@@ -230,16 +52,6 @@ impl Drop for CommanderState {
         }
     }
 }
-
-mod commands;
-mod issues;
-mod notices;
-mod opening;
-
-use commands::*;
-use issues::*;
-use notices::*;
-use opening::*;
 
 /// The incident commander actor.
 pub struct IncidentCommander;
@@ -259,39 +71,28 @@ impl Actor for IncidentCommander {
         for path in skipped {
             tracing::warn!(path = %path.display(), "Skipped an incident directory without a readable incident.json.");
         }
-        let now = Instant::now();
-        let wall_now = std::time::SystemTime::now();
-        for mut incident in incidents {
-            let kept = args
-                .store
-                .get(&incident.id)
-                .map(|old| (old.last_update_tick, old.opened_tick));
-            match kept {
-                Some((last, opened)) => {
-                    incident.last_update_tick = last;
-                    incident.opened_tick = opened;
-                }
-                None => {
-                    incident.last_update_tick = Some(now);
-                    let age = humantime::parse_rfc3339(&incident.opened_at)
-                        .ok()
-                        .and_then(|t| wall_now.duration_since(t).ok())
-                        .unwrap_or_default();
-                    incident.opened_tick = Some(now.checked_sub(age).unwrap_or(now));
-                }
-            }
-            if incident.status == IncidentStatus::Open
-                && freezes(incident.severity, args.settings.freeze_automation_at)
-            {
-                for component in &incident.components {
-                    args.freeze
-                        .entry(component.clone())
-                        .or_insert_with(|| incident.id.clone());
-                }
-            }
-            args.store.insert(incident.id.clone(), incident);
-        }
         let (intake, progress) = Intake::open(&args.audit_dir, &args.cursor_dir, &root)?;
+        let mut core = CommanderCore::new(args.core_config(), progress.open_critical);
+        for entry in args.freeze.iter() {
+            core.keep_frozen(entry.key().clone(), entry.value().clone());
+        }
+        // The store outlives a commander: its clock marks are kept, and so
+        // is an incident it holds that the disk lost.
+        let kept: HashMap<String, Incident> = (args.store.iter())
+            .map(|entry| (entry.key().clone(), entry.value().clone()))
+            .collect();
+        let clock = Clock::start();
+        for incident in incidents.into_iter().chain(kept.values().cloned()) {
+            let old = kept.get(&incident.id);
+            let opened = old.and_then(|old| old.opened_tick).map(|t| clock.at(t));
+            let update = old.and_then(|o| o.last_update_tick).map(|t| clock.at(t));
+            if core.incident(&incident.id).is_none() {
+                core.restore(incident, (opened, update), clock.now());
+            }
+        }
+        for (component, id) in core.frozen() {
+            args.freeze.insert(component.clone(), id.clone());
+        }
         let mut durable = args.audit.subscribe();
         let pump = myself.clone();
         let watcher = tokio::spawn(async move {
@@ -304,21 +105,25 @@ impl Actor for IncidentCommander {
         });
         let _ = myself.send_message(IncidentMsg::Pump);
         let ticker = myself.send_interval(args.tick, || IncidentMsg::Tick);
+        let state = CommanderState {
+            root,
+            core,
+            clock,
+            intake,
+            ticker: Some(ticker),
+            _watcher: AbortOnDrop::new(&watcher),
+            args,
+        };
+        for incident in state.core.incidents() {
+            let published = state.marked(incident.clone());
+            state.args.store.insert(incident.id.clone(), published);
+        }
         tracing::info!(
-            incidents = args.store.len(),
+            incidents = state.args.store.len(),
             cursor = progress.seq,
             "Incident commander started."
         );
-        Ok(CommanderState {
-            args,
-            root,
-            open_critical: progress.open_critical,
-            intake,
-            handled: progress.seq,
-            stored: (progress.seq, Instant::now()),
-            ticker: Some(ticker),
-            _watcher: AbortOnDrop::new(&watcher),
-        })
+        Ok(state)
     }
 
     async fn post_stop(
@@ -329,7 +134,9 @@ impl Actor for IncidentCommander {
         if let Some(ticker) = state.ticker.take() {
             ticker.abort();
         }
-        store_progress(state, true)?;
+        state
+            .intake
+            .store_due(|| state.core.open_critical(), true)?;
         Ok(())
     }
 
@@ -339,33 +146,43 @@ impl Actor for IncidentCommander {
         message: IncidentMsg,
         state: &mut CommanderState,
     ) -> Result<(), ActorProcessingErr> {
-        match message {
-            IncidentMsg::Pump => pump(state).await?,
-            IncidentMsg::Issue(event) => issue(state, event).await,
-            IncidentMsg::Open { trigger, reply } => {
-                let result = on_open(state, trigger).await;
-                if let Some(reply) = reply
-                    && let Ok(id) = &result
-                {
-                    let _ = reply.send(id.clone());
+        let done = |reply| Some(Waiting::Done(reply));
+        let (input, waiting) = match message {
+            IncidentMsg::Pump => return pump(state).await,
+            IncidentMsg::Issue(event) => {
+                issue(state, event).await;
+                return Ok(());
+            }
+            IncidentMsg::Tick => {
+                for id in state.core.active() {
+                    let probes = state.probes(&id);
+                    run(state, Input::Tick { id, probes }, None).await;
                 }
-                logged(result.map(|_| ()));
+                return Ok(state
+                    .intake
+                    .store_due(|| state.core.open_critical(), true)?);
+            }
+            IncidentMsg::Open { trigger, reply } => {
+                (Input::Open(trigger), reply.map(Waiting::Opened))
             }
             IncidentMsg::Note {
                 id,
                 text,
                 author,
                 reply,
-            } => {
-                let _ = reply.send(on_note(state, &id, text, author).await);
-            }
+            } => (Input::Note { id, text, author }, done(reply)),
             IncidentMsg::SetSeverity {
                 id,
                 severity,
                 reason,
                 reply,
             } => {
-                let _ = reply.send(on_set_severity(state, &id, severity, reason).await);
+                let input = Input::SetSeverity {
+                    id,
+                    severity,
+                    reason,
+                };
+                (input, done(reply))
             }
             IncidentMsg::Resolve {
                 id,
@@ -373,7 +190,14 @@ impl Actor for IncidentCommander {
                 force,
                 reply,
             } => {
-                let _ = reply.send(on_resolve(state, &id, note, force, "operator").await);
+                let probes = state.probes(&id);
+                let input = Input::Resolve {
+                    id,
+                    note,
+                    force,
+                    probes,
+                };
+                (input, done(reply))
             }
             IncidentMsg::Timeline {
                 session,
@@ -381,53 +205,186 @@ impl Actor for IncidentCommander {
                 kind,
                 text,
                 details,
-            } => logged(on_timeline(state, session, component, kind, text, details)),
-            IncidentMsg::Tick => {
-                on_tick(state).await;
-                store_progress(state, true)?;
+            } => {
+                let input = Input::Timeline {
+                    session,
+                    component,
+                    kind,
+                    text,
+                    details,
+                };
+                (input, None)
             }
-        }
+        };
+        run(state, input, waiting).await;
         Ok(())
     }
 }
 
-fn logged(result: Result<(), IncidentError>) {
-    if let Err(error) = result {
-        tracing::error!(error = %error, "Incident bookkeeping failed.");
-    }
+/// The caller waiting for the end of a chain.
+enum Waiting {
+    Opened(RpcReplyPort<String>),
+    Done(RpcReplyPort<Result<(), CommandError>>),
 }
 
-/// Applies `change` to the stored incident and returns a copy, or `None`
-/// for an unknown id. The map guard is dropped before the caller awaits.
-fn update(store: &IncidentStore, id: &str, change: impl FnOnce(&mut Incident)) -> Option<Incident> {
-    let mut entry = store.get_mut(id)?;
-    change(&mut entry);
-    entry.updated_at = now_rfc3339();
-    Some(entry.clone())
-}
-
-fn timeline(state: &CommanderState, id: &str, entry: TimelineEntry) -> Result<(), IncidentError> {
-    disk::append_timeline(&state.root, id, &entry)
-}
-
-fn save(state: &CommanderState, incident: &Incident) -> Result<(), IncidentError> {
-    disk::save(&state.root, incident)
-}
-
-async fn audit(state: &CommanderState, row: NewRow) -> Option<u64> {
-    match state.args.audit.append(row).await {
-        Ok(seq) => Some(seq),
-        Err(error) => {
-            tracing::error!(error = %error, "Could not append an incident row to the audit log.");
-            None
+/// Handles the issue rows after the cursor, a batch at a time, and moves
+/// the cursor (with the critical tally) after each batch. A crash replays
+/// at most one batch, which is harmless: a session an incident holds joins
+/// it again instead of opening another. A cursor that cannot be written
+/// fails the actor, so its supervisor restarts it from the last good one.
+async fn pump(state: &mut CommanderState) -> Result<(), ActorProcessingErr> {
+    loop {
+        let batch = state.intake.next_batch();
+        let Some(&(last, _)) = batch.last() else {
+            return Ok(());
+        };
+        let full = batch.len() >= BATCH;
+        for event in batch.into_iter().filter_map(|(_, event)| event) {
+            issue(state, event).await;
+        }
+        state.intake.handled(last);
+        state
+            .intake
+            .store_due(|| state.core.open_critical(), false)?;
+        if !full {
+            return Ok(());
         }
     }
 }
 
-fn row(seam: &str, incident: &Incident, details: Value) -> NewRow {
-    let mut row = NewRow::new(seam, details);
-    if let Some(component) = incident.components.iter().next() {
-        row = row.component(component.clone());
+/// Handles one issue row inside a span that continues its trace.
+async fn issue(state: &mut CommanderState, event: IssueEvent) {
+    let span = tracing::info_span!(parent: None, "incident.issue", actor = "incidents", probe = %event.probe);
+    crate::telemetry::trace::continue_from(&span, event.traceparent.as_deref());
+    run(state, Input::Issue(event), None).instrument(span).await
+}
+
+/// Steps the core with `input` and carries out its effects in order; an
+/// effect's answer is stepped at once and its effects run before the rest.
+/// The first failed effect ends the chain: logged, and `waiting` hears it.
+async fn run(state: &mut CommanderState, input: Input, mut waiting: Option<Waiting>) {
+    let mut queue = VecDeque::from(state.core.step(input, state.clock.now()));
+    while let Some(effect) = queue.pop_front() {
+        match execute(state, effect, &mut waiting).await {
+            Ok(None) => {}
+            Ok(Some(answer)) => {
+                let next = state.core.step(answer, state.clock.now());
+                for effect in next.into_iter().rev() {
+                    queue.push_front(effect);
+                }
+            }
+            Err(error) => {
+                tracing::error!(error = %error, "Incident bookkeeping failed.");
+                if let Some(Waiting::Done(reply)) = waiting {
+                    let _ = reply.send(Err(CommandError::Files(error)));
+                }
+                return;
+            }
+        }
     }
-    row
+}
+
+/// Carries out one effect; `Some` is the core's next input.
+async fn execute(
+    state: &mut CommanderState,
+    effect: Effect,
+    waiting: &mut Option<Waiting>,
+) -> Result<Option<Input>, IncidentError> {
+    let root = &state.root;
+    match effect {
+        Effect::ClaimId { date, draft } => {
+            let dir = root.clone();
+            let id = disk::blocking(root, move || disk::claim_id(&dir, &date)).await?;
+            return Ok(Some(Input::IdClaimed { id, draft }));
+        }
+        Effect::Save(incident) => disk::save(root, &incident)?,
+        Effect::Publish(incident) => {
+            let incident = state.marked(*incident);
+            state.args.store.insert(incident.id.clone(), incident);
+        }
+        Effect::Timeline { id, entry } => disk::append_timeline(root, &id, &entry)?,
+        Effect::Snapshot(snapshot) => {
+            let files = evidence::capture(&state.args, root, &snapshot).await?;
+            let then = snapshot.then;
+            return Ok(Some(Input::EvidenceWritten { files, then }));
+        }
+        Effect::Freeze { id, components } => {
+            for component in components {
+                state.args.freeze.insert(component, id.clone());
+            }
+        }
+        Effect::Unfreeze { id, components } => {
+            for component in components {
+                state
+                    .args
+                    .freeze
+                    .remove_if(&component, |_, owner| *owner == id);
+            }
+        }
+        Effect::Append { row, then } => {
+            let seq = state.args.audit.append(row).await;
+            // The row records what the files already say: a failure is not fatal.
+            if let Err(error) = &seq {
+                tracing::error!(error = %error, "Could not append an incident row to the audit log.");
+            }
+            let seq = seq.ok();
+            return Ok(then.map(|then| Input::Appended { seq, then }));
+        }
+        Effect::Notify { notice, then } => {
+            let deliveries = state.args.outbox.send(&notice, Route::Subscribed).await;
+            return Ok(Some(Input::Delivered { deliveries, then }));
+        }
+        Effect::ReadTimeline(then) => {
+            let entries = disk::read_timeline(root, &then.id)?;
+            return Ok(Some(Input::TimelineRead { entries, then }));
+        }
+        Effect::Postmortem(incident) => postmortem::write(root, &incident)?,
+        Effect::Reply(reply) => match (reply, waiting.take()) {
+            (Reply::Opened(id), Some(Waiting::Opened(port))) => {
+                let _ = port.send(id);
+            }
+            (Reply::Done(done), Some(Waiting::Done(port))) => {
+                let _ = port.send(done.map_err(CommandError::from));
+            }
+            // Nobody asked (an issue, a tick).
+            (_, other) => *waiting = other,
+        },
+        Effect::Log(Log::Opened { id, severity }) => {
+            tracing::info!(id = %id, severity = %severity, "Incident opened.");
+        }
+        Effect::Log(Log::Resolved { id, force }) => {
+            tracing::info!(id = %id, force, "Incident resolved; postmortem written.");
+        }
+        Effect::Log(Log::Dropped { kind }) => {
+            tracing::debug!(kind = %kind, "No open incident for a timeline entry; dropped.");
+        }
+    }
+    Ok(None)
+}
+
+impl CommanderState {
+    /// The probes of incident `id` as the observation maps hold them now.
+    fn probes(&self, id: &str) -> Probes {
+        let probes = self.core.incident(id).map(|i| &i.probes).into_iter();
+        probes
+            .flatten()
+            .map(|probe| {
+                let now = ProbeNow {
+                    healthy_run: healthy_run(&self.args.history, probe),
+                    latest: self.args.latest.get(probe).map(|o| o.status),
+                };
+                (probe.clone(), now)
+            })
+            .collect()
+    }
+
+    /// `incident` with the core's clock marks as tokio instants, for the
+    /// store (a restarted commander takes them back).
+    fn marked(&self, mut incident: Incident) -> Incident {
+        if let Some((opened, last_update)) = self.core.clock_marks(&incident.id) {
+            incident.opened_tick = Some(self.clock.instant(opened));
+            incident.last_update_tick = Some(self.clock.instant(last_update));
+        }
+        incident
+    }
 }

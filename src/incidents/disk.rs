@@ -60,6 +60,17 @@ pub(crate) fn claim_id(root: &Path, date: &str) -> Result<String, IncidentError>
     Err(IncidentError::Exhausted)
 }
 
+/// Runs `work` (file I/O under `root`) on a blocking thread; a panic in it
+/// is an I/O error on `root`.
+pub(crate) async fn blocking<T: Send + 'static>(
+    root: &Path,
+    work: impl FnOnce() -> Result<T, IncidentError> + Send + 'static,
+) -> Result<T, IncidentError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|error| io(root)(io::Error::other(error.to_string())))?
+}
+
 /// Replaces `path` atomically (see [`crate::files::write_atomic`]).
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), IncidentError> {
     crate::files::write_atomic(path, bytes).map_err(io(path))

@@ -23,8 +23,10 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
 
 use crate::audit::{AuditError, Follower};
 use crate::events;
@@ -48,6 +50,11 @@ pub const SEAMS: [&str; 4] = [
 /// its mailbox again.
 pub(crate) const BATCH: usize = 256;
 
+/// How often, at most, the cursor and the tally are written during a burst:
+/// each write is two fsyncs on the disk the audit log syncs on, and a crash
+/// only replays what the cursor has not passed (harmlessly, see above).
+const STORE_EVERY: Duration = Duration::from_millis(200);
+
 /// Where the commander is: the cursor and the tally.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Progress {
@@ -65,6 +72,10 @@ pub struct Progress {
 pub struct Intake {
     follower: Follower,
     path: PathBuf,
+    /// The last row handled.
+    handled: u64,
+    /// The last row stored, and when.
+    stored: (u64, Instant),
 }
 
 impl Intake {
@@ -90,7 +101,12 @@ impl Intake {
             Err(source) => return Err(AuditError::Io { path, source }),
         };
         let progress = Progress { seq, open_critical };
-        let intake = Intake { follower, path };
+        let intake = Intake {
+            follower,
+            path,
+            handled: seq,
+            stored: (seq, Instant::now()),
+        };
         intake.store(&progress)?;
         Ok((intake, progress))
     }
@@ -100,6 +116,30 @@ impl Intake {
     /// seams in between are passed over with it).
     pub fn next_batch(&mut self) -> Vec<(u64, Option<IssueEvent>)> {
         self.follower.next_batch(BATCH, &SEAMS, events::issue_event)
+    }
+
+    /// Marks the rows up to `seq` (the last of a batch) as handled.
+    pub fn handled(&mut self, seq: u64) {
+        self.handled = seq;
+    }
+
+    /// Stores the cursor with `open_critical` if rows were handled since the
+    /// last write and `STORE_EVERY` passed, or at once with `now` (at stop,
+    /// and on the commander's tick so a quiet log is not left behind).
+    pub fn store_due(
+        &mut self,
+        open_critical: impl FnOnce() -> HashMap<String, BTreeSet<String>>,
+        now: bool,
+    ) -> Result<(), AuditError> {
+        let (seq, at) = self.stored;
+        if self.handled > seq && (now || at.elapsed() >= STORE_EVERY) {
+            self.store(&Progress {
+                seq: self.handled,
+                open_critical: open_critical(),
+            })?;
+            self.stored = (self.handled, Instant::now());
+        }
+        Ok(())
     }
 
     /// Records `progress` durably: the tally, then the cursor.

@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 use serde_json::{Value, json};
 
 use super::model::{Incident, TimelineEntry};
+use super::{IncidentError, disk};
 
 /// What a placeholder says.
 pub const TO_FILL: &str = "_to be filled in_";
@@ -128,4 +129,12 @@ pub(crate) fn build(incident: &Incident, timeline: &[TimelineEntry]) -> (String,
         "corrective_actions": [{ "action": TO_FILL, "owner": TO_FILL, "deadline": TO_FILL }],
     });
     (md, json)
+}
+
+/// Writes the postmortem packet (markdown and JSON) of `incident` from its
+/// timeline on disk under `root`.
+pub(crate) fn write(root: &std::path::Path, incident: &Incident) -> Result<(), IncidentError> {
+    let entries = disk::read_timeline(root, &incident.id)?;
+    let (markdown, json) = build(incident, &entries);
+    disk::write_postmortem(root, &incident.id, &markdown, &json)
 }

@@ -81,15 +81,29 @@ pub fn impact_stopped<'a>(
     history: &ObservationHistory,
     cycles: u32,
 ) -> Result<(), ImpactOngoing> {
+    impact_stopped_by(probes, |probe| healthy_run(history, probe), cycles)
+}
+
+/// Healthy observations of `probe` in a row, newest last.
+pub(crate) fn healthy_run(history: &ObservationHistory, probe: &str) -> usize {
+    history.get(probe).map_or(0, |observations| {
+        observations
+            .iter()
+            .rev()
+            .take_while(|o| o.status == Health::Healthy)
+            .count()
+    })
+}
+
+/// [`impact_stopped`] with each probe's healthy run from `healthy_run`.
+pub(crate) fn impact_stopped_by<'a>(
+    probes: impl IntoIterator<Item = &'a String>,
+    healthy_run: impl Fn(&str) -> usize,
+    cycles: u32,
+) -> Result<(), ImpactOngoing> {
     let cycles = cycles.max(1) as usize;
     for probe in probes {
-        let healthy_run = history.get(probe).map_or(0, |observations| {
-            observations
-                .iter()
-                .rev()
-                .take_while(|o| o.status == Health::Healthy)
-                .count()
-        });
+        let healthy_run = healthy_run(probe);
         if healthy_run < cycles {
             return Err(ImpactOngoing {
                 probe: probe.clone(),
