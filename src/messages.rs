@@ -1,6 +1,12 @@
-//! The payloads that cross actors. They are serde types so they can be
-//! written to the audit log, served by the API, and one day sent between
-//! nodes unchanged (DESIGN §7).
+//! The payloads that cross actors, and the words they are made of (an
+//! issue's [`Severity`], an incident's [`Sev`], a check's [`Health`]), so
+//! that `settings` and every domain module share one vocabulary without
+//! importing each other. They are serde types so they can be written to the
+//! audit log, served by the API, and one day sent between nodes unchanged
+//! (DESIGN §7).
+
+use std::fmt;
+use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
@@ -110,4 +116,93 @@ pub struct IssueEvent {
     /// every consumer continues the same trace.
     #[serde(default)]
     pub traceparent: Option<String>,
+}
+
+/// How serious an issue raised by a probe is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Informational.
+    Info,
+    /// Needs attention soon.
+    Warning,
+    /// Needs attention now (default).
+    #[default]
+    Critical,
+}
+
+impl Severity {
+    /// The severity as written in the configuration (its serde name).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+/// How bad an incident is. `SEV0` is the worst; the derived order sorts it
+/// first, so `a < b` means "a is more severe than b".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Sev {
+    /// Integrity or security is at risk (a failed signature, an expired credential).
+    #[serde(rename = "SEV0")]
+    Sev0,
+    /// A critical component is down for good, or several important ones at once.
+    #[serde(rename = "SEV1")]
+    Sev1,
+    /// One component has a critical issue.
+    #[serde(rename = "SEV2")]
+    Sev2,
+    /// A warning: degraded, a workaround exists.
+    #[serde(rename = "SEV3")]
+    Sev3,
+    /// Informational.
+    #[serde(rename = "SEV4")]
+    Sev4,
+}
+
+impl Sev {
+    /// Every severity, worst first.
+    pub const ALL: [Sev; 5] = [Sev::Sev0, Sev::Sev1, Sev::Sev2, Sev::Sev3, Sev::Sev4];
+
+    /// `SEV0`..`SEV4`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Sev::Sev0 => "SEV0",
+            Sev::Sev1 => "SEV1",
+            Sev::Sev2 => "SEV2",
+            Sev::Sev3 => "SEV3",
+            Sev::Sev4 => "SEV4",
+        }
+    }
+
+    /// The notice severity used for this incident's notices: SEV0 to SEV2
+    /// are critical, SEV3 a warning, SEV4 info.
+    pub fn notice_severity(self) -> Severity {
+        match self {
+            Sev::Sev0 | Sev::Sev1 | Sev::Sev2 => Severity::Critical,
+            Sev::Sev3 => Severity::Warning,
+            Sev::Sev4 => Severity::Info,
+        }
+    }
+}
+
+impl fmt::Display for Sev {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Sev {
+    type Err = ();
+
+    /// `SEV0`..`SEV4`, case-insensitive.
+    fn from_str(text: &str) -> Result<Self, ()> {
+        Sev::ALL
+            .into_iter()
+            .find(|sev| sev.as_str().eq_ignore_ascii_case(text.trim()))
+            .ok_or(())
+    }
 }

@@ -2,77 +2,8 @@
 //! incident. The rules are a pure function so they can be read, documented
 //! (docs/configuration.md, "Severity rules") and tested on their own.
 
-use std::fmt;
-use std::str::FromStr;
-
-use serde::{Deserialize, Serialize};
-
+pub use crate::messages::Sev;
 use crate::settings::{Criticality, Severity};
-
-/// How bad an incident is. `SEV0` is the worst; the derived order sorts it
-/// first, so `a < b` means "a is more severe than b".
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum Sev {
-    /// Integrity or security is at risk (a failed signature, an expired credential).
-    #[serde(rename = "SEV0")]
-    Sev0,
-    /// A critical component is down for good, or several important ones at once.
-    #[serde(rename = "SEV1")]
-    Sev1,
-    /// One component has a critical issue.
-    #[serde(rename = "SEV2")]
-    Sev2,
-    /// A warning: degraded, a workaround exists.
-    #[serde(rename = "SEV3")]
-    Sev3,
-    /// Informational.
-    #[serde(rename = "SEV4")]
-    Sev4,
-}
-
-impl Sev {
-    /// Every severity, worst first.
-    pub const ALL: [Sev; 5] = [Sev::Sev0, Sev::Sev1, Sev::Sev2, Sev::Sev3, Sev::Sev4];
-
-    /// `SEV0`..`SEV4`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Sev::Sev0 => "SEV0",
-            Sev::Sev1 => "SEV1",
-            Sev::Sev2 => "SEV2",
-            Sev::Sev3 => "SEV3",
-            Sev::Sev4 => "SEV4",
-        }
-    }
-
-    /// The notice severity used for this incident's notices: SEV0 to SEV2
-    /// are critical, SEV3 a warning, SEV4 info.
-    pub fn notice_severity(self) -> Severity {
-        match self {
-            Sev::Sev0 | Sev::Sev1 | Sev::Sev2 => Severity::Critical,
-            Sev::Sev3 => Severity::Warning,
-            Sev::Sev4 => Severity::Info,
-        }
-    }
-}
-
-impl fmt::Display for Sev {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Sev {
-    type Err = ();
-
-    /// `SEV0`..`SEV4`, case-insensitive.
-    fn from_str(text: &str) -> Result<Self, ()> {
-        Sev::ALL
-            .into_iter()
-            .find(|sev| sev.as_str().eq_ignore_ascii_case(text.trim()))
-            .ok_or(())
-    }
-}
 
 /// Whether an issue category is about integrity or security: an expired
 /// credential, or a category naming a signature, hash, integrity, tenant or

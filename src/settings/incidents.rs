@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::incidents::Sev;
+use crate::messages::Sev;
 
 /// Incident commander settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

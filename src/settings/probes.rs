@@ -12,6 +12,7 @@ use bytesize::ByteSize;
 use serde::{Deserialize, Serialize};
 
 use super::{DebounceOverride, SecretMap};
+pub use crate::messages::Severity;
 
 /// Declares [`ProbeKind`] from one list, so a kind's configuration name is
 /// written once: its serde name, [`ProbeKind::as_str`] and [`ProbeKind::ALL`]
@@ -54,30 +55,6 @@ probe_kinds! {
     CredentialExpiry = "credential_expiry",
     /// A DNS query for one record type of one name; `query` required.
     Dns = "dns",
-}
-
-/// How serious an issue raised by a probe is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    /// Informational.
-    Info,
-    /// Needs attention soon.
-    Warning,
-    /// Needs attention now (default).
-    #[default]
-    Critical,
-}
-
-impl Severity {
-    /// The severity as written in the configuration (its serde name).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Info => "info",
-            Severity::Warning => "warning",
-            Severity::Critical => "critical",
-        }
-    }
 }
 
 /// Defaults for every probe.
