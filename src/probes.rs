@@ -8,7 +8,7 @@
 //! - `kind.rs`: the `ProbeKindSpec` trait, everything a kind provides.
 //! - one file per kind: `http.rs`, `tcp.rs`, `command.rs`, `heartbeat.rs`,
 //!   `credential_expiry.rs`, `dns.rs`; each owns its keys, their validation, its build
-//!   and its run, and is registered in [`spec`] below (plus its variant and
+//!   and its run, and is registered in `spec` below (plus its variant and
 //!   keys in `settings/probes.rs`).
 //! - `facts.rs`: [`Facts`] and [`CheckOutcome`], what a check measured; the
 //!   contract between the kinds and the condition language.

@@ -11,6 +11,7 @@ use tokio::time::Instant;
 use super::auth::require_operator;
 use super::record::record_then;
 use super::{ApiContext, ApiError};
+use crate::debounce::DebouncerMsg;
 
 /// Longest acknowledgement note accepted.
 const MAX_NOTE_BYTES: usize = 4096;
@@ -135,13 +136,21 @@ pub(super) async fn ack(
     })
     .component(component)
     .session(session.clone());
-    // Durable first: an acknowledgement that is not in the log did not happen.
-    let (acked_store, acked_session, acked_probe) = (store.clone(), session.clone(), probe.clone());
+    // Durable first: an acknowledgement that is not in the log did not
+    // happen. Then the debouncer is told (it stops the reminders); were it
+    // restarting just then, the wake consumer still drops every reminder
+    // after the acknowledgement, which it reads in the log.
+    let (debouncer, acked_session, acked_probe) = (
+        context.probes.debouncer.clone(),
+        session.clone(),
+        probe.clone(),
+    );
     let (seq, ()) = record_then(&context, row, "the acknowledgement", move |_| {
-        if let Some(mut entry) = acked_store.get_mut(&acked_probe)
-            && entry.session.as_deref() == Some(acked_session.as_str())
-        {
-            entry.acked = true;
+        if let Some(actor) = ractor::ActorRef::<DebouncerMsg>::where_is(debouncer) {
+            let _ = actor.cast(DebouncerMsg::Acknowledged {
+                probe: acked_probe,
+                session: acked_session,
+            });
         }
     })
     .await?;

@@ -29,6 +29,8 @@ pub struct ProbesView {
     pub heartbeats: Heartbeats,
     /// Recent observations per probe, for the dashboard's sparklines.
     pub history: ObservationHistory,
+    /// Registry name of the debouncer (told of acknowledgements).
+    pub debouncer: String,
 }
 
 fn describe(view: &ProbesView, probe: &ProbeSettings) -> Value {

@@ -125,6 +125,7 @@ impl ApiFront {
                     store: h.store.clone(),
                     heartbeats: h.heartbeats.clone(),
                     history: h.history.clone(),
+                    debouncer: h.names.of("debouncer"),
                 },
                 wake: h.wake.clone(),
                 investigator,

@@ -4,7 +4,7 @@
 //!
 //! In: [`DebouncerMsg::Drain`] (probes pushed to the [`ObservationQueue`]),
 //! [`DebouncerMsg::Tick`] (reminders, flap settling, suppression ending),
-//! [`DebouncerMsg::OpenIssues`]. Out: `probe.wake_requested`,
+//! [`DebouncerMsg::OpenIssues`], [`DebouncerMsg::Acknowledged`]. Out: `probe.wake_requested`,
 //! `probe.wake_suppressed`, `probe.flapping`, `probe.flapping_settled` and
 //! `probe.resolved` rows, each appended (and durable) before its effect
 //! leaves the store.
@@ -23,11 +23,11 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::maintenance::{self, Window};
-use super::queue::ObservationQueue;
 use super::rows::{effect_key, effect_labels, effect_row};
 use super::state::{Context, Effect, Input, ProbeDebounce, RestoredIssue, WakeKind};
 use crate::audit::{AuditLog, NewRow, SEQ_PLACEHOLDER};
 use crate::messages::Observation;
+use crate::observations::{LatestObservations, ObservationQueue};
 use crate::settings::{DebounceSettings, Severity};
 use crate::tasks::AbortOnDrop;
 
@@ -130,12 +130,6 @@ pub struct PendingEffect {
 
 /// Debounce state of every probe, made once per boot (`app/handles.rs`).
 pub type DebounceStore = Arc<dashmap::DashMap<String, DebounceEntry>>;
-/// The latest observation per probe, shared with the probes and the API.
-pub type LatestObservations = Arc<dashmap::DashMap<String, Observation>>;
-/// The recent observations per probe (oldest first, bounded by
-/// `wake.history`), for the investigator.
-pub type ObservationHistory =
-    Arc<dashmap::DashMap<String, std::collections::VecDeque<Observation>>>;
 
 /// Creates the store entry for a probe, or restores it from the audit log.
 pub fn new_entry(rules: &ProbeRules) -> DebounceEntry {
@@ -194,6 +188,16 @@ pub enum DebouncerMsg {
     Tick,
     /// Every open issue, for the API.
     OpenIssues(RpcReplyPort<Vec<OpenIssueView>>),
+    /// An operator acknowledged `session`'s issue of `probe` (its
+    /// `issue.acknowledged` row is durable): no more reminders for it. The
+    /// debouncer is the only writer of its store; the API tells it instead
+    /// of writing there.
+    Acknowledged {
+        /// The probe.
+        probe: String,
+        /// The issue's story.
+        session: String,
+    },
 }
 
 /// An open issue as the API shows it.
@@ -277,6 +281,16 @@ impl Actor for Debouncer {
             DebouncerMsg::Tick => on_tick(&state.args).await,
             DebouncerMsg::OpenIssues(reply) => {
                 let _ = reply.send(open_issues(&state.args));
+                Ok(())
+            }
+            DebouncerMsg::Acknowledged { probe, session } => {
+                // Only the story acknowledged: an issue that resolved and
+                // fired again since is a new story, and wakes again.
+                if let Some(mut entry) = state.args.store.get_mut(&probe)
+                    && entry.session.as_deref() == Some(session.as_str())
+                {
+                    entry.acked = true;
+                }
                 Ok(())
             }
         }

@@ -75,7 +75,7 @@ pub enum Signal {
 
 /// One component's escalation progress. Saved to
 /// `<state_dir>/escalation/<component>.cycle.json` after every step (see
-/// [`CycleFile`]), so a cycle resumes on the same rung with the same history
+/// [`SavedFile`](super::SavedFile)), so a cycle resumes on the same rung with the same history
 /// after a restart of the coordinator or of Warden.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]

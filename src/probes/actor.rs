@@ -194,29 +194,12 @@ async fn on_tick(
         .args
         .metrics
         .probe_checked(&probe.name, status, latency);
-    state
-        .args
-        .latest
-        .insert(probe.name.clone(), observation.clone());
-    {
-        // Sized once for the configured length: grown by doubling it would
-        // settle at the next power of two (32 slots for the default 20).
-        let len = state.args.history_len.max(1);
-        let mut history = state
-            .args
-            .history
-            .entry(probe.name.clone())
-            .or_insert_with(|| std::collections::VecDeque::with_capacity(len));
-        while history.len() >= len {
-            history.pop_front();
-        }
-        // The history is for trends (status, latency, reasons over time);
-        // the details of the latest one are in `latest` and in the wake row.
-        history.push_back(Observation {
-            details: serde_json::Value::Null,
-            ..observation.clone()
-        });
-    }
+    crate::observations::record(
+        &state.args.latest,
+        &state.args.history,
+        &observation,
+        state.args.history_len,
+    );
     state.args.queue.push(observation);
     if let Some(debouncer) = ActorRef::<DebouncerMsg>::where_is(state.args.debouncer.clone()) {
         // A debouncer that is restarting drains the queue when it starts.
