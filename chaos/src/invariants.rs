@@ -235,7 +235,21 @@ fn supervision(scenario: &Scenario, outcome: &Outcome, violations: &mut Vec<Stri
             // A kill -9 can take the row of a restart that had just
             // happened with it (supervision rows are not acknowledged
             // appends), at most one per process kill.
-            let lost = killed.saturating_sub(restarted);
+            // A kill just before the end of the round can leave its
+            // restart scheduled (a backoff delay) when Warden stops: that
+            // one is pending, not lost (kill-pipeline seed 20261396).
+            let pending = outcome
+                .rows
+                .iter()
+                .rfind(|row| {
+                    row.details["child"] == role
+                        && matches!(
+                            row.seam.as_str(),
+                            "supervision.restart_scheduled" | "supervision.restarted"
+                        )
+                })
+                .is_some_and(|row| row.seam == "supervision.restart_scheduled");
+            let lost = killed.saturating_sub(restarted + usize::from(pending));
             if restarted > killed || lost > process_kills {
                 violations.push(format!(
                     "{role}: {killed} kill(s) landed but {restarted} restart(s) recorded"
