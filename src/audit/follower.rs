@@ -10,6 +10,9 @@
 //! prunes past it.
 
 use std::path::Path;
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use super::{AuditError, AuditReader, AuditRow, Cursor, ReadPosition};
 
@@ -20,7 +23,16 @@ pub struct Follower {
     who: &'static str,
     next_seq: u64,
     position: Option<ReadPosition>,
+    /// The last row the consumer has handled.
+    handled: u64,
+    /// The last row stored, and when.
+    stored: (u64, Instant),
 }
+
+/// How often, at most, a follower's cursor is written during a burst: each
+/// write is two fsyncs on the disk the audit log syncs on, and a crash only
+/// replays what the cursor has not passed (consumers make replays harmless).
+const STORE_EVERY: Duration = Duration::from_millis(200);
 
 impl std::fmt::Debug for Follower {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -61,6 +73,8 @@ impl Follower {
             who,
             next_seq: seq + 1,
             position: None,
+            handled: seq,
+            stored: (seq, Instant::now()),
         };
         Ok((follower, seq))
     }
@@ -107,9 +121,24 @@ impl Follower {
         out
     }
 
+    /// Marks every row up to `seq` as handled (not yet stored).
+    pub fn handled(&mut self, seq: u64) {
+        self.handled = seq;
+    }
+
+    /// The seq to store now, if rows were handled since the last store and
+    /// [`STORE_EVERY`] passed, or at once with `now` (at stop, and on a tick
+    /// so a quiet log is not left behind).
+    pub fn due(&self, now: bool) -> Option<u64> {
+        let (seq, at) = self.stored;
+        (self.handled > seq && (now || at.elapsed() >= STORE_EVERY)).then_some(self.handled)
+    }
+
     /// Stores the cursor: every row up to `seq` is handled.
-    pub fn store(&self, seq: u64) -> Result<(), AuditError> {
-        self.cursor.store(seq)
+    pub fn store(&mut self, seq: u64) -> Result<(), AuditError> {
+        self.cursor.store(seq)?;
+        self.stored = (seq, Instant::now());
+        Ok(())
     }
 }
 

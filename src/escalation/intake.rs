@@ -21,7 +21,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use tokio::time::Instant;
 
 use super::coordinator::CoordinatorMsg;
 use crate::audit::{AuditLog, Follower};
@@ -44,9 +43,6 @@ const BATCH: usize = 256;
 /// Longest a coordinator may take to answer for a batch before the intake
 /// offers it again later (its handler only saves two small files).
 const ANSWER: Duration = Duration::from_secs(10);
-/// How often, at most, the cursor is written during a burst (a crash
-/// replays what came after it, harmlessly).
-const STORE_EVERY: Duration = Duration::from_millis(200);
 
 /// Where one component's rows go.
 #[derive(Debug, Clone)]
@@ -94,9 +90,6 @@ pub struct IntakeState {
     follower: Follower,
     /// A batch read but not yet taken in by every coordinator it concerns.
     held: Option<(u64, Vec<IssueEvent>)>,
-    /// The last row every coordinator has taken in, and what is stored.
-    handled: u64,
-    stored: (u64, Instant),
     _watcher: AbortOnDrop,
 }
 
@@ -136,8 +129,6 @@ impl Actor for EscalationIntake {
             args,
             follower,
             held: None,
-            handled: seq,
-            stored: (seq, Instant::now()),
             _watcher: AbortOnDrop::new(&watcher),
         })
     }
@@ -182,13 +173,13 @@ impl Actor for EscalationIntake {
                 state.held = Some((last, events));
                 break;
             }
-            state.handled = last;
+            state.follower.handled(last);
             store(state, false);
             if !full {
                 break;
             }
         }
-        store(state, state.stored.1.elapsed() >= state.args.tick);
+        store(state, false);
         Ok(())
     }
 }
@@ -219,15 +210,11 @@ async fn deliver(routes: &[Route], events: &[IssueEvent]) -> bool {
     true
 }
 
-/// Writes the cursor if it moved and `STORE_EVERY` passed (or `now`).
+/// Writes the cursor if it is due ([`Follower::due`]; at once with `now`).
 fn store(state: &mut IntakeState, now: bool) {
-    let (seq, at) = state.stored;
-    if state.handled > seq && (now || at.elapsed() >= STORE_EVERY) {
-        match state.follower.store(state.handled) {
-            Ok(()) => state.stored = (state.handled, Instant::now()),
-            Err(error) => {
-                tracing::error!(%error, "Could not store the escalation intake's cursor; rows after the last stored one are replayed after a restart.");
-            }
-        }
+    if let Some(seq) = state.follower.due(now)
+        && let Err(error) = state.follower.store(seq)
+    {
+        tracing::error!(%error, "Could not store the escalation intake's cursor; rows after the last stored one are replayed after a restart.");
     }
 }

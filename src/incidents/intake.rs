@@ -23,10 +23,8 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tokio::time::Instant;
 
 use crate::audit::{AuditError, Follower};
 use crate::events;
@@ -50,11 +48,6 @@ pub const SEAMS: [&str; 4] = [
 /// its mailbox again.
 pub(crate) const BATCH: usize = 256;
 
-/// How often, at most, the cursor and the tally are written during a burst:
-/// each write is two fsyncs on the disk the audit log syncs on, and a crash
-/// only replays what the cursor has not passed (harmlessly, see above).
-const STORE_EVERY: Duration = Duration::from_millis(200);
-
 /// Where the commander is: the cursor and the tally.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Progress {
@@ -72,10 +65,6 @@ pub struct Progress {
 pub struct Intake {
     follower: Follower,
     path: PathBuf,
-    /// The last row handled.
-    handled: u64,
-    /// The last row stored, and when.
-    stored: (u64, Instant),
 }
 
 impl Intake {
@@ -101,12 +90,7 @@ impl Intake {
             Err(source) => return Err(AuditError::Io { path, source }),
         };
         let progress = Progress { seq, open_critical };
-        let intake = Intake {
-            follower,
-            path,
-            handled: seq,
-            stored: (seq, Instant::now()),
-        };
+        let mut intake = Intake { follower, path };
         intake.store(&progress)?;
         Ok((intake, progress))
     }
@@ -120,30 +104,28 @@ impl Intake {
 
     /// Marks the rows up to `seq` (the last of a batch) as handled.
     pub fn handled(&mut self, seq: u64) {
-        self.handled = seq;
+        self.follower.handled(seq);
     }
 
     /// Stores the cursor with `open_critical` if rows were handled since the
-    /// last write and `STORE_EVERY` passed, or at once with `now` (at stop,
+    /// last write and the follower's `STORE_EVERY` passed, or at once with `now` (at stop,
     /// and on the commander's tick so a quiet log is not left behind).
     pub fn store_due(
         &mut self,
         open_critical: impl FnOnce() -> HashMap<String, BTreeSet<String>>,
         now: bool,
     ) -> Result<(), AuditError> {
-        let (seq, at) = self.stored;
-        if self.handled > seq && (now || at.elapsed() >= STORE_EVERY) {
-            self.store(&Progress {
-                seq: self.handled,
+        match self.follower.due(now) {
+            Some(seq) => self.store(&Progress {
+                seq,
                 open_critical: open_critical(),
-            })?;
-            self.stored = (self.handled, Instant::now());
+            }),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Records `progress` durably: the tally, then the cursor.
-    pub fn store(&self, progress: &Progress) -> Result<(), AuditError> {
+    pub fn store(&mut self, progress: &Progress) -> Result<(), AuditError> {
         let bytes = serde_json::to_vec(progress).map_err(|error| AuditError::Io {
             path: self.path.clone(),
             source: std::io::Error::other(error),
