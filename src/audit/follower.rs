@@ -127,7 +127,7 @@ impl Follower {
     }
 
     /// The seq to store now, if rows were handled since the last store and
-    /// [`STORE_EVERY`] passed, or at once with `now` (at stop, and on a tick
+    /// `STORE_EVERY` passed, or at once with `now` (at stop, and on a tick
     /// so a quiet log is not left behind).
     pub fn due(&self, now: bool) -> Option<u64> {
         let (seq, at) = self.stored;
