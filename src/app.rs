@@ -47,7 +47,6 @@ mod spec;
 mod tree;
 
 use std::future::Future;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde_json::json;
@@ -70,10 +69,7 @@ pub use source::run_source;
 pub use spec::restart_ladder;
 pub use tree::{ChildStatus, TreeHandle};
 
-/// Where the audit log of a state dir lives.
-pub fn audit_dir(state_dir: &Path) -> PathBuf {
-    state_dir.join("audit")
-}
+pub use crate::audit::audit_dir;
 
 /// A running Warden instance: what tests, chaos scenarios and `run` hold.
 pub struct Warden {

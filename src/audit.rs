@@ -129,6 +129,11 @@ mod writer;
 
 pub use cursor::Cursor;
 
+/// Where the audit log of a state dir lives.
+pub fn audit_dir(state_dir: &std::path::Path) -> std::path::PathBuf {
+    state_dir.join("audit")
+}
+
 /// The log's segment files in `dir`, oldest first, each with its first seq
 /// (for retention, which removes whole segments).
 pub fn list_segments(dir: &std::path::Path) -> Result<Vec<(u64, std::path::PathBuf)>, AuditError> {

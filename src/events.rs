@@ -15,7 +15,8 @@
 //! Typed so far: an issue's story (`probe.wake_requested`, `probe.flapping`,
 //! `probe.wake_suppressed`, `probe.resolved`, `probe.flapping_settled`,
 //! `issue.acknowledged`), the wake consumer's record of it
-//! (`probe.investigation_completed`), every delivery
+//! (`probe.investigation_completed`), every request for a notice
+//! (`notice.requested`) and every delivery
 //! (`notification.sent` / `failed` / `folded`) and the escalation ladder
 //! ([`escalation`]). The incident, managed-process and service seams are
 //! still written with `json!` by their owners (issue 14 moves them here).
@@ -120,6 +121,8 @@ pub enum Decoded {
     InvestigationCompleted(Box<InvestigationCompleted>),
     /// `notification.sent`, `notification.failed` or `notification.folded`.
     Delivered(Delivered),
+    /// `notice.requested`.
+    NoticeRequested(Box<NoticeRequested>),
     /// A seam not typed here (yet, or written by a newer version), or a
     /// typed seam whose details did not parse; the row is left as it is.
     Other,
@@ -168,6 +171,9 @@ pub fn decode(row: &AuditRow) -> Decoded {
             typed(row, |e| Decoded::InvestigationCompleted(Box::new(e)))
         }
         seam if Delivered::SEAMS.contains(&seam) => typed(row, Decoded::Delivered),
+        seam if NoticeRequested::SEAMS.contains(&seam) => {
+            typed(row, |e| Decoded::NoticeRequested(Box::new(e)))
+        }
         _ => Decoded::Other,
     }
 }
@@ -421,9 +427,15 @@ pub struct Delivered {
     pub error: Option<String>,
     /// Wall time of the delivery, retries included.
     pub duration_ms: u64,
-    /// The wake consumer's notices: the wake row's seq (its ledger key).
+    /// The seq of the row the wake consumer delivered from (a wake row or
+    /// a `notice.requested` row): its ledger key, and how a requester finds
+    /// the outcome of its request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wake_seq: Option<u64>,
+    /// The conversation the notice belongs to (PagerDuty's `dedup_key`);
+    /// read back at start so a restart does not post a fact again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversation: Option<String>,
     /// The wake consumer's notices: offered again after a refusal.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redelivered: Option<bool>,
@@ -465,6 +477,27 @@ impl Delivered {
         };
         Ok(delivered)
     }
+}
+
+/// A notice someone decided a person should get: `notice.requested`.
+/// Written by the incident commander and the escalation coordinators, and
+/// delivered from the log by the wake consumer like an issue's own notice:
+/// routed, retried until every notifier took it (also across restarts),
+/// recorded and counted. Writing the request is the requester's whole
+/// part, so a crash after the row is durable loses no notice.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NoticeRequested {
+    /// The notice, as the notifiers get it.
+    pub notice: crate::notify::Notice,
+    /// Only this notifier (an escalation tier that pages through it), still
+    /// subject to its `min_severity` and matchers; every notifier that
+    /// wants the notice when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub only: Option<String>,
+}
+
+impl Event for NoticeRequested {
+    const SEAMS: &'static [&'static str] = &["notice.requested"];
 }
 
 /// The wake consumer finished an event: `probe.investigation_completed`.

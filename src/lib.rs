@@ -17,12 +17,14 @@
 //! - [`observations`]: what the probes observe (latest, history, the queue
 //!   to the debouncer), written only by each probe's actor.
 //! - [`debounce`]: the debouncer: observations into issue rows.
-//! - [`wake`]: the wake consumer: issue rows into investigations and notices.
+//! - [`wake`]: the wake consumer: issue rows into investigations and notices,
+//!   and the one deliverer of every `notice.requested` row.
 //! - [`escalation`]: the intake that reads issue rows after its cursor, one
 //!   coordinator per component, fix actions, tier calls, the escalation
 //!   ladder, patches and snapshots.
-//! - [`notify`]: notifiers (log, webhook, Slack, PagerDuty), the one delivery
-//!   path (`outbox.rs`), conversations and retries.
+//! - [`notify`]: notifiers (log, webhook, Slack, PagerDuty), routing
+//!   (`min_severity`, matchers), the requesters' side of the notice ledger
+//!   (`outbox.rs`), conversations and retries.
 //! - [`incidents`]: the incident commander: a pure core (`core.rs`) and the
 //!   actor that executes its effects; severity, evidence, timeline, cadence,
 //!   postmortem.

@@ -32,7 +32,8 @@ use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use serde::{Deserialize, Serialize};
 
 use crate::settings::{
-    NotifierKind, NotifierSettings, Secret, SecretFileError, SecretUrl, Severity, inline_or_file,
+    Matcher, NotifierKind, NotifierSettings, Secret, SecretFileError, SecretUrl, Severity,
+    inline_or_file,
 };
 use retry::{Request, RetryPolicy};
 use webhook::Webhook;
@@ -205,6 +206,16 @@ pub enum NotifyError {
         /// The header name, as configured.
         header: String,
     },
+    /// A routing matcher does not read.
+    #[error("notifier \"{notifier}\": matcher \"{matcher}\": {reason}")]
+    BadMatcher {
+        /// The notifier.
+        notifier: String,
+        /// The matcher, as configured.
+        matcher: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A secret file (`secret_file`, `routing_key_file`) cannot be used.
     #[error("notifier \"{notifier}\": {source}")]
     Secret {
@@ -249,12 +260,19 @@ impl Notifiers {
         self.all.iter().find(|n| n.name == name)
     }
 
-    /// The notifiers that want `notice`: those whose `min_severity` it reaches.
+    /// The notifiers that want `notice`: those whose `min_severity` it
+    /// reaches and whose matchers all hold.
     pub fn for_notice(&self, notice: &Notice) -> Vec<&Notifier> {
-        self.all
-            .iter()
-            .filter(|n| n.min_severity <= notice.severity)
-            .collect()
+        self.all.iter().filter(|n| n.wants(notice)).collect()
+    }
+
+    /// Tells the notifier `name` that its conversation `key` was last
+    /// brought to `status` (read back from the log at start), so a restart
+    /// does not post the same fact again.
+    pub fn remember(&self, name: &str, key: &str, status: NoticeStatus) {
+        if let Some(notifier) = self.get(name) {
+            notifier.conversations.remember(key, status);
+        }
     }
 }
 
@@ -271,6 +289,8 @@ pub struct Notifier {
     /// The URL's secret parts and the header values, blanked out of any
     /// error text a receiver answers with.
     redact: Vec<Secret>,
+    /// Routing conditions beyond `min_severity`; all must hold.
+    matchers: Vec<Matcher>,
     /// What this notifier last told each conversation (Slack, PagerDuty).
     conversations: Conversations,
 }
@@ -333,6 +353,21 @@ impl Conversations {
         }
         map.state.insert(key.to_owned(), notice.status);
         Some(previous)
+    }
+
+    /// Records that `key` is in `status`, as the log says it was left.
+    fn remember(&self, key: &str, status: NoticeStatus) {
+        let Ok(mut map) = self.inner.lock() else {
+            return;
+        };
+        if map.state.insert(key.to_owned(), status).is_none() {
+            map.order.push_back(key.to_owned());
+            if map.order.len() > CONVERSATIONS
+                && let Some(oldest) = map.order.pop_front()
+            {
+                map.state.remove(&oldest);
+            }
+        }
     }
 
     /// Undoes a claim whose send failed, so the next notice tries again.
@@ -415,6 +450,17 @@ impl Notifier {
                 })?,
             },
         };
+        let matchers = settings
+            .matchers
+            .iter()
+            .map(|text| {
+                Matcher::parse(text).map_err(|reason| NotifyError::BadMatcher {
+                    notifier: name.clone(),
+                    matcher: text.clone(),
+                    reason,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let redact = settings
             .url
             .iter()
@@ -431,6 +477,7 @@ impl Notifier {
             channel,
             policy: RetryPolicy::from_settings(settings),
             http,
+            matchers,
             conversations: Conversations::default(),
         })
     }
@@ -448,6 +495,30 @@ impl Notifier {
     /// The least severity this notifier delivers.
     pub fn min_severity(&self) -> Severity {
         self.min_severity
+    }
+
+    /// The longest one delivery can take: every attempt timing out, with
+    /// the longest wait between them.
+    pub fn patience(&self) -> std::time::Duration {
+        let p = self.policy;
+        p.timeout.saturating_mul(p.retries.saturating_add(1))
+            + p.backoff_max.saturating_mul(p.retries)
+    }
+
+    /// Whether this notifier takes `notice`: its severity reaches
+    /// `min_severity` and every matcher holds.
+    pub fn wants(&self, notice: &Notice) -> bool {
+        notice.severity >= self.min_severity
+            && self.matchers.iter().all(|matcher| {
+                matcher.matches(match matcher.label() {
+                    "component" => &notice.component,
+                    "probe" => &notice.probe,
+                    "category" => &notice.category,
+                    "kind" => &notice.kind,
+                    "status" => notice.status.as_str(),
+                    _ => "",
+                })
+            })
     }
 
     /// Whether the receiver can drop a duplicate of a retried notice:

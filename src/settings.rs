@@ -50,7 +50,7 @@ pub use incidents::{CadenceSettings, IncidentSettings};
 pub use investigator::{InvestigatorKind, InvestigatorSettings};
 pub use load::{ConfigSource, DEFAULT_CONFIG, load, load_with_env};
 pub use maintenance::MaintenanceSettings;
-pub use notifiers::{NotifierKind, NotifierSettings};
+pub use notifiers::{MATCH_LABELS, Matcher, NotifierKind, NotifierSettings};
 pub use probes::{ProbeDefaults, ProbeKind, ProbeSettings, Severity};
 pub use restart::RestartSettings;
 pub use seal::{seal as seal_config_text, unseal as unseal_config_text};

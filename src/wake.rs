@@ -1,7 +1,9 @@
 //! The wake consumer: takes every `probe.wake_requested`, `probe.flapping`,
 //! `probe.resolved` and `issue.acknowledged` row from the durable audit log, has it investigated, and
 //! brings it to the operator through the notifiers, exactly once where the
-//! notifier honours an idempotency key.
+//! notifier honours an idempotency key. It is also the one deliverer of the
+//! `notice.requested` rows of the incident commander and the escalation
+//! coordinators, with the same ledger, retries and records.
 //!
 //! # Layout
 //! - `ledger.rs`: what was already done for rows past the cursor (completed
@@ -42,6 +44,10 @@ pub const WAKE_SEAMS: [&str; 4] = [
     "probe.resolved",
     ACK_SEAM,
 ];
+
+/// A notice the incident commander or a coordinator asked for; delivered
+/// as it is, without an investigation.
+pub const NOTICE_SEAM: &str = "notice.requested";
 
 /// An operator's acknowledgement of an issue (`POST /api/issues/{id}/ack`),
 /// passed on to the notifiers (PagerDuty `acknowledge`).

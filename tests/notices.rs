@@ -206,3 +206,70 @@ async fn an_acknowledged_issue_is_acknowledged_in_pagerduty_under_the_same_dedup
     );
     warden.shutdown().await.unwrap();
 }
+
+/// Rows of `seam` whose notice kind is `kind`.
+fn of_kind(dir: &std::path::Path, seam: &str, kind: &str) -> usize {
+    rows(dir, seam)
+        .iter()
+        .filter(|r| r.details["kind"] == kind || r.details["notice"]["kind"] == kind)
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incident_notice_refused_before_a_kill_9_is_delivered_once_after_the_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = support::targets::Switchable::start(503).await;
+    let ops = Receiver::start().await;
+    ops.script(&[(503, None); 64]);
+    // No redelivery round before the kill: what reaches the receiver after
+    // the restart comes from the log, not from a timer of the old process.
+    let config = process::write_config(
+        dir.path(),
+        &format!(
+            "[debounce]\nfailure_threshold = 1\n\n[wake]\nredeliver_every = \"1h\"\n\n\
+             [[probes]]\nname = \"site\"\nkind = \"http\"\nurl = \"{}\"\ninterval = \"100ms\"\n\
+             timeout = \"80ms\"\nseverity = \"critical\"\n\n\
+             [[notifiers]]\nname = \"ops\"\nkind = \"webhook\"\nurl = \"{}\"\nretries = 0\n",
+            target.url, ops.url
+        ),
+    );
+    let mut warden = process::start(&config).await;
+    let failed = support::eventually(Duration::from_secs(30), || {
+        let n = of_kind(dir.path(), "notification.failed", "incident_opened");
+        std::future::ready(n >= 1)
+    })
+    .await;
+    assert!(failed, "the incident's opening notice was never refused");
+    assert_eq!(
+        of_kind(dir.path(), "notice.requested", "incident_opened"),
+        1
+    );
+    warden.child.start_kill().unwrap();
+    warden.child.wait().await.unwrap();
+
+    ops.script(&[]);
+    let mut again = process::start(&config).await;
+    let delivered = support::eventually(Duration::from_secs(30), || {
+        let n = of_kind(dir.path(), "notification.sent", "incident_opened");
+        std::future::ready(n >= 1)
+    })
+    .await;
+    let opened: Vec<usize> = ops
+        .delivered_by_key()
+        .iter()
+        .filter(|(key, _)| key.contains("incident_opened"))
+        .map(|(_, n)| *n)
+        .collect();
+    process::terminate(&again.child);
+    let _ = tokio::time::timeout(Duration::from_secs(30), again.child.wait()).await;
+    assert!(
+        delivered,
+        "the opening notice was not delivered after the restart"
+    );
+    assert_eq!(opened, [1], "delivered once, under one key");
+    assert_eq!(
+        of_kind(dir.path(), "notice.requested", "incident_opened"),
+        1,
+        "the restart asked for nothing twice"
+    );
+}

@@ -190,12 +190,12 @@ async fn a_notifier_down_for_a_while_gets_the_notice_once_when_it_recovers() {
     let warden = start(dir.path(), &config).await;
     let completed = wait_rows(dir.path(), "probe.investigation_completed", 1).await;
     assert_eq!(completed[0].details["dm_status"], "failed_send");
-    // The incident this critical issue opens sends its own notices (they
-    // have no `wake_seq`); wait for the wake notice's delivery.
+    // The incident this critical issue opens sends its own notices (from
+    // their own `notice.requested` rows); wait for the wake notice's delivery.
     let wake_sent = || {
         rows(dir.path(), "notification.sent")
             .into_iter()
-            .filter(|row| row.details["wake_seq"].is_u64())
+            .filter(|row| row.details["wake_seq"] == completed[0].details["wake_seq"])
             .collect::<Vec<_>>()
     };
     assert!(support::eventually(WAIT, || std::future::ready(!wake_sent().is_empty())).await);

@@ -157,12 +157,7 @@ impl IncidentSettings {
             state_dir: settings.service.state_dir.clone(),
             audit: h.audit.clone(),
             audit_dir: h.audit_dir.clone(),
-            outbox: crate::notify::Outbox::new(
-                notifiers,
-                h.audit.clone(),
-                h.metrics.clone(),
-                "incidents",
-            ),
+            outbox: crate::notify::Outbox::new(notifiers, h.audit.clone(), h.audit_dir.clone()),
             latest: h.latest.clone(),
             history: h.history.clone(),
             criticality: settings

@@ -203,8 +203,7 @@ impl CycleContext {
         Outbox::new(
             self.notifiers.clone(),
             self.audit.clone(),
-            self.metrics.clone(),
-            "escalation",
+            crate::audit::audit_dir(&self.state_dir),
         )
     }
 

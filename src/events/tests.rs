@@ -62,6 +62,7 @@ fn delivered(outcome: DeliveryOutcome) -> Delivered {
         error: None,
         duration_ms: 3,
         wake_seq: Some(41),
+        conversation: Some("probe:api:service_unhealthy:41".to_owned()),
         redelivered: Some(false),
         outcome,
     }
@@ -324,6 +325,20 @@ fn examples() -> Vec<(&'static str, NewRow)> {
                 attempts: 1,
             }),
         ),
+        (
+            "notice.requested",
+            row(&NoticeRequested {
+                notice: Notice {
+                    idempotency_key: "warden-57".to_owned(),
+                    seq: 57,
+                    category: "escalation".to_owned(),
+                    kind: "escalation".to_owned(),
+                    title: "shop: escalated to on-call".to_owned(),
+                    ..notice()
+                },
+                only: Some("pager".to_owned()),
+            }),
+        ),
         ("notification.sent", row(&delivered(DeliveryOutcome::Sent))),
         (
             "notification.failed",
@@ -403,6 +418,7 @@ fn every_typed_seam_decodes_back_to_what_was_written() {
             Decoded::FlappingSettled(e) => self::row(&e),
             Decoded::Acknowledged(e) => self::row(&e),
             Decoded::InvestigationCompleted(e) => self::row(e.as_ref()),
+            Decoded::NoticeRequested(e) => self::row(e.as_ref()),
             Decoded::Delivered(_) => {
                 let e = Delivered::from_row(&row).unwrap();
                 self::row(&e)

@@ -21,7 +21,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use super::clock::Clock;
 use super::core::{CommanderCore, Effect, Input, Log, ProbeNow, Probes, Reply};
-use super::intake::{BATCH, Intake};
+use super::intake::{BATCH, Intake, Row};
 use super::model::Incident;
 use super::state::healthy_run;
 use super::{CommandError, CommanderArgs, IncidentError, IncidentMsg};
@@ -239,8 +239,15 @@ async fn pump(state: &mut CommanderState) -> Result<(), ActorProcessingErr> {
             return Ok(());
         };
         let full = batch.len() >= BATCH;
-        for event in batch.into_iter().filter_map(|(_, event)| event) {
-            issue(state, event).await;
+        for (seq, row) in batch {
+            match row {
+                Some(Row::Issue(event)) => issue(state, event).await,
+                Some(Row::Delivery { id, delivered }) => {
+                    let input = Input::Delivery { seq, id, delivered };
+                    run(state, input, None).await;
+                }
+                None => {}
+            }
         }
         state.intake.handled(last);
         state
@@ -331,8 +338,16 @@ async fn execute(
             return Ok(then.map(|then| Input::Appended { seq, then }));
         }
         Effect::Notify { notice, then } => {
-            let deliveries = state.args.outbox.send(&notice, Route::Subscribed).await;
-            return Ok(Some(Input::Delivered { deliveries, then }));
+            // The wake consumer delivers it from the log; its delivery rows
+            // come back through the intake, into the incident's timeline.
+            let seq = match state.args.outbox.request(&notice, Route::Subscribed).await {
+                Ok(seq) => seq,
+                Err(error) => {
+                    tracing::error!(error = %error, kind = %notice.kind, "Could not request an incident notice.");
+                    None
+                }
+            };
+            return Ok(Some(Input::Requested { seq, then }));
         }
         Effect::ReadTimeline(then) => {
             let entries = disk::read_timeline(root, &then.id)?;

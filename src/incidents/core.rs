@@ -11,7 +11,7 @@
 //!
 //! Some effects need an answer from the world before the story can go on:
 //! an incident id claimed on disk, evidence written, the seq of the
-//! `incident.opened` row, the deliveries of a notice, the timeline on disk
+//! `incident.opened` row, the seq of a notice request, the timeline on disk
 //! ([`Effect::awaits_answer`]). Such an effect is always the last of its step
 //! and carries the rest of the story as data (`then`); the actor answers
 //! with the matching input at once. Nothing waits in the core between the
@@ -227,8 +227,9 @@ impl CommanderCore {
             Input::IdClaimed { id, draft } => self.on_claimed(id, draft, now, &mut out),
             Input::EvidenceWritten { files, then } => self.on_evidence(files, then, now, &mut out),
             Input::Appended { seq, then } => self.on_appended(seq, then, now, &mut out),
-            Input::Delivered { deliveries, then } => {
-                self.on_delivered(&deliveries, then, now, &mut out)
+            Input::Requested { seq, then } => self.on_requested(seq, then, now, &mut out),
+            Input::Delivery { seq, id, delivered } => {
+                self.on_delivery(seq, &id, &delivered, now, &mut out)
             }
             Input::TimelineRead { entries, then } => {
                 self.on_timeline_read(&entries, then, now, &mut out)

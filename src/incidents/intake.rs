@@ -1,5 +1,6 @@
-//! The commander's intake: the issue rows of the audit log, read after the
-//! commander's own durable cursor, as the wake consumer reads its rows.
+//! The commander's intake: the issue rows of the audit log, and the
+//! delivery rows of its own notices, read after the commander's own durable
+//! cursor, as the wake consumer reads its rows.
 //!
 //! Before this the commander heard issues on the in-process issue bus and,
 //! after a restart, caught up from the debouncer's store; an issue published
@@ -37,12 +38,43 @@ pub const CURSOR_NAME: &str = "incident-commander";
 pub const TALLY_FILE: &str = "commander.json";
 
 /// Seams the commander acts on; every other row only moves the cursor.
-pub const SEAMS: [&str; 4] = [
+pub const SEAMS: [&str; 7] = [
     "probe.wake_requested",
     "probe.wake_suppressed",
     "probe.flapping",
     "probe.resolved",
+    // The deliveries of its own notices, for each incident's timeline.
+    "notification.sent",
+    "notification.failed",
+    "notification.folded",
 ];
+
+/// A row the commander acts on.
+#[derive(Debug)]
+pub enum Row {
+    /// An issue row.
+    Issue(IssueEvent),
+    /// A delivery of one of an incident's notices.
+    Delivery {
+        /// The incident (the row's session).
+        id: String,
+        /// What the row says.
+        delivered: events::Delivered,
+    },
+}
+
+/// What the commander makes of `row`.
+fn pick(row: &crate::audit::AuditRow) -> Option<Row> {
+    if let Some(event) = events::issue_event(row) {
+        return Some(Row::Issue(event));
+    }
+    let delivered = events::Delivered::from_row(row).ok()?;
+    let id = row.caller_session_id.clone()?;
+    (delivered.category == INCIDENT_CATEGORY).then_some(Row::Delivery { id, delivered })
+}
+
+/// The category of every notice about an incident.
+pub const INCIDENT_CATEGORY: &str = "incident";
 
 /// Rows handled per pass (and per cursor write) before the actor handles
 /// its mailbox again.
@@ -95,11 +127,11 @@ impl Intake {
         Ok((intake, progress))
     }
 
-    /// The next issue rows after the last one read, up to a batch, each with
-    /// the seq the cursor may move to once it is handled (rows of other
-    /// seams in between are passed over with it).
-    pub fn next_batch(&mut self) -> Vec<(u64, Option<IssueEvent>)> {
-        self.follower.next_batch(BATCH, &SEAMS, events::issue_event)
+    /// The next rows after the last one read, up to a batch, each with its
+    /// seq and what the commander makes of it (`None` for a row it only
+    /// passes over).
+    pub fn next_batch(&mut self) -> Vec<(u64, Option<Row>)> {
+        self.follower.next_batch(BATCH, &SEAMS, pick)
     }
 
     /// Marks the rows up to `seq` (the last of a batch) as handled.

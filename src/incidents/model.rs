@@ -134,9 +134,16 @@ pub struct Incident {
     /// Seq of the `incident.opened` row (0 until written).
     #[serde(default)]
     pub opened_seq: u64,
-    /// Notices sent about it (opening, updates, resolution), per notifier delivery.
+    /// Notices delivered about it (opening, updates, resolution), one per
+    /// notifier that took one, as the log's delivery rows say.
     #[serde(default)]
     pub notices_sent: u32,
+    /// Notices requested about it; numbers each notice's idempotency key.
+    #[serde(default)]
+    pub notices_requested: u32,
+    /// Seq of the last delivery row taken in (replays are recognised by it).
+    #[serde(default)]
+    pub deliveries_read: u64,
     /// Tokio-clock time of the last update notice, for the cadence; not
     /// persisted (a reloaded incident counts from its reload).
     #[serde(skip)]

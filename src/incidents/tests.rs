@@ -67,6 +67,8 @@ pub(super) fn incident(id: &str, components: &[&str], probes: &[&str]) -> Incide
         evidence: Vec::new(),
         opened_seq: 3,
         notices_sent: 0,
+        notices_requested: 0,
+        deliveries_read: 0,
         last_update_tick: None,
         opened_tick: None,
     }

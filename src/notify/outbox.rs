@@ -1,18 +1,23 @@
-//! The one path a notice takes to people: which notifiers get it (routing
-//! by `min_severity`, or one named notifier), concurrent sends, a
-//! `notification.sent` / `notification.failed` row per delivery and the
-//! `warden_notifications_total` count. The wake consumer, the incident
-//! commander and the escalation coordinators all deliver through here, so a
-//! notice is routed, recorded and counted the same way whoever sends it.
+//! The one path a notice takes to people. Whoever decides that a person
+//! should hear something writes it to the log: the debouncer's issue rows,
+//! and `notice.requested` rows from the incident commander and the
+//! escalation coordinators ([`Outbox`]). The wake consumer delivers them all
+//! from its cursor through [`Notifiers::deliver`]: which notifiers get it
+//! (routing by `min_severity` and matchers, or one named notifier),
+//! concurrent sends, a `notification.sent` / `failed` / `folded` row per
+//! delivery and the `warden_notifications_total` count. So a notice is
+//! routed, retried, recorded and counted the same way whoever asked for it.
 
 use std::collections::HashSet;
+use std::path::PathBuf;
+use std::time::Duration;
 
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
-use super::{Delivery, Notice, Notifiers};
-use crate::audit::{AuditLog, NewRow};
-use crate::events::{self, Delivered};
+use super::{Delivery, DeliveryOutcome, Notice, Notifiers};
+use crate::audit::{AuditError, AuditLog, AuditReader, NewRow};
+use crate::events::{self, Delivered, Event};
 use crate::metrics::{Metrics, NotificationLabels};
 
 /// Seam of the row recording one notice taken by one notifier.
@@ -102,6 +107,7 @@ pub fn delivered(notice: &Notice, delivery: &Delivery) -> Delivered {
         error: delivery.error.clone(),
         duration_ms: delivery.duration_ms,
         wake_seq: None,
+        conversation: Some(notice.conversation().to_owned()),
         redelivered: None,
         outcome: delivery.outcome,
     }
@@ -116,60 +122,129 @@ pub fn delivery_row(notice: &Notice, event: &Delivered) -> NewRow {
     }
 }
 
-/// What the incident commander and the coordinators deliver through: the
-/// notifiers, the log their delivery rows go to and the metrics.
+/// How the incident commander and the coordinators ask for a notice: a
+/// durable `notice.requested` row, which the wake consumer delivers from
+/// its cursor (see [`crate::events::NoticeRequested`]). The requester does
+/// not wait for a receiver; one that needs the outcome (a tier that pages a
+/// person) reads it back from the log with [`Outbox::outcome`].
 #[derive(Clone)]
 pub struct Outbox {
     notifiers: Notifiers,
     audit: AuditLog,
-    metrics: Metrics,
-    actor: &'static str,
+    audit_dir: PathBuf,
 }
 
 impl std::fmt::Debug for Outbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Outbox")
             .field("notifiers", &self.notifiers)
-            .field("actor", &self.actor)
+            .field("audit_dir", &self.audit_dir)
             .finish_non_exhaustive()
     }
 }
 
+/// How often [`Outbox::outcome`] reads the log when no new-row signal came.
+const OUTCOME_POLL: Duration = Duration::from_millis(500);
+
 impl Outbox {
-    /// An outbox for `actor` (named in the send spans).
-    pub fn new(
-        notifiers: Notifiers,
-        audit: AuditLog,
-        metrics: Metrics,
-        actor: &'static str,
-    ) -> Self {
+    /// An outbox writing to `audit`, whose files are in `audit_dir`.
+    pub fn new(notifiers: Notifiers, audit: AuditLog, audit_dir: PathBuf) -> Self {
         Self {
             notifiers,
             audit,
-            metrics,
-            actor,
+            audit_dir,
         }
     }
 
-    /// Delivers `notice` along `route` and records every delivery. A row
-    /// that cannot be written is logged: the notice itself went out.
-    pub async fn send(&self, notice: &Notice, route: Route<'_>) -> Vec<Delivery> {
-        let deliveries = self
-            .notifiers
-            .deliver(notice, route, &HashSet::new(), &self.metrics, self.actor)
-            .await;
-        let rows: Vec<_> = deliveries
+    /// How long a requester waits for `notifier`'s outcome: its own
+    /// [`super::Notifier::patience`] plus time for the wake consumer to
+    /// reach the row (a restart, a queue of other notices).
+    pub fn patience(&self, notifier: &str) -> Duration {
+        self.notifiers
+            .get(notifier)
+            .map_or(Duration::ZERO, super::Notifier::patience)
+            + Duration::from_secs(30)
+    }
+
+    /// Whether `route` reaches a notifier that takes `notice` (its
+    /// `min_severity` and matchers): a request nobody takes is not written.
+    pub fn reaches(&self, notice: &Notice, route: Route<'_>) -> bool {
+        self.notifiers
+            .for_notice(notice)
             .iter()
-            .map(|delivery| {
-                self.audit
-                    .submit(delivery_row(notice, &delivered(notice, delivery)))
-            })
-            .collect();
-        for durable in rows {
-            if let Err(error) = durable.await {
-                tracing::error!(error = %error, "A delivery row could not be recorded.");
+            .any(|n| !matches!(route, Route::Only(only) if only != n.name()))
+    }
+
+    /// Writes the request for `notice` along `route`, durably; returns its
+    /// seq, or `None` when no notifier takes the notice (nothing is written).
+    pub async fn request(
+        &self,
+        notice: &Notice,
+        route: Route<'_>,
+    ) -> Result<Option<u64>, AuditError> {
+        if !self.reaches(notice, route) {
+            return Ok(None);
+        }
+        let only = match route {
+            Route::Subscribed => None,
+            Route::Only(name) => Some(name.to_owned()),
+        };
+        let event = events::NoticeRequested {
+            notice: notice.clone(),
+            only,
+        };
+        let mut row = events::row(&event).component(notice.component.clone());
+        if let Some(session) = &notice.caller_session_id {
+            row = row.session(session.clone());
+        }
+        self.audit.append(row).await.map(Some)
+    }
+
+    /// How `notifier` handled the notice requested at `seq`: the first
+    /// delivery row for it (`Failed` after the notifier's own retries; the
+    /// wake consumer keeps offering it after that), or `None` if none is in
+    /// the log `within` this long.
+    pub async fn outcome(
+        &self,
+        seq: u64,
+        notifier: &str,
+        within: Duration,
+    ) -> Option<DeliveryOutcome> {
+        let deadline = tokio::time::Instant::now() + within;
+        let reader = match AuditReader::open(&self.audit_dir) {
+            Ok(reader) => reader,
+            Err(error) => {
+                tracing::error!(error = %error, "Cannot read the audit log for a delivery outcome.");
+                return None;
+            }
+        };
+        let mut durable = self.audit.subscribe();
+        let (mut next, mut position) = (seq + 1, None);
+        loop {
+            let mut rows = reader.rows_resume(next, None, position.take());
+            while let Some(item) = rows.next_head(|seam| Delivered::SEAMS.contains(&seam)) {
+                let Ok((at, row)) = item else {
+                    continue;
+                };
+                next = at + 1;
+                let Some(row) = row else { continue };
+                if let Ok(delivered) = Delivered::from_row(&row)
+                    && delivered.wake_seq == Some(seq)
+                    && delivered.notifier == notifier
+                {
+                    return Some(delivered.outcome);
+                }
+            }
+            position = rows.position();
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            let step = left.min(OUTCOME_POLL);
+            // A closed log (shutting down) sends no more signals: poll.
+            if let Ok(Err(_)) = tokio::time::timeout(step, durable.changed()).await {
+                tokio::time::sleep(step).await;
             }
         }
-        deliveries
     }
 }

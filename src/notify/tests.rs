@@ -818,3 +818,73 @@ async fn deliver_routes_by_min_severity_and_by_name_and_counts_each_outcome() {
         .get();
     assert_eq!(counted, 1);
 }
+
+#[tokio::test]
+async fn matchers_route_by_component_kind_and_category_on_top_of_min_severity() {
+    let routed = |name: &str, matchers: &[&str]| NotifierSettings {
+        matchers: matchers.iter().map(|m| (*m).to_owned()).collect(),
+        ..settings(name, NotifierKind::Log, None)
+    };
+    let notifiers = Notifiers::from_settings(
+        &[
+            routed("everything", &[]),
+            routed("shop-team", &["component=~shop|api"]),
+            routed(
+                "no-reminders",
+                &["kind!=reminder", "category!~incident|escalation"],
+            ),
+            routed("db-team", &["component=db"]),
+        ],
+        client(),
+    )
+    .unwrap();
+    let names = |notice: &Notice| -> Vec<String> {
+        notifiers
+            .for_notice(notice)
+            .iter()
+            .map(|n| n.name().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        names(&firing()),
+        ["everything", "shop-team", "no-reminders"]
+    );
+    let reminder = Notice {
+        kind: "reminder".to_owned(),
+        ..firing()
+    };
+    assert_eq!(names(&reminder), ["everything", "shop-team"]);
+    let incident = Notice {
+        category: "incident".to_owned(),
+        component: "db".to_owned(),
+        ..firing()
+    };
+    assert_eq!(names(&incident), ["everything", "db-team"]);
+
+    let bad = Notifiers::from_settings(&[routed("x", &["team=ops"])], client());
+    assert!(
+        matches!(bad, Err(NotifyError::BadMatcher { ref matcher, .. }) if matcher == "team=ops"),
+        "{bad:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_conversation_recalled_from_the_log_is_not_triggered_again() {
+    let (receiver, url) = receiver(&[]).await;
+    let pagerduty = NotifierSettings {
+        routing_key: Some(Secret::new("test-routing-key-0123456789".to_owned())),
+        ..settings("pd", NotifierKind::Pagerduty, Some(&url))
+    };
+    let notifiers = one(pagerduty);
+    notifiers.remember("pd", "session-7", NoticeStatus::Firing);
+    let pd = notifiers.get("pd").unwrap();
+    assert_eq!(pd.send(&firing()).await.outcome, DeliveryOutcome::Folded);
+    assert_eq!(
+        receiver.hits(),
+        0,
+        "the trigger went out before the restart"
+    );
+    let resolved = notice(Severity::Critical, NoticeStatus::Resolved);
+    assert_eq!(pd.send(&resolved).await.outcome, DeliveryOutcome::Sent);
+    assert_eq!(receiver.body(0)["event_action"], "resolve");
+}

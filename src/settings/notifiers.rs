@@ -82,6 +82,10 @@ pub struct NotifierSettings {
     pub channel: Option<String>,
     /// A dashboard link included in every message.
     pub dashboard_url: Option<String>,
+    /// Routing beyond `min_severity`: every matcher must hold for a notice
+    /// to go to this notifier, e.g. `["component=~shop|api", "kind!=reminder"]`.
+    /// See [`Matcher`]. Default: none (every notice at or above `min_severity`).
+    pub matchers: Vec<String>,
 }
 
 impl Default for NotifierSettings {
@@ -104,6 +108,115 @@ impl Default for NotifierSettings {
             backoff_max: Duration::from_secs(30),
             channel: None,
             dashboard_url: None,
+            matchers: Vec::new(),
+        }
+    }
+}
+
+/// What a [`Matcher`] can look at in a notice.
+pub const MATCH_LABELS: [&str; 5] = ["component", "probe", "category", "kind", "status"];
+
+/// One routing condition of a notifier, written as Alertmanager writes
+/// them: `label=value`, `label!=value`, `label=~regex`, `label!~regex`,
+/// where `label` is one of [`MATCH_LABELS`]. A regex must match the whole
+/// value. The value may be quoted (`kind="incident_opened"`).
+#[derive(Debug, Clone)]
+pub struct Matcher {
+    label: &'static str,
+    negate: bool,
+    test: MatchTest,
+}
+
+#[derive(Debug, Clone)]
+enum MatchTest {
+    Equal(String),
+    Regex(regex::Regex),
+}
+
+impl Matcher {
+    /// Reads one matcher; the error says what is wrong with it.
+    pub fn parse(text: &str) -> Result<Matcher, String> {
+        let split = text.find(['=', '!']).ok_or_else(|| {
+            "is not label=value, label!=value, label=~regex or label!~regex".to_owned()
+        })?;
+        let (label, rest) = text.split_at(split);
+        let label = label.trim();
+        let label = MATCH_LABELS
+            .iter()
+            .find(|known| **known == label)
+            .ok_or_else(|| {
+                format!(
+                    "unknown label \"{label}\" (one of {})",
+                    MATCH_LABELS.join(", ")
+                )
+            })?;
+        let (negate, regex, value) = if let Some(value) = rest.strip_prefix("!~") {
+            (true, true, value)
+        } else if let Some(value) = rest.strip_prefix("=~") {
+            (false, true, value)
+        } else if let Some(value) = rest.strip_prefix("!=") {
+            (true, false, value)
+        } else if let Some(value) = rest.strip_prefix('=') {
+            (false, false, value)
+        } else {
+            return Err("the operator must be =, !=, =~ or !~".to_owned());
+        };
+        let value = value.trim();
+        let value = value
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .unwrap_or(value);
+        let test = if regex {
+            regex::Regex::new(&format!("^(?:{value})$"))
+                .map(MatchTest::Regex)
+                .map_err(|error| format!("bad regex: {error}"))?
+        } else {
+            MatchTest::Equal(value.to_owned())
+        };
+        Ok(Matcher {
+            label,
+            negate,
+            test,
+        })
+    }
+
+    /// The label this matcher looks at.
+    pub fn label(&self) -> &'static str {
+        self.label
+    }
+
+    /// Whether `value` (the notice's value of [`Matcher::label`]) passes.
+    pub fn matches(&self, value: &str) -> bool {
+        let hit = match &self.test {
+            MatchTest::Equal(expected) => expected == value,
+            MatchTest::Regex(regex) => regex.is_match(value),
+        };
+        hit != self.negate
+    }
+}
+
+#[cfg(test)]
+mod matcher_tests {
+    use super::Matcher;
+
+    #[test]
+    fn matchers_read_like_alertmanager_and_regexes_match_the_whole_value() {
+        let m = Matcher::parse("component=~shop|api").expect("parse");
+        assert_eq!(m.label(), "component");
+        assert!(m.matches("shop") && m.matches("api") && !m.matches("shopfront"));
+        let m = Matcher::parse("kind != reminder").expect("parse");
+        assert!(!m.matches("reminder") && m.matches("fired"));
+        let m = Matcher::parse("category=\"incident\"").expect("parse");
+        assert!(m.matches("incident") && !m.matches("\"incident\""));
+        let m = Matcher::parse("kind!~incident_.*").expect("parse");
+        assert!(!m.matches("incident_update") && m.matches("fired"));
+        for (bad, why) in [
+            ("team=ops", "unknown label"),
+            ("component", "is not label=value"),
+            ("kind=~(", "bad regex"),
+        ] {
+            let error = Matcher::parse(bad).expect_err(bad);
+            assert!(error.contains(why), "{bad}: {error}");
         }
     }
 }

@@ -19,7 +19,6 @@ use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde::Serialize;
-use serde_json::Value;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -27,9 +26,10 @@ use super::event::{self, EventContext, EventInput, EventResult};
 use super::flight::Flight;
 use super::ledger::Ledger;
 use super::sessions::Sessions;
-use super::{CURSOR_NAME, WAKE_SEAMS};
+use super::{CURSOR_NAME, NOTICE_SEAM, WAKE_SEAMS};
 use crate::audit::{AuditError, AuditLog, AuditReader, AuditRow, Cursor, NewRow, ReadPosition};
 use crate::debounce::ObservationHistory;
+use crate::events::NoticeRequested;
 use crate::investigate::Investigator;
 use crate::notify::{Notice, Notifiers};
 use crate::settings::WakeSettings;
@@ -148,7 +148,7 @@ pub struct WakeState {
     stored_at: Instant,
     next_seq: u64,
     position: Option<ReadPosition>,
-    flight: Flight<(AuditRow, Vec<Value>, event::Facts)>,
+    flight: Flight<(AuditRow, event::Work)>,
     ledger: Ledger,
     sessions: Sessions,
     undelivered: BTreeMap<u64, Undelivered>,
@@ -169,6 +169,43 @@ impl Drop for WakeState {
 
 /// The wake consumer actor.
 pub struct WakeConsumer;
+
+/// Rows before the cursor read back at start for the notifiers'
+/// conversations (each delivery row is read for its seq and seam first).
+const CONVERSATION_LOOKBACK: u64 = 50_000;
+
+/// Tells each notifier which state its recent conversations were left in,
+/// from the delivery rows of the log, so a restarted Warden does not post
+/// a fact again (a second Slack "firing" post, a second PagerDuty trigger).
+/// Rows after the cursor count too: they were delivered before a crash.
+fn recall_conversations(reader: &AuditReader, notifiers: &Notifiers, cursor: u64) {
+    use crate::events::{Delivered, Event};
+    use crate::notify::DeliveryOutcome;
+    let from = cursor.saturating_sub(CONVERSATION_LOOKBACK).max(1);
+    let mut rows = reader.rows_from(from, None);
+    let mut recalled = 0_u64;
+    while let Some(item) = rows.next_head(|seam| Delivered::SEAMS.contains(&seam)) {
+        let Ok((_, Some(row))) = item else {
+            continue;
+        };
+        let Ok(delivered) = Delivered::from_row(&row) else {
+            continue;
+        };
+        if delivered.outcome == DeliveryOutcome::Failed {
+            continue;
+        }
+        if let Some(key) = &delivered.conversation {
+            notifiers.remember(&delivered.notifier, key, delivered.status);
+            recalled += 1;
+        }
+    }
+    if recalled > 0 {
+        tracing::debug!(
+            recalled,
+            "Recalled the notifiers' conversations from the log."
+        );
+    }
+}
 
 /// Where the consumer starts: its stored cursor, or the log's tail on a
 /// fresh install (history written before Warden had a consumer is not sent).
@@ -213,6 +250,7 @@ impl Actor for WakeConsumer {
         let start = starting_point(&cursor, &reader, &args.audit)?;
         // What was already done for rows after the cursor (a crash between
         // recording work and moving the cursor), so the replay skips it.
+        recall_conversations(&reader, &args.notifiers, start);
         let mut ledger = Ledger::default();
         let mut sessions = Sessions::default();
         for row in reader.rows_from(start + 1, None).flatten() {
@@ -342,7 +380,9 @@ fn read(state: &mut WakeState) {
             .rows_resume(state.next_seq, None, state.position.take());
         let mut count = 0;
         while count < BATCH {
-            let Some(item) = iter.next_light(|seam| WAKE_SEAMS.contains(&seam)) else {
+            let Some(item) =
+                iter.next_light(|seam| WAKE_SEAMS.contains(&seam) || seam == NOTICE_SEAM)
+            else {
                 break;
             };
             count += 1;
@@ -378,34 +418,47 @@ fn admit(state: &mut WakeState, row: AuditRow) {
         .0
         .read_up_to
         .store(row.seq, Ordering::Relaxed);
-    let wanted = WAKE_SEAMS
-        .contains(&row.seam.as_str())
-        .then(|| event::wanted(&row, &state.sessions))
-        .flatten();
-    let Some(facts) = wanted else {
+    let Some(work) = work(&row, &state.sessions) else {
         state.flight.skip(row.seq);
         return;
     };
-    let key = row
-        .caller_session_id
-        .clone()
-        .unwrap_or_else(|| format!("probe:{}", facts.probe));
+    let key = work.key(&row);
+    state.flight.admit(row.seq, key, (row, work));
+}
+
+/// What `row` asks of the consumer; `None` for a row it only passes over.
+fn work(row: &AuditRow, sessions: &Sessions) -> Option<event::Work> {
+    if row.seam == NOTICE_SEAM {
+        return match crate::events::parse::<NoticeRequested>(row) {
+            Ok(requested) => Some(event::Work::Notice(Box::new(requested))),
+            Err(error) => {
+                tracing::warn!(error = %error, "A notice request does not have its seam's shape; it is skipped.");
+                None
+            }
+        };
+    }
+    if !WAKE_SEAMS.contains(&row.seam.as_str()) {
+        return None;
+    }
+    let facts = event::wanted(row, sessions)?;
     let related = row
         .caller_session_id
         .as_deref()
-        .map(|session| state.sessions.before(session, row.seq))
+        .map(|session| sessions.before(session, row.seq))
         .unwrap_or_default();
-    state.flight.admit(row.seq, key, (row, related, facts));
+    Some(event::Work::Issue {
+        facts: Box::new(facts),
+        related,
+    })
 }
 
 fn start_ready(myself: &ActorRef<WakeMsg>, state: &mut WakeState) {
-    while let Some((seq, key, (row, related, facts))) = state.flight.next_to_run() {
+    while let Some((seq, key, (row, work))) = state.flight.next_to_run() {
         let input = EventInput {
             prior: state.ledger.completed(seq).cloned(),
             sent: state.ledger.sent_to(seq),
             row: row.clone(),
-            facts,
-            related,
+            work,
         };
         let (ctx, me) = (state.ctx.clone(), myself.clone());
         state.tasks.spawn(async move {

@@ -10,7 +10,7 @@ use tracing::Instrument;
 
 use crate::audit::{AuditError, AuditLog, AuditRow, NewRow};
 use crate::debounce::ObservationHistory;
-use crate::events::{self, Decoded, InvestigationCompleted};
+use crate::events::{self, Decoded, InvestigationCompleted, NoticeRequested};
 use crate::investigate::{Investigation, InvestigationRequest, Investigator};
 use crate::messages::Health;
 use crate::notify::{Delivery, DeliveryOutcome, Notice, NoticeStatus, Notifiers, Route};
@@ -28,13 +28,38 @@ pub(super) struct EventContext {
     pub(super) fixes: super::sessions::FixesRan,
 }
 
+/// What a row asks of the consumer, decoded at admission.
+pub(super) enum Work {
+    /// An issue row: investigate it (unless that is recorded), then notify.
+    Issue {
+        /// What the row says.
+        facts: Box<Facts>,
+        /// Earlier rows of the same story.
+        related: Vec<Value>,
+    },
+    /// A `notice.requested` row: deliver the notice as it is.
+    Notice(Box<NoticeRequested>),
+}
+
+impl Work {
+    /// The ordering key: rows of one conversation are handled in log order
+    /// (an incident's notices after the issue that opened it).
+    pub(super) fn key(&self, row: &AuditRow) -> String {
+        match self {
+            Work::Issue { facts, .. } => row
+                .caller_session_id
+                .clone()
+                .unwrap_or_else(|| format!("probe:{}", facts.probe)),
+            Work::Notice(requested) => requested.notice.conversation().to_owned(),
+        }
+    }
+}
+
 /// One event to handle.
 pub(super) struct EventInput {
     pub(super) row: AuditRow,
-    /// What the row says, decoded at admission.
-    pub(super) facts: Facts,
-    /// Earlier rows of the same story.
-    pub(super) related: Vec<Value>,
+    /// What to do.
+    pub(super) work: Work,
     /// The notice, when the investigation was recorded before a restart.
     pub(super) prior: Option<Notice>,
     /// Notifiers that already took the notice.
@@ -179,7 +204,11 @@ pub(super) async fn handle(
     input: EventInput,
 ) -> Result<EventResult, AuditError> {
     let span = tracing::info_span!(parent: None, "wake.event", actor = "wake", seq = input.row.seq, seam = %input.row.seam);
-    crate::telemetry::trace::continue_from(&span, input.facts.traceparent.as_deref());
+    let traceparent = match &input.work {
+        Work::Issue { facts, .. } => facts.traceparent.as_deref(),
+        Work::Notice(_) => None,
+    };
+    crate::telemetry::trace::continue_from(&span, traceparent);
     handle_in_span(ctx, input).instrument(span).await
 }
 
@@ -189,11 +218,22 @@ async fn handle_in_span(
 ) -> Result<EventResult, AuditError> {
     let EventInput {
         row,
-        facts,
-        related,
+        work,
         prior,
         sent,
     } = input;
+    let (facts, related) = match work {
+        Work::Issue { facts, related } => (facts, related),
+        Work::Notice(requested) => {
+            let NoticeRequested { notice, only } = *requested;
+            let route = match &only {
+                Some(name) => Route::Only(name),
+                None => Route::Subscribed,
+            };
+            let deliveries = deliver(&ctx, &notice, route, &sent).await;
+            return record_deliveries(&ctx, &row, notice, &deliveries).await;
+        }
+    };
     let (notice, investigation) = match prior {
         Some(notice) => (notice, None),
         // An acknowledgement is news to pass on, not a fault to investigate.
@@ -228,7 +268,7 @@ async fn handle_in_span(
             )
         }
     };
-    let deliveries = deliver(&ctx, &notice, &sent).await;
+    let deliveries = deliver(&ctx, &notice, Route::Subscribed, &sent).await;
     // All of the event's rows are queued at once, delivery rows before the
     // completed row as before, so they share one write and fsync; the event
     // is finished only once every one of them is durable.
@@ -252,15 +292,40 @@ async fn handle_in_span(
     for durable in rows {
         durable.await?;
     }
+    Ok(result(notice, &deliveries))
+}
+
+/// The delivery rows of a requested notice, durable before the row counts
+/// as handled.
+async fn record_deliveries(
+    ctx: &EventContext,
+    row: &AuditRow,
+    notice: Notice,
+    deliveries: &[Delivery],
+) -> Result<EventResult, AuditError> {
+    let rows: Vec<_> = deliveries
+        .iter()
+        .map(|delivery| {
+            ctx.audit
+                .submit(delivery_row(row, &notice, delivery, false))
+        })
+        .collect();
+    for durable in rows {
+        durable.await?;
+    }
+    Ok(result(notice, deliveries))
+}
+
+fn result(notice: Notice, deliveries: &[Delivery]) -> EventResult {
     let undelivered: Vec<String> = deliveries
         .iter()
         .filter(|d| d.outcome == DeliveryOutcome::Failed)
         .map(|d| d.notifier.clone())
         .collect();
-    Ok(EventResult {
+    EventResult {
         notice: Some(notice),
         undelivered,
-    })
+    }
 }
 
 /// Offers `notice` again to the notifiers in `names`; returns those that still refuse it.
@@ -276,7 +341,7 @@ pub(super) async fn redeliver(
         .into_iter()
         .filter(|name| !names.contains(name))
         .collect();
-    let deliveries = deliver(&ctx, &notice, &already).await;
+    let deliveries = deliver(&ctx, &notice, Route::Subscribed, &already).await;
     let rows: Vec<_> = deliveries
         .iter()
         .map(|delivery| {
@@ -294,14 +359,16 @@ pub(super) async fn redeliver(
         .collect())
 }
 
-/// Sends `notice` to every notifier that wants it and has not taken it yet.
+/// Sends `notice` to every notifier on `route` that wants it and has not
+/// taken it yet.
 async fn deliver(
-    ctx: &Arc<EventContext>,
+    ctx: &EventContext,
     notice: &Notice,
+    route: Route<'_>,
     skip: &HashSet<String>,
 ) -> Vec<Delivery> {
     ctx.notifiers
-        .deliver(notice, Route::Subscribed, skip, &ctx.metrics, "wake")
+        .deliver(notice, route, skip, &ctx.metrics, "wake")
         .await
 }
 

@@ -33,10 +33,12 @@ pub(super) fn notice(
     }
 }
 
-/// Sends a notice to every notifier whose `min_severity` it reaches; each
-/// delivery is recorded and counted by the outbox.
+/// Requests a notice for every notifier that takes it; the wake consumer
+/// delivers it from the log, retrying until each took it.
 pub(super) async fn broadcast(ctx: &CycleContext, notice: &Notice) {
-    ctx.outbox().send(notice, Route::Subscribed).await;
+    if let Err(error) = ctx.outbox().request(notice, Route::Subscribed).await {
+        tracing::error!(error = %error, kind = %notice.kind, "Could not request an escalation notice.");
+    }
 }
 
 pub(super) async fn warn_operator(ctx: &CycleContext, record: &CycleRecord) {

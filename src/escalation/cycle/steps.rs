@@ -405,13 +405,25 @@ pub(super) async fn tier_step(
                     summary_line(&record.history)
                 ),
             );
-            let delivered = ctx
-                .outbox()
-                .send(&notice, Route::Only(&name))
-                .await
-                .iter()
-                .any(|delivery| delivery.outcome == DeliveryOutcome::Sent);
-            let paged = if delivered { "sent" } else { "failed" };
+            // The page goes out through the notice ledger like every other
+            // notice; the tier's outcome is the notifier's first answer, as
+            // the wake consumer records it (it keeps offering a refused page).
+            let outbox = ctx.outbox();
+            let paged = match outbox.request(&notice, Route::Only(&name)).await {
+                Ok(Some(seq)) => match outbox.outcome(seq, &name, outbox.patience(&name)).await {
+                    Some(DeliveryOutcome::Sent) => "sent",
+                    // The notifier already carries this conversation as firing.
+                    Some(DeliveryOutcome::Folded) => "already paged",
+                    Some(DeliveryOutcome::Failed) => "failed",
+                    None => "no answer in time",
+                },
+                Ok(None) => "not routed (min_severity or matchers)",
+                Err(error) => {
+                    tracing::error!(error = %error, "Could not request a page.");
+                    "not requested (audit log)"
+                }
+            };
+            let delivered = matches!(paged, "sent" | "already paged");
             record.history.record(
                 HistoryKind::Tier,
                 &tier.name,

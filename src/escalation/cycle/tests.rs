@@ -123,12 +123,7 @@ async fn a_freeze_is_never_followed_by_an_action_that_started_after_it() {
         state_dir: state_dir.clone(),
         audit: audit.clone(),
         audit_dir: audit_dir.clone(),
-        outbox: crate::notify::Outbox::new(
-            Notifiers::default(),
-            audit.clone(),
-            crate::metrics::Metrics::new(),
-            "incidents",
-        ),
+        outbox: crate::notify::Outbox::new(Notifiers::default(), audit.clone(), audit_dir.clone()),
         latest: LatestObservations::default(),
         history: ObservationHistory::default(),
         criticality: HashMap::new(),

@@ -2,7 +2,7 @@
 //! incident says, when an update is due, and when an incident is over.
 
 use super::*;
-use crate::notify::{Delivery, DeliveryOutcome, NoticeStatus};
+use crate::notify::{DeliveryOutcome, NoticeStatus};
 
 /// An update found due, waiting for the timeline on disk.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,7 +44,7 @@ impl CommanderCore {
         now: Timestamp,
     ) -> Notice {
         let resolved = incident.status == IncidentStatus::Resolved;
-        let count = incident.notices_sent;
+        let count = incident.notices_requested;
         Notice {
             idempotency_key: format!("warden-{}-{kind}-{count}", incident.id),
             seq: incident.opened_seq,
@@ -58,7 +58,7 @@ impl CommanderCore {
                 .cloned()
                 .unwrap_or_default(),
             severity: incident.severity.notice_severity(),
-            category: "incident".to_owned(),
+            category: super::super::intake::INCIDENT_CATEGORY.to_owned(),
             kind: kind.to_owned(),
             status: if resolved {
                 NoticeStatus::Resolved
@@ -80,31 +80,30 @@ impl CommanderCore {
         }
     }
 
-    /// A notice went out: record the deliveries, then go on with `then`.
-    pub(super) fn on_delivered(
+    /// A notice was requested (the wake consumer delivers it from the log):
+    /// note it, then go on with `then`.
+    pub(super) fn on_requested(
         &mut self,
-        deliveries: &[Delivery],
+        seq: Option<u64>,
         then: AfterNotice,
         now: Timestamp,
         out: &mut Vec<Effect>,
     ) {
-        let sent = deliveries
-            .iter()
-            .filter(|d| d.outcome == DeliveryOutcome::Sent)
-            .count() as u32;
-        if !deliveries.is_empty() {
-            let (id, kind, total) = (then.id(), then.kind(), deliveries.len());
-            let text = format!("{kind} sent to {sent} of {total} notifier(s)");
-            let details = serde_json::to_value(deliveries).unwrap_or_default();
-            timeline(out, id, now, "notification", text, details);
-            if let Some(incident) = self.touch(id, now, |i| i.notices_sent += sent) {
-                out.push(Effect::Publish(Box::new(incident.clone())));
-                out.push(Effect::Save(Box::new(incident)));
-            }
+        let (id, kind) = (then.id().to_owned(), then.kind());
+        let (text, details) = match seq {
+            Some(seq) => (format!("{kind} notice requested"), json!({ "seq": seq })),
+            None => (format!("{kind}: no notifier takes it"), json!({})),
+        };
+        timeline(out, &id, now, "notification", text, details);
+        if seq.is_some()
+            && let Some(incident) = self.touch(&id, now, |i| i.notices_requested += 1)
+        {
+            out.push(Effect::Publish(Box::new(incident.clone())));
+            out.push(Effect::Save(Box::new(incident)));
         }
         match then {
             AfterNotice::Opened { id } => out.push(Effect::Reply(Reply::Opened(id))),
-            AfterNotice::Update(update) => self.record_update(*update, sent, now, out),
+            AfterNotice::Update(update) => self.record_update(*update, seq, now, out),
             AfterNotice::Resolved { id, force } => {
                 // Written again now that the resolution notice is in the timeline.
                 if let Some(incident) = self.incident(&id) {
@@ -113,6 +112,49 @@ impl CommanderCore {
                 out.push(Effect::Log(Log::Resolved { id, force }));
                 out.push(Effect::Reply(Reply::Done(Ok(()))));
             }
+        }
+    }
+
+    /// One notifier's handling of one of the incident's notices: in its
+    /// timeline, counted when sent. Rows at or before the last one taken in
+    /// are replays and change nothing.
+    pub(super) fn on_delivery(
+        &mut self,
+        seq: u64,
+        id: &str,
+        delivered: &crate::events::Delivered,
+        now: Timestamp,
+        out: &mut Vec<Effect>,
+    ) {
+        let Some(incident) = self.incident(id) else {
+            return;
+        };
+        if seq <= incident.deliveries_read {
+            return;
+        }
+        let (kind, notifier) = (&delivered.kind, &delivered.notifier);
+        let text = match delivered.outcome {
+            DeliveryOutcome::Sent => format!("{kind} sent to {notifier}"),
+            DeliveryOutcome::Folded => format!("{kind} folded at {notifier} (already told)"),
+            DeliveryOutcome::Failed => format!(
+                "{kind} failed at {notifier} ({}); offered again",
+                delivered.error.as_deref().unwrap_or("refused")
+            ),
+        };
+        let details = serde_json::to_value(delivered).unwrap_or_default();
+        timeline(out, id, now, "notification", text, details);
+        let sent = u32::from(delivered.outcome == DeliveryOutcome::Sent);
+        let Some(incident) = self.touch(id, now, |i| {
+            i.deliveries_read = seq;
+            i.notices_sent += sent;
+        }) else {
+            return;
+        };
+        out.push(Effect::Publish(Box::new(incident.clone())));
+        out.push(Effect::Save(Box::new(incident.clone())));
+        // The postmortem lists notices; the resolution's arrive after it.
+        if incident.status == IncidentStatus::Resolved {
+            out.push(Effect::Postmortem(Box::new(incident)));
         }
     }
 
@@ -239,7 +281,13 @@ impl CommanderCore {
     }
 
     /// The update went out: the cadence restarts from when it was due.
-    fn record_update(&mut self, update: Update, sent: u32, now: Timestamp, out: &mut Vec<Effect>) {
+    fn record_update(
+        &mut self,
+        update: Update,
+        notice_seq: Option<u64>,
+        now: Timestamp,
+        out: &mut Vec<Effect>,
+    ) {
         let Update {
             id,
             at,
@@ -273,7 +321,7 @@ impl CommanderCore {
                 "severity": updated.severity,
                 "changes": changes,
                 "unhealthy": unhealthy,
-                "delivered": sent,
+                "notice_seq": notice_seq,
             }),
         );
         out.push(Effect::Append { row, then: None });

@@ -159,6 +159,8 @@ impl CommanderCore {
             evidence: Vec::new(),
             opened_seq: 0,
             notices_sent: 0,
+            notices_requested: 0,
+            deliveries_read: 0,
             last_update_tick: None,
             opened_tick: None,
         };

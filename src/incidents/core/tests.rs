@@ -190,15 +190,9 @@ impl World {
                 assert_eq!(notice.kind, then.kind());
                 assert_eq!(notice.caller_session_id.as_deref(), Some(then.id()));
                 self.notices.push(*notice);
-                let deliveries = vec![crate::notify::Delivery {
-                    notifier: "log".to_owned(),
-                    outcome: DeliveryOutcome::Sent,
-                    attempts: 1,
-                    last_status: None,
-                    error: None,
-                    duration_ms: 0,
-                }];
-                return Some(Input::Delivered { deliveries, then });
+                self.seq += 1;
+                let seq = Some(self.seq);
+                return Some(Input::Requested { seq, then });
             }
             Effect::ReadTimeline(then) => {
                 let entries = self.timelines.get(&then.id).cloned().unwrap_or_default();
@@ -530,7 +524,11 @@ fn updates_follow_the_cadence_and_say_what_changed() {
         rows[0].details["unhealthy"],
         json!(["api-http (unhealthy)"])
     );
-    assert_eq!(rows[0].details["delivered"], json!(1));
+    assert!(
+        rows[0].details["notice_seq"].is_u64(),
+        "{}",
+        rows[0].details
+    );
     let notice = w.notices.last().unwrap();
     assert_eq!(notice.kind, "incident_update");
     assert!(
@@ -695,4 +693,60 @@ fn a_freeze_passes_to_another_open_incident_instead_of_lifting() {
     let frozen = w.rows("incident.automation_frozen");
     let last = frozen.last().unwrap();
     assert_eq!(last.details, json!({ "id": second, "components": ["api"] }));
+}
+
+#[test]
+fn the_deliveries_of_an_incidents_notices_come_back_from_the_log_into_its_timeline_once() {
+    let mut w = World::new();
+    w.step(wake(1, "api-http", Severity::Critical));
+    let id = w.only().id.clone();
+    let notice = w.notices[0].clone();
+    let delivered = |outcome, error: Option<&str>| crate::events::Delivered {
+        error: error.map(str::to_owned),
+        outcome,
+        ..crate::notify::delivered(
+            &notice,
+            &crate::notify::Delivery::refused("pager".to_owned(), ""),
+        )
+    };
+    let sent = Input::Delivery {
+        seq: 500,
+        id: id.clone(),
+        delivered: delivered(DeliveryOutcome::Sent, None),
+    };
+    let failed = Input::Delivery {
+        seq: 501,
+        id: id.clone(),
+        delivered: delivered(DeliveryOutcome::Failed, Some("status 503")),
+    };
+    w.step(sent);
+    assert_eq!(w.incident(&id).notices_sent, 1);
+    assert_eq!(w.incident(&id).notices_requested, 1, "the opening notice");
+    w.step(failed);
+    let entries = &w.timelines[&id];
+    let texts: Vec<&str> = entries
+        .iter()
+        .rev()
+        .take(2)
+        .map(|e| e.text.as_str())
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            "incident_opened failed at pager (status 503); offered again",
+            "incident_opened sent to pager"
+        ]
+    );
+    // A replayed delivery row (a crash before the cursor moved) changes nothing.
+    let before = w.incident(&id).clone();
+    let effects = w
+        .step(Input::Delivery {
+            seq: 500,
+            id: id.clone(),
+            delivered: delivered(DeliveryOutcome::Sent, None),
+        })
+        .to_vec();
+    assert!(effects.is_empty(), "{effects:?}");
+    assert_eq!(w.incident(&id), &before);
+    assert_eq!(w.incident(&id).notices_sent, 1);
 }

@@ -82,12 +82,23 @@ pub enum Input {
         /// What the append carried.
         then: AfterAppend,
     },
-    /// Answers [`Effect::Notify`].
-    Delivered {
-        /// One per notifier that wanted the notice.
-        deliveries: Vec<crate::notify::Delivery>,
+    /// Answers [`Effect::Notify`]: the request is in the log.
+    Requested {
+        /// Seq of the `notice.requested` row; `None` when no notifier takes
+        /// the notice, or the append failed (logged).
+        seq: Option<u64>,
         /// What the notice carried.
         then: AfterNotice,
+    },
+    /// A notifier's handling of one of an incident's notices, as the wake
+    /// consumer recorded it in the log.
+    Delivery {
+        /// Seq of the delivery row (a replayed one is recognised by it).
+        seq: u64,
+        /// The incident (the row's session).
+        id: String,
+        /// What the row says.
+        delivered: crate::events::Delivered,
     },
     /// Answers [`Effect::ReadTimeline`].
     TimelineRead {
@@ -256,8 +267,8 @@ pub enum Effect {
         /// What needs its seq.
         then: Option<AfterAppend>,
     },
-    /// Send a notice to every notifier that wants it; answer
-    /// [`Input::Delivered`].
+    /// Request a notice for every notifier that wants it (a
+    /// `notice.requested` row); answer [`Input::Requested`].
     Notify {
         /// The notice.
         notice: Box<Notice>,

@@ -45,8 +45,7 @@ async fn rig() -> Rig {
         outbox: crate::notify::Outbox::new(
             Notifiers::default(),
             audit.clone(),
-            crate::metrics::Metrics::new(),
-            "incidents",
+            state_dir.join("audit"),
         ),
         latest: LatestObservations::default(),
         history: ObservationHistory::default(),

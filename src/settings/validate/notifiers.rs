@@ -40,6 +40,11 @@ pub(super) fn notifiers(settings: &Settings, problems: &mut Problems) {
                 format!("\"{url}\" is not an http(s) URL"),
             );
         }
+        for (at_matcher, matcher) in notifier.matchers.iter().enumerate() {
+            if let Err(reason) = crate::settings::Matcher::parse(matcher) {
+                problems.push(format!("{at}.matchers[{at_matcher}]"), reason);
+            }
+        }
         match notifier.kind {
             None => problems.push(
                 format!("{at}.kind"),

@@ -149,6 +149,8 @@ fn incident(id: &str, status: IncidentStatus, resolved_at: Option<jiff::Timestam
         evidence: Vec::new(),
         opened_seq: 1,
         notices_sent: 0,
+        notices_requested: 0,
+        deliveries_read: 0,
         last_update_tick: None,
         opened_tick: None,
     }
