@@ -49,13 +49,13 @@ mod tree;
 use std::future::Future;
 use std::sync::Arc;
 
-use serde_json::json;
 use tokio::time::Instant;
 
 use crate::api::OperatorTokens;
-use crate::audit::{AuditLog, NewRow};
+use crate::audit::AuditLog;
 use crate::control::{DrEpoch, OperationalState};
 use crate::debounce::{DebounceStore, LatestObservations, ObservationHistory};
+use crate::events::{self, service as ev};
 use crate::probes::{CheckContext, Heartbeats};
 use crate::settings::Settings;
 use crate::wake::WakeStatus;
@@ -229,13 +229,15 @@ pub async fn start_with(settings: Settings, options: BootOptions) -> Result<Ward
         escalation,
     };
 
-    h.audit.append_nowait(NewRow::new(
-        "service.boot",
-        json!({ "version": env!("CARGO_PKG_VERSION"), "pid": std::process::id(), "api": addr.to_string(), "gates": h.boot.report().gates, "open_issues_restored": restored }),
-    ));
+    h.audit.append_nowait(events::row(&ev::Boot {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        pid: std::process::id(),
+        api: addr.to_string(),
+        gates: h.boot.report().gates,
+        open_issues_restored: restored,
+    }));
     if let Some(origin) = &options.origin {
-        h.audit
-            .append_nowait(NewRow::new("service.config_origin", json!(origin)));
+        h.audit.append_nowait(events::row(origin));
     }
     for row in findings.rows {
         h.audit.append_nowait(row);

@@ -12,19 +12,22 @@
 //! (`src/events/golden/`), and `docs/events.md` lists every seam and field;
 //! a test keeps each in step with these types.
 //!
-//! Typed so far: an issue's story (`probe.wake_requested`, `probe.flapping`,
-//! `probe.wake_suppressed`, `probe.resolved`, `probe.flapping_settled`,
-//! `issue.acknowledged`), the wake consumer's record of it
-//! (`probe.investigation_completed`), every request for a notice
-//! (`notice.requested`) and every delivery
-//! (`notification.sent` / `failed` / `folded`) and the escalation ladder
-//! ([`escalation`]). The incident, managed-process and service seams are
-//! still written with `json!` by their owners (issue 14 moves them here).
+//! Every seam Warden writes has its type here: an issue's story
+//! (`probe.wake_requested`, `probe.flapping`, `probe.wake_suppressed`,
+//! `probe.resolved`, `probe.flapping_settled`, `issue.acknowledged`), the
+//! wake consumer's record of it (`probe.investigation_completed`), every
+//! request for a notice (`notice.requested`) and every delivery
+//! (`notification.sent` / `failed` / `folded`) in this file; the escalation
+//! ladder in [`escalation`]; the incident commander's rows in [`incident`];
+//! and Warden's own (service, DR, audit, retention, operators, chaos,
+//! managed processes, supervision) in [`service`].
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 pub mod escalation;
+pub mod incident;
+pub mod service;
 
 use crate::audit::{AuditRow, NewRow};
 use crate::messages::{IssueEvent, Observation, WakeKind};
@@ -148,6 +151,37 @@ pub fn issue_event(row: &AuditRow) -> Option<IssueEvent> {
         severity,
         traceparent,
     })
+}
+
+/// Fields rows use for prose, most telling first.
+const SUMMARY_KEYS: [&str; 12] = [
+    "summary",
+    "title",
+    "text",
+    "detail",
+    "description",
+    "reason",
+    "outcome",
+    "error",
+    "step",
+    "action",
+    "tier",
+    "kind",
+];
+
+/// One line for any row (the dashboard's story view): the first prose
+/// field of its details, after the attempt number for escalation steps.
+/// Generic on purpose: it also reads seams a newer Warden wrote.
+pub fn summary_line(details: &serde_json::Value) -> String {
+    let text = SUMMARY_KEYS
+        .iter()
+        .find_map(|key| details[*key].as_str().filter(|t| !t.is_empty()))
+        .unwrap_or_default();
+    match details["attempt"].as_u64() {
+        Some(attempt) if text.is_empty() => format!("attempt {attempt}"),
+        Some(attempt) => format!("attempt {attempt}: {text}"),
+        None => text.to_owned(),
+    }
 }
 
 /// Decodes any row; never fails (see [`Decoded::Other`]).

@@ -47,7 +47,7 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use warden_supervisors::{Backoff, Ladder, Rung};
 
 use crate::settings::RestartSettings;
@@ -87,7 +87,7 @@ pub enum RestartError {
 }
 
 /// What happened to a managed process. Each is also a `managed.<event>` audit row.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum ManagedEvent {
     /// A process was started.
@@ -114,6 +114,16 @@ pub enum ManagedEvent {
         expected: bool,
         /// How long it ran, in milliseconds.
         uptime_ms: u64,
+        /// A requested stop: whether the group had to be killed after
+        /// `stop_timeout`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        forced: Option<bool>,
+        /// A requested stop: `stop` or `restart`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        requested: Option<String>,
+        /// A requested restart: why.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
     /// An automatic restart will happen after `delay_ms`.
     RestartScheduled {

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::auth::require_operator;
 use super::record::record_then;
 use super::{ApiContext, ApiError};
-use crate::audit::{AuditReader, AuditRow, NewRow};
+use crate::audit::{AuditReader, AuditRow};
 
 /// Most rows one `GET /api/audit` returns; page with `since`.
 const MAX_LIMIT: usize = 1000;
@@ -85,10 +85,10 @@ pub(super) async fn add_note(
     require_operator(&context, &headers)?;
     let Json(note) = body.map_err(ApiError::from)?;
     note.check()?;
-    let mut row = NewRow::new(
-        "operator.note",
-        json!({ "text": note.text, "author": note.author }),
-    );
+    let mut row = crate::events::row(&crate::events::service::OperatorNote {
+        text: note.text,
+        author: note.author,
+    });
     row.component = note.component;
     row.caller_session_id = note.caller_session_id;
     let (seq, ()) = record_then(&context, row, "the note", |_| ()).await?;

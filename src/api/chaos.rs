@@ -10,7 +10,6 @@ use serde_json::{Value, json};
 
 use super::auth::require_operator;
 use super::{ApiContext, ApiError};
-use crate::audit::NewRow;
 use crate::chaos::ChaosFault;
 
 /// Injects one fault and answers `{"landed", "actor_id"}`.
@@ -31,10 +30,11 @@ pub(super) async fn inject(
     let injected = chaos
         .inject(&fault)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let row = NewRow::new(
-        "chaos.fault",
-        json!({ "fault": fault.to_string(), "landed": injected.landed, "actor_id": injected.actor_id }),
-    );
+    let row = crate::events::row(&crate::events::service::ChaosFault {
+        fault: fault.to_string(),
+        landed: injected.landed,
+        actor_id: injected.actor_id.clone(),
+    });
     // The row queues even while the writer is down (the queue outlives it),
     // so a slow append is not a reason to report the fault as not injected.
     let _ = tokio::time::timeout(context.call_timeout, context.audit.append(row)).await;

@@ -103,17 +103,13 @@ pub(super) async fn command(
     let (after, detail) = context
         .state
         .preview(|state| apply(state, request.command, keep));
-    let row = NewRow::new(
-        "control.command",
-        json!({
-            "command": request.command.name(),
-            "reason": request.reason,
-            "actor": "operator",
-            "result": "applied",
-            "detail": detail,
-            "before": { "state": before.state, "degradation_reasons": before.degradation_reasons },
-            "after": { "state": after.state, "degradation_reasons": after.degradation_reasons },
-        }),
+    let row = command_row(
+        request.command,
+        request.reason.as_deref(),
+        "applied",
+        json!(detail),
+        &before,
+        &after,
     );
     let (state, shutdown, command) = (
         context.state.clone(),
@@ -185,41 +181,36 @@ async fn bump_epoch(context: &ApiContext, reason: Option<&str>) -> Result<Json<V
         Err(e) => {
             let error = ApiError::unavailable(format!("cannot bump the epoch: {e}"));
             // Nothing changed, so there is nothing to hold back for this row.
-            context.audit.append_nowait(NewRow::new(
-                "control.command",
-                json!({
-                    "command": ControlCommand::BumpEpoch.name(),
-                    "reason": reason,
-                    "actor": "operator",
-                    "result": "failed",
-                    "detail": error.message,
-                    "before": { "state": before.state, "degradation_reasons": before.degradation_reasons },
-                    "after": { "state": before.state, "degradation_reasons": before.degradation_reasons },
-                }),
+            context.audit.append_nowait(command_row(
+                ControlCommand::BumpEpoch,
+                reason,
+                "failed",
+                json!(error.message),
+                &before,
+                &before,
             ));
             return Err(error);
         }
     };
-    let bumped = NewRow::new(
-        "dr.epoch_bumped",
-        json!({ "from": from, "to": to, "audit_high_water": last_seq, "reason": reason, "actor": "operator" }),
-    );
+    let bumped = crate::events::row(&crate::events::service::EpochBumped {
+        from,
+        to,
+        audit_high_water: last_seq,
+        reason: reason.map(str::to_owned),
+        actor: "operator".to_owned(),
+    });
     // The epoch files already changed, so these rows must not be withdrawn:
     // they stay queued until written, and the caller hears back in time.
     append_bumped(context, bumped, (from, to)).await?;
     let detail = json!({ "from": from, "to": to, "audit_high_water": last_seq });
     let after = context.state.snapshot();
-    let row = NewRow::new(
-        "control.command",
-        json!({
-            "command": ControlCommand::BumpEpoch.name(),
-            "reason": reason,
-            "actor": "operator",
-            "result": "applied",
-            "detail": detail,
-            "before": { "state": before.state, "degradation_reasons": before.degradation_reasons },
-            "after": { "state": after.state, "degradation_reasons": after.degradation_reasons },
-        }),
+    let row = command_row(
+        ControlCommand::BumpEpoch,
+        reason,
+        "applied",
+        detail,
+        &before,
+        &after,
     );
     append_bumped(context, row, (from, to)).await?;
     Ok(Json(json!({
@@ -244,4 +235,24 @@ async fn append_bumped(
     Err(ApiError::unavailable(format!(
         "the epoch was bumped from {from} to {to}, but its row is not durable yet ({why}); it is written once the log is writable"
     )))
+}
+
+/// The `control.command` row of one operator command.
+fn command_row(
+    command: ControlCommand,
+    reason: Option<&str>,
+    result: &str,
+    detail: Value,
+    before: &crate::control::StateSnapshot,
+    after: &crate::control::StateSnapshot,
+) -> NewRow {
+    crate::events::row(&crate::events::service::ControlCommand {
+        command: command.name().to_owned(),
+        reason: reason.map(str::to_owned),
+        actor: "operator".to_owned(),
+        result: result.to_owned(),
+        detail,
+        before: before.into(),
+        after: after.into(),
+    })
 }

@@ -179,43 +179,13 @@ fn stories(dir: &Path, sessions: &[String]) -> HashMap<String, Vec<Value>> {
             "seq": row.seq,
             "ts": row.ts,
             "seam": row.seam,
-            "summary": summary(&row.details),
+            "summary": crate::events::summary_line(&row.details),
         }));
         if story.len() > STORY_ROWS {
             story.remove(0);
         }
     }
     out
-}
-
-/// Fields rows use for prose, most telling first.
-const SUMMARY_KEYS: [&str; 12] = [
-    "summary",
-    "title",
-    "text",
-    "detail",
-    "description",
-    "reason",
-    "outcome",
-    "error",
-    "step",
-    "action",
-    "tier",
-    "kind",
-];
-
-/// One line for a story row: the first prose field, after the attempt
-/// number for escalation steps.
-fn summary(details: &Value) -> String {
-    let text = SUMMARY_KEYS
-        .iter()
-        .find_map(|key| details[*key].as_str().filter(|t| !t.is_empty()))
-        .unwrap_or_default();
-    match details["attempt"].as_u64() {
-        Some(attempt) if text.is_empty() => format!("attempt {attempt}"),
-        Some(attempt) => format!("attempt {attempt}: {text}"),
-        None => text.to_owned(),
-    }
 }
 
 /// The last [`TIMELINE_ENTRIES`] timeline entries of each incident.

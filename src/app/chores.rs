@@ -5,11 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::json;
-
 use crate::api::OperatorTokens;
-use crate::audit::{AuditLog, NewRow};
+use crate::audit::AuditLog;
 use crate::control::DrEpoch;
+use crate::events::service as ev;
 use crate::settings::Settings;
 
 /// How often the DR high-water marks follow the log while running.
@@ -103,7 +102,7 @@ pub(super) async fn storage(
                 tracing::warn!(errors = ?report.errors, "Retention skipped what it could not read or remove.");
             }
             if report.removed_anything() || !report.errors.is_empty() {
-                audit.append_nowait(NewRow::new("storage.pruned", json!(report)));
+                audit.append_nowait(crate::events::row(&report));
             }
         }
         metrics.disk_use(&used);
@@ -118,17 +117,15 @@ fn reload_secrets(settings: &Settings, tokens: &OperatorTokens, audit: &AuditLog
             let count = fresh.len();
             tokens.replace(fresh);
             tracing::info!(operator_tokens = count, "Secrets reloaded.");
-            audit.append_nowait(NewRow::new(
-                "service.secrets_reloaded",
-                json!({ "operator_tokens": count }),
-            ));
+            audit.append_nowait(crate::events::row(&ev::SecretsReloaded {
+                operator_tokens: count,
+            }));
         }
         Err(error) => {
             tracing::error!(error = %error, "Secrets reload failed; the previous tokens stay in force.");
-            audit.append_nowait(NewRow::new(
-                "service.secrets_reload_failed",
-                json!({ "error": error.to_string() }),
-            ));
+            audit.append_nowait(crate::events::row(&ev::SecretsReloadFailed {
+                error: error.to_string(),
+            }));
         }
     }
 }

@@ -7,13 +7,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::json;
 use tokio::time::Instant;
 
 use super::handles::Handles;
-use crate::audit::{AuditLog, NewRow};
+use crate::audit::AuditLog;
 use crate::debounce::LatestObservations;
 use crate::escalation::{CoordinatorArgs, CycleContext, CycleStore, IntakeArgs, Route, SavedFile};
+use crate::events::{self, service as ev};
 use crate::managed::{ManagedArgs, ManagedStatus};
 use crate::notify::Notifiers;
 
@@ -85,16 +85,22 @@ pub(super) fn build(h: &Handles, notifiers: &Notifiers) -> Escalation {
             &component.name,
             &component.rollback.snapshot,
         ) {
-            Ok(report) => NewRow::new(
-                "escalation.snapshot_taken",
-                json!({ "copied": report.copied, "missing": report.missing, "refused": report.refused, "already_taken": report.already_taken }),
-            ),
+            Ok(report) => {
+                let paths = |list: &[std::path::PathBuf]| -> Vec<String> {
+                    list.iter().map(|p| p.display().to_string()).collect()
+                };
+                events::row(&ev::SnapshotTaken {
+                    copied: paths(&report.copied),
+                    missing: paths(&report.missing),
+                    refused: paths(&report.refused),
+                    already_taken: report.already_taken,
+                })
+            }
             Err(error) => {
                 tracing::error!(component = %component.name, error = %error, "Could not snapshot the last-known-good files; rollback will not be possible.");
-                NewRow::new(
-                    "escalation.snapshot_failed",
-                    json!({ "error": error.to_string() }),
-                )
+                events::row(&ev::SnapshotFailed {
+                    error: error.to_string(),
+                })
             }
         };
         audit.append_nowait(row.component(component.name.clone()));
@@ -191,10 +197,10 @@ pub(super) async fn stop_previous_groups(state_dir: &Path, audit: &AuditLog) {
             tracing::warn!(component = %group.component, pgid = group.pgid, outcome = group.outcome, "A managed process group of the previous run was still there at boot.");
         }
         audit.append_nowait(
-            NewRow::new(
-                "managed.previous_stopped",
-                json!({ "pgid": group.pgid, "outcome": group.outcome }),
-            )
+            events::row(&ev::PreviousStopped {
+                pgid: group.pgid,
+                outcome: group.outcome.to_owned(),
+            })
             .component(group.component),
         );
     }

@@ -8,7 +8,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use ractor::Actor;
-use serde_json::json;
 use tokio::time::Instant;
 use warden_supervisors::Supervisor;
 
@@ -18,6 +17,7 @@ use super::spec::{Shared, root_spec};
 use super::{AppError, BootOptions, Names, TreeHandle, Warden};
 use crate::audit::{AuditLog, AuditWriter, AuditWriterArgs, NewRow};
 use crate::control::{DrEpoch, OperationalState};
+use crate::events::{self, service as ev};
 
 impl Warden {
     /// Why boot found the substrate rewound (a restored state dir, a cursor
@@ -166,10 +166,10 @@ pub(super) async fn spawn_root(
         .await
         .map_err(|error| AppError::Spawn(error.to_string()))?;
     tree.set(Some(root.clone()));
-    shared.audit.append_nowait(NewRow::new(
-        "service.started",
-        json!({ "incarnation": incarnation, "summary": shared.settings.summary() }),
-    ));
+    shared.audit.append_nowait(events::row(&ev::Started {
+        incarnation,
+        summary: shared.settings.summary(),
+    }));
     tracing::info!(summary = %shared.settings.summary(), incarnation, "Warden is running.");
     Ok((root, handle))
 }
@@ -206,14 +206,14 @@ async fn supervise(
                     && let Some(text) = &options.config_text
                 {
                     match crate::escalation::snapshot::snapshot_config(&state_dir, text) {
-                        Ok(path) => shared.audit.append_nowait(NewRow::new("service.config_known_good", json!({ "path": path.display().to_string(), "digest": crate::escalation::snapshot::config_digest(text) }))),
+                        Ok(path) => shared.audit.append_nowait(events::row(&ev::ConfigKnownGood { path: path.display().to_string(), digest: crate::escalation::snapshot::config_digest(text) })),
                         Err(error) => tracing::warn!(error = %error, "Could not keep the configuration as last-known-good."),
                     }
                 }
             }
             _ = &mut stopped => {
                 state.stop();
-                shared.audit.append_nowait(NewRow::new("service.stopping", json!({ "reason": "shutdown requested" })));
+                shared.audit.append_nowait(events::row(&ev::Stopping { reason: "shutdown requested".to_owned() }));
                 if let Err(error) = warden_supervisors::shutdown(&root, shutdown_timeout).await {
                     tracing::error!(error = %error, "The supervision tree did not stop cleanly.");
                 }
@@ -224,7 +224,7 @@ async fn supervise(
                 meltdowns += 1;
                 if meltdowns >= 2 {
                     state.stop();
-                    shared.audit.append_nowait(NewRow::new("service.meltdown", json!({ "meltdowns": meltdowns, "action": "stop" })));
+                    shared.audit.append_nowait(meltdown(meltdowns, "stop"));
                     tracing::error!(meltdowns, "The supervision tree melted down again; stopping Warden.");
                     return Err(AppError::Meltdown);
                 }
@@ -243,13 +243,13 @@ async fn supervise(
                     if let Err(error) = crate::escalation::snapshot::record_rollback(&state_dir, current, &good) {
                         tracing::error!(error = %error, "Could not record the configuration rollback; a restart would try the rejected configuration again.");
                     }
-                    shared.audit.append_nowait(NewRow::new("service.meltdown", json!({ "meltdowns": meltdowns, "action": "rollback_config" })));
-                    shared.audit.append_nowait(NewRow::new("service.config_rolled_back", json!({ "from": "the configuration this boot ran on", "from_digest": crate::escalation::snapshot::config_digest(current), "to": crate::escalation::snapshot::config_snapshot_path(&state_dir).display().to_string(), "to_digest": crate::escalation::snapshot::config_digest(&good), "operator_config_written": false })));
+                    shared.audit.append_nowait(meltdown(meltdowns, "rollback_config"));
+                    shared.audit.append_nowait(events::row(&ev::ConfigRolledBack { from: "the configuration this boot ran on".to_owned(), from_digest: crate::escalation::snapshot::config_digest(current), to: crate::escalation::snapshot::config_snapshot_path(&state_dir).display().to_string(), to_digest: crate::escalation::snapshot::config_digest(&good), operator_config_written: false }));
                     tracing::error!("The supervision tree melted down on a new configuration; restoring the last-known-good one.");
                     return Err(AppError::ConfigRollback(good));
                 }
                 state.pause("meltdown");
-                shared.audit.append_nowait(NewRow::new("service.meltdown", json!({ "meltdowns": meltdowns, "action": "restart_tree" })));
+                shared.audit.append_nowait(meltdown(meltdowns, "restart_tree"));
                 tracing::error!(meltdowns, "The supervision tree melted down; restarting it once with automation paused.");
                 (root, handle) = spawn_root(shared, tree, meltdowns + 1).await?;
                 open_incident(
@@ -261,4 +261,12 @@ async fn supervise(
             }
         }
     }
+}
+
+/// The `service.meltdown` row.
+fn meltdown(meltdowns: u32, action: &str) -> NewRow {
+    events::row(&ev::Meltdown {
+        meltdowns,
+        action: action.to_owned(),
+    })
 }

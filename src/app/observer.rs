@@ -1,10 +1,10 @@
 //! Turns every supervisory decision into an audit row (`supervision.*`) and a
 //! log line, so restarts and meltdowns are never silent.
 
-use serde_json::json;
 use warden_supervisors::{Observer, SupervisionEvent};
 
 use crate::audit::{AuditLog, NewRow};
+use crate::events;
 use crate::metrics::{ActorLabel, Metrics};
 
 /// Forwards supervision events to the audit log without blocking the supervisor.
@@ -31,67 +31,78 @@ impl AuditObserver {
 
 /// The audit row for one supervision event.
 pub fn event_row(event: &SupervisionEvent) -> NewRow {
-    let (seam, details) = match event {
+    use crate::events::service as ev;
+    let millis = |d: &std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    match event.clone() {
         SupervisionEvent::ChildStarted {
             supervisor,
             child,
             actor_id,
-        } => (
-            "supervision.started",
-            json!({ "supervisor": supervisor, "child": child, "actor_id": actor_id }),
-        ),
+        } => events::row(&ev::ChildStarted {
+            supervisor,
+            child,
+            actor_id,
+        }),
         SupervisionEvent::ChildExited {
             supervisor,
             child,
             exit,
-        } => (
-            "supervision.exited",
-            json!({ "supervisor": supervisor, "child": child, "exit": exit.to_string(), "abnormal": exit.is_abnormal() }),
-        ),
+        } => events::row(&ev::ChildExited {
+            supervisor,
+            child,
+            exit: exit.to_string(),
+            abnormal: exit.is_abnormal(),
+        }),
         SupervisionEvent::RestartScheduled {
             supervisor,
             child,
             attempt,
             delay,
             reason,
-        } => (
-            "supervision.restart_scheduled",
-            json!({ "supervisor": supervisor, "child": child, "attempt": attempt, "delay_ms": delay.as_millis() as u64, "reason": reason.to_string() }),
-        ),
+        } => events::row(&ev::RestartScheduled {
+            supervisor,
+            child,
+            attempt,
+            delay_ms: millis(&delay),
+            reason: reason.to_string(),
+        }),
         SupervisionEvent::ChildRestarted {
             supervisor,
             child,
             attempt,
-        } => (
-            "supervision.restarted",
-            json!({ "supervisor": supervisor, "child": child, "attempt": attempt }),
-        ),
+        } => events::row(&ev::ChildRestarted {
+            supervisor,
+            child,
+            attempt,
+        }),
         SupervisionEvent::StartFailed {
             supervisor,
             child,
             error,
-        } => (
-            "supervision.start_failed",
-            json!({ "supervisor": supervisor, "child": child, "error": error }),
-        ),
+        } => events::row(&ev::StartFailed {
+            supervisor,
+            child,
+            error,
+        }),
         SupervisionEvent::ChildStopped {
             supervisor,
             child,
             killed,
-        } => (
-            "supervision.stopped",
-            json!({ "supervisor": supervisor, "child": child, "killed": killed }),
-        ),
+        } => events::row(&ev::ChildStopped {
+            supervisor,
+            child,
+            killed,
+        }),
         SupervisionEvent::Meltdown {
             supervisor,
             restarts,
             within,
-        } => (
-            "supervision.meltdown",
-            json!({ "supervisor": supervisor, "restarts": restarts, "within_ms": within.as_millis() as u64 }),
-        ),
-    };
-    NewRow::new(seam, details)
+        } => events::row(&ev::SupervisorMeltdown {
+            supervisor,
+            restarts,
+            within_ms: millis(&within),
+        }),
+    }
 }
 
 impl Observer for AuditObserver {

@@ -25,9 +25,7 @@ use std::time::Duration;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use super::queue::{Item, Reply, Shared, StopFlag, WriterSlot};
-use super::{
-    AuditError, AuditFaults, AuditHealth, AuditHealthSnapshot, AuditQueue, FsyncPolicy, NewRow,
-};
+use super::{AuditError, AuditFaults, AuditHealth, AuditHealthSnapshot, AuditQueue, FsyncPolicy};
 
 mod committer;
 
@@ -144,14 +142,11 @@ impl Actor for AuditWriter {
         .map_err(|e| AuditError::WriterThread(e.to_string()))??;
         if let Some(t) = &report.truncated {
             // First in line, so it gets last_good_seq + 1.
-            let row = NewRow::new(
-                "audit.recovered",
-                serde_json::json!({
-                    "file": t.file.display().to_string(),
-                    "truncated_bytes": t.truncated_bytes,
-                    "last_good_seq": t.last_good_seq,
-                }),
-            )
+            let row = crate::events::row(&crate::events::service::AuditRecovered {
+                file: t.file.display().to_string(),
+                truncated_bytes: t.truncated_bytes,
+                last_good_seq: t.last_good_seq,
+            })
             .component("audit");
             shared.push_front(vec![Item::Row(row, Reply::None)]);
         }

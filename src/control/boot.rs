@@ -6,12 +6,12 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::escalation::snapshot::{config_digest, config_snapshot_path, rejected_config_path};
 
 /// Outcome of one gate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum GateStatus {
     /// The gate passed.
@@ -21,7 +21,7 @@ pub enum GateStatus {
 }
 
 /// One gate's result.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BootGate {
     /// Stable gate name, e.g. `state_dir_writable`.
     pub name: String,
@@ -34,7 +34,7 @@ pub struct BootGate {
 }
 
 /// Where the configuration this boot runs on came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ConfigSourceKind {
     /// The operator's configuration (`--config`, or the embedded default).
@@ -45,7 +45,7 @@ pub enum ConfigSourceKind {
 }
 
 /// Which configuration Warden booted from, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConfigOrigin {
     /// `operator` or `last_known_good`.
     pub source: ConfigSourceKind,
@@ -100,7 +100,7 @@ impl ConfigOrigin {
 }
 
 /// The operator's configuration that was set aside by a rollback.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SetAside {
     /// Where it is (left untouched).
     pub path: String,

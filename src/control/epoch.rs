@@ -48,7 +48,7 @@ pub enum EpochCheck {
 }
 
 /// The numbers behind a failed check, recorded in the audit row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EpochFacts {
     /// Epoch in `state_dir/state_epoch` (0 when missing).
     pub state_epoch: u64,

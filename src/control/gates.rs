@@ -5,10 +5,9 @@
 
 use std::path::Path;
 
-use serde_json::json;
-
 use super::{BootStatus, DrEpoch, EpochCheck, check_cursors, check_state_dir};
 use crate::audit::{NewRow, RecoveryReport};
+use crate::events::{self, service as ev};
 use crate::settings::{DrSettings, Settings};
 
 /// What the gates that pause rather than refuse found.
@@ -63,10 +62,10 @@ pub fn boot_gates(
         let mut findings = BootFindings::default();
         if let Err(detail) = check_cursors(&state_dir.join("cursors"), last_seq) {
             boot.record("cursors_consistent", Err(detail.clone()));
-            findings.rows.push(NewRow::new(
-                "dr.cursor_beyond_log",
-                json!({ "detail": detail, "log_last_seq": last_seq }),
-            ));
+            findings.rows.push(events::row(&ev::CursorBeyondLog {
+                detail: detail.clone(),
+                log_last_seq: last_seq,
+            }));
             findings.substrate_rewind = Some(detail);
         } else {
             boot.record(
@@ -132,21 +131,18 @@ fn describe_epoch(epoch: Result<EpochCheck, String>) -> (Result<String, String>,
                 "rewind detected: state epoch {}, known epoch {}, log last seq {}, known high water {}; verify, then bump_epoch and reset",
                 facts.state_epoch, facts.known_epoch, facts.log_last_seq, facts.known_high_water
             )),
-            Some(NewRow::new("dr.rewind_detected", json!(facts))),
+            Some(events::row(&ev::RewindDetected(facts))),
         ),
         Ok(EpochCheck::KnownEpochViolation(facts)) => (
             Err(format!(
                 "KnownEpochMonotonicViolation: state epoch {} is ahead of known epoch {} (the known epoch file was rewound or replaced); verify, then bump_epoch and reset",
                 facts.state_epoch, facts.known_epoch
             )),
-            Some(NewRow::new("dr.known_epoch_violation", json!(facts))),
+            Some(events::row(&ev::KnownEpochViolation(facts))),
         ),
         Err(detail) => (
             Err(format!("cannot check the DR epoch: {detail}")),
-            Some(NewRow::new(
-                "dr.epoch_unreadable",
-                json!({ "detail": detail }),
-            )),
+            Some(events::row(&ev::EpochUnreadable { detail })),
         ),
     }
 }

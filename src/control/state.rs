@@ -4,14 +4,14 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The reasons set and cleared explicitly (by the operator, a meltdown, or
 /// the boot gates finding a rewound substrate), as opposed to derived ones.
 pub const EXPLICIT_REASONS: [&str; 3] = ["operator", "meltdown", "substrate"];
 
 /// Whether Warden may act.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum RunState {
     /// Probing, notifying and (where enabled) acting.

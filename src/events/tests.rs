@@ -129,7 +129,7 @@ fn examples() -> Vec<(&'static str, NewRow)> {
         }],
         notice: notice(),
     };
-    vec![
+    let mut all = vec![
         ("probe.wake_requested", row(&wake)),
         ("probe.flapping", row(&flapping)),
         (
@@ -358,6 +358,416 @@ fn examples() -> Vec<(&'static str, NewRow)> {
                 ..delivered(DeliveryOutcome::Folded)
             }),
         ),
+    ];
+    all.extend(incident_examples());
+    all.extend(service_examples());
+    all
+}
+
+/// One example of every `incident.*` seam.
+fn incident_examples() -> Vec<(&'static str, NewRow)> {
+    use super::incident as inc;
+    use crate::messages::Sev;
+    let id = || "INC-20261207-001".to_owned();
+    vec![
+        (
+            "incident.opened",
+            row(&inc::Opened {
+                id: id(),
+                severity: Sev::Sev2,
+                title: "api: service unhealthy".to_owned(),
+                reason: "a critical issue on a high-criticality component".to_owned(),
+                evidence: vec!["evidence/opened.json".to_owned()],
+                trigger: crate::incidents::OpenTrigger::Issue {
+                    caller_session_id: Some("probe:api:service_unhealthy:41".to_owned()),
+                    probe: "api".to_owned(),
+                    component: "shop".to_owned(),
+                    category: "service_unhealthy".to_owned(),
+                    severity: Severity::Critical,
+                    seq: 41,
+                },
+            }),
+        ),
+        (
+            "incident.joined",
+            row(&inc::Joined {
+                id: id(),
+                probe: "db".to_owned(),
+                issue_seq: 44,
+                seam: "probe.wake_requested".to_owned(),
+            }),
+        ),
+        (
+            "incident.severity_changed",
+            row(&inc::SeverityChanged {
+                id: id(),
+                from: Sev::Sev2,
+                to: Sev::Sev1,
+                reason: "two important components down".to_owned(),
+            }),
+        ),
+        (
+            "incident.note",
+            row(&inc::Note {
+                id: id(),
+                text: "rolling back 1.4.2".to_owned(),
+                author: Some("ana".to_owned()),
+            }),
+        ),
+        ("incident.mitigated", row(&inc::Mitigated { id: id() })),
+        (
+            "incident.update_sent",
+            row(&inc::UpdateSent {
+                id: id(),
+                severity: Sev::Sev2,
+                changes: 3,
+                unhealthy: vec!["api (unhealthy)".to_owned()],
+                notice_seq: Some(90),
+            }),
+        ),
+        (
+            "incident.resolved",
+            row(&inc::Resolved {
+                id: id(),
+                severity: Sev::Sev2,
+                note: "impact stopped".to_owned(),
+                force: false,
+                by: "warden".to_owned(),
+                duration_s: Some(754),
+            }),
+        ),
+        (
+            "incident.automation_frozen",
+            row(&inc::AutomationFrozen {
+                id: id(),
+                components: vec!["shop".to_owned()],
+            }),
+        ),
+        (
+            "incident.automation_unfrozen",
+            row(&inc::AutomationUnfrozen {
+                id: id(),
+                components: vec!["shop".to_owned()],
+            }),
+        ),
+    ]
+}
+
+/// One example of every seam of Warden itself.
+fn service_examples() -> Vec<(&'static str, NewRow)> {
+    use super::service as svc;
+    use crate::control::{BootGate, ConfigOrigin, EpochFacts, GateStatus, RunState, StateSnapshot};
+    use crate::managed::ManagedEvent;
+    let facts = EpochFacts {
+        state_epoch: 3,
+        known_epoch: 4,
+        log_last_seq: 120,
+        known_high_water: 180,
+    };
+    let state = |state, reasons: &[&str]| {
+        svc::StateView::from(&StateSnapshot {
+            state,
+            degradation_reasons: reasons.iter().map(|r| (*r).to_owned()).collect(),
+            since: "2026-12-07T08:00:00.000Z".to_owned(),
+        })
+    };
+    let who = || ("warden.root".to_owned(), "pipeline".to_owned());
+    vec![
+        (
+            "service.boot",
+            row(&svc::Boot {
+                version: "0.1.0".to_owned(),
+                pid: 4242,
+                api: "127.0.0.1:9400".to_owned(),
+                gates: vec![BootGate {
+                    name: "state_dir_writable".to_owned(),
+                    status: GateStatus::Pass,
+                    detail: "./var is writable".to_owned(),
+                    at: "2026-12-07T08:00:00.000Z".to_owned(),
+                }],
+                open_issues_restored: 1,
+            }),
+        ),
+        (
+            "service.config_origin",
+            row(&ConfigOrigin::operator("warden.toml", "[service]\n")),
+        ),
+        (
+            "service.started",
+            row(&svc::Started {
+                incarnation: 1,
+                summary: "3 probes, 1 component, 1 notifier".to_owned(),
+            }),
+        ),
+        (
+            "service.stopping",
+            row(&svc::Stopping {
+                reason: "shutdown requested".to_owned(),
+            }),
+        ),
+        (
+            "service.meltdown",
+            row(&svc::Meltdown {
+                meltdowns: 1,
+                action: "restart_tree".to_owned(),
+            }),
+        ),
+        (
+            "service.config_known_good",
+            row(&svc::ConfigKnownGood {
+                path: "./var/config/last-known-good.toml".to_owned(),
+                digest: "sha256:0f1e".to_owned(),
+            }),
+        ),
+        (
+            "service.config_rolled_back",
+            row(&svc::ConfigRolledBack {
+                from: "the configuration this boot ran on".to_owned(),
+                from_digest: "sha256:aa01".to_owned(),
+                to: "./var/config/last-known-good.toml".to_owned(),
+                to_digest: "sha256:0f1e".to_owned(),
+                operator_config_written: false,
+            }),
+        ),
+        (
+            "service.secrets_reloaded",
+            row(&svc::SecretsReloaded { operator_tokens: 2 }),
+        ),
+        (
+            "service.secrets_reload_failed",
+            row(&svc::SecretsReloadFailed {
+                error: "token file ./ops.token is empty".to_owned(),
+            }),
+        ),
+        (
+            "storage.pruned",
+            row(&crate::storage::RetentionReport {
+                audit_segments: vec!["audit-00000000000000000001.jsonl".to_owned()],
+                audit_bytes: 1_048_576,
+                audit_held_for_cursor: 0,
+                incidents: vec!["INC-20261101-001".to_owned()],
+                errors: Vec::new(),
+            }),
+        ),
+        (
+            "dr.cursor_beyond_log",
+            row(&svc::CursorBeyondLog {
+                detail: "cursor wake-consumer at 300 is past the log's end".to_owned(),
+                log_last_seq: 120,
+            }),
+        ),
+        ("dr.rewind_detected", row(&svc::RewindDetected(facts))),
+        (
+            "dr.known_epoch_violation",
+            row(&svc::KnownEpochViolation(facts)),
+        ),
+        (
+            "dr.epoch_unreadable",
+            row(&svc::EpochUnreadable {
+                detail: "state_epoch: not a number".to_owned(),
+            }),
+        ),
+        (
+            "dr.epoch_bumped",
+            row(&svc::EpochBumped {
+                from: 3,
+                to: 5,
+                audit_high_water: 120,
+                reason: Some("restored from last night's backup".to_owned()),
+                actor: "operator".to_owned(),
+            }),
+        ),
+        (
+            "audit.recovered",
+            row(&svc::AuditRecovered {
+                file: "audit-00000000000000000001.jsonl".to_owned(),
+                truncated_bytes: 37,
+                last_good_seq: Some(119),
+            }),
+        ),
+        (
+            "audit.rows_dropped",
+            row(&svc::RowsDropped {
+                rows: 12,
+                reason: "the audit queue was full while the log was not writable".to_owned(),
+            }),
+        ),
+        (
+            "control.command",
+            row(&svc::ControlCommand {
+                command: "pause".to_owned(),
+                reason: Some("deploy".to_owned()),
+                actor: "operator".to_owned(),
+                result: "applied".to_owned(),
+                detail: json!("paused"),
+                before: state(RunState::Running, &[]),
+                after: state(RunState::Paused, &["operator"]),
+            }),
+        ),
+        (
+            "operator.note",
+            row(&svc::OperatorNote {
+                text: "db failover in progress".to_owned(),
+                author: Some("ana".to_owned()),
+            }),
+        ),
+        (
+            "chaos.fault",
+            row(&svc::ChaosFault {
+                fault: "kill debouncer".to_owned(),
+                landed: true,
+                actor_id: Some("0.17".to_owned()),
+            }),
+        ),
+        (
+            "wake.cursor_reset",
+            row(&svc::WakeCursorReset {
+                path: "./var/cursors/wake-consumer".to_owned(),
+                reason: "not a number".to_owned(),
+                resumed_at: 120,
+            }),
+        ),
+        (
+            "escalation.snapshot_taken",
+            row(&svc::SnapshotTaken {
+                copied: vec!["/etc/shop/app.toml".to_owned()],
+                missing: Vec::new(),
+                refused: Vec::new(),
+                already_taken: false,
+            }),
+        ),
+        (
+            "escalation.snapshot_failed",
+            row(&svc::SnapshotFailed {
+                error: "permission denied".to_owned(),
+            }),
+        ),
+        (
+            "managed.previous_stopped",
+            row(&svc::PreviousStopped {
+                pgid: 3131,
+                outcome: "stopped".to_owned(),
+            }),
+        ),
+        (
+            "managed.restart_held",
+            row(&svc::RestartHeld {
+                attempt: 2,
+                reason: "paused".to_owned(),
+            }),
+        ),
+        (
+            "managed.started",
+            row(&ManagedEvent::Started {
+                component: "shop".to_owned(),
+                pid: 3131,
+                attempt: 0,
+            }),
+        ),
+        (
+            "managed.exited",
+            row(&ManagedEvent::Exited {
+                component: "shop".to_owned(),
+                pid: 3131,
+                code: None,
+                signal: Some(15),
+                expected: true,
+                uptime_ms: 5_000,
+                forced: Some(false),
+                requested: Some("restart".to_owned()),
+                reason: Some("fix: restart".to_owned()),
+            }),
+        ),
+        (
+            "managed.restart_scheduled",
+            row(&ManagedEvent::RestartScheduled {
+                component: "shop".to_owned(),
+                attempt: 1,
+                delay_ms: 500,
+            }),
+        ),
+        (
+            "managed.fatal",
+            row(&ManagedEvent::Fatal {
+                component: "shop".to_owned(),
+                restarts: 5,
+                within_ms: 60_000,
+                reason: "5 restarts within 60s".to_owned(),
+            }),
+        ),
+        (
+            "managed.start_failed",
+            row(&ManagedEvent::StartFailed {
+                component: "shop".to_owned(),
+                error: "No such file or directory".to_owned(),
+            }),
+        ),
+        (
+            "managed.stopped",
+            row(&ManagedEvent::Stopped {
+                component: "shop".to_owned(),
+                reason: "stop requested".to_owned(),
+            }),
+        ),
+        (
+            "supervision.started",
+            row(&svc::ChildStarted {
+                supervisor: who().0,
+                child: who().1,
+                actor_id: "0.12".to_owned(),
+            }),
+        ),
+        (
+            "supervision.exited",
+            row(&svc::ChildExited {
+                supervisor: who().0,
+                child: who().1,
+                exit: "panicked: boom".to_owned(),
+                abnormal: true,
+            }),
+        ),
+        (
+            "supervision.restart_scheduled",
+            row(&svc::RestartScheduled {
+                supervisor: who().0,
+                child: who().1,
+                attempt: 1,
+                delay_ms: 10,
+                reason: "panicked: boom".to_owned(),
+            }),
+        ),
+        (
+            "supervision.restarted",
+            row(&svc::ChildRestarted {
+                supervisor: who().0,
+                child: who().1,
+                attempt: 1,
+            }),
+        ),
+        (
+            "supervision.start_failed",
+            row(&svc::StartFailed {
+                supervisor: who().0,
+                child: who().1,
+                error: "name taken".to_owned(),
+            }),
+        ),
+        (
+            "supervision.stopped",
+            row(&svc::ChildStopped {
+                supervisor: who().0,
+                child: who().1,
+                killed: false,
+            }),
+        ),
+        (
+            "supervision.meltdown",
+            row(&svc::SupervisorMeltdown {
+                supervisor: who().0,
+                restarts: 5,
+                within_ms: 10_000,
+            }),
+        ),
     ]
 }
 
@@ -451,6 +861,70 @@ fn escalation_again(row: &AuditRow) -> Option<NewRow> {
         "escalation.exhausted" => again::<esc::Exhausted>(row),
         "escalation.automation_stopped" => again::<esc::AutomationStopped>(row),
         "escalation.cycle_ended" => again::<esc::CycleEnded>(row),
+        _ => incident_again(row).or_else(|| service_again(row)),
+    }
+}
+
+/// An incident row parsed with its type and written again.
+fn incident_again(row: &AuditRow) -> Option<NewRow> {
+    use super::incident as inc;
+    fn again<E: Event>(row: &AuditRow) -> Option<NewRow> {
+        parse::<E>(row).ok().map(|e| self::row(&e))
+    }
+    match row.seam.as_str() {
+        "incident.opened" => again::<inc::Opened>(row),
+        "incident.joined" => again::<inc::Joined>(row),
+        "incident.severity_changed" => again::<inc::SeverityChanged>(row),
+        "incident.note" => again::<inc::Note>(row),
+        "incident.mitigated" => again::<inc::Mitigated>(row),
+        "incident.update_sent" => again::<inc::UpdateSent>(row),
+        "incident.resolved" => again::<inc::Resolved>(row),
+        "incident.automation_frozen" => again::<inc::AutomationFrozen>(row),
+        "incident.automation_unfrozen" => again::<inc::AutomationUnfrozen>(row),
+        _ => None,
+    }
+}
+
+/// A row of Warden itself parsed with its type and written again.
+fn service_again(row: &AuditRow) -> Option<NewRow> {
+    use super::service as svc;
+    fn again<E: Event>(row: &AuditRow) -> Option<NewRow> {
+        parse::<E>(row).ok().map(|e| self::row(&e))
+    }
+    match row.seam.as_str() {
+        "service.boot" => again::<svc::Boot>(row),
+        "service.config_origin" => again::<crate::control::ConfigOrigin>(row),
+        "service.started" => again::<svc::Started>(row),
+        "service.stopping" => again::<svc::Stopping>(row),
+        "service.meltdown" => again::<svc::Meltdown>(row),
+        "service.config_known_good" => again::<svc::ConfigKnownGood>(row),
+        "service.config_rolled_back" => again::<svc::ConfigRolledBack>(row),
+        "service.secrets_reloaded" => again::<svc::SecretsReloaded>(row),
+        "service.secrets_reload_failed" => again::<svc::SecretsReloadFailed>(row),
+        "storage.pruned" => again::<crate::storage::RetentionReport>(row),
+        "dr.cursor_beyond_log" => again::<svc::CursorBeyondLog>(row),
+        "dr.rewind_detected" => again::<svc::RewindDetected>(row),
+        "dr.known_epoch_violation" => again::<svc::KnownEpochViolation>(row),
+        "dr.epoch_unreadable" => again::<svc::EpochUnreadable>(row),
+        "dr.epoch_bumped" => again::<svc::EpochBumped>(row),
+        "audit.recovered" => again::<svc::AuditRecovered>(row),
+        "audit.rows_dropped" => again::<svc::RowsDropped>(row),
+        "control.command" => again::<svc::ControlCommand>(row),
+        "operator.note" => again::<svc::OperatorNote>(row),
+        "chaos.fault" => again::<svc::ChaosFault>(row),
+        "wake.cursor_reset" => again::<svc::WakeCursorReset>(row),
+        "escalation.snapshot_taken" => again::<svc::SnapshotTaken>(row),
+        "escalation.snapshot_failed" => again::<svc::SnapshotFailed>(row),
+        "managed.previous_stopped" => again::<svc::PreviousStopped>(row),
+        "managed.restart_held" => again::<svc::RestartHeld>(row),
+        seam if seam.starts_with("managed.") => again::<crate::managed::ManagedEvent>(row),
+        "supervision.started" => again::<svc::ChildStarted>(row),
+        "supervision.exited" => again::<svc::ChildExited>(row),
+        "supervision.restart_scheduled" => again::<svc::RestartScheduled>(row),
+        "supervision.restarted" => again::<svc::ChildRestarted>(row),
+        "supervision.start_failed" => again::<svc::StartFailed>(row),
+        "supervision.stopped" => again::<svc::ChildStopped>(row),
+        "supervision.meltdown" => again::<svc::SupervisorMeltdown>(row),
         _ => None,
     }
 }

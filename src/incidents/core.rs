@@ -30,6 +30,7 @@ use super::severity::{Sev, SeverityFacts, freezes, is_important, rate};
 use super::state::{ImpactOngoing, auto_resolvable, best, impact_stopped_by, joins};
 use super::{CommandError, postmortem};
 use crate::audit::NewRow;
+use crate::events::incident as ev;
 use crate::messages::{Health, IssueEvent};
 use crate::notify::Notice;
 use crate::settings::{Criticality, IncidentSettings, Severity};
@@ -271,9 +272,13 @@ impl CommanderCore {
             json!({ "from": from, "to": severity }),
         );
         let row = row(
-            "incident.severity_changed",
             &incident,
-            json!({ "id": id, "from": from, "to": severity, "reason": reason }),
+            &ev::SeverityChanged {
+                id: id.to_owned(),
+                from,
+                to: severity,
+                reason,
+            },
         );
         out.push(Effect::Append { row, then: None });
     }
@@ -401,10 +406,10 @@ fn record_freeze(
     if changed.is_empty() {
         return;
     }
-    let (kind, seam, verb) = if freezing {
-        ("freeze", "incident.automation_frozen", "frozen")
+    let (kind, verb) = if freezing {
+        ("freeze", "frozen")
     } else {
-        ("unfreeze", "incident.automation_unfrozen", "unfrozen")
+        ("unfreeze", "unfrozen")
     };
     let id = incident.id.as_str();
     timeline(
@@ -415,7 +420,12 @@ fn record_freeze(
         format!("automation {verb} on {}", changed.join(", ")),
         json!({ "components": changed }),
     );
-    let row = row(seam, incident, json!({ "id": id, "components": changed }));
+    let (id, components) = (id.to_owned(), changed);
+    let row = if freezing {
+        row(incident, &ev::AutomationFrozen { id, components })
+    } else {
+        row(incident, &ev::AutomationUnfrozen { id, components })
+    };
     out.push(Effect::Append { row, then: None });
 }
 
@@ -449,8 +459,8 @@ fn timeline(
 }
 
 /// An `incident.*` row, filed under the incident's first component.
-fn row(seam: &str, incident: &Incident, details: Value) -> NewRow {
-    let mut row = NewRow::new(seam, details);
+fn row<E: crate::events::Event>(incident: &Incident, event: &E) -> NewRow {
+    let mut row = crate::events::row(event);
     if let Some(component) = incident.components.iter().next() {
         row = row.component(component.clone());
     }

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use ractor::{Actor, ActorProcessingErr, ActorRef, OutputPort, RpcReplyPort};
-use serde_json::json;
 use tokio::time::Instant;
 use warden_supervisors::{LadderState, LadderStep};
 
@@ -17,7 +16,7 @@ use super::process::{ExitInfo, Running, parse_signal, spawn};
 use super::records;
 use super::status::{LastExit, ManagedSnapshot, ManagedStatus, ProcessState, now};
 use super::{ManagedEvent, RestartError, millis, restart_ladder};
-use crate::audit::{AuditLog, NewRow};
+use crate::audit::AuditLog;
 use crate::settings::ComponentSettings;
 use crate::tasks::AbortOnDrop;
 
@@ -247,27 +246,17 @@ impl Actor for ManagedProcess {
                 component: state.args.component.clone(),
                 reason: "actor stopped".to_owned(),
             },
-            None,
         );
         Ok(())
     }
 }
 
-/// Publishes `event` and appends its audit row (with `extra` fields merged).
-fn emit(state: &ManagedState, event: ManagedEvent, extra: Option<serde_json::Value>) {
-    let mut details = serde_json::to_value(&event).unwrap_or_default();
-    if let (Some(map), Some(serde_json::Value::Object(more))) = (details.as_object_mut(), extra) {
-        map.remove("event");
-        map.remove("component");
-        map.extend(more);
-    } else if let Some(map) = details.as_object_mut() {
-        map.remove("event");
-        map.remove("component");
-    }
+/// Publishes `event` and appends its audit row.
+fn emit(state: &ManagedState, event: ManagedEvent) {
     state
         .args
         .audit
-        .append_nowait(NewRow::new(event.seam(), details).component(state.args.component.clone()));
+        .append_nowait(crate::events::row(&event).component(state.args.component.clone()));
     state.args.events.send(event);
 }
 
@@ -317,7 +306,6 @@ fn start(
                     pid,
                     attempt,
                 },
-                None,
             );
             Ok(pid)
         }
@@ -342,7 +330,6 @@ fn on_start_failed(myself: &ActorRef<ManagedMsg>, state: &mut ManagedState, erro
             component: state.args.component.clone(),
             error,
         },
-        None,
     );
     on_failure(myself, state, Duration::ZERO);
 }
@@ -364,7 +351,6 @@ fn on_failure(myself: &ActorRef<ManagedMsg>, state: &mut ManagedState, uptime: D
                     attempt,
                     delay_ms: millis(delay),
                 },
-                None,
             );
             state.next_token += 1;
             let token = state.next_token;
@@ -394,7 +380,6 @@ fn on_failure(myself: &ActorRef<ManagedMsg>, state: &mut ManagedState, uptime: D
                     within_ms: millis(period),
                     reason,
                 },
-                None,
             );
         }
     }
@@ -431,10 +416,10 @@ fn on_start_due(myself: &ActorRef<ManagedMsg>, state: &mut ManagedState, token: 
                 state.held_noted = true;
                 tracing::warn!(component = %state.args.component, reason = %reason, "Automatic restart held.");
                 state.args.audit.append_nowait(
-                    NewRow::new(
-                        "managed.restart_held",
-                        json!({ "attempt": attempt, "reason": reason }),
-                    )
+                    crate::events::row(&crate::events::service::RestartHeld {
+                        attempt,
+                        reason: reason.to_string(),
+                    })
                     .component(state.args.component.clone()),
                 );
             }
@@ -516,7 +501,6 @@ fn on_stop(
                     component: state.args.component.clone(),
                     reason: "stop requested".to_owned(),
                 },
-                None,
             );
         }
         if let Some(reply) = reply {
@@ -552,13 +536,19 @@ fn on_stop_timeout(state: &mut ManagedState, generation: u64) {
     }
 }
 
+/// A stop Warden asked for, as its `Exited` event records it.
+struct Requested {
+    forced: bool,
+    restart: Option<String>,
+}
+
 /// Records an exit in the status and emits `Exited`.
 fn record_exit(
     state: &ManagedState,
     child: &Running,
     info: ExitInfo,
     expected: bool,
-    extra: Option<serde_json::Value>,
+    requested: Option<Requested>,
 ) -> Duration {
     // Reaped and its group killed: nothing is left for a later boot to stop.
     records::remove(&state.args.records_dir, &state.args.component);
@@ -585,8 +575,17 @@ fn record_exit(
             signal: info.signal,
             expected,
             uptime_ms,
+            forced: requested.as_ref().map(|r| r.forced),
+            requested: requested.as_ref().map(|r| {
+                if r.restart.is_some() {
+                    "restart"
+                } else {
+                    "stop"
+                }
+                .to_owned()
+            }),
+            reason: requested.and_then(|r| r.restart),
         },
-        extra,
     );
     uptime
 }
@@ -607,12 +606,11 @@ fn on_exited(myself: &ActorRef<ManagedMsg>, state: &mut ManagedState, exit: Chil
         on_failure(myself, state, uptime);
         return;
     };
-    let extra = serde_json::json!({
-        "forced": pending.forced,
-        "requested": if pending.restart.is_some() { "restart" } else { "stop" },
-        "reason": pending.restart.clone(),
-    });
-    record_exit(state, &child, exit.info, true, Some(extra));
+    let requested = Requested {
+        forced: pending.forced,
+        restart: pending.restart.clone(),
+    };
+    record_exit(state, &child, exit.info, true, Some(requested));
     drop(child);
     for reply in pending.stop_replies {
         let _ = reply.send(());
@@ -626,7 +624,6 @@ fn on_exited(myself: &ActorRef<ManagedMsg>, state: &mut ManagedState, exit: Chil
                     component: state.args.component.clone(),
                     reason: "stop requested".to_owned(),
                 },
-                None,
             );
         }
         Some(_) => {

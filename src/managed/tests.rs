@@ -107,6 +107,9 @@ fn events_name_their_seam_and_serialize_flat() {
         signal: Some(9),
         expected: false,
         uptime_ms: 12,
+        forced: None,
+        requested: None,
+        reason: None,
     };
     assert_eq!(event.seam(), "managed.exited");
     assert_eq!(event.component(), "web");

@@ -15,7 +15,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::incidents::{Incident, IncidentStatus};
 
@@ -43,7 +43,7 @@ impl RetentionPolicy {
 }
 
 /// What one pass removed, and what it had to keep.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RetentionReport {
     /// Audit segments removed (file names).
     pub audit_segments: Vec<String>,
@@ -54,7 +54,7 @@ pub struct RetentionReport {
     /// Incident ids whose folders were removed.
     pub incidents: Vec<String>,
     /// What could not be read or removed (the pass goes on without it).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<String>,
 }
 

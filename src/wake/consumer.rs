@@ -27,7 +27,7 @@ use super::flight::Flight;
 use super::ledger::Ledger;
 use super::sessions::Sessions;
 use super::{CURSOR_NAME, NOTICE_SEAM, WAKE_SEAMS};
-use crate::audit::{AuditError, AuditLog, AuditReader, AuditRow, Cursor, NewRow, ReadPosition};
+use crate::audit::{AuditError, AuditLog, AuditReader, AuditRow, Cursor, ReadPosition};
 use crate::debounce::ObservationHistory;
 use crate::events::NoticeRequested;
 use crate::investigate::Investigator;
@@ -224,9 +224,12 @@ fn starting_point(
         Err(AuditError::CorruptCursor { path, reason }) => {
             let tail = reader.last_seq()?.unwrap_or(0);
             tracing::error!(path = %path.display(), %reason, tail, "The wake cursor is unreadable; resuming at the log's tail.");
-            audit.append_nowait(NewRow::new(
-                "wake.cursor_reset",
-                serde_json::json!({ "path": path.display().to_string(), "reason": reason, "resumed_at": tail }),
+            audit.append_nowait(crate::events::row(
+                &crate::events::service::WakeCursorReset {
+                    path: path.display().to_string(),
+                    reason,
+                    resumed_at: tail,
+                },
             ));
             cursor.store(tail)?;
             Ok(tail)

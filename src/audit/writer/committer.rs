@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime};
 use super::super::faults;
 use super::super::file::{file_name, parse_file_name, sync_dir};
 use super::super::queue::{Item, Reply, Shared, StopFlag};
-use super::super::{AuditError, AuditFaults, AuditHealth, FsyncPolicy, NewRow, RecoveryReport};
+use super::super::{AuditError, AuditFaults, AuditHealth, FsyncPolicy, RecoveryReport};
 
 /// The settings the thread runs with.
 pub(super) struct CommitConfig {
@@ -134,10 +134,10 @@ impl Committer {
         let dropped = self.shared.dropped.swap(0, Ordering::SeqCst);
         if dropped > 0 {
             // First in the batch, so the gap is on record before what follows it.
-            let row = NewRow::new(
-                "audit.rows_dropped",
-                serde_json::json!({ "rows": dropped, "reason": "the audit queue was full while the log was not writable" }),
-            )
+            let row = crate::events::row(&crate::events::service::RowsDropped {
+                rows: dropped,
+                reason: "the audit queue was full while the log was not writable".to_owned(),
+            })
             .component("audit");
             batch.push(Item::Row(row, Reply::None));
             rows += 1;

@@ -30,9 +30,12 @@ impl CommanderCore {
         );
         out.push(Effect::Save(Box::new(incident.clone())));
         let row = row(
-            "incident.note",
             &incident,
-            json!({ "id": id, "text": text, "author": author }),
+            &ev::Note {
+                id: id.to_owned(),
+                text,
+                author,
+            },
         );
         out.push(Effect::Append { row, then: None });
         Ok(())

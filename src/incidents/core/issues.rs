@@ -190,9 +190,13 @@ impl CommanderCore {
         };
         if !known_session {
             let row = row(
-                "incident.joined",
                 &incident,
-                json!({ "id": id, "probe": event.probe, "issue_seq": event.seq, "seam": event.seam }),
+                &ev::Joined {
+                    id: id.clone(),
+                    probe: event.probe.clone(),
+                    issue_seq: event.seq,
+                    seam: event.seam.clone(),
+                },
             )
             .session(event.caller_session_id.clone().unwrap_or_default());
             out.push(Effect::Append { row, then: None });
@@ -252,7 +256,7 @@ impl CommanderCore {
                     "every issue of the incident has resolved; waiting for the probes to stay healthy",
                     Value::Null,
                 );
-                let row = row("incident.mitigated", &incident, json!({ "id": id }));
+                let row = row(&incident, &ev::Mitigated { id: id.clone() });
                 out.push(Effect::Append { row, then: None });
                 self.apply_freeze(&id, now, out);
             }

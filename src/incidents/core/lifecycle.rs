@@ -314,15 +314,14 @@ impl CommanderCore {
             json!({ "changes": changes, "unhealthy": unhealthy, "actions": actions }),
         );
         let row = row(
-            "incident.update_sent",
             &updated,
-            json!({
-                "id": id,
-                "severity": updated.severity,
-                "changes": changes,
-                "unhealthy": unhealthy,
-                "notice_seq": notice_seq,
-            }),
+            &ev::UpdateSent {
+                id,
+                severity: updated.severity,
+                changes,
+                unhealthy,
+                notice_seq,
+            },
         );
         out.push(Effect::Append { row, then: None });
     }
@@ -390,16 +389,15 @@ impl CommanderCore {
         // resolved, so whoever reacts to the row finds it.
         out.push(Effect::Postmortem(Box::new(incident.clone())));
         let resolved = row(
-            "incident.resolved",
             &incident,
-            json!({
-                "id": id,
-                "severity": incident.severity,
-                "note": note,
-                "force": force,
-                "by": by,
-                "duration_s": postmortem::duration_s(&incident),
-            }),
+            &ev::Resolved {
+                id: id.to_owned(),
+                severity: incident.severity,
+                note: note.clone(),
+                force,
+                by: by.to_owned(),
+                duration_s: postmortem::duration_s(&incident),
+            },
         );
         out.push(Effect::Append {
             row: resolved,

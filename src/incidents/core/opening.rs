@@ -255,16 +255,15 @@ impl CommanderCore {
         );
         out.push(Effect::Publish(Box::new(incident.clone())));
         let row = row(
-            "incident.opened",
             &incident,
-            json!({
-                "id": id,
-                "severity": incident.severity,
-                "title": incident.title,
-                "reason": reason,
-                "evidence": incident.evidence,
-                "trigger": incident.trigger,
-            }),
+            &ev::Opened {
+                id: id.clone(),
+                severity: incident.severity,
+                title: incident.title.clone(),
+                reason: reason.clone(),
+                evidence: incident.evidence.clone(),
+                trigger: incident.trigger.clone(),
+            },
         );
         let row = match incident.sessions.iter().next() {
             Some(session) => row.session(session.clone()),

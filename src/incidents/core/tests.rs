@@ -692,7 +692,10 @@ fn a_freeze_passes_to_another_open_incident_instead_of_lifting() {
     assert!(w.rows("incident.automation_unfrozen").is_empty());
     let frozen = w.rows("incident.automation_frozen");
     let last = frozen.last().unwrap();
-    assert_eq!(last.details, json!({ "id": second, "components": ["api"] }));
+    assert_eq!(
+        last.details,
+        json!({ "id": second, "components": ["api"], "v": 1 })
+    );
 }
 
 #[test]
