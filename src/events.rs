@@ -107,6 +107,15 @@ pub fn parse<E: Event>(row: &AuditRow) -> Result<E, EventError> {
     })
 }
 
+/// `details` of a row of `seam` as `E`, if `seam` is one of `E`'s; for a
+/// reader that already holds the parts of a row rather than the row.
+pub fn parse_details<E: Event>(seam: &str, details: &serde_json::Value) -> Option<E> {
+    if !E::SEAMS.contains(&seam) {
+        return None;
+    }
+    E::deserialize(details).ok()
+}
+
 /// A row read without knowing its seam in advance.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decoded {

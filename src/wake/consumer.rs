@@ -414,17 +414,21 @@ fn read(state: &mut WakeState) {
 
 fn admit(state: &mut WakeState, row: AuditRow) {
     state.next_seq = row.seq + 1;
-    state.sessions.observe(&row);
     state
         .args
         .status
         .0
         .read_up_to
         .store(row.seq, Ordering::Relaxed);
+    // What a row asks for never depends on the row itself being in its
+    // story yet (`before` stops short of it), so the story can take a row
+    // the consumer has no other use for without a copy.
     let Some(work) = work(&row, &state.sessions) else {
         state.flight.skip(row.seq);
+        state.sessions.observe_owned(row);
         return;
     };
+    state.sessions.observe(&row);
     let key = work.key(&row);
     state.flight.admit(row.seq, key, (row, work));
 }
@@ -460,12 +464,11 @@ fn start_ready(myself: &ActorRef<WakeMsg>, state: &mut WakeState) {
         let input = EventInput {
             prior: state.ledger.completed(seq).cloned(),
             sent: state.ledger.sent_to(seq),
-            row: row.clone(),
             work,
         };
         let (ctx, me) = (state.ctx.clone(), myself.clone());
         state.tasks.spawn(async move {
-            let result = event::handle(ctx, input)
+            let result = event::handle(ctx, &row, input)
                 .await
                 .map_err(|error| error.to_string());
             let _ = me.cast(WakeMsg::Finished {

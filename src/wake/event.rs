@@ -57,7 +57,6 @@ impl Work {
 
 /// One event to handle.
 pub(super) struct EventInput {
-    pub(super) row: AuditRow,
     /// What to do.
     pub(super) work: Work,
     /// The notice, when the investigation was recorded before a restart.
@@ -201,27 +200,24 @@ pub(super) fn wanted(row: &AuditRow, sessions: &super::sessions::Sessions) -> Op
 /// unfinished so it is replayed.
 pub(super) async fn handle(
     ctx: Arc<EventContext>,
+    row: &AuditRow,
     input: EventInput,
 ) -> Result<EventResult, AuditError> {
-    let span = tracing::info_span!(parent: None, "wake.event", actor = "wake", seq = input.row.seq, seam = %input.row.seam);
+    let span = tracing::info_span!(parent: None, "wake.event", actor = "wake", seq = row.seq, seam = %row.seam);
     let traceparent = match &input.work {
         Work::Issue { facts, .. } => facts.traceparent.as_deref(),
         Work::Notice(_) => None,
     };
     crate::telemetry::trace::continue_from(&span, traceparent);
-    handle_in_span(ctx, input).instrument(span).await
+    handle_in_span(ctx, row, input).instrument(span).await
 }
 
 async fn handle_in_span(
     ctx: Arc<EventContext>,
+    row: &AuditRow,
     input: EventInput,
 ) -> Result<EventResult, AuditError> {
-    let EventInput {
-        row,
-        work,
-        prior,
-        sent,
-    } = input;
+    let EventInput { work, prior, sent } = input;
     let (facts, related) = match work {
         Work::Issue { facts, related } => (facts, related),
         Work::Notice(requested) => {
@@ -231,15 +227,15 @@ async fn handle_in_span(
                 None => Route::Subscribed,
             };
             let deliveries = deliver(&ctx, &notice, route, &sent).await;
-            return record_deliveries(&ctx, &row, notice, &deliveries).await;
+            return record_deliveries(&ctx, row, notice, &deliveries).await;
         }
     };
     let (notice, investigation) = match prior {
         Some(notice) => (notice, None),
         // An acknowledgement is news to pass on, not a fault to investigate.
-        None if facts.kind == "acknowledged" => (ack_notice(&ctx, &row, &facts), None),
+        None if facts.kind == "acknowledged" => (ack_notice(&ctx, row, &facts), None),
         None => {
-            let request = request(&ctx, &row, &facts, related);
+            let request = request(&ctx, row, &facts, related);
             let investigation = ctx
                 .investigator
                 .investigate(&request)
@@ -263,7 +259,7 @@ async fn handle_in_span(
                     .inc_by(investigation.cost_usd);
             }
             (
-                notice_for(&ctx, &row, &facts, &investigation),
+                notice_for(&ctx, row, &facts, &investigation),
                 Some(investigation),
             )
         }
@@ -276,13 +272,13 @@ async fn handle_in_span(
     for delivery in &deliveries {
         rows.push(
             ctx.audit
-                .submit(delivery_row(&row, &notice, delivery, false)),
+                .submit(delivery_row(row, &notice, delivery, false)),
         );
     }
     if let Some(investigation) = investigation {
         rows.push(ctx.audit.submit(completed_row(
             &ctx,
-            &row,
+            row,
             &facts,
             &notice,
             &investigation,

@@ -18,7 +18,7 @@ const SESSIONS: usize = 2048;
 /// Recent rows per story.
 #[derive(Debug, Default)]
 pub struct Sessions {
-    rows: HashMap<String, VecDeque<Value>>,
+    rows: HashMap<String, VecDeque<Kept>>,
     order: VecDeque<String>,
     fixes: FixesRan,
     /// Stories an operator acknowledged, as read from the log: a reminder
@@ -46,11 +46,68 @@ impl FixesRan {
 }
 
 impl Sessions {
-    /// Records `row` under its story, if it has one.
+    /// Records `row` under its story, if it has one (a copy without its
+    /// bulky fields).
     pub fn observe(&mut self, row: &AuditRow) {
+        self.keep(row, || compact(&row.details));
+    }
+
+    /// [`Sessions::observe`] for a row the consumer has no other use for:
+    /// its details are moved in, not copied.
+    pub fn observe_owned(&mut self, row: AuditRow) {
+        let AuditRow {
+            seq,
+            ts,
+            seam,
+            caller_session_id,
+            mut details,
+            ..
+        } = row;
+        let Some(session) = caller_session_id else {
+            return;
+        };
+        if let Value::Object(map) = &mut details {
+            for key in crate::audit::BULKY_DETAILS {
+                map.remove(key);
+            }
+        }
+        let story = self.story(&session, &seam, || {
+            crate::events::parse_details::<crate::events::escalation::FixAttempted>(&seam, &details)
+        });
+        story.push(Kept {
+            seq,
+            ts,
+            seam,
+            details,
+        });
+    }
+
+    fn keep(&mut self, row: &AuditRow, details: impl FnOnce() -> Value) {
         let Some(session) = &row.caller_session_id else {
             return;
         };
+        let story = self.story(session, &row.seam, || {
+            crate::events::parse_details::<crate::events::escalation::FixAttempted>(
+                &row.seam,
+                &row.details,
+            )
+        });
+        story.push(Kept {
+            seq: row.seq,
+            ts: row.ts.clone(),
+            seam: row.seam.clone(),
+            details: details(),
+        });
+    }
+
+    /// The rows kept of `session`, after taking note of what a row of
+    /// `seam` there says about acknowledgements and fixes.
+    fn story(
+        &mut self,
+        session: &str,
+        seam: &str,
+        fix: impl FnOnce() -> Option<crate::events::escalation::FixAttempted>,
+    ) -> Story<'_> {
         if !self.rows.contains_key(session) {
             if self.order.len() >= SESSIONS
                 && let Some(oldest) = self.order.pop_front()
@@ -59,32 +116,21 @@ impl Sessions {
                 self.acked.remove(&oldest);
                 self.fixes.with(|set| set.remove(&oldest));
             }
-            self.order.push_back(session.clone());
+            self.order.push_back(session.to_owned());
         }
-        match row.seam.as_str() {
+        match seam {
             super::ACK_SEAM => {
-                self.acked.insert(session.clone());
+                self.acked.insert(session.to_owned());
             }
             "probe.resolved" => {
                 self.acked.remove(session);
             }
             _ => {}
         }
-        if crate::events::parse::<crate::events::escalation::FixAttempted>(row)
-            .is_ok_and(|fix| fix.outcome != "skipped")
-        {
-            self.fixes.with(|set| set.insert(session.clone()));
+        if fix().is_some_and(|fix| fix.outcome != "skipped") {
+            self.fixes.with(|set| set.insert(session.to_owned()));
         }
-        let rows = self.rows.entry(session.clone()).or_default();
-        if rows.len() >= ROWS_PER_SESSION {
-            rows.pop_front();
-        }
-        rows.push_back(json!({
-            "seq": row.seq,
-            "ts": row.ts,
-            "seam": row.seam,
-            "details": compact(&row.details),
-        }));
+        Story(self.rows.entry(session.to_owned()).or_default())
     }
 
     /// Whether an acknowledgement of `session` was read (and its issue has
@@ -104,11 +150,40 @@ impl Sessions {
             .get(session)
             .map(|rows| {
                 rows.iter()
-                    .filter(|r| r["seq"].as_u64().is_some_and(|s| s < seq))
-                    .cloned()
+                    .filter(|r| r.seq < seq)
+                    .map(|r| {
+                        json!({
+                            "seq": r.seq,
+                            "ts": r.ts,
+                            "seam": r.seam,
+                            "details": r.details,
+                        })
+                    })
                     .collect()
             })
             .unwrap_or_default()
+    }
+}
+
+/// One row of a story, as the investigator sees it (bulky fields left out);
+/// turned into JSON only when an investigation asks for it.
+#[derive(Debug)]
+struct Kept {
+    seq: u64,
+    ts: String,
+    seam: String,
+    details: Value,
+}
+
+/// The kept rows of one story, at most [`ROWS_PER_SESSION`].
+struct Story<'a>(&'a mut VecDeque<Kept>);
+
+impl Story<'_> {
+    fn push(self, kept: Kept) {
+        if self.0.len() >= ROWS_PER_SESSION {
+            self.0.pop_front();
+        }
+        self.0.push_back(kept);
     }
 }
 
