@@ -380,6 +380,25 @@ impl AuditLog {
         self.shared.durable.subscribe()
     }
 
+    /// Casts `message()` to `actor` each time new rows become durable, for
+    /// as long as the actor takes messages: how a consumer on a cursor hears
+    /// that there is more to read. The caller owns the task and aborts it
+    /// when its state drops (a killed actor skips `post_stop`).
+    pub fn wake_on_durable<M: ractor::Message>(
+        &self,
+        actor: ractor::ActorRef<M>,
+        message: fn() -> M,
+    ) -> tokio::task::JoinHandle<()> {
+        let mut durable = self.subscribe();
+        tokio::spawn(async move {
+            while durable.changed().await.is_ok() {
+                if actor.cast(message()).is_err() {
+                    return;
+                }
+            }
+        })
+    }
+
     /// How many requests wait for the writer.
     pub fn queued(&self) -> usize {
         self.shared.items().len()

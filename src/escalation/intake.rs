@@ -112,16 +112,9 @@ impl Actor for EscalationIntake {
             CURSOR_NAME,
             "escalation intake",
         )?;
-        let mut durable = args.audit.subscribe();
-        let pump = myself.clone();
-        let watcher = tokio::spawn(async move {
-            // Bounded by the actor: aborted when its state drops.
-            while durable.changed().await.is_ok() {
-                if pump.cast(IntakeMsg::Pump).is_err() {
-                    return;
-                }
-            }
-        });
+        let watcher = args
+            .audit
+            .wake_on_durable(myself.clone(), || IntakeMsg::Pump);
         myself.send_interval(args.tick, || IntakeMsg::Pump);
         let _ = myself.send_message(IntakeMsg::Pump);
         tracing::info!(cursor = seq, "Escalation intake started.");

@@ -93,16 +93,9 @@ impl Actor for IncidentCommander {
         for (component, id) in core.frozen() {
             args.freeze.insert(component.clone(), id.clone());
         }
-        let mut durable = args.audit.subscribe();
-        let pump = myself.clone();
-        let watcher = tokio::spawn(async move {
-            // Bounded by the actor: aborted when its state drops.
-            while durable.changed().await.is_ok() {
-                if pump.cast(IncidentMsg::Pump).is_err() {
-                    return;
-                }
-            }
-        });
+        let watcher = args
+            .audit
+            .wake_on_durable(myself.clone(), || IncidentMsg::Pump);
         let _ = myself.send_message(IncidentMsg::Pump);
         let ticker = myself.send_interval(args.tick, || IncidentMsg::Tick);
         let state = CommanderState {

@@ -269,16 +269,7 @@ impl Actor for WakeConsumer {
             metrics: args.metrics.clone(),
             fixes: sessions.fixes(),
         });
-        let mut durable = args.audit.subscribe();
-        let pump = myself.clone();
-        let watcher = tokio::spawn(async move {
-            // Bounded by the actor: aborted when its state drops.
-            while durable.changed().await.is_ok() {
-                if pump.cast(WakeMsg::Pump).is_err() {
-                    return;
-                }
-            }
-        });
+        let watcher = args.audit.wake_on_durable(myself.clone(), || WakeMsg::Pump);
         let timer = myself.send_interval(args.settings.redeliver_every, || WakeMsg::Redeliver);
         let poll = myself.send_interval(POLL, || WakeMsg::Pump);
         myself.cast(WakeMsg::Pump)?;
