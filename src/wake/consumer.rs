@@ -40,6 +40,9 @@ const BATCH: usize = 256;
 /// crash skips recorded work through the ledger, so a lagging cursor costs a
 /// rescan, never a duplicate; writing it on every row would cost an fsync each.
 const CURSOR_EVERY: Duration = Duration::from_millis(200);
+/// How stale the stored cursor may get while every message starts new work
+/// (a replay after a crash rescans what it has not passed).
+const CURSOR_LAG: Duration = Duration::from_secs(5);
 /// Safety net: read the log this often even if no new-row signal arrived.
 const POLL: Duration = Duration::from_secs(1);
 
@@ -356,8 +359,15 @@ impl Actor for WakeConsumer {
             }
         }
         read(state);
-        start_ready(&myself, state);
-        store_cursor(state, false)?;
+        // The cursor's write (a file, its fsync, the directory's fsync) runs
+        // on this worker thread, and a task just spawned waits for the
+        // thread it was spawned on: storing here would hold a fresh notice
+        // back by the two fsyncs. So the cursor moves when nothing was
+        // started: on the event's own `Finished`, or the next quiet poll;
+        // in a stream that never pauses, once it is `CURSOR_LAG` old.
+        if start_ready(&myself, state) == 0 || state.stored_at.elapsed() >= CURSOR_LAG {
+            store_cursor(state, false)?;
+        }
         Ok(())
     }
 }
@@ -450,8 +460,11 @@ fn work(row: &AuditRow, sessions: &Sessions) -> Option<event::Work> {
     })
 }
 
-fn start_ready(myself: &ActorRef<WakeMsg>, state: &mut WakeState) {
+/// Starts every event the window allows; returns how many.
+fn start_ready(myself: &ActorRef<WakeMsg>, state: &mut WakeState) -> usize {
+    let mut started = 0;
     while let Some((seq, key, (row, work))) = state.flight.next_to_run() {
+        started += 1;
         let input = EventInput {
             prior: state.ledger.completed(seq).cloned(),
             sent: state.ledger.sent_to(seq),
@@ -477,6 +490,7 @@ fn start_ready(myself: &ActorRef<WakeMsg>, state: &mut WakeState) {
     status
         .undelivered
         .store(state.undelivered.len() as u64, Ordering::Relaxed);
+    started
 }
 
 /// One redelivery round at a time, oldest notice first. A notifier that
