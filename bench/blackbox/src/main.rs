@@ -510,6 +510,7 @@ fn burst(bins: &Path, n: usize) -> Result<()> {
     let served = nginx.first_failures(since)?;
     nginx.fail("all", false)?;
     let first_failure = served.values().min().copied().unwrap_or(0) as f64;
+    let first_arrival = fired.iter().map(|a| a.at_ns).min().unwrap_or(0) as f64;
     let last_arrival = fired.iter().map(|a| a.at_ns).max().unwrap_or(0) as f64;
     let ms: Vec<f64> = fired
         .iter()
@@ -526,7 +527,7 @@ fn burst(bins: &Path, n: usize) -> Result<()> {
     );
     println!(
         "burst_{n}_rate: {:.0} notices/s",
-        fired.len() as f64 / ((last_arrival - first_failure) / 1e9)
+        fired.len() as f64 / ((last_arrival - first_arrival) / 1e9)
     );
     report_latencies(&format!("burst_{n}"), "notices", ms);
     Ok(())
