@@ -28,11 +28,15 @@ struct Cli {
     /// Directory holding `warden` and `blackbox-receiver` (default: next to this binary).
     #[arg(long)]
     bin_dir: Option<PathBuf>,
+    /// Run the measurement this many times (each in a fresh process) and
+    /// print each figure's median, with its min and max.
+    #[arg(long, default_value_t = 1)]
+    runs: usize,
     #[command(subcommand)]
     what: What,
 }
 
-#[derive(Subcommand, Clone, Copy)]
+#[derive(Subcommand, Clone, Copy, Debug)]
 enum What {
     /// Every measurement below, in order.
     All,
@@ -52,7 +56,7 @@ enum What {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    let bins = match cli.bin_dir {
+    let bins = match cli.bin_dir.clone() {
         Some(dir) => dir,
         None => std::env::current_exe()?
             .parent()
@@ -60,6 +64,9 @@ fn main() -> Result<()> {
             .to_owned(),
     };
     let what = cli.what;
+    if cli.runs > 1 {
+        return repeat(cli.runs, cli.bin_dir.as_deref(), what);
+    }
     let all = matches!(what, What::All);
     println!("host_load_1m: {} load", load());
     if all || matches!(what, What::Idle) {
@@ -88,6 +95,53 @@ fn main() -> Result<()> {
 }
 
 const TOKEN: &str = "blackbox-operator-token-0123456789";
+
+/// Runs this binary `runs` times for `what` and prints, per figure, the
+/// median with the min and max over the runs (and each run's lines on
+/// stderr, as they come).
+fn repeat(runs: usize, bin_dir: Option<&Path>, what: What) -> Result<()> {
+    let mut order: Vec<String> = Vec::new();
+    let mut figures: std::collections::HashMap<String, (String, Vec<f64>)> =
+        std::collections::HashMap::new();
+    for run in 1..=runs {
+        let mut command = Command::new(std::env::current_exe()?);
+        if let Some(dir) = bin_dir {
+            command.arg("--bin-dir").arg(dir);
+        }
+        let output = command.arg(format!("{what:?}").to_lowercase()).output()?;
+        if !output.status.success() {
+            return Err(format!("run {run}: {}", String::from_utf8_lossy(&output.stderr)).into());
+        }
+        for line in String::from_utf8_lossy(&output.stdout).lines() {
+            eprintln!("run {run}: {line}");
+            let Some((name, rest)) = line.split_once(": ") else {
+                continue;
+            };
+            let (value, unit) = rest.split_once(' ').unwrap_or((rest, ""));
+            let Ok(value) = value.parse::<f64>() else {
+                continue;
+            };
+            let entry = figures.entry(name.to_owned()).or_insert_with(|| {
+                order.push(name.to_owned());
+                (unit.to_owned(), Vec::new())
+            });
+            entry.1.push(value);
+        }
+    }
+    for name in order {
+        let Some((unit, mut values)) = figures.remove(&name) else {
+            continue;
+        };
+        values.sort_by(f64::total_cmp);
+        let median = percentile(&values, 50.0);
+        let (min, max) = (values[0], values[values.len() - 1]);
+        println!(
+            "{name}: {median} {unit} (min {min}, max {max}, {} runs)",
+            values.len()
+        );
+    }
+    Ok(())
+}
 
 /// With `BLACKBOX_DEBUG` set, says what the driver passed over and why.
 fn debug(what: &str) {
