@@ -203,6 +203,16 @@ struct Nginx {
     port: u16,
 }
 
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        // SIGTERM lets the master stop its worker; a SIGKILL (what
+        // `Owned` sends next) would leave the worker running, orphaned.
+        let pid = self._child.pid().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let _ = self._child.0.wait();
+    }
+}
+
 impl Nginx {
     fn start(dir: &Path, log: bool) -> Result<Nginx> {
         let port = free_port()?;
