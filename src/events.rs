@@ -25,6 +25,21 @@
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+/// Declares (for the submodules) a flat event type: its seam, doc and fields.
+macro_rules! event {
+    ($(#[$doc:meta])* $name:ident = $seam:literal { $($(#[$fdoc:meta])* $field:ident : $ty:ty),* $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+        pub struct $name {
+            $($(#[$fdoc])* pub $field: $ty,)*
+        }
+
+        impl $crate::events::Event for $name {
+            const SEAMS: &'static [&'static str] = &[$seam];
+        }
+    };
+}
+
 pub mod escalation;
 pub mod incident;
 pub mod service;

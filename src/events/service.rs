@@ -10,21 +10,6 @@ use serde_json::Value;
 
 use super::Event;
 
-/// Declares a flat event type: its seam, doc and fields.
-macro_rules! event {
-    ($(#[$doc:meta])* $name:ident = $seam:literal { $($(#[$fdoc:meta])* $field:ident : $ty:ty),* $(,)? }) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-        pub struct $name {
-            $($(#[$fdoc])* pub $field: $ty,)*
-        }
-
-        impl Event for $name {
-            const SEAMS: &'static [&'static str] = &[$seam];
-        }
-    };
-}
-
 event!(
     /// Warden booted: the boot gates passed and the tree is about to start.
     Boot = "service.boot" {
