@@ -96,14 +96,26 @@ pub trait Event: Serialize + DeserializeOwned {
 /// The row for `event` (details with `v`); add session, component and
 /// trace with the [`NewRow`] builders.
 pub fn row<E: Event>(event: &E) -> NewRow {
-    let mut details = serde_json::to_value(event).unwrap_or_else(|error| {
-        // Only a map with non-string keys can fail here, and no event has one.
-        serde_json::json!({ "encode_error": error.to_string() })
-    });
-    if let Some(map) = details.as_object_mut() {
-        map.insert("v".to_owned(), SCHEMA.into());
+    /// The event's fields and then the schema version, in one object.
+    #[derive(Serialize)]
+    struct Versioned<'a, E> {
+        #[serde(flatten)]
+        event: &'a E,
+        v: u32,
     }
-    NewRow::new(event.seam(), details)
+    // Encoded straight from the type, never through a `Value`: the row is
+    // built once here and the writer only copies its bytes.
+    let details =
+        serde_json::value::to_raw_value(&Versioned { event, v: SCHEMA }).or_else(|error| {
+            // Only a map with non-string keys can fail here, and no event has one.
+            serde_json::value::to_raw_value(
+                &serde_json::json!({ "encode_error": error.to_string() }),
+            )
+        });
+    match details {
+        Ok(details) => NewRow::encoded(event.seam(), details),
+        Err(_) => NewRow::new(event.seam(), serde_json::Value::Null),
+    }
 }
 
 /// Reads `row` as `E`.

@@ -110,7 +110,7 @@ impl Observer for AuditObserver {
         // Each decision is also a short root span, so a chaos run (restarts,
         // meltdowns) shows up in Jaeger next to the issues it caused.
         let row = event_row(event);
-        let span = tracing::info_span!(parent: None, "supervision", actor = "supervisor", event = %row.seam, details = %row.details);
+        let span = tracing::info_span!(parent: None, "supervision", actor = "supervisor", event = %row.seam, details = %row.details_json());
         let _entered = span.enter();
         if let Some(metrics) = &self.metrics {
             match event {

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{AuditError, AuditReader, AuditRow, Cursor, ReadPosition};
+use super::{AuditError, AuditReader, AuditRow, Cursor, RowIter};
 
 /// A reader of the log after a named cursor.
 pub struct Follower {
@@ -22,7 +22,8 @@ pub struct Follower {
     cursor: Cursor,
     who: &'static str,
     next_seq: u64,
-    position: Option<ReadPosition>,
+    /// Kept between batches, so each batch reads on from the open file.
+    rows: Option<RowIter>,
     /// The last row the consumer has handled.
     handled: u64,
     /// The last row stored, and when.
@@ -72,7 +73,7 @@ impl Follower {
             cursor,
             who,
             next_seq: seq + 1,
-            position: None,
+            rows: None,
             handled: seq,
             stored: (seq, Instant::now()),
         };
@@ -92,9 +93,11 @@ impl Follower {
         mut pick: impl FnMut(&AuditRow) -> Option<T>,
     ) -> Vec<(u64, Option<T>)> {
         let mut out = Vec::new();
-        let mut iter = self
-            .reader
-            .rows_resume(self.next_seq, None, self.position.take());
+        let next_seq = self.next_seq;
+        let reader = &self.reader;
+        let iter = self
+            .rows
+            .get_or_insert_with(|| reader.rows_from(next_seq, None));
         while out.len() < max {
             let Some(item) = iter.next_head(|seam| seams.contains(&seam)) else {
                 break;
@@ -113,11 +116,11 @@ impl Follower {
                 }
                 Err(error) => {
                     tracing::error!(error = %error, who = self.who, "Could not read the audit log; retrying on the next row.");
+                    self.rows = None;
                     return out;
                 }
             }
         }
-        self.position = iter.position();
         out
     }
 

@@ -8,7 +8,9 @@ use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::file::{list_files, scan_file};
+use tokio::time::Instant;
+
+use super::file::{file_name, list_files, scan_file};
 use super::{AuditError, AuditRow, seam_matches};
 
 /// A reader over the log directory.
@@ -105,6 +107,10 @@ impl AuditReader {
     }
 }
 
+/// How often an iterator kept at the end of the log lists the directory
+/// again (see [`RowIter::found_next_file`]).
+const RELIST_EVERY: Duration = Duration::from_secs(1);
+
 /// A place in the log files, opaque to callers; see [`RowIter::position`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReadPosition {
@@ -124,6 +130,11 @@ pub struct RowIter {
     seam: Option<String>,
     error: Option<AuditError>,
     line: Vec<u8>,
+    /// The seq of the last line parsed: the next file, once the newest one
+    /// is rotated, is named after the seq that follows it.
+    last_seq: Option<u64>,
+    /// When `files` was last listed from the directory.
+    listed_at: Instant,
 }
 
 impl RowIter {
@@ -142,6 +153,8 @@ impl RowIter {
             seam: seam.map(str::to_owned),
             error: None,
             line: Vec::new(),
+            last_seq: None,
+            listed_at: Instant::now(),
         }
     }
 
@@ -182,6 +195,11 @@ impl RowIter {
     }
 
     /// The next complete line, moving to the next file at the end of one.
+    ///
+    /// At the end of the newest file the open file is kept, so an iterator
+    /// that is kept and asked again later (a consumer following the log)
+    /// reads on from there without listing the directory, opening and
+    /// seeking once per pass.
     fn next_line(&mut self) -> Option<Result<(PathBuf, u64), AuditError>> {
         loop {
             let (_, path) = self.files.get(self.index)?;
@@ -213,16 +231,57 @@ impl RowIter {
                 self.offset += n as u64;
                 return Some(Ok((path, start)));
             }
-            // End of file, or a torn line still being written. Only the newest
-            // file can grow, so stay on it (and do not consume the fragment).
             if self.index + 1 >= self.files.len() {
-                self.reader = None;
-                return None;
+                // End of file, or a torn line still being written (or
+                // written by a failed attempt the writer will truncate and
+                // write again): go back to the start of the fragment, which
+                // is not consumed. Only the newest file can grow, so stay
+                // on it, unless it was rotated meanwhile.
+                if n > 0 && reader.seek(SeekFrom::Start(self.offset)).is_err() {
+                    self.reader = None;
+                }
+                if !self.found_next_file(&path) {
+                    return None;
+                }
             }
             self.index += 1;
             self.offset = 0;
             self.reader = None;
         }
+    }
+
+    /// Whether a file after `current` (the last one listed) exists now; if
+    /// so it is added to `files`. The writer names a rotated file after the
+    /// seq of its first row, so the one to look for follows the last seq
+    /// read; the directory is listed again at most once a second, in case a
+    /// file is ever named otherwise (or no row was read yet).
+    fn found_next_file(&mut self, current: &Path) -> bool {
+        let Some(dir) = current.parent() else {
+            return false;
+        };
+        if let Some(seq) = self.last_seq.and_then(|seq| seq.checked_add(1)) {
+            let next = dir.join(file_name(seq));
+            if next != current && next.is_file() {
+                self.files.push((seq, next));
+                return true;
+            }
+        }
+        if self.listed_at.elapsed() < RELIST_EVERY {
+            return false;
+        }
+        self.listed_at = Instant::now();
+        let Ok(files) = list_files(dir) else {
+            return false;
+        };
+        let Some(at) = files.iter().position(|(_, p)| p == current) else {
+            return false;
+        };
+        if at + 1 >= files.len() {
+            return false;
+        }
+        self.files = files;
+        self.index = at;
+        true
     }
 }
 
@@ -314,6 +373,7 @@ impl RowIter {
                 Ok(head) => head,
                 Err(error) => return Some(Err(corrupt(error.to_string()))),
             };
+            self.last_seq = Some(head.seq);
             let in_filter = head.seq >= self.since
                 && self
                     .seam
@@ -332,7 +392,8 @@ impl RowIter {
         }
     }
 
-    fn wanted(&self, row: &AuditRow) -> bool {
+    fn wanted(&mut self, row: &AuditRow) -> bool {
+        self.last_seq = Some(row.seq);
         row.seq >= self.since
             && self
                 .seam

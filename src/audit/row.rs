@@ -1,12 +1,18 @@
 //! The row types: [`NewRow`] (what a caller appends) and [`AuditRow`] (one stored
 //! line), their encoding, and seam filters.
 
+use std::borrow::Cow;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 /// A row to append; the writer adds `seq` and `ts`.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// The details are encoded when the row is built, by the writer of the
+/// event, so the one writer thread only copies bytes: it neither holds nor
+/// serialises nor frees a `serde_json::Value` tree per row.
+#[derive(Debug, Clone)]
 pub struct NewRow {
     /// What happened, dotted (`probe.wake_requested`).
     pub seam: String,
@@ -16,8 +22,18 @@ pub struct NewRow {
     pub trace_id: Option<String>,
     /// The component concerned.
     pub component: Option<String>,
-    /// Seam-specific payload; should be a JSON object (see [`NewRow::new`]).
-    pub details: serde_json::Value,
+    /// Seam-specific payload, encoded: always a JSON object.
+    details: Box<RawValue>,
+}
+
+impl PartialEq for NewRow {
+    fn eq(&self, other: &Self) -> bool {
+        self.seam == other.seam
+            && self.caller_session_id == other.caller_session_id
+            && self.trace_id == other.trace_id
+            && self.component == other.component
+            && self.details.get() == other.details.get()
+    }
 }
 
 impl NewRow {
@@ -29,6 +45,14 @@ impl NewRow {
             serde_json::Value::Null => serde_json::Value::Object(serde_json::Map::new()),
             other => serde_json::json!({ "value": other }),
         };
+        // A `Value` has only string keys, so encoding it cannot fail.
+        let details = serde_json::value::to_raw_value(&details).unwrap_or_else(|_| empty_object());
+        Self::encoded(seam, details)
+    }
+
+    /// A row for `seam` whose details are already encoded; the caller
+    /// guarantees they are a JSON object.
+    pub(crate) fn encoded(seam: impl Into<String>, details: Box<RawValue>) -> Self {
         Self {
             seam: seam.into(),
             caller_session_id: None,
@@ -36,6 +60,28 @@ impl NewRow {
             component: None,
             details,
         }
+    }
+
+    /// Sets one field of the details (decoding and encoding them again: for
+    /// a field only known after the event was built, not for a hot path).
+    pub fn set_detail(&mut self, key: &str, value: serde_json::Value) {
+        let mut details = self.details();
+        if let Some(map) = details.as_object_mut() {
+            map.insert(key.to_owned(), value);
+            if let Ok(encoded) = serde_json::value::to_raw_value(&details) {
+                self.details = encoded;
+            }
+        }
+    }
+
+    /// The details as encoded.
+    pub fn details_json(&self) -> &str {
+        self.details.get()
+    }
+
+    /// The details, decoded (for tests and tools; the writer never decodes them).
+    pub fn details(&self) -> serde_json::Value {
+        serde_json::from_str(self.details.get()).unwrap_or_default()
     }
 
     /// Sets `caller_session_id`.
@@ -60,22 +106,70 @@ impl NewRow {
     }
 
     /// The stored row for this append, stamped with `seq` and the time now.
+    #[cfg(test)]
     pub(crate) fn stamp(&self, seq: u64, now: SystemTime) -> AuditRow {
-        AuditRow {
-            seq,
-            ts: humantime::format_rfc3339_millis(now).to_string(),
-            seam: self.seam.clone(),
-            // A story that starts with this row is named after the row's own
-            // seq, which only exists now; `{seq}` in the id is filled in here.
-            caller_session_id: self
-                .caller_session_id
-                .as_ref()
-                .map(|id| id.replace(SEQ_PLACEHOLDER, &seq.to_string())),
-            trace_id: self.trace_id.clone(),
-            component: self.component.clone(),
-            details: self.details.clone(),
+        let mut line = Vec::new();
+        self.encode_stamped(seq, &stamp_time(now), &mut line);
+        match serde_json::from_slice(&line) {
+            Ok(row) => row,
+            Err(error) => panic!("a stamped row reads back: {error}"),
         }
     }
+
+    /// Appends the stored line of this row (JSON + `\n`) to `buf`, with
+    /// `seq` and `ts` (from [`stamp_time`], once per batch).
+    pub(crate) fn encode_stamped(&self, seq: u64, ts: &str, buf: &mut Vec<u8>) {
+        let stamped = Stamped {
+            seq,
+            ts,
+            seam: &self.seam,
+            // A story that starts with this row is named after the row's own
+            // seq, which only exists now; `{seq}` in the id is filled in here.
+            caller_session_id: self.caller_session_id.as_deref().map(|id| {
+                if id.contains(SEQ_PLACEHOLDER) {
+                    Cow::Owned(id.replace(SEQ_PLACEHOLDER, &seq.to_string()))
+                } else {
+                    Cow::Borrowed(id)
+                }
+            }),
+            trace_id: self.trace_id.as_deref(),
+            component: self.component.as_deref(),
+            details: &self.details,
+        };
+        // Strings, integers and already-encoded JSON into a Vec: cannot fail.
+        if serde_json::to_writer(&mut *buf, &stamped).is_err() {
+            let fallback = serde_json::json!({
+                "seq": seq, "ts": ts, "seam": self.seam,
+                "caller_session_id": null, "trace_id": null, "component": null,
+                "details": {"encode_error": true},
+            });
+            buf.extend_from_slice(fallback.to_string().as_bytes());
+        }
+        buf.push(b'\n');
+    }
+}
+
+/// The `ts` of rows written at `now`: RFC 3339 UTC with milliseconds.
+pub(crate) fn stamp_time(now: SystemTime) -> String {
+    humantime::format_rfc3339_millis(now).to_string()
+}
+
+fn empty_object() -> Box<RawValue> {
+    RawValue::from_string("{}".to_owned())
+        .unwrap_or_else(|_| unreachable!("an empty object is JSON"))
+}
+
+/// A [`NewRow`] as stored, borrowed: the same fields in the same order as
+/// [`AuditRow`].
+#[derive(Serialize)]
+struct Stamped<'a> {
+    seq: u64,
+    ts: &'a str,
+    seam: &'a str,
+    caller_session_id: Option<Cow<'a, str>>,
+    trace_id: Option<&'a str>,
+    component: Option<&'a str>,
+    details: &'a RawValue,
 }
 
 /// Written in a `caller_session_id`, replaced by the row's seq when the row is
@@ -103,6 +197,7 @@ pub struct AuditRow {
 
 impl AuditRow {
     /// Appends this row's line (JSON + `\n`) to `buf`.
+    #[cfg(test)]
     pub(crate) fn encode_into(&self, buf: &mut Vec<u8>) {
         // Serialising a struct of strings, integers and a `Value` into a Vec cannot
         // fail (no non-string map keys, no I/O); fall back to a valid row anyway.

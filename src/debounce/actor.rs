@@ -537,9 +537,7 @@ fn prepare(args: &DebouncerArgs, probe: String) -> Option<(Prepared, NewRow)> {
     };
     let traceparent = crate::telemetry::trace::traceparent(&span);
     if let Some(parent) = &traceparent {
-        if let Some(map) = row.details.as_object_mut() {
-            map.insert("traceparent".into(), parent.clone().into());
-        }
+        row.set_detail("traceparent", parent.clone().into());
         if let Some(id) = crate::telemetry::trace::trace_id(parent) {
             row = row.trace(id);
         }

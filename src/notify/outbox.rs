@@ -9,13 +9,15 @@
 //! routed, retried, recorded and counted the same way whoever asked for it.
 
 use std::collections::HashSet;
+use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use futures_util::FutureExt as _;
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
-use super::{Delivery, DeliveryOutcome, Notice, Notifiers};
+use super::{Delivery, DeliveryOutcome, Notice, Notifier, Notifiers};
 use crate::audit::{AuditError, AuditLog, AuditReader, NewRow};
 use crate::events::{self, Delivered, Event};
 use crate::metrics::{Metrics, NotificationLabels};
@@ -50,30 +52,51 @@ impl Notifiers {
         metrics: &Metrics,
         actor: &'static str,
     ) -> Vec<Delivery> {
-        let mut tasks = JoinSet::new();
-        for notifier in self.for_notice(notice) {
-            let name = notifier.name().to_owned();
-            if skip.contains(&name) || matches!(route, Route::Only(only) if only != name) {
-                continue;
-            }
-            let (notifiers, notice) = (self.clone(), notice.clone());
-            let span = tracing::info_span!("notify.send", actor, notifier = %name);
-            tasks.spawn(
-                async move {
-                    match notifiers.get(&name) {
-                        Some(notifier) => notifier.send(&notice).await,
-                        None => Delivery::refused(name, "notifier no longer configured"),
-                    }
-                }
-                .instrument(span),
-            );
-        }
-        let mut deliveries = Vec::new();
-        while let Some(joined) = tasks.join_next().await {
-            match joined {
+        let chosen: Vec<&Notifier> = self
+            .for_notice(notice)
+            .into_iter()
+            .filter(|n| {
+                !skip.contains(n.name()) && !matches!(route, Route::Only(only) if only != n.name())
+            })
+            .collect();
+        let mut deliveries = Vec::with_capacity(chosen.len());
+        if let [notifier] = chosen.as_slice() {
+            // The usual case: one receiver, nothing to run side by side, so
+            // no task and no copy of the notice.
+            let span = tracing::info_span!("notify.send", actor, notifier = %notifier.name());
+            // A panicking notifier loses its delivery, as in a task below,
+            // not the event that called it.
+            match AssertUnwindSafe(notifier.send(notice).instrument(span))
+                .catch_unwind()
+                .await
+            {
                 Ok(delivery) => deliveries.push(delivery),
-                Err(error) => {
-                    tracing::error!(error = %error, "A notifier task panicked; its notice stays undelivered.")
+                Err(_) => {
+                    tracing::error!(notifier = %notifier.name(), "A notifier panicked; its notice stays undelivered.")
+                }
+            }
+        } else {
+            let mut tasks = JoinSet::new();
+            for notifier in chosen {
+                let name = notifier.name().to_owned();
+                let (notifiers, notice) = (self.clone(), notice.clone());
+                let span = tracing::info_span!("notify.send", actor, notifier = %name);
+                tasks.spawn(
+                    async move {
+                        match notifiers.get(&name) {
+                            Some(notifier) => notifier.send(&notice).await,
+                            None => Delivery::refused(name, "notifier no longer configured"),
+                        }
+                    }
+                    .instrument(span),
+                );
+            }
+            while let Some(joined) = tasks.join_next().await {
+                match joined {
+                    Ok(delivery) => deliveries.push(delivery),
+                    Err(error) => {
+                        tracing::error!(error = %error, "A notifier task panicked; its notice stays undelivered.")
+                    }
                 }
             }
         }

@@ -27,7 +27,7 @@ use super::flight::Flight;
 use super::ledger::Ledger;
 use super::sessions::Sessions;
 use super::{CURSOR_NAME, NOTICE_SEAM, WAKE_SEAMS};
-use crate::audit::{AuditError, AuditLog, AuditReader, AuditRow, Cursor, ReadPosition};
+use crate::audit::{AuditError, AuditLog, AuditReader, AuditRow, Cursor, RowIter};
 use crate::debounce::ObservationHistory;
 use crate::events::NoticeRequested;
 use crate::investigate::Investigator;
@@ -150,7 +150,8 @@ pub struct WakeState {
     stored: u64,
     stored_at: Instant,
     next_seq: u64,
-    position: Option<ReadPosition>,
+    /// Kept between passes, so each pass reads on from the open file.
+    rows: Option<RowIter>,
     flight: Flight<(AuditRow, event::Work)>,
     ledger: Ledger,
     sessions: Sessions,
@@ -285,7 +286,7 @@ impl Actor for WakeConsumer {
             stored: start,
             stored_at: Instant::now(),
             next_seq: start + 1,
-            position: None,
+            rows: None,
             ledger,
             sessions,
             undelivered: BTreeMap::new(),
@@ -379,9 +380,12 @@ fn read(state: &mut WakeState) {
         if state.flight.in_flight() >= state.args.settings.max_in_flight {
             return;
         }
+        let next_seq = state.next_seq;
+        let reader = &state.reader;
         let mut iter = state
-            .reader
-            .rows_resume(state.next_seq, None, state.position.take());
+            .rows
+            .take()
+            .unwrap_or_else(|| reader.rows_from(next_seq, None));
         let mut count = 0;
         while count < BATCH {
             let Some(item) =
@@ -401,12 +405,11 @@ fn read(state: &mut WakeState) {
                 }
                 Err(error) => {
                     tracing::error!(error = %error, "Could not read the audit log; will retry on the next row.");
-                    state.position = None;
                     return;
                 }
             }
         }
-        state.position = iter.position();
+        state.rows = Some(iter);
         if count < BATCH {
             return;
         }

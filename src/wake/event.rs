@@ -275,15 +275,12 @@ async fn handle_in_span(
                 .submit(delivery_row(row, &notice, delivery, false)),
         );
     }
+    let mut notice = notice;
     if let Some(investigation) = investigation {
-        rows.push(ctx.audit.submit(completed_row(
-            &ctx,
-            row,
-            &facts,
-            &notice,
-            &investigation,
-            &deliveries,
-        )));
+        let (completed, back) =
+            completed_row(&ctx, row, &facts, notice, investigation, &deliveries);
+        notice = back;
+        rows.push(ctx.audit.submit(completed));
     }
     for durable in rows {
         durable.await?;
@@ -534,14 +531,17 @@ fn dm_status(investigation: &Investigation, deliveries: &[Delivery]) -> &'static
     }
 }
 
+/// The `investigation.completed` row; the notice goes into the row and
+/// comes back out, so it is not copied for it.
 fn completed_row(
     ctx: &EventContext,
     row: &AuditRow,
     facts: &Facts,
-    notice: &Notice,
-    investigation: &Investigation,
+    notice: Notice,
+    investigation: Investigation,
     deliveries: &[Delivery],
-) -> NewRow {
+) -> (NewRow, Notice) {
+    let dm_status = dm_status(&investigation, deliveries).to_owned();
     let event = InvestigationCompleted {
         wake_seq: row.seq,
         wake_seam: row.seam.clone(),
@@ -550,16 +550,16 @@ fn completed_row(
         category: notice.category.clone(),
         severity: notice.severity,
         kind: notice.kind.clone(),
-        engine: investigation.engine.clone(),
-        model: investigation.model.clone(),
+        engine: investigation.engine,
+        model: investigation.model,
         tokens_in: investigation.tokens_in,
         tokens_out: investigation.tokens_out,
         cost_usd: investigation.cost_usd,
         duration_ms: investigation.duration_ms,
-        summary: investigation.summary.clone(),
-        actions: investigation.actions.clone(),
-        fallback: investigation.fallback.clone(),
-        dm_status: dm_status(investigation, deliveries).to_owned(),
+        summary: investigation.summary,
+        actions: investigation.actions,
+        fallback: investigation.fallback,
+        dm_status,
         // Whether a fix ran in this story by the time the event was
         // handled (a fix usually follows the first wake's investigation,
         // so later events of the story, such as its resolution, say true).
@@ -570,14 +570,14 @@ fn completed_row(
         envelope_status: facts.envelope_status.clone(),
         envelope_fix: facts.envelope_fix.clone(),
         deliveries: deliveries.to_vec(),
-        notice: notice.clone(),
+        notice,
     };
-    let mut new = events::row(&event).component(notice.component.clone());
+    let mut new = events::row(&event).component(event.notice.component.clone());
     if let Some(session) = &row.caller_session_id {
         new = new.session(session.clone());
     }
     if let Some(id) = row.trace_id.clone() {
         new = new.trace(id);
     }
-    new
+    (new, event.notice)
 }

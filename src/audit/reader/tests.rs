@@ -224,3 +224,46 @@ fn the_head_read_parses_only_wanted_rows_and_reports_corrupt_ones() {
         ]
     );
 }
+
+/// A consumer keeps its iterator and asks again after each append: it must
+/// see rows written later, a torn line only once it is whole (also when the
+/// writer truncates a failed attempt and writes the row again), and the next
+/// file after a rotation, without ever listing the directory per pass.
+#[test]
+fn a_kept_iterator_follows_appends_torn_lines_and_rotation() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = dir.path().join(file_name(1));
+    append_bytes(&first, &line(1, "probe.resolved"));
+    let reader = AuditReader::open(dir.path()).unwrap();
+    let mut kept = reader.rows_from(1, None);
+    let more = |kept: &mut RowIter| -> Vec<u64> { kept.by_ref().map(|r| r.unwrap().seq).collect() };
+    assert_eq!(more(&mut kept), [1]);
+    assert_eq!(more(&mut kept), Vec::<u64>::new());
+
+    append_bytes(&first, &line(2, "probe.resolved"));
+    assert_eq!(more(&mut kept), [2]);
+
+    // A failed attempt leaves half a row, which the writer truncates away
+    // before writing the whole batch again.
+    let row3 = line(3, "probe.resolved");
+    let len = std::fs::metadata(&first).unwrap().len();
+    append_bytes(&first, b"{\"seq\":3,\"ts\":\"garbage from a failed att");
+    assert_eq!(more(&mut kept), Vec::<u64>::new());
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&first)
+        .unwrap()
+        .set_len(len)
+        .unwrap();
+    append_bytes(&first, &row3[..10]);
+    assert_eq!(more(&mut kept), Vec::<u64>::new());
+    append_bytes(&first, &row3[10..]);
+    assert_eq!(more(&mut kept), [3]);
+
+    // Rotation: the next file is named after the next seq.
+    append_bytes(&dir.path().join(file_name(4)), &line(4, "probe.resolved"));
+    append_bytes(&dir.path().join(file_name(4)), &line(5, "probe.resolved"));
+    assert_eq!(more(&mut kept), [4, 5]);
+    append_bytes(&dir.path().join(file_name(4)), &line(6, "probe.resolved"));
+    assert_eq!(more(&mut kept), [6]);
+}

@@ -23,11 +23,11 @@ fn encodes_fields_in_contract_order_with_nulls() {
 #[test]
 fn details_are_always_an_object() {
     assert_eq!(
-        NewRow::new("s", serde_json::Value::Null).details,
+        NewRow::new("s", serde_json::Value::Null).details(),
         serde_json::json!({})
     );
     assert_eq!(
-        NewRow::new("s", serde_json::json!(3)).details,
+        NewRow::new("s", serde_json::json!(3)).details(),
         serde_json::json!({"value": 3})
     );
     let row = NewRow::new("s", serde_json::json!({}))

@@ -18,6 +18,7 @@ use std::time::{Duration, SystemTime};
 use super::super::faults;
 use super::super::file::{file_name, parse_file_name, sync_dir};
 use super::super::queue::{Item, Reply, Shared, StopFlag};
+use super::super::row::stamp_time;
 use super::super::{AuditError, AuditFaults, AuditHealth, FsyncPolicy, RecoveryReport};
 
 /// The settings the thread runs with.
@@ -157,12 +158,12 @@ impl Committer {
     /// Writes one batch until it is durable; false if stopped first (the
     /// batch is then back in the queue, unacknowledged).
     fn commit(&mut self, batch: Vec<Item>) -> bool {
-        let now = SystemTime::now();
+        let ts = stamp_time(SystemTime::now());
         let mut buf = Vec::new();
         let mut seq = self.next_seq;
         for item in &batch {
             if let Item::Row(row, _) = item {
-                row.stamp(seq, now).encode_into(&mut buf);
+                row.encode_stamped(seq, &ts, &mut buf);
                 seq += 1;
             }
         }

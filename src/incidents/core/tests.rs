@@ -307,7 +307,7 @@ fn a_related_critical_issue_joins_raises_to_sev1_and_freezes_both() {
     assert_eq!(w.rows("incident.joined").len(), 1);
     assert_eq!(w.rows("incident.severity_changed").len(), 1);
     let frozen = w.rows("incident.automation_frozen");
-    assert_eq!(frozen[0].details["components"], json!(["api", "db"]));
+    assert_eq!(frozen[0].details()["components"], json!(["api", "db"]));
     assert_eq!(w.freeze.get("db"), Some(&incident.id));
     assert_eq!(&w.freeze, w.core.frozen());
     // The same story waking again is only a timeline entry.
@@ -465,7 +465,7 @@ fn resolved_issues_mitigate_and_unfreeze_then_a_healthy_tick_resolves() {
     w.tick(3);
     assert_eq!(w.incident(&id).status, IncidentStatus::Resolved);
     assert_eq!(
-        w.rows("incident.resolved")[0].details["by"],
+        w.rows("incident.resolved")[0].details()["by"],
         json!("warden")
     );
 }
@@ -519,15 +519,15 @@ fn updates_follow_the_cadence_and_say_what_changed() {
     let rows = w.rows("incident.update_sent");
     assert_eq!(rows.len(), 1);
     // The note; entries stamped with the opening are not news.
-    assert_eq!(rows[0].details["changes"], json!(1));
+    assert_eq!(rows[0].details()["changes"], json!(1));
     assert_eq!(
-        rows[0].details["unhealthy"],
+        rows[0].details()["unhealthy"],
         json!(["api-http (unhealthy)"])
     );
     assert!(
-        rows[0].details["notice_seq"].is_u64(),
+        rows[0].details()["notice_seq"].is_u64(),
         "{}",
-        rows[0].details
+        rows[0].details()
     );
     let notice = w.notices.last().unwrap();
     assert_eq!(notice.kind, "incident_update");
@@ -543,7 +543,7 @@ fn updates_follow_the_cadence_and_say_what_changed() {
     w.tick(0);
     assert_eq!(w.rows("incident.update_sent").len(), 2);
     assert_eq!(
-        w.rows("incident.update_sent")[1].details["changes"],
+        w.rows("incident.update_sent")[1].details()["changes"],
         json!(0)
     );
 }
@@ -693,7 +693,7 @@ fn a_freeze_passes_to_another_open_incident_instead_of_lifting() {
     let frozen = w.rows("incident.automation_frozen");
     let last = frozen.last().unwrap();
     assert_eq!(
-        last.details,
+        last.details(),
         json!({ "id": second, "components": ["api"], "v": 1 })
     );
 }
