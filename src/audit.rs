@@ -146,7 +146,7 @@ pub use health::{AuditHealth, AuditHealthSnapshot};
 pub use queue::{AuditLog, AuditQueue, Pending, QUEUE_CAPACITY};
 pub(crate) use reader::BULKY_DETAILS;
 pub use reader::{AuditReader, ReadPosition, RowIter};
-pub use row::{AuditRow, NewRow, SEQ_PLACEHOLDER, seam_matches};
+pub use row::{AuditRow, NewRow, RowHead, RowRef, RowView, SEQ_PLACEHOLDER, seam_matches};
 pub use tail::{TailOptions, tail_command};
 pub use writer::{AuditMsg, AuditWriter, AuditWriterArgs, AuditWriterState};
 

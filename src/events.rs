@@ -44,7 +44,7 @@ pub mod escalation;
 pub mod incident;
 pub mod service;
 
-use crate::audit::{AuditRow, NewRow};
+use crate::audit::{NewRow, RowView};
 use crate::messages::{IssueEvent, Observation, WakeKind};
 use crate::settings::Severity;
 
@@ -119,17 +119,17 @@ pub fn row<E: Event>(event: &E) -> NewRow {
 }
 
 /// Reads `row` as `E`.
-pub fn parse<E: Event>(row: &AuditRow) -> Result<E, EventError> {
-    if !E::SEAMS.contains(&row.seam.as_str()) {
+pub fn parse<E: Event>(row: &(impl RowView + ?Sized)) -> Result<E, EventError> {
+    if !E::SEAMS.contains(&row.seam()) {
         return Err(EventError::WrongSeam {
-            seq: row.seq,
-            seam: row.seam.clone(),
+            seq: row.seq(),
+            seam: row.seam().to_owned(),
             expected: E::SEAMS,
         });
     }
-    E::deserialize(&row.details).map_err(|source| EventError::Shape {
-        seq: row.seq,
-        seam: row.seam.clone(),
+    row.details_as::<E>().map_err(|source| EventError::Shape {
+        seq: row.seq(),
+        seam: row.seam().to_owned(),
         source,
     })
 }
@@ -170,7 +170,7 @@ pub enum Decoded {
 /// The issue event an issue row carries (`probe.wake_requested`,
 /// `probe.flapping`, `probe.wake_suppressed`, `probe.resolved`), for the
 /// consumers that follow issues; `None` for any other row or shape.
-pub fn issue_event(row: &AuditRow) -> Option<IssueEvent> {
+pub fn issue_event(row: &(impl RowView + ?Sized)) -> Option<IssueEvent> {
     let (probe, component, category, severity, traceparent) = match decode(row) {
         Decoded::Wake(e) => (e.probe, e.component, e.category, e.severity, e.traceparent),
         Decoded::Suppressed(e) => (e.probe, e.component, e.category, e.severity, e.traceparent),
@@ -178,9 +178,9 @@ pub fn issue_event(row: &AuditRow) -> Option<IssueEvent> {
         _ => return None,
     };
     Some(IssueEvent {
-        seq: row.seq,
-        seam: row.seam.clone(),
-        caller_session_id: row.caller_session_id.clone(),
+        seq: row.seq(),
+        seam: row.seam().to_owned(),
+        caller_session_id: row.caller_session_id().map(str::to_owned),
         probe,
         component,
         category,
@@ -221,8 +221,8 @@ pub fn summary_line(details: &serde_json::Value) -> String {
 }
 
 /// Decodes any row; never fails (see [`Decoded::Other`]).
-pub fn decode(row: &AuditRow) -> Decoded {
-    fn typed<E: Event>(row: &AuditRow, wrap: impl FnOnce(E) -> Decoded) -> Decoded {
+pub fn decode(row: &(impl RowView + ?Sized)) -> Decoded {
+    fn typed<E: Event>(row: &(impl RowView + ?Sized), wrap: impl FnOnce(E) -> Decoded) -> Decoded {
         match parse::<E>(row) {
             Ok(event) => wrap(event),
             Err(error) => {
@@ -231,7 +231,7 @@ pub fn decode(row: &AuditRow) -> Decoded {
             }
         }
     }
-    match row.seam.as_str() {
+    match row.seam() {
         seam if Wake::SEAMS.contains(&seam) => typed(row, Decoded::Wake),
         seam if Suppressed::SEAMS.contains(&seam) => typed(row, Decoded::Suppressed),
         seam if Resolved::SEAMS.contains(&seam) => typed(row, Decoded::Resolved),
@@ -537,10 +537,10 @@ impl Event for Delivered {
 
 impl Delivered {
     /// Reads a delivery row, taking the outcome from its seam.
-    pub fn from_row(row: &AuditRow) -> Result<Self, EventError> {
+    pub fn from_row(row: &(impl RowView + ?Sized)) -> Result<Self, EventError> {
         use crate::notify::DeliveryOutcome;
         let mut delivered: Delivered = parse(row)?;
-        delivered.outcome = match row.seam.as_str() {
+        delivered.outcome = match row.seam() {
             "notification.failed" => DeliveryOutcome::Failed,
             "notification.folded" => DeliveryOutcome::Folded,
             _ => DeliveryOutcome::Sent,

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{AuditError, AuditReader, AuditRow, Cursor, RowIter};
+use super::{AuditError, AuditReader, Cursor, RowIter, RowRef};
 
 /// A reader of the log after a named cursor.
 pub struct Follower {
@@ -90,7 +90,7 @@ impl Follower {
         &mut self,
         max: usize,
         seams: &[&str],
-        mut pick: impl FnMut(&AuditRow) -> Option<T>,
+        mut pick: impl FnMut(&RowRef<'_>) -> Option<T>,
     ) -> Vec<(u64, Option<T>)> {
         let mut out = Vec::new();
         let next_seq = self.next_seq;
@@ -99,13 +99,13 @@ impl Follower {
             .rows
             .get_or_insert_with(|| reader.rows_from(next_seq, None));
         while out.len() < max {
-            let Some(item) = iter.next_head(|seam| seams.contains(&seam)) else {
+            let Some(item) = iter.next_head(|seam| seams.contains(&seam), &mut pick) else {
                 break;
             };
             match item {
-                Ok((seq, row)) => {
+                Ok((seq, picked)) => {
                     self.next_seq = seq + 1;
-                    out.push((seq, row.as_ref().and_then(&mut pick)));
+                    out.push((seq, picked));
                 }
                 Err(AuditError::CorruptRow {
                     path,
@@ -171,7 +171,7 @@ mod tests {
                 .is_empty()
         );
         write(&audit, 4..=5, "probe.resolved");
-        let batch = follower.next_batch(1, &["probe.resolved"], |row| Some(row.seam.clone()));
+        let batch = follower.next_batch(1, &["probe.resolved"], |row| Some(row.seam.to_string()));
         assert_eq!(batch, vec![(4, Some("probe.resolved".to_owned()))]);
         follower.store(4).expect("store");
         let (mut again, seq) = Follower::open(&audit, &cursors, "t", "test").expect("reopen");

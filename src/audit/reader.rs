@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::file::{file_name, list_files, scan_file};
-use super::{AuditError, AuditRow, seam_matches};
+use super::{AuditError, AuditRow, RowRef, seam_matches};
 
 /// A reader over the log directory.
 #[derive(Debug, Clone)]
@@ -259,7 +259,12 @@ impl RowIter {
         let Some(dir) = current.parent() else {
             return false;
         };
-        if let Some(seq) = self.last_seq.and_then(|seq| seq.checked_add(1)) {
+        let current_first = self.files.get(self.index).map_or(0, |(first, _)| *first);
+        if let Some(seq) = self.last_seq.and_then(|seq| seq.checked_add(1))
+            // Files only ever follow in seq order: a row out of order in a
+            // damaged file must not send the reader back to a file it read.
+            && seq > current_first
+        {
             let next = dir.join(file_name(seq));
             if next != current && next.is_file() {
                 self.files.push((seq, next));
@@ -335,21 +340,16 @@ impl RowIter {
     }
 
     /// Like [`RowIter::next_light`], for consumers that act on a few seams
-    /// and only move their cursor past every other row: each line is first
-    /// read for its `seq` and `seam` alone (the rest is skipped without
-    /// being built), and only a row whose seam passes `wanted` is parsed
-    /// whole. The incident commander and the escalation intake read every
-    /// row of the log this way.
-    pub fn next_head(
+    /// and only move their cursor past every other row: each line is read
+    /// once into a [`RowRef`] (strings borrowed, details left encoded), and
+    /// only a row whose seam passes `wanted` is handed to `pick`, which
+    /// decodes what it needs straight from the line. The incident commander
+    /// and the escalation intake read every row of the log this way.
+    pub fn next_head<T>(
         &mut self,
         wanted: impl Fn(&str) -> bool,
-    ) -> Option<Result<(u64, Option<AuditRow>), AuditError>> {
-        #[derive(serde::Deserialize)]
-        struct Head<'a> {
-            seq: u64,
-            #[serde(borrow)]
-            seam: std::borrow::Cow<'a, str>,
-        }
+        pick: impl FnOnce(&RowRef<'_>) -> Option<T>,
+    ) -> Option<Result<(u64, Option<T>), AuditError>> {
         if let Some(error) = self.error.take() {
             return Some(Err(error));
         }
@@ -364,31 +364,33 @@ impl RowIter {
                 offset,
                 reason,
             };
-            // The same UTF-8 rule as the ordinary parse: a line it calls
-            // corrupt is corrupt here too.
-            if let Err(error) = std::str::from_utf8(body) {
-                return Some(Err(corrupt(error.to_string())));
-            }
-            let head = match serde_json::from_slice::<Head<'_>>(body) {
-                Ok(head) => head,
+            // No UTF-8 check of the whole line first: the ordinary parse
+            // checks only the fields it reads (and the raw details), and so
+            // do the two parses here.
+            let row = match serde_json::from_slice::<RowRef<'_>>(body) {
+                Ok(row) => row,
                 Err(error) => return Some(Err(corrupt(error.to_string()))),
             };
-            self.last_seq = Some(head.seq);
-            let in_filter = head.seq >= self.since
+            self.last_seq = Some(row.seq);
+            let in_filter = row.seq >= self.since
                 && self
                     .seam
                     .as_deref()
-                    .is_none_or(|filter| seam_matches(filter, &head.seam));
+                    .is_none_or(|filter| seam_matches(filter, &row.seam));
             if !in_filter {
                 continue;
             }
-            if !wanted(&head.seam) {
-                return Some(Ok((head.seq, None)));
+            if !wanted(&row.seam) {
+                return Some(Ok((row.seq, None)));
             }
-            return Some(match serde_json::from_slice::<AuditRow>(body) {
-                Ok(row) => Ok((row.seq, Some(row))),
-                Err(error) => Err(corrupt(error.to_string())),
-            });
+            // Reading the details as raw JSON checks their syntax, not what
+            // the ordinary parse also refuses (a number out of range, a lone
+            // surrogate, nesting past its limit): a row acted on must be one
+            // every other reader sees too.
+            if let Err(error) = serde_json::from_slice::<StrictDetails>(body) {
+                return Some(Err(corrupt(error.to_string())));
+            }
+            return Some(Ok((row.seq, pick(&row))));
         }
     }
 
@@ -399,6 +401,66 @@ impl RowIter {
                 .seam
                 .as_deref()
                 .is_none_or(|filter| seam_matches(filter, &row.seam))
+    }
+}
+
+/// A row's details parsed as strictly as into a `serde_json::Value` (the
+/// other fields are checked by the [`RowRef`] parse, unknown ones ignored
+/// as by the ordinary parse): what [`RowIter::next_head`] checks a row it
+/// hands on with.
+#[derive(serde::Deserialize)]
+struct StrictDetails {
+    #[serde(rename = "details")]
+    _details: Strict,
+}
+
+/// Any JSON, parsed strictly, kept nowhere.
+struct Strict;
+
+impl<'de> serde::Deserialize<'de> for Strict {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Strict;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Strict, E> {
+                Ok(Strict)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Strict, E> {
+                Ok(Strict)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Strict, E> {
+                Ok(Strict)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Strict, E> {
+                Ok(Strict)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Strict, E> {
+                Ok(Strict)
+            }
+            fn visit_unit<E>(self) -> Result<Strict, E> {
+                Ok(Strict)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Strict, A::Error> {
+                while seq.next_element::<Strict>()?.is_some() {}
+                Ok(Strict)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Strict, A::Error> {
+                while map.next_key::<Strict>()?.is_some() {
+                    map.next_value::<Strict>()?;
+                }
+                Ok(Strict)
+            }
+        }
+        deserializer.deserialize_any(Visit)
     }
 }
 

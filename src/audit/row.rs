@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 use std::time::SystemTime;
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -210,6 +211,109 @@ impl AuditRow {
             buf.extend_from_slice(fallback.to_string().as_bytes());
         }
         buf.push(b'\n');
+    }
+}
+
+/// One stored row borrowed from its line: the details stay encoded, so a
+/// reader that wants one typed event from them decodes it straight from the
+/// bytes, never building a `serde_json::Value` tree (see
+/// [`RowIter::next_head`](super::RowIter::next_head)).
+#[derive(Debug, Deserialize)]
+pub struct RowRef<'a> {
+    /// See [`AuditRow::seq`].
+    pub seq: u64,
+    /// See [`AuditRow::ts`].
+    #[serde(borrow)]
+    pub ts: Cow<'a, str>,
+    /// See [`AuditRow::seam`].
+    #[serde(borrow)]
+    pub seam: Cow<'a, str>,
+    /// See [`AuditRow::caller_session_id`].
+    #[serde(borrow)]
+    pub caller_session_id: Option<Cow<'a, str>>,
+    /// See [`AuditRow::trace_id`].
+    #[serde(borrow)]
+    pub trace_id: Option<Cow<'a, str>>,
+    /// See [`AuditRow::component`].
+    #[serde(borrow)]
+    pub component: Option<Cow<'a, str>>,
+    /// The details as written.
+    #[serde(borrow)]
+    pub details: &'a RawValue,
+}
+
+impl RowRef<'_> {
+    /// The row without its details, owned.
+    pub fn head(&self) -> RowHead {
+        RowHead {
+            seq: self.seq,
+            ts: self.ts.clone().into_owned(),
+            seam: self.seam.clone().into_owned(),
+            caller_session_id: self.caller_session_id.as_deref().map(str::to_owned),
+            trace_id: self.trace_id.as_deref().map(str::to_owned),
+            component: self.component.as_deref().map(str::to_owned),
+        }
+    }
+}
+
+/// A stored row without its details: what a consumer keeps of a row whose
+/// details it already decoded into its own types.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowHead {
+    /// See [`AuditRow::seq`].
+    pub seq: u64,
+    /// See [`AuditRow::ts`].
+    pub ts: String,
+    /// See [`AuditRow::seam`].
+    pub seam: String,
+    /// See [`AuditRow::caller_session_id`].
+    pub caller_session_id: Option<String>,
+    /// See [`AuditRow::trace_id`].
+    pub trace_id: Option<String>,
+    /// See [`AuditRow::component`].
+    pub component: Option<String>,
+}
+
+/// What the typed-event readers need of a row, owned ([`AuditRow`]) or
+/// borrowed from its line ([`RowRef`]).
+pub trait RowView {
+    /// The row's seq.
+    fn seq(&self) -> u64;
+    /// The row's seam.
+    fn seam(&self) -> &str;
+    /// The row's story.
+    fn caller_session_id(&self) -> Option<&str>;
+    /// The details read as `T`.
+    fn details_as<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error>;
+}
+
+impl RowView for AuditRow {
+    fn seq(&self) -> u64 {
+        self.seq
+    }
+    fn seam(&self) -> &str {
+        &self.seam
+    }
+    fn caller_session_id(&self) -> Option<&str> {
+        self.caller_session_id.as_deref()
+    }
+    fn details_as<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        T::deserialize(&self.details)
+    }
+}
+
+impl RowView for RowRef<'_> {
+    fn seq(&self) -> u64 {
+        self.seq
+    }
+    fn seam(&self) -> &str {
+        &self.seam
+    }
+    fn caller_session_id(&self) -> Option<&str> {
+        self.caller_session_id.as_deref()
+    }
+    fn details_as<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_str(self.details.get())
     }
 }
 

@@ -150,7 +150,7 @@ impl Actor for EscalationIntake {
                 None => {
                     let batch = state
                         .follower
-                        .next_batch(BATCH, &SEAMS, events::issue_event);
+                        .next_batch(BATCH, &SEAMS, |row| events::issue_event(row));
                     let Some(&(last, _)) = batch.last() else {
                         break;
                     };

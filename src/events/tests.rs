@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use super::escalation as esc;
 use super::*;
+use crate::audit::{AuditRow, RowRef};
 use crate::messages::Health;
 use crate::notify::{Delivery, DeliveryOutcome, Notice, NoticeStatus};
 
@@ -1046,4 +1047,20 @@ fn an_escalation_step_counts_itself_in_its_metric() {
         ),
         "{text}"
     );
+}
+
+/// The followers decode rows borrowed from their line ([`RowRef`], details
+/// still encoded as the writer stored them); every seam must read the same
+/// from there as from a parsed [`AuditRow`].
+#[test]
+fn every_typed_seam_decodes_the_same_from_its_stored_line() {
+    for (seam, new) in examples() {
+        let mut line = Vec::new();
+        new.encode_stamped(42, "2026-12-07T08:00:00.100Z", &mut line);
+        let body = &line[..line.len() - 1];
+        let owned: AuditRow = serde_json::from_slice(body).unwrap();
+        let borrowed: RowRef<'_> = serde_json::from_slice(body).unwrap();
+        assert_eq!(decode(&borrowed), decode(&owned), "{seam}");
+        assert_eq!(issue_event(&borrowed), issue_event(&owned), "{seam}");
+    }
 }

@@ -64,13 +64,16 @@ pub enum Row {
 }
 
 /// What the commander makes of `row`.
-fn pick(row: &crate::audit::AuditRow) -> Option<Row> {
+fn pick(row: &crate::audit::RowRef<'_>) -> Option<Row> {
     if let Some(event) = events::issue_event(row) {
         return Some(Row::Issue(event));
     }
+    let id = row.caller_session_id.as_deref()?;
     let delivered = events::Delivered::from_row(row).ok()?;
-    let id = row.caller_session_id.clone()?;
-    (delivered.category == INCIDENT_CATEGORY).then_some(Row::Delivery { id, delivered })
+    (delivered.category == INCIDENT_CATEGORY).then(|| Row::Delivery {
+        id: id.to_owned(),
+        delivered,
+    })
 }
 
 /// The category of every notice about an incident.

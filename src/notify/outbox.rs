@@ -245,13 +245,15 @@ impl Outbox {
         let (mut next, mut position) = (seq + 1, None);
         loop {
             let mut rows = reader.rows_resume(next, None, position.take());
-            while let Some(item) = rows.next_head(|seam| Delivered::SEAMS.contains(&seam)) {
-                let Ok((at, row)) = item else {
+            while let Some(item) = rows.next_head(
+                |seam| Delivered::SEAMS.contains(&seam),
+                |row| Delivered::from_row(row).ok(),
+            ) {
+                let Ok((at, delivered)) = item else {
                     continue;
                 };
                 next = at + 1;
-                let Some(row) = row else { continue };
-                if let Ok(delivered) = Delivered::from_row(&row)
+                if let Some(delivered) = delivered
                     && delivered.wake_seq == Some(seq)
                     && delivered.notifier == notifier
                 {

@@ -27,7 +27,7 @@ use super::flight::Flight;
 use super::ledger::Ledger;
 use super::sessions::Sessions;
 use super::{CURSOR_NAME, NOTICE_SEAM, WAKE_SEAMS};
-use crate::audit::{AuditError, AuditLog, AuditReader, AuditRow, Cursor, RowIter};
+use crate::audit::{AuditError, AuditLog, AuditReader, Cursor, RowHead, RowIter, RowRef};
 use crate::debounce::ObservationHistory;
 use crate::events::NoticeRequested;
 use crate::investigate::Investigator;
@@ -125,7 +125,7 @@ pub enum WakeMsg {
         /// The issue key.
         key: String,
         /// The row (kept for redelivery).
-        row: Box<AuditRow>,
+        row: Box<RowHead>,
         /// What it did, or the audit error that stopped it.
         result: Box<Result<EventResult, String>>,
     },
@@ -136,7 +136,7 @@ pub enum WakeMsg {
 }
 
 struct Undelivered {
-    row: AuditRow,
+    row: RowHead,
     notice: Notice,
     notifiers: Vec<String>,
 }
@@ -152,7 +152,7 @@ pub struct WakeState {
     next_seq: u64,
     /// Kept between passes, so each pass reads on from the open file.
     rows: Option<RowIter>,
-    flight: Flight<(AuditRow, event::Work)>,
+    flight: Flight<(RowHead, event::Work)>,
     ledger: Ledger,
     sessions: Sessions,
     undelivered: BTreeMap<u64, Undelivered>,
@@ -188,11 +188,11 @@ fn recall_conversations(reader: &AuditReader, notifiers: &Notifiers, cursor: u64
     let from = cursor.saturating_sub(CONVERSATION_LOOKBACK).max(1);
     let mut rows = reader.rows_from(from, None);
     let mut recalled = 0_u64;
-    while let Some(item) = rows.next_head(|seam| Delivered::SEAMS.contains(&seam)) {
-        let Ok((_, Some(row))) = item else {
-            continue;
-        };
-        let Ok(delivered) = Delivered::from_row(&row) else {
+    while let Some(item) = rows.next_head(
+        |seam| Delivered::SEAMS.contains(&seam),
+        |row| Delivered::from_row(row).ok(),
+    ) {
+        let Ok((_, Some(delivered))) = item else {
             continue;
         };
         if delivered.outcome == DeliveryOutcome::Failed {
@@ -260,9 +260,18 @@ impl Actor for WakeConsumer {
         recall_conversations(&reader, &args.notifiers, start);
         let mut ledger = Ledger::default();
         let mut sessions = Sessions::default();
-        for row in reader.rows_from(start + 1, None).flatten() {
-            ledger.observe(&row);
-            sessions.observe(&row);
+        let mut rows = reader.rows_from(start + 1, None);
+        while let Some(item) = rows.next_head(
+            |_| true,
+            |row| {
+                ledger.observe(row);
+                sessions.observe(row);
+                Some(())
+            },
+        ) {
+            if let Err(error) = item {
+                tracing::error!(error = %error, "Skipped an unreadable audit row while catching up.");
+            }
         }
         let ctx = Arc::new(EventContext {
             audit: args.audit.clone(),
@@ -388,14 +397,18 @@ fn read(state: &mut WakeState) {
             .unwrap_or_else(|| reader.rows_from(next_seq, None));
         let mut count = 0;
         while count < BATCH {
-            let Some(item) =
-                iter.next_light(|seam| WAKE_SEAMS.contains(&seam) || seam == NOTICE_SEAM)
-            else {
+            let Some(item) = iter.next_head(
+                |_| true,
+                |row| {
+                    admit(state, row);
+                    Some(())
+                },
+            ) else {
                 break;
             };
             count += 1;
             match item {
-                Ok((row, _)) => admit(state, row),
+                Ok(_) => {}
                 Err(AuditError::CorruptRow {
                     path,
                     offset,
@@ -416,7 +429,7 @@ fn read(state: &mut WakeState) {
     }
 }
 
-fn admit(state: &mut WakeState, row: AuditRow) {
+fn admit(state: &mut WakeState, row: &RowRef<'_>) {
     state.next_seq = row.seq + 1;
     state
         .args
@@ -425,20 +438,20 @@ fn admit(state: &mut WakeState, row: AuditRow) {
         .read_up_to
         .store(row.seq, Ordering::Relaxed);
     // What a row asks for never depends on the row itself being in its
-    // story yet (`before` stops short of it), so the story can take a row
-    // the consumer has no other use for without a copy.
-    let Some(work) = work(&row, &state.sessions) else {
+    // story yet (`before` stops short of it).
+    let work = work(row, &state.sessions);
+    state.sessions.observe(row);
+    let Some(work) = work else {
         state.flight.skip(row.seq);
-        state.sessions.observe_owned(row);
         return;
     };
-    state.sessions.observe(&row);
-    let key = work.key(&row);
-    state.flight.admit(row.seq, key, (row, work));
+    let head = row.head();
+    let key = work.key(&head);
+    state.flight.admit(row.seq, key, (head, work));
 }
 
 /// What `row` asks of the consumer; `None` for a row it only passes over.
-fn work(row: &AuditRow, sessions: &Sessions) -> Option<event::Work> {
+fn work(row: &RowRef<'_>, sessions: &Sessions) -> Option<event::Work> {
     if row.seam == NOTICE_SEAM {
         return match crate::events::parse::<NoticeRequested>(row) {
             Ok(requested) => Some(event::Work::Notice(Box::new(requested))),
@@ -448,7 +461,7 @@ fn work(row: &AuditRow, sessions: &Sessions) -> Option<event::Work> {
             }
         };
     }
-    if !WAKE_SEAMS.contains(&row.seam.as_str()) {
+    if !WAKE_SEAMS.contains(&row.seam.as_ref()) {
         return None;
     }
     let facts = event::wanted(row, sessions)?;
@@ -504,7 +517,7 @@ fn start_redelivery(myself: &ActorRef<WakeMsg>, state: &mut WakeState) {
         return;
     }
     state.redelivering = true;
-    let work: Vec<(u64, AuditRow, Notice, Vec<String>)> = state
+    let work: Vec<(u64, RowHead, Notice, Vec<String>)> = state
         .undelivered
         .iter()
         .map(|(seq, u)| (*seq, u.row.clone(), u.notice.clone(), u.notifiers.clone()))

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 use tracing::Instrument;
 
-use crate::audit::{AuditError, AuditLog, AuditRow, NewRow};
+use crate::audit::{AuditError, AuditLog, NewRow, RowHead, RowView};
 use crate::debounce::ObservationHistory;
 use crate::events::{self, Decoded, InvestigationCompleted, NoticeRequested};
 use crate::investigate::{Investigation, InvestigationRequest, Investigator};
@@ -44,7 +44,7 @@ pub(super) enum Work {
 impl Work {
     /// The ordering key: rows of one conversation are handled in log order
     /// (an incident's notices after the issue that opened it).
-    pub(super) fn key(&self, row: &AuditRow) -> String {
+    pub(super) fn key(&self, row: &RowHead) -> String {
         match self {
             Work::Issue { facts, .. } => row
                 .caller_session_id
@@ -107,7 +107,7 @@ impl Facts {
     /// The facts of `row`; `None` for a row that is not one the consumer
     /// acts on or does not have its seam's shape (it is then skipped, with
     /// a warning, rather than guessed at: a missing severity is not critical).
-    pub(super) fn of(row: &AuditRow) -> Option<Facts> {
+    pub(super) fn of(row: &(impl RowView + ?Sized)) -> Option<Facts> {
         let blank = |probe: String, component: String, severity, category: String| Facts {
             probe,
             component,
@@ -175,7 +175,10 @@ impl Facts {
 /// The facts of a row that needs a notice; `None` when it needs none (or
 /// is not a row the consumer reads). Decoded once, at admission, and carried
 /// with the row to its handler.
-pub(super) fn wanted(row: &AuditRow, sessions: &super::sessions::Sessions) -> Option<Facts> {
+pub(super) fn wanted(
+    row: &(impl RowView + ?Sized),
+    sessions: &super::sessions::Sessions,
+) -> Option<Facts> {
     let facts = Facts::of(row)?;
     let wanted = match facts.kind.as_str() {
         // Only a first acknowledgement of an issue someone was woken for is news.
@@ -186,8 +189,7 @@ pub(super) fn wanted(row: &AuditRow, sessions: &super::sessions::Sessions) -> Op
         // An acknowledged issue gets no reminders (the debouncer writes
         // none after an acknowledgement; one queued before it is caught here).
         "reminder" => !row
-            .caller_session_id
-            .as_deref()
+            .caller_session_id()
             .is_some_and(|session| sessions.acked(session)),
         _ => true,
     };
@@ -200,7 +202,7 @@ pub(super) fn wanted(row: &AuditRow, sessions: &super::sessions::Sessions) -> Op
 /// unfinished so it is replayed.
 pub(super) async fn handle(
     ctx: Arc<EventContext>,
-    row: &AuditRow,
+    row: &RowHead,
     input: EventInput,
 ) -> Result<EventResult, AuditError> {
     let span = tracing::info_span!(parent: None, "wake.event", actor = "wake", seq = row.seq, seam = %row.seam);
@@ -214,7 +216,7 @@ pub(super) async fn handle(
 
 async fn handle_in_span(
     ctx: Arc<EventContext>,
-    row: &AuditRow,
+    row: &RowHead,
     input: EventInput,
 ) -> Result<EventResult, AuditError> {
     let EventInput { work, prior, sent } = input;
@@ -292,7 +294,7 @@ async fn handle_in_span(
 /// as handled.
 async fn record_deliveries(
     ctx: &EventContext,
-    row: &AuditRow,
+    row: &RowHead,
     notice: Notice,
     deliveries: &[Delivery],
 ) -> Result<EventResult, AuditError> {
@@ -324,7 +326,7 @@ fn result(notice: Notice, deliveries: &[Delivery]) -> EventResult {
 /// Offers `notice` again to the notifiers in `names`; returns those that still refuse it.
 pub(super) async fn redeliver(
     ctx: Arc<EventContext>,
-    row: AuditRow,
+    row: RowHead,
     notice: Notice,
     names: Vec<String>,
 ) -> Result<Vec<String>, AuditError> {
@@ -368,7 +370,7 @@ async fn deliver(
 /// The investigator's view of the event.
 fn request(
     ctx: &EventContext,
-    row: &AuditRow,
+    row: &RowHead,
     facts: &Facts,
     related: Vec<Value>,
 ) -> InvestigationRequest {
@@ -428,7 +430,7 @@ fn request(
 
 fn notice_for(
     ctx: &EventContext,
-    row: &AuditRow,
+    row: &RowHead,
     facts: &Facts,
     investigation: &Investigation,
 ) -> Notice {
@@ -467,7 +469,7 @@ fn notice_for(
 
 /// The notice that an operator acknowledged an issue: PagerDuty turns it
 /// into `acknowledge` on the issue's conversation; other notifiers show it.
-fn ack_notice(ctx: &EventContext, row: &AuditRow, facts: &Facts) -> Notice {
+fn ack_notice(ctx: &EventContext, row: &RowHead, facts: &Facts) -> Notice {
     let probe = facts.probe.clone();
     let by = facts
         .author
@@ -499,7 +501,7 @@ fn ack_notice(ctx: &EventContext, row: &AuditRow, facts: &Facts) -> Notice {
     }
 }
 
-fn delivery_row(row: &AuditRow, notice: &Notice, delivery: &Delivery, redelivered: bool) -> NewRow {
+fn delivery_row(row: &RowHead, notice: &Notice, delivery: &Delivery, redelivered: bool) -> NewRow {
     let mut event = crate::notify::delivered(notice, delivery);
     event.wake_seq = Some(row.seq);
     event.redelivered = Some(redelivered);
@@ -535,7 +537,7 @@ fn dm_status(investigation: &Investigation, deliveries: &[Delivery]) -> &'static
 /// comes back out, so it is not copied for it.
 fn completed_row(
     ctx: &EventContext,
-    row: &AuditRow,
+    row: &RowHead,
     facts: &Facts,
     notice: Notice,
     investigation: Investigation,

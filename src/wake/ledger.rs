@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::audit::AuditRow;
+use crate::audit::RowView;
 use crate::events::{self, Decoded, Delivered};
 use crate::notify::Notice;
 
@@ -23,7 +23,7 @@ pub struct Ledger {
 
 impl Ledger {
     /// Takes note of `row` if it records work for a wake row.
-    pub fn observe(&mut self, row: &AuditRow) {
+    pub fn observe(&mut self, row: &(impl RowView + ?Sized)) {
         match events::decode(row) {
             Decoded::InvestigationCompleted(done) => {
                 self.completed.insert(done.wake_seq, done.notice);
@@ -34,7 +34,7 @@ impl Ledger {
                 wake_seq: Some(wake_seq),
                 notifier,
                 ..
-            }) if row.seam == SENT_SEAM || row.seam == FOLDED_SEAM => {
+            }) if row.seam() == SENT_SEAM || row.seam() == FOLDED_SEAM => {
                 self.sent.entry(wake_seq).or_default().insert(notifier);
             }
             _ => {}

@@ -6,9 +6,16 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use std::borrow::Cow;
+
+use serde::de::{MapAccess, Visitor};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
-use crate::audit::AuditRow;
+use crate::audit::RowRef;
+use crate::events::Event as _;
 
 /// Rows kept per story.
 const ROWS_PER_SESSION: usize = 20;
@@ -46,57 +53,20 @@ impl FixesRan {
 }
 
 impl Sessions {
-    /// Records `row` under its story, if it has one (a copy without its
-    /// bulky fields).
-    pub fn observe(&mut self, row: &AuditRow) {
-        self.keep(row, || compact(&row.details));
-    }
-
-    /// [`Sessions::observe`] for a row the consumer has no other use for:
-    /// its details are moved in, not copied.
-    pub fn observe_owned(&mut self, row: AuditRow) {
-        let AuditRow {
-            seq,
-            ts,
-            seam,
-            caller_session_id,
-            mut details,
-            ..
-        } = row;
-        let Some(session) = caller_session_id else {
-            return;
-        };
-        if let Value::Object(map) = &mut details {
-            for key in crate::audit::BULKY_DETAILS {
-                map.remove(key);
-            }
-        }
-        let story = self.story(&session, &seam, || {
-            crate::events::parse_details::<crate::events::escalation::FixAttempted>(&seam, &details)
-        });
-        story.push(Kept {
-            seq,
-            ts,
-            seam,
-            details,
-        });
-    }
-
-    fn keep(&mut self, row: &AuditRow, details: impl FnOnce() -> Value) {
-        let Some(session) = &row.caller_session_id else {
+    /// Records `row` under its story, if it has one: its details without
+    /// the bulky fields, still encoded (no `Value` tree is built per row).
+    pub fn observe(&mut self, row: &RowRef<'_>) {
+        let Some(session) = row.caller_session_id.as_deref() else {
             return;
         };
         let story = self.story(session, &row.seam, || {
-            crate::events::parse_details::<crate::events::escalation::FixAttempted>(
-                &row.seam,
-                &row.details,
-            )
+            crate::events::parse::<crate::events::escalation::FixAttempted>(row).ok()
         });
         story.push(Kept {
             seq: row.seq,
-            ts: row.ts.clone(),
-            seam: row.seam.clone(),
-            details: details(),
+            ts: row.ts.clone().into_owned(),
+            seam: row.seam.clone().into_owned(),
+            details: compact(row.details),
         });
     }
 
@@ -127,7 +97,9 @@ impl Sessions {
             }
             _ => {}
         }
-        if fix().is_some_and(|fix| fix.outcome != "skipped") {
+        if crate::events::escalation::FixAttempted::SEAMS.contains(&seam)
+            && fix().is_some_and(|fix| fix.outcome != "skipped")
+        {
             self.fixes.with(|set| set.insert(session.to_owned()));
         }
         Story(self.rows.entry(session.to_owned()).or_default())
@@ -156,7 +128,7 @@ impl Sessions {
                             "seq": r.seq,
                             "ts": r.ts,
                             "seam": r.seam,
-                            "details": r.details,
+                            "details": serde_json::from_str::<Value>(r.details.get()).unwrap_or_default(),
                         })
                     })
                     .collect()
@@ -172,7 +144,7 @@ struct Kept {
     seq: u64,
     ts: String,
     seam: String,
-    details: Value,
+    details: Box<RawValue>,
 }
 
 /// The kept rows of one story, at most [`ROWS_PER_SESSION`].
@@ -188,15 +160,123 @@ impl Story<'_> {
 }
 
 /// The details without bulky fields (observation snapshots, notices), so a
-/// story of twenty rows stays a few kilobytes.
-fn compact(details: &Value) -> Value {
-    match details {
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .filter(|(key, _)| !crate::audit::BULKY_DETAILS.contains(&key.as_str()))
-                .map(|(key, value)| (key.clone(), value.clone()))
-                .collect(),
-        ),
-        other => other.clone(),
+/// story of twenty rows stays a few kilobytes; the fields kept are copied
+/// as written, not decoded. Details that are not an object are kept whole.
+fn compact(details: &RawValue) -> Box<RawValue> {
+    let kept = serde_json::from_str::<Compact<'_>>(details.get())
+        .ok()
+        .and_then(|compact| serde_json::value::to_raw_value(&compact).ok());
+    kept.unwrap_or_else(|| details.to_owned())
+}
+
+/// An object's fields but the bulky ones, each value left encoded.
+struct Compact<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Compact<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        /// A key, borrowed from the line unless it has escapes.
+        struct Key<'a>(Cow<'a, str>);
+        impl<'de: 'a, 'a> Deserialize<'de> for Key<'a> {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl<'de> Visitor<'de> for V {
+                    type Value = Cow<'de, str>;
+                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        f.write_str("a key")
+                    }
+                    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                        Ok(Cow::Borrowed(v))
+                    }
+                    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                        Ok(Cow::Owned(v.to_owned()))
+                    }
+                }
+                d.deserialize_str(V).map(Key)
+            }
+        }
+        struct Fields<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for Fields<'a> {
+            type Value = Compact<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a details object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Compact<'a>, A::Error> {
+                let mut kept = Vec::new();
+                while let Some(Key(key)) = map.next_key::<Key<'a>>()? {
+                    let value = map.next_value::<&'a RawValue>()?;
+                    if !crate::audit::BULKY_DETAILS.contains(&key.as_ref()) {
+                        kept.push((key, value));
+                    }
+                }
+                Ok(Compact(kept))
+            }
+        }
+        deserializer.deserialize_map(Fields(std::marker::PhantomData))
+    }
+}
+
+impl Serialize for Compact<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (key, value) in &self.0 {
+            map.serialize_entry(key, value)?;
+        }
+        map.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn observe(sessions: &mut Sessions, line: &str) {
+        let row: RowRef<'_> = serde_json::from_str(line).unwrap();
+        sessions.observe(&row);
+    }
+
+    #[test]
+    fn a_story_keeps_each_rows_details_as_written_but_the_bulky_fields() {
+        let mut sessions = Sessions::default();
+        observe(
+            &mut sessions,
+            r#"{"seq":3,"ts":"t3","seam":"probe.wake_requested","caller_session_id":"s","trace_id":null,"component":"api","details":{"probe":"api","observation":{"big":[1,2,3]},"q\"uote":"a\nb","n":[1,{"x":null}]}}"#,
+        );
+        observe(
+            &mut sessions,
+            r#"{"seq":4,"ts":"t4","seam":"notification.sent","caller_session_id":"s","trace_id":null,"component":"api","details":{"notice":{"title":"x"},"notifier":"hook"}}"#,
+        );
+        observe(
+            &mut sessions,
+            r#"{"seq":5,"ts":"t5","seam":"probe.resolved","caller_session_id":"other","trace_id":null,"component":"api","details":{}}"#,
+        );
+        assert_eq!(
+            sessions.before("s", 5),
+            vec![
+                json!({"seq": 3, "ts": "t3", "seam": "probe.wake_requested",
+                       "details": {"probe": "api", "q\"uote": "a\nb", "n": [1, {"x": null}]}}),
+                json!({"seq": 4, "ts": "t4", "seam": "notification.sent",
+                       "details": {"notifier": "hook"}}),
+            ]
+        );
+        assert_eq!(sessions.before("s", 4).len(), 1);
+        assert!(sessions.before("none", 9).is_empty());
+    }
+
+    #[test]
+    fn an_acknowledgement_and_a_fix_that_ran_are_noted_per_story() {
+        let mut sessions = Sessions::default();
+        observe(
+            &mut sessions,
+            &format!(
+                r#"{{"seq":1,"ts":"t","seam":"{}","caller_session_id":"s","trace_id":null,"component":"api","details":{{}}}}"#,
+                super::super::ACK_SEAM
+            ),
+        );
+        assert!(sessions.acked("s"));
+        observe(
+            &mut sessions,
+            r#"{"seq":2,"ts":"t","seam":"probe.resolved","caller_session_id":"s","trace_id":null,"component":"api","details":{}}"#,
+        );
+        assert!(!sessions.acked("s"));
     }
 }
