@@ -63,18 +63,6 @@ impl NewRow {
         }
     }
 
-    /// Sets one field of the details (decoding and encoding them again: for
-    /// a field only known after the event was built, not for a hot path).
-    pub fn set_detail(&mut self, key: &str, value: serde_json::Value) {
-        let mut details = self.details();
-        if let Some(map) = details.as_object_mut() {
-            map.insert(key.to_owned(), value);
-            if let Ok(encoded) = serde_json::value::to_raw_value(&details) {
-                self.details = encoded;
-            }
-        }
-    }
-
     /// The details as encoded.
     pub fn details_json(&self) -> &str {
         self.details.get()

@@ -505,19 +505,6 @@ fn prepare(args: &DebouncerArgs, probe: String) -> Option<(Prepared, NewRow)> {
         observation,
     } = pending;
     let rules = args.config.rules.get(&probe)?;
-    let mut row = effect_row(
-        args,
-        &probe,
-        rules,
-        &effect,
-        observation,
-        session.as_deref(),
-    );
-    let seam = row.seam.clone();
-    let starts_story = row
-        .caller_session_id
-        .as_deref()
-        .is_some_and(|id| id.contains(SEQ_PLACEHOLDER));
     // One issue is one trace: its first row opens a root span (never a
     // child of whatever span the message arrived in), later rows continue it.
     let flapping = matches!(
@@ -528,20 +515,39 @@ fn prepare(args: &DebouncerArgs, probe: String) -> Option<(Prepared, NewRow)> {
         } | Effect::FlappingSettled { .. }
     );
     let (category_label, _) = effect_key(&effect, rules);
-    let span = if starts_story {
-        tracing::info_span!(parent: None, "issue", actor = "debouncer", probe = %probe, category = %category_label, seam = %seam)
-    } else {
-        let span = tracing::info_span!(parent: None, "issue.update", actor = "debouncer", probe = %probe, seam = %seam);
-        crate::telemetry::trace::continue_from(&span, trace.as_deref());
-        span
+    let mut opened = None;
+    let row = effect_row(
+        args,
+        &probe,
+        rules,
+        &effect,
+        observation,
+        session.as_deref(),
+        |seam, story| {
+            let starts_story = story.contains(SEQ_PLACEHOLDER);
+            let span = if starts_story {
+                tracing::info_span!(parent: None, "issue", actor = "debouncer", probe = %probe, category = %category_label, seam = %seam)
+            } else {
+                let span = tracing::info_span!(parent: None, "issue.update", actor = "debouncer", probe = %probe, seam = %seam);
+                crate::telemetry::trace::continue_from(&span, trace.as_deref());
+                span
+            };
+            let traceparent = crate::telemetry::trace::traceparent(&span);
+            opened = Some((span, starts_story, traceparent.clone()));
+            traceparent
+        },
+    );
+    let (span, starts_story, traceparent) = opened.unwrap_or_else(|| {
+        let story = row.caller_session_id.as_deref().unwrap_or_default();
+        (tracing::Span::none(), story.contains(SEQ_PLACEHOLDER), None)
+    });
+    let row = match traceparent
+        .as_deref()
+        .and_then(crate::telemetry::trace::trace_id)
+    {
+        Some(id) => row.trace(id),
+        None => row,
     };
-    let traceparent = crate::telemetry::trace::traceparent(&span);
-    if let Some(parent) = &traceparent {
-        row.set_detail("traceparent", parent.clone().into());
-        if let Some(id) = crate::telemetry::trace::trace_id(parent) {
-            row = row.trace(id);
-        }
-    }
     let template = row.caller_session_id.clone();
     let prepared = Prepared {
         probe,

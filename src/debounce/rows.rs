@@ -6,6 +6,7 @@ use super::actor::{DebouncerArgs, ProbeRules};
 use super::state::{Effect, Suppression, WakeKind};
 use crate::audit::{NewRow, SEQ_PLACEHOLDER};
 use crate::events;
+use crate::events::Event as _;
 use crate::messages::Observation;
 use crate::settings::Severity;
 
@@ -95,6 +96,10 @@ pub(super) fn effect_row(
     effect: &Effect,
     observation: Option<Observation>,
     session: Option<&str>,
+    // Called with the row's seam and story id (`{seq}` still in it when
+    // the row starts a story) before the event is encoded: opens the
+    // row's span and answers its `traceparent`, which goes into the event.
+    trace: impl FnOnce(&str, &str) -> Option<String>,
 ) -> NewRow {
     let snapshot = observation.or_else(|| args.latest.get(probe).map(|o| o.clone()));
     let detail = snapshot
@@ -115,7 +120,7 @@ pub(super) fn effect_row(
                 (WakeKind::Fired | WakeKind::Flapping, _) | (_, None) => new_story(category),
                 (_, Some(existing)) => existing.to_owned(),
             };
-            let event = events::Wake {
+            let mut event = events::Wake {
                 probe: probe.to_owned(),
                 component: rules.component.clone(),
                 severity: *severity,
@@ -132,6 +137,7 @@ pub(super) fn effect_row(
                 open_issues: other_open_issues(args, probe, &rules.component),
                 traceparent: None,
             };
+            event.traceparent = trace(event.seam(), &session);
             (events::row(&event), session)
         }
         Effect::Suppressed {
@@ -145,7 +151,7 @@ pub(super) fn effect_row(
                 (WakeKind::Fired, _) | (_, None) => new_story(category),
                 (_, Some(existing)) => existing.to_owned(),
             };
-            let event = events::Suppressed {
+            let mut event = events::Suppressed {
                 probe: probe.to_owned(),
                 component: rules.component.clone(),
                 severity: *severity,
@@ -158,6 +164,7 @@ pub(super) fn effect_row(
                 suppressed_count: *suppressed_count,
                 traceparent: None,
             };
+            event.traceparent = trace(event.seam(), &session);
             (events::row(&event), session)
         }
         Effect::Resolved {
@@ -167,7 +174,7 @@ pub(super) fn effect_row(
             woken,
         } => {
             let session = session.map_or_else(|| new_story(category), str::to_owned);
-            let event = events::Resolved {
+            let mut event = events::Resolved {
                 probe: probe.to_owned(),
                 component: rules.component.clone(),
                 severity: *severity,
@@ -178,16 +185,18 @@ pub(super) fn effect_row(
                 observation: snapshot,
                 traceparent: None,
             };
+            event.traceparent = trace(event.seam(), &session);
             (events::row(&event), session)
         }
         Effect::FlappingSettled { category } => {
             let session = session.map_or_else(|| new_story(category), str::to_owned);
-            let event = events::FlappingSettled {
+            let mut event = events::FlappingSettled {
                 probe: probe.to_owned(),
                 component: rules.component.clone(),
                 category: category.clone(),
                 traceparent: None,
             };
+            event.traceparent = trace(event.seam(), &session);
             (events::row(&event), session)
         }
     };
