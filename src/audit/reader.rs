@@ -33,7 +33,7 @@ impl AuditReader {
     /// iteration goes on; a torn last line is not visible yet.
     pub fn rows_from(&self, since_seq: u64, seam: Option<&str>) -> RowIter {
         match list_files(&self.dir) {
-            Ok(files) => RowIter::new(files, since_seq, seam),
+            Ok(files) => RowIter::new(files, since_seq, seam).in_dir(&self.dir),
             Err(error) => RowIter::failed(error),
         }
     }
@@ -48,7 +48,8 @@ impl AuditReader {
         at: Option<ReadPosition>,
     ) -> RowIter {
         match list_files(&self.dir) {
-            Ok(files) => RowIter::resume(files, since_seq, seam, at.map(|p| (p.path, p.offset))),
+            Ok(files) => RowIter::resume(files, since_seq, seam, at.map(|p| (p.path, p.offset)))
+                .in_dir(&self.dir),
             Err(error) => RowIter::failed(error),
         }
     }
@@ -135,6 +136,8 @@ pub struct RowIter {
     last_seq: Option<u64>,
     /// When `files` was last listed from the directory.
     listed_at: Instant,
+    /// The log directory, to list again when it had no file yet.
+    dir: Option<PathBuf>,
 }
 
 impl RowIter {
@@ -155,7 +158,13 @@ impl RowIter {
             line: Vec::new(),
             last_seq: None,
             listed_at: Instant::now(),
+            dir: None,
         }
+    }
+
+    fn in_dir(mut self, dir: &Path) -> Self {
+        self.dir = Some(dir.to_owned());
+        self
     }
 
     fn resume(
@@ -201,6 +210,11 @@ impl RowIter {
     /// reads on from there without listing the directory, opening and
     /// seeking once per pass.
     fn next_line(&mut self) -> Option<Result<(PathBuf, u64), AuditError>> {
+        if self.files.is_empty() && self.error.is_none() {
+            // Made before the log had a file: kept by a consumer, it must
+            // see the first one once the writer makes it.
+            self.list_empty_dir();
+        }
         loop {
             let (_, path) = self.files.get(self.index)?;
             let path = path.clone();
@@ -255,6 +269,21 @@ impl RowIter {
     /// seq of its first row, so the one to look for follows the last seq
     /// read; the directory is listed again at most once a second, in case a
     /// file is ever named otherwise (or no row was read yet).
+    fn list_empty_dir(&mut self) {
+        let Some(dir) = &self.dir else {
+            return;
+        };
+        if self.listed_at.elapsed() < RELIST_EVERY {
+            return;
+        }
+        self.listed_at = Instant::now();
+        if let Ok(files) = list_files(dir) {
+            self.files = files;
+            self.index = 0;
+            self.offset = 0;
+        }
+    }
+
     fn found_next_file(&mut self, current: &Path) -> bool {
         let Some(dir) = current.parent() else {
             return false;

@@ -325,3 +325,18 @@ fn a_row_out_of_order_does_not_send_the_reader_back_to_an_earlier_file() {
     assert_eq!(seqs, [1, 4, 0]);
     assert!(iter.next().is_none());
 }
+
+/// A consumer may make its iterator before the writer made the first file;
+/// kept, the iterator must still find that file and its rows (the directory
+/// is listed again at most once a second).
+#[tokio::test(start_paused = true)]
+async fn a_kept_iterator_made_on_an_empty_log_finds_the_first_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let reader = AuditReader::open(dir.path()).unwrap();
+    let mut kept = reader.rows_from(1, None);
+    assert!(kept.next().is_none());
+    append_bytes(&dir.path().join(file_name(1)), &line(1, "probe.resolved"));
+    assert!(kept.next().is_none(), "listed again within the second");
+    tokio::time::advance(Duration::from_millis(1_100)).await;
+    assert_eq!(kept.next().map(|row| row.unwrap().seq), Some(1));
+}
