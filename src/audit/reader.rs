@@ -4,7 +4,7 @@
 
 use std::fs::File;
 use std::future::Future;
-use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -54,10 +54,12 @@ impl AuditReader {
         }
     }
 
-    /// The seq of the last complete row, if any.
+    /// The seq of the last complete row, if any. Reads the newest file
+    /// from its end (shutdown and a fresh cursor ask for it; the file may
+    /// be tens of megabytes).
     pub fn last_seq(&self) -> Result<Option<u64>, AuditError> {
         for (_, path) in list_files(&self.dir)?.iter().rev() {
-            if let Some(seq) = scan_file(path)?.last_seq {
+            if let Some(seq) = last_seq_in(path)? {
                 return Ok(Some(seq));
             }
         }
@@ -106,6 +108,42 @@ impl AuditReader {
             }
         }
     }
+}
+
+/// How much of a file's end [`last_seq_in`] reads before it reads the
+/// whole file instead.
+const TAIL_WINDOW: u64 = 256 * 1024;
+
+/// The seq of the last complete row of `path` that parses, as a scan of
+/// the whole file ([`scan_file`]) would find it, from the file's end: the
+/// last [`TAIL_WINDOW`] bytes, and the whole file only when no row there
+/// parses.
+fn last_seq_in(path: &Path) -> Result<Option<u64>, AuditError> {
+    let mut file = File::open(path).map_err(|e| AuditError::io(path, e))?;
+    let len = file.metadata().map_err(|e| AuditError::io(path, e))?.len();
+    let start = len.saturating_sub(TAIL_WINDOW);
+    let mut tail = Vec::new();
+    file.seek(SeekFrom::Start(start))
+        .and_then(|_| file.read_to_end(&mut tail))
+        .map_err(|e| AuditError::io(path, e))?;
+    // Complete lines only; the first one may start before the window.
+    let end = tail
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map_or(0, |at| at + 1);
+    let mut lines: Vec<&[u8]> = tail[..end].split_inclusive(|b| *b == b'\n').collect();
+    if start > 0 && !lines.is_empty() {
+        lines.remove(0);
+    }
+    for line in lines.iter().rev() {
+        if let Ok(row) = serde_json::from_slice::<AuditRow>(&line[..line.len() - 1]) {
+            return Ok(Some(row.seq));
+        }
+    }
+    if start == 0 {
+        return Ok(None);
+    }
+    Ok(scan_file(path)?.last_seq)
 }
 
 /// How often an iterator kept at the end of the log lists the directory

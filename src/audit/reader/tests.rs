@@ -340,3 +340,30 @@ async fn a_kept_iterator_made_on_an_empty_log_finds_the_first_file() {
     tokio::time::advance(Duration::from_millis(1_100)).await;
     assert_eq!(kept.next().map(|row| row.unwrap().seq), Some(1));
 }
+
+/// `last_seq` reads the newest file from its end; it must agree with a scan
+/// of the whole file: past a torn or corrupt tail, in a file larger than its
+/// window, and in one whose window holds no good row.
+#[test]
+fn last_seq_from_the_end_agrees_with_a_whole_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(file_name(1));
+    let reader = AuditReader::open(dir.path()).unwrap();
+    let scanned = || super::super::file::scan_file(&path).unwrap().last_seq;
+    assert_eq!(reader.last_seq().unwrap(), None);
+    for seq in 1..=3000 {
+        append_bytes(&path, &line(seq, "probe.resolved"));
+    }
+    assert!(std::fs::metadata(&path).unwrap().len() > TAIL_WINDOW);
+    assert_eq!(reader.last_seq().unwrap(), Some(3000));
+    append_bytes(&path, b"{\"seq\":3001,\"torn");
+    assert_eq!(reader.last_seq().unwrap(), Some(3000));
+    append_bytes(&path, b"\n{\"not a row\":1}\n");
+    assert_eq!(reader.last_seq().unwrap(), scanned());
+    // A window of nothing but garbage: the whole file decides.
+    let garbage = vec![b'x'; TAIL_WINDOW as usize];
+    append_bytes(&path, &garbage);
+    append_bytes(&path, b"\n");
+    assert_eq!(reader.last_seq().unwrap(), Some(3000));
+    assert_eq!(reader.last_seq().unwrap(), scanned());
+}
