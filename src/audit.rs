@@ -144,7 +144,6 @@ pub use file::{CorruptRow, RecoveryReport, Truncation, file_name, inspect, recov
 pub use follower::Follower;
 pub use health::{AuditHealth, AuditHealthSnapshot};
 pub use queue::{AuditLog, AuditQueue, Pending, QUEUE_CAPACITY};
-pub(crate) use reader::BULKY_DETAILS;
 pub use reader::{AuditReader, ReadPosition, RowIter};
 pub use row::{AuditRow, NewRow, RowHead, RowRef, RowView, SEQ_PLACEHOLDER, seam_matches};
 pub use tail::{TailOptions, tail_command};

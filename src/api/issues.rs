@@ -145,15 +145,23 @@ pub(super) async fn ack(
         session.clone(),
         probe.clone(),
     );
-    let (seq, ()) = record_then(&context, row, "the acknowledgement", move |_| {
+    let (seq, applied) = record_then(&context, row, "the acknowledgement", move |_| {
+        let (port, applied) = ractor::concurrency::oneshot();
         if let Some(actor) = ractor::ActorRef::<DebouncerMsg>::where_is(debouncer) {
             let _ = actor.cast(DebouncerMsg::Acknowledged {
                 probe: acked_probe,
                 session: acked_session,
+                applied: Some(port.into()),
             });
         }
+        applied
     })
     .await?;
+    // The acknowledgement is durable, which is what counts; waiting (at
+    // most `service.call_timeout`) for the debouncer makes the answer and
+    // the next issue list agree. Were it restarting just now, the wake
+    // consumer still drops every reminder after the row.
+    let _ = tokio::time::timeout(context.call_timeout, applied).await;
     Ok(Json(
         json!({ "acknowledged": session, "probe": probe, "seq": seq }),
     ))

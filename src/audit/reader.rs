@@ -358,60 +358,11 @@ impl RowIter {
 }
 
 impl RowIter {
-    /// Like [`Iterator::next`], for consumers that need the payload of only
-    /// some rows: a row whose seam passes `full` comes whole; any other comes
-    /// without the bulky parts of its details (`observation`, `notice`,
-    /// `deliveries`), which are skipped while parsing instead of being built
-    /// and dropped. The wake consumer reads every row of the log but needs
-    /// the whole payload only of the few it acts on. The flag says which.
-    pub fn next_light(
-        &mut self,
-        full: impl Fn(&str) -> bool,
-    ) -> Option<Result<(AuditRow, bool), AuditError>> {
-        if let Some(error) = self.error.take() {
-            return Some(Err(error));
-        }
-        loop {
-            let (path, offset) = match self.next_line()? {
-                Ok(at) => at,
-                Err(error) => return Some(Err(error)),
-            };
-            let body = &self.line[..self.line.len() - 1];
-            // Skipping the bulky fields skips their UTF-8 check too; a line
-            // the ordinary parse calls corrupt must not pass here (found by
-            // the audit_reader fuzz target).
-            let light = match std::str::from_utf8(body) {
-                Ok(_) => serde_json::from_slice::<LightRow>(body).ok(),
-                Err(_) => None,
-            };
-            let (row, whole) = match light {
-                Some(light) if !full(&light.seam) => (light.into_row(), false),
-                // Wanted whole, or not the shape the light parse expects
-                // (details not an object): the ordinary parse decides.
-                _ => match serde_json::from_slice::<AuditRow>(body) {
-                    Ok(row) => (row, true),
-                    Err(e) => {
-                        return Some(Err(AuditError::CorruptRow {
-                            path,
-                            offset,
-                            reason: e.to_string(),
-                        }));
-                    }
-                },
-            };
-            if !self.wanted(&row) {
-                continue;
-            }
-            return Some(Ok((row, whole)));
-        }
-    }
-
-    /// Like [`RowIter::next_light`], for consumers that act on a few seams
-    /// and only move their cursor past every other row: each line is read
-    /// once into a [`RowRef`] (strings borrowed, details left encoded), and
+    /// For the cursor consumers, which read every row of the log but act on
+    /// a few seams: each line is read once into a [`RowRef`] (strings borrowed, details left encoded), and
     /// only a row whose seam passes `wanted` is handed to `pick`, which
-    /// decodes what it needs straight from the line. The incident commander
-    /// and the escalation intake read every row of the log this way.
+    /// decodes what it needs straight from the line. The wake consumer, the
+    /// incident commander and the escalation intake read the log this way.
     pub fn next_head<T>(
         &mut self,
         wanted: impl Fn(&str) -> bool,
@@ -528,68 +479,6 @@ impl<'de> serde::Deserialize<'de> for Strict {
             }
         }
         deserializer.deserialize_any(Visit)
-    }
-}
-
-/// A row whose details leave out the bulky fields; see [`RowIter::next_light`].
-#[derive(serde::Deserialize)]
-struct LightRow {
-    seq: u64,
-    ts: String,
-    seam: String,
-    caller_session_id: Option<String>,
-    trace_id: Option<String>,
-    component: Option<String>,
-    details: LightDetails,
-}
-
-impl LightRow {
-    fn into_row(self) -> AuditRow {
-        AuditRow {
-            seq: self.seq,
-            ts: self.ts,
-            seam: self.seam,
-            caller_session_id: self.caller_session_id,
-            trace_id: self.trace_id,
-            component: self.component,
-            details: serde_json::Value::Object(self.details.0),
-        }
-    }
-}
-
-/// Keys of a row's details that hold whole snapshots (observations, notices,
-/// delivery lists) rather than facts about the row.
-pub(crate) const BULKY_DETAILS: [&str; 3] = ["observation", "notice", "deliveries"];
-
-/// A details object without [`BULKY_DETAILS`].
-struct LightDetails(serde_json::Map<String, serde_json::Value>);
-
-impl<'de> serde::Deserialize<'de> for LightDetails {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Visit;
-        impl<'de> serde::de::Visitor<'de> for Visit {
-            type Value = LightDetails;
-
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a details object")
-            }
-
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> Result<LightDetails, A::Error> {
-                let mut out = serde_json::Map::new();
-                while let Some(key) = map.next_key::<String>()? {
-                    if BULKY_DETAILS.contains(&key.as_str()) {
-                        map.next_value::<serde::de::IgnoredAny>()?;
-                    } else {
-                        out.insert(key, map.next_value()?);
-                    }
-                }
-                Ok(LightDetails(out))
-            }
-        }
-        deserializer.deserialize_map(Visit)
     }
 }
 

@@ -197,6 +197,9 @@ pub enum DebouncerMsg {
         probe: String,
         /// The issue's story.
         session: String,
+        /// Answered once the store says so, so the API's answer and its
+        /// next `/api/issues` agree.
+        applied: Option<RpcReplyPort<()>>,
     },
 }
 
@@ -283,13 +286,20 @@ impl Actor for Debouncer {
                 let _ = reply.send(open_issues(&state.args));
                 Ok(())
             }
-            DebouncerMsg::Acknowledged { probe, session } => {
+            DebouncerMsg::Acknowledged {
+                probe,
+                session,
+                applied,
+            } => {
                 // Only the story acknowledged: an issue that resolved and
                 // fired again since is a new story, and wakes again.
                 if let Some(mut entry) = state.args.store.get_mut(&probe)
                     && entry.session.as_deref() == Some(session.as_str())
                 {
                     entry.acked = true;
+                }
+                if let Some(applied) = applied {
+                    let _ = applied.send(());
                 }
                 Ok(())
             }

@@ -21,6 +21,9 @@ use crate::events::Event as _;
 const ROWS_PER_SESSION: usize = 20;
 /// Stories kept.
 const SESSIONS: usize = 2048;
+/// Keys of a row's details that hold whole snapshots (observations, notices,
+/// delivery lists) rather than facts about the row: not kept in a story.
+const BULKY_DETAILS: [&str; 3] = ["observation", "notice", "deliveries"];
 
 /// Recent rows per story.
 #[derive(Debug, Default)]
@@ -204,7 +207,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Compact<'a> {
                 let mut kept = Vec::new();
                 while let Some(Key(key)) = map.next_key::<Key<'a>>()? {
                     let value = map.next_value::<&'a RawValue>()?;
-                    if !crate::audit::BULKY_DETAILS.contains(&key.as_ref()) {
+                    if !BULKY_DETAILS.contains(&key.as_ref()) {
                         kept.push((key, value));
                     }
                 }
