@@ -163,6 +163,7 @@ pub async fn start_with(settings: Settings, options: BootOptions) -> Result<Ward
         dr: dr_settings,
         incidents: incident_settings,
         chaos: chaos_settings,
+        cluster: cluster_settings,
     } = &*settings;
 
     let front = api::ApiFront::load(&settings)?;
@@ -184,6 +185,7 @@ pub async fn start_with(settings: Settings, options: BootOptions) -> Result<Ward
     let (audit, queue) = AuditLog::new();
     let mut audit_args = audit_settings.build(dir, queue);
     let chaos = chaos_settings.build(&names, &mut audit_args);
+    audit_args.stream = cluster_settings.connect().await?;
     let health = audit.health();
     state.watch("audit_unwritable", move || health.is_failing());
     escalation::stop_previous_groups(&service.state_dir, &audit).await;

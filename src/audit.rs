@@ -207,6 +207,9 @@ pub enum AuditError {
     /// The writer thread could not be started or stopped.
     #[error("audit writer thread failed: {0}")]
     WriterThread(String),
+    /// Cluster mode: the stream could not be reached, written or read.
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
     /// Writing the output of `warden audit tail` failed.
     #[error("audit tail output failed: {0}")]
     Output(#[source] std::io::Error),

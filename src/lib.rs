@@ -34,6 +34,7 @@
 //! - [`demo_target`]: `warden demo-target`, a service that fails on demand.
 //! - [`storage`]: keeps the state dir bounded: config versions by digest, retention, disk use.
 //! - [`chaos`]: the fault-injection surface (`chaos.enabled`) the chaos suite drives.
+//! - [`cluster`]: cluster mode, the audit log on a replicated NATS JetStream stream.
 //! - [`app`]: the table of contents: `start_with` builds each actor's arguments from its settings
 //!   section (`app/api.rs`, `pipeline.rs`, `escalation.rs`, `audit.rs`), the tree's specs
 //!   (`spec.rs`), the lifecycle and meltdown response (`lifecycle.rs`), background chores
@@ -47,6 +48,7 @@ pub mod api;
 pub mod app;
 pub mod audit;
 pub mod chaos;
+pub mod cluster;
 pub mod control;
 pub mod debounce;
 pub mod demo_target;

@@ -14,6 +14,7 @@
 
 mod audit;
 mod chaos;
+mod cluster;
 mod components;
 mod debounce;
 mod dr;
@@ -40,6 +41,7 @@ use serde::{Deserialize, Serialize};
 
 pub use audit::AuditSettings;
 pub use chaos::ChaosSettings;
+pub use cluster::{ClusterKind, ClusterSettings};
 pub use components::{
     ComponentSettings, Criticality, FixActionSettings, FixKind, FixSettings, PatchSettings,
     RollbackSettings, TierKind, TierSettings,
@@ -99,6 +101,8 @@ pub struct Settings {
     pub incidents: IncidentSettings,
     /// The chaos suite's fault-injection surface (off).
     pub chaos: ChaosSettings,
+    /// Single node (default) or a cluster on NATS JetStream.
+    pub cluster: ClusterSettings,
 }
 
 /// Why a configuration could not be loaded.

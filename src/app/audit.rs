@@ -8,7 +8,8 @@ use std::sync::Arc;
 use super::Names;
 use crate::audit::{AuditFaults, AuditQueue, AuditWriterArgs};
 use crate::chaos::ChaosControl;
-use crate::settings::{AuditSettings, ChaosSettings};
+use crate::cluster::{ClusterError, StreamLog};
+use crate::settings::{AuditSettings, ChaosSettings, ClusterKind, ClusterSettings};
 
 impl AuditSettings {
     /// The writer's arguments for the log in `dir`, fed from `queue`.
@@ -33,5 +34,23 @@ impl ChaosSettings {
             audit.faults = Some(faults.clone());
             ChaosControl::new(names.clone(), faults)
         })
+    }
+}
+
+impl ClusterSettings {
+    /// Cluster mode: the stream the audit writer appends to, once the
+    /// servers answered and the stream exists. `None` for a local log.
+    pub(super) async fn connect(&self) -> Result<Option<Arc<StreamLog>>, ClusterError> {
+        if self.kind == ClusterKind::Local {
+            return Ok(None);
+        }
+        let log = StreamLog::connect(self).await?;
+        tracing::info!(
+            node = self.node(),
+            stream = log.name(),
+            replicas = self.replicas,
+            "Cluster mode: the audit log is a JetStream stream."
+        );
+        Ok(Some(Arc::new(log)))
     }
 }

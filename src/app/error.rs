@@ -37,6 +37,9 @@ pub enum AppError {
     /// its secret file is unreadable.
     #[error("{0}")]
     Setup(String),
+    /// Cluster mode: the NATS servers or the stream could not be reached.
+    #[error("cluster: {0}")]
+    Cluster(#[from] crate::cluster::ClusterError),
     /// The root supervisor melted down twice; Warden stopped itself.
     #[error(
         "the supervision tree melted down twice; Warden stopped to avoid acting in a broken state"

@@ -25,6 +25,10 @@ pub struct NewRow {
     pub component: Option<String>,
     /// Seam-specific payload, encoded: always a JSON object.
     details: Box<RawValue>,
+    /// The id a replicated log stores this row under, given at its first
+    /// publish and kept when the row is retried (even by a later writer
+    /// instance), so a retry is recognised as the same row.
+    pub(crate) publish_id: Option<u64>,
 }
 
 impl PartialEq for NewRow {
@@ -60,6 +64,7 @@ impl NewRow {
             trace_id: None,
             component: None,
             details,
+            publish_id: None,
         }
     }
 
@@ -136,6 +141,71 @@ impl NewRow {
         }
         buf.push(b'\n');
     }
+}
+
+impl NewRow {
+    /// Appends this row as published to a replicated log: every field of
+    /// the stored line but `seq`, which the log assigns. A `{seq}` in the
+    /// session id stays, for [`restamp`] to fill in.
+    pub(crate) fn encode_unsequenced(&self, ts: &str, buf: &mut Vec<u8>) {
+        let unsequenced = Unsequenced {
+            ts: Cow::Borrowed(ts),
+            seam: Cow::Borrowed(&self.seam),
+            caller_session_id: self.caller_session_id.as_deref().map(Cow::Borrowed),
+            trace_id: self.trace_id.as_deref().map(Cow::Borrowed),
+            component: self.component.as_deref().map(Cow::Borrowed),
+            details: &self.details,
+        };
+        // Strings and already-encoded JSON into a Vec: cannot fail.
+        if serde_json::to_writer(&mut *buf, &unsequenced).is_err() {
+            buf.extend_from_slice(b"{}");
+        }
+    }
+}
+
+/// Appends the stored line (JSON + `\n`) of a row published by
+/// [`NewRow::encode_unsequenced`] that the log stored as `seq`.
+pub(crate) fn restamp(
+    payload: &[u8],
+    seq: u64,
+    buf: &mut Vec<u8>,
+) -> Result<(), serde_json::Error> {
+    let row: Unsequenced<'_> = serde_json::from_slice(payload)?;
+    let stamped = Stamped {
+        seq,
+        ts: &row.ts,
+        seam: &row.seam,
+        caller_session_id: row.caller_session_id.map(|id| {
+            if id.contains(SEQ_PLACEHOLDER) {
+                Cow::Owned(id.replace(SEQ_PLACEHOLDER, &seq.to_string()))
+            } else {
+                id
+            }
+        }),
+        trace_id: row.trace_id.as_deref(),
+        component: row.component.as_deref(),
+        details: row.details,
+    };
+    serde_json::to_writer(&mut *buf, &stamped)?;
+    buf.push(b'\n');
+    Ok(())
+}
+
+/// A row as a replicated log holds it: no `seq` (the log's own sequence is it).
+#[derive(Serialize, Deserialize)]
+struct Unsequenced<'a> {
+    #[serde(borrow)]
+    ts: Cow<'a, str>,
+    #[serde(borrow)]
+    seam: Cow<'a, str>,
+    #[serde(borrow)]
+    caller_session_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    trace_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    component: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    details: &'a RawValue,
 }
 
 /// The `ts` of rows written at `now`: RFC 3339 UTC with milliseconds.

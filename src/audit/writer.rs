@@ -53,6 +53,9 @@ pub struct AuditWriterArgs {
     pub retry_max: Duration,
     /// Injected I/O failures (tests, chaos); `None` in production.
     pub faults: Option<Arc<AuditFaults>>,
+    /// Cluster mode: the JetStream stream that is the log (the files in
+    /// `dir` are then this node's copy of it). `None`: a local log.
+    pub stream: Option<Arc<crate::cluster::StreamLog>>,
 }
 
 impl AuditWriterArgs {
@@ -69,6 +72,7 @@ impl AuditWriterArgs {
             retry_min: Duration::from_millis(50),
             retry_max: Duration::from_secs(1),
             faults: None,
+            stream: None,
         }
     }
 }
@@ -131,6 +135,10 @@ impl Actor for AuditWriter {
             retry_max: args.retry_max.max(args.retry_min),
             faults: args.faults.clone(),
             health: args.health.clone(),
+            stream: args
+                .stream
+                .clone()
+                .map(|log| (log, tokio::runtime::Handle::current())),
         };
         let (thread_shared, thread_stop) = (shared.clone(), stop.clone());
         let (committer, report) = tokio::task::spawn_blocking(move || {

@@ -1002,3 +1002,51 @@ fn both_restart_policies_share_keys_but_keep_their_own_defaults() {
         assert!(joined.contains(needle), "missing {needle:?} in {joined}");
     }
 }
+
+#[test]
+fn cluster_problems_name_their_keys() {
+    let lines = problems(
+        r#"
+[cluster]
+kind = "nats"
+urls = ["ws://a:80", "nats://user:pw@b:4222", ""]
+stream = "has.dot"
+replicas = 7
+dedup_window = "1s"
+publish_timeout = "2s"
+credentials_file = "/nonexistent/warden.creds"
+"#,
+        no_env(),
+    );
+    let joined = lines.join("\n");
+    for needle in [
+        "cluster.urls[0]: scheme \"ws\" is not nats:// or tls://",
+        "cluster.urls[1]: must not carry a user or password; use cluster.credentials_file",
+        "cluster.urls[2]: \"\" names no host",
+        "cluster.stream: use 1-64 characters",
+        "cluster.replicas: must be between 1 and 5",
+        "cluster.dedup_window: must be longer than cluster.publish_timeout",
+        "cluster.node_id: is required with kind = \"nats\" (or set WARDEN__CLUSTER__NODE_ID)",
+        "cluster.credentials_file: cannot read /nonexistent/warden.creds",
+    ] {
+        assert!(joined.contains(needle), "missing {needle:?} in {joined}");
+    }
+    assert!(!joined.contains("pw@"), "a password in an error: {joined}");
+    assert_eq!(lines.len(), 8, "{joined}");
+    // A local node needs none of it.
+    assert!(load_with_env(&text("[cluster]\nkind = \"local\"\n"), no_env()).is_ok());
+}
+
+#[test]
+fn the_node_id_comes_from_the_environment() {
+    let toml = "[cluster]\nkind = \"nats\"\nurls = [\"nats://127.0.0.1:4222\"]\n";
+    assert!(
+        problems(toml, no_env())
+            .iter()
+            .any(|p| p.starts_with("cluster.node_id"))
+    );
+    let settings =
+        load_with_env(&text(toml), env(&[("WARDEN__CLUSTER__NODE_ID", "node-b")])).unwrap();
+    assert_eq!(settings.cluster.node(), "node-b");
+    assert_eq!(settings.cluster.kind, ClusterKind::Nats);
+}

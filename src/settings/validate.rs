@@ -90,6 +90,7 @@ pub(crate) fn validate(settings: &Settings) -> Vec<Problem> {
     investigator(settings, &mut problems);
     incidents(settings, &mut problems);
     listener_hardening(settings, &mut problems);
+    super::cluster::validate(&settings.cluster, &mut problems);
     if settings.chaos.enabled && !settings.service.has_operator_token() {
         problems.push(
             "chaos.enabled",

@@ -3,6 +3,7 @@
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod instance;
+pub mod nats;
 pub mod process;
 pub mod receiver;
 pub mod targets;

