@@ -186,6 +186,15 @@ pub async fn start_with(settings: Settings, options: BootOptions) -> Result<Ward
     let mut audit_args = audit_settings.build(dir, queue);
     let chaos = chaos_settings.build(&names, &mut audit_args);
     audit_args.stream = cluster_settings.connect().await?;
+    // Before the writer starts: a standby node never appends.
+    let active = match &audit_args.stream {
+        Some(log) => Some(
+            cluster_settings
+                .become_active(log, &audit_args, &service.state_dir)
+                .await?,
+        ),
+        None => None,
+    };
     let health = audit.health();
     state.watch("audit_unwritable", move || health.is_failing());
     escalation::stop_previous_groups(&service.state_dir, &audit).await;
@@ -254,7 +263,7 @@ pub async fn start_with(settings: Settings, options: BootOptions) -> Result<Ward
         );
     }
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let lifecycle = lifecycle::spawn(shared, root, &h, stopped, options, started);
+    let lifecycle = lifecycle::spawn(shared, root, &h, stopped, options, started, active);
     Ok(Warden {
         addr,
         names: h.names,

@@ -147,7 +147,7 @@ pub use queue::{AuditLog, AuditQueue, Pending, QUEUE_CAPACITY};
 pub use reader::{AuditReader, ReadPosition, RowIter};
 pub use row::{AuditRow, NewRow, RowHead, RowRef, RowView, SEQ_PLACEHOLDER, seam_matches};
 pub use tail::{TailOptions, tail_command};
-pub use writer::{AuditMsg, AuditWriter, AuditWriterArgs, AuditWriterState};
+pub use writer::{AuditMsg, AuditWriter, AuditWriterArgs, AuditWriterState, copy_stream};
 
 /// When an appended row counts as durable, and therefore when the append is acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

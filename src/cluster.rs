@@ -6,6 +6,13 @@
 //!   stream that holds the log: idempotent appends (every row carries a
 //!   `Nats-Msg-Id`, so a retried append is stored once) and an ordered
 //!   reader of the stream from a seq.
+//! - `lease.rs`: [`Lease`], which node is the active one: only the holder
+//!   runs the service (probes, consumers, notices); another node refuses to
+//!   start until the lease is free, and the holder stops when it cannot
+//!   renew it.
+//! - `state.rs`: [`StateMirror`], the consumers' cursors and state files
+//!   copied into the cluster, so the next active node resumes where the
+//!   last one stopped.
 //!
 //! The audit writer (`audit/writer/committer.rs`) is the one user: in
 //! cluster mode it publishes each batch to the stream, takes every row's
@@ -16,8 +23,12 @@
 //! the local copy has it, so nothing acts on a row the cluster could lose.
 //! See `docs/cluster.md`.
 
+mod lease;
+mod state;
 mod stream;
 
+pub use lease::Lease;
+pub use state::{MIRROR_EVERY, StateMirror};
 pub use stream::{StreamLog, StreamReader};
 
 /// What went wrong talking to the cluster.
@@ -64,6 +75,27 @@ pub enum ClusterError {
         stream: String,
         /// The first seq asked for.
         from: u64,
+        /// Why.
+        reason: String,
+    },
+    /// Another node is the active one.
+    #[error(
+        "node {holder} is the active node of stream {stream}; this node can start once that \
+         lease is released or expires ({ttl:?} after its last renewal)"
+    )]
+    LeaseHeld {
+        /// The stream's name.
+        stream: String,
+        /// The node holding the lease.
+        holder: String,
+        /// The lease's TTL.
+        ttl: std::time::Duration,
+    },
+    /// This node lost the active-node lease and stopped acting.
+    #[error("lost the active-node lease of stream {stream}: {reason}; stopping")]
+    LeaseLost {
+        /// The stream's name.
+        stream: String,
         /// Why.
         reason: String,
     },

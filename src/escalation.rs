@@ -27,6 +27,7 @@ mod cycle;
 pub mod fix;
 pub mod history;
 mod intake;
+pub use intake::CURSOR_NAME;
 pub mod ladder;
 pub mod patches;
 mod saved;

@@ -5,6 +5,7 @@
 
 use std::future::Future;
 use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use ractor::Actor;
@@ -54,7 +55,9 @@ pub(super) fn spawn(
     stopped: tokio::sync::oneshot::Receiver<()>,
     options: BootOptions,
     started: Instant,
+    active: Option<(crate::cluster::Lease, crate::cluster::StateMirror)>,
 ) -> tokio::task::JoinHandle<Result<(), AppError>> {
+    let (keeper, lost) = keep_lease(active, h);
     let housekeeping = tokio::spawn(housekeeping(
         h.settings.clone(),
         h.tokens.clone(),
@@ -81,6 +84,12 @@ pub(super) fn spawn(
             }
         };
         let result = supervise(&shared, root, &state, &tree, timeout, stop, &options).await;
+        // Released only after the tree stopped: nothing of this node acts
+        // once a standby can take over.
+        let release = keeper.map(|(task, release)| {
+            let _ = release.send(());
+            task
+        });
         housekeeping.abort();
         storage.abort();
         tree.set(None);
@@ -88,9 +97,66 @@ pub(super) fn spawn(
         // the final rows) is written by a short-lived writer so nothing is lost.
         drain(&shared.audit, &shared.audit_args, timeout).await;
         mark_high_water(&shared.audit_args.dir, &dr);
+        if let Some(task) = release {
+            let _ = task.await;
+        }
         tracing::info!(uptime = ?started.elapsed(), "Warden stopped.");
-        result
+        let lost = lost.lock().unwrap_or_else(PoisonError::into_inner).take();
+        match lost {
+            Some(error) => Err(AppError::Cluster(error)),
+            None => result,
+        }
     })
+}
+
+/// The lease keeper's task and the sender that asks it to release the
+/// lease, plus where it leaves the error if the lease was lost.
+type Keeper = Option<(
+    tokio::task::JoinHandle<()>,
+    tokio::sync::oneshot::Sender<()>,
+)>;
+
+/// Cluster mode: renews the active-node lease and copies the cursors into
+/// the cluster while the tree runs. Losing the lease pauses every action at
+/// once (`cluster`) and stops Warden, which then exits with an error so its
+/// service manager restarts it as a standby. A graceful stop copies the
+/// final cursors, then releases the lease.
+fn keep_lease(
+    active: Option<(crate::cluster::Lease, crate::cluster::StateMirror)>,
+    h: &Handles,
+) -> (Keeper, Arc<Mutex<Option<crate::cluster::ClusterError>>>) {
+    let lost = Arc::new(Mutex::new(None));
+    let Some((mut lease, mut mirror)) = active else {
+        return (None, lost);
+    };
+    let (release, mut released) = tokio::sync::oneshot::channel::<()>();
+    let (state, requested, slot) = (h.state.clone(), h.requested.clone(), lost.clone());
+    let task = tokio::spawn(async move {
+        let mirroring = async {
+            loop {
+                mirror.publish().await;
+                tokio::time::sleep(crate::cluster::MIRROR_EVERY).await;
+            }
+        };
+        let outcome = tokio::select! {
+            error = lease.keep() => Some(error),
+            _ = &mut released => None,
+            () = mirroring => None,
+        };
+        match outcome {
+            Some(error) => {
+                state.pause("cluster");
+                tracing::error!(error = %error, "Lost the active-node lease: every action is paused and Warden stops.");
+                *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(error);
+                requested.notify_one();
+            }
+            None => {
+                mirror.publish().await;
+                lease.release().await;
+            }
+        }
+    });
+    (Some((task, release)), lost)
 }
 
 /// Asks the incident commander (found by name) to open an incident.

@@ -126,20 +126,7 @@ impl Actor for AuditWriter {
         }
         let stop = Arc::new(StopFlag::default());
         let (wake, wake_rx) = mpsc::channel();
-        let config = CommitConfig {
-            dir: args.dir.clone(),
-            fsync: args.fsync,
-            batch_max: args.batch_max.max(1),
-            rotate_bytes: args.rotate_bytes,
-            retry_min: args.retry_min,
-            retry_max: args.retry_max.max(args.retry_min),
-            faults: args.faults.clone(),
-            health: args.health.clone(),
-            stream: args
-                .stream
-                .clone()
-                .map(|log| (log, tokio::runtime::Handle::current())),
-        };
+        let config = commit_config(&args);
         let (thread_shared, thread_stop) = (shared.clone(), stop.clone());
         let (committer, report) = tokio::task::spawn_blocking(move || {
             let report = super::recover(&config.dir)?;
@@ -230,6 +217,49 @@ fn on_flush(state: &AuditWriterState, reply: RpcReplyPort<Result<u64, AuditError
 
 fn on_stats(state: &AuditWriterState, reply: RpcReplyPort<AuditHealthSnapshot>) {
     let _ = reply.send(state.health.snapshot());
+}
+
+fn commit_config(args: &AuditWriterArgs) -> CommitConfig {
+    CommitConfig {
+        dir: args.dir.clone(),
+        fsync: args.fsync,
+        batch_max: args.batch_max.max(1),
+        rotate_bytes: args.rotate_bytes,
+        retry_min: args.retry_min,
+        retry_max: args.retry_max.max(args.retry_min),
+        faults: args.faults.clone(),
+        health: args.health.clone(),
+        stream: args
+            .stream
+            .clone()
+            .map(|log| (log, tokio::runtime::Handle::current())),
+    }
+}
+
+/// Cluster mode: brings the local copy of the log up to the stream's end
+/// before the writer starts, because boot reads the log (open issues,
+/// consumers' state) before the tree is up. Does nothing for a local log,
+/// and leaves a copy with a torn last line to the writer, which repairs it
+/// and records the repair.
+pub async fn copy_stream(args: &AuditWriterArgs) -> Result<(), AuditError> {
+    if args.stream.is_none() {
+        return Ok(());
+    }
+    let config = commit_config(args);
+    let (_log, queue) = super::AuditLog::new();
+    let shared = queue.shared.clone();
+    let stop = Arc::new(StopFlag::default());
+    let (_wake, wake_rx) = mpsc::channel();
+    tokio::task::spawn_blocking(move || {
+        std::fs::create_dir_all(&config.dir).map_err(|e| AuditError::io(&config.dir, e))?;
+        let report = super::inspect(&config.dir)?;
+        if report.truncated.is_some() {
+            return Ok(());
+        }
+        Committer::open(config, shared, &report, stop, wake_rx).map(drop)
+    })
+    .await
+    .map_err(|e| AuditError::WriterThread(e.to_string()))?
 }
 
 /// Takes the writer slot if it holds the thread of the instance owning `stop`.

@@ -21,6 +21,7 @@ pub struct StreamLog {
     stream: String,
     subject: String,
     node: String,
+    replicas: usize,
     read_timeout: Duration,
 }
 
@@ -73,6 +74,7 @@ impl StreamLog {
             stream: settings.stream.clone(),
             subject,
             node: settings.node().to_owned(),
+            replicas: settings.replicas,
             read_timeout: settings.publish_timeout,
         })
     }
@@ -80,6 +82,16 @@ impl StreamLog {
     /// The stream's name.
     pub fn name(&self) -> &str {
         &self.stream
+    }
+
+    /// The JetStream context, for the lease bucket.
+    pub(super) fn context(&self) -> &jetstream::Context {
+        &self.js
+    }
+
+    /// How many copies of the stream (and of the lease bucket) the servers keep.
+    pub(super) fn replicas(&self) -> usize {
+        self.replicas
     }
 
     /// This node's id, the prefix of every message id it publishes.

@@ -29,7 +29,7 @@ use crate::messages::IssueEvent;
 use crate::tasks::AbortOnDrop;
 
 /// Name of the intake's cursor under `<state_dir>/cursors/`.
-pub(super) const CURSOR_NAME: &str = "escalation";
+pub const CURSOR_NAME: &str = "escalation";
 
 /// Seams a coordinator takes in; every other row only moves the cursor.
 pub(super) const SEAMS: [&str; 3] = [

@@ -46,6 +46,12 @@ pub struct ClusterSettings {
     /// is retried (with the same id). Default `5s`.
     #[serde(with = "humantime_serde")]
     pub publish_timeout: Duration,
+    /// How long the active node's lease lasts without a renewal (whole
+    /// seconds, at least 3). It renews every third of it and stops acting
+    /// after two thirds without one; a standby can start once it expired.
+    /// Default `10s`.
+    #[serde(with = "humantime_serde")]
+    pub lease_ttl: Duration,
 }
 
 impl Default for ClusterSettings {
@@ -59,6 +65,7 @@ impl Default for ClusterSettings {
             replicas: 3,
             dedup_window: Duration::from_secs(300),
             publish_timeout: Duration::from_secs(5),
+            lease_ttl: Duration::from_secs(10),
         }
     }
 }
@@ -97,6 +104,12 @@ pub(super) fn validate(cluster: &ClusterSettings, problems: &mut Problems) {
         if value < Duration::from_millis(100) {
             problems.push(key, "must be at least 100ms");
         }
+    }
+    if cluster.lease_ttl < Duration::from_secs(3) || cluster.lease_ttl.subsec_nanos() != 0 {
+        problems.push(
+            "cluster.lease_ttl",
+            "must be a whole number of seconds, at least 3s",
+        );
     }
     if cluster.dedup_window <= cluster.publish_timeout {
         problems.push(

@@ -1014,6 +1014,7 @@ stream = "has.dot"
 replicas = 7
 dedup_window = "1s"
 publish_timeout = "2s"
+lease_ttl = "1500ms"
 credentials_file = "/nonexistent/warden.creds"
 "#,
         no_env(),
@@ -1028,11 +1029,12 @@ credentials_file = "/nonexistent/warden.creds"
         "cluster.dedup_window: must be longer than cluster.publish_timeout",
         "cluster.node_id: is required with kind = \"nats\" (or set WARDEN__CLUSTER__NODE_ID)",
         "cluster.credentials_file: cannot read /nonexistent/warden.creds",
+        "cluster.lease_ttl: must be a whole number of seconds, at least 3s",
     ] {
         assert!(joined.contains(needle), "missing {needle:?} in {joined}");
     }
     assert!(!joined.contains("pw@"), "a password in an error: {joined}");
-    assert_eq!(lines.len(), 8, "{joined}");
+    assert_eq!(lines.len(), 9, "{joined}");
     // A local node needs none of it.
     assert!(load_with_env(&text("[cluster]\nkind = \"local\"\n"), no_env()).is_ok());
 }
