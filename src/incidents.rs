@@ -28,6 +28,7 @@
 //!   every incident from disk and keeps what the store already held.
 
 mod actor;
+mod adopt;
 pub mod client;
 mod clock;
 mod commander;

@@ -90,6 +90,17 @@ impl Actor for IncidentCommander {
                 core.restore(incident, (opened, update), clock.now());
             }
         }
+        // Before the replay: incidents only the log knows (opened by another
+        // node just before it handed over) are rebuilt, so the replay joins
+        // them instead of opening them again.
+        let adopted = super::adopt::from_log(&args.audit_dir, progress.seq, |id| {
+            core.incident(id).is_some()
+        });
+        for incident in adopted {
+            tracing::warn!(id = %incident.id, "Adopted an incident from the audit log that this node's disk does not hold.");
+            disk::save(&root, &incident)?;
+            core.restore(incident, (None, None), clock.now());
+        }
         for (component, id) in core.frozen() {
             args.freeze.insert(component.clone(), id.clone());
         }

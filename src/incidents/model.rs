@@ -96,6 +96,36 @@ pub struct SeverityChange {
     pub reason: String,
 }
 
+impl OpenTrigger {
+    /// The components, probes and issue sessions an incident opened by
+    /// this trigger starts with.
+    pub fn scope(&self) -> (BTreeSet<String>, BTreeSet<String>, BTreeSet<String>) {
+        let mut components = BTreeSet::new();
+        let mut probes = BTreeSet::new();
+        let mut sessions = BTreeSet::new();
+        match self {
+            OpenTrigger::Issue {
+                caller_session_id,
+                probe,
+                component,
+                ..
+            } => {
+                components.insert(component.clone());
+                probes.insert(probe.clone());
+                sessions.extend(caller_session_id.iter().cloned());
+            }
+            OpenTrigger::LadderExhausted { component, .. } => {
+                components.insert(component.clone());
+            }
+            OpenTrigger::Operator {
+                components: named, ..
+            } => components.extend(named.iter().cloned()),
+            OpenTrigger::Meltdown { .. } | OpenTrigger::Substrate { .. } => {}
+        }
+        (components, probes, sessions)
+    }
+}
+
 /// One incident, as `incident.json` holds it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Incident {

@@ -114,28 +114,7 @@ impl CommanderCore {
             reason,
         } = draft;
         let at = stamp(now);
-        let mut components = BTreeSet::new();
-        let mut probes = BTreeSet::new();
-        let mut sessions = BTreeSet::new();
-        match &trigger {
-            OpenTrigger::Issue {
-                caller_session_id,
-                probe,
-                component,
-                ..
-            } => {
-                components.insert(component.clone());
-                probes.insert(probe.clone());
-                sessions.extend(caller_session_id.iter().cloned());
-            }
-            OpenTrigger::LadderExhausted { component, .. } => {
-                components.insert(component.clone());
-            }
-            OpenTrigger::Operator {
-                components: named, ..
-            } => components.extend(named.iter().cloned()),
-            OpenTrigger::Meltdown { .. } | OpenTrigger::Substrate { .. } => {}
-        }
+        let (components, probes, sessions) = trigger.scope();
         let incident = Incident {
             id: id.clone(),
             severity,
