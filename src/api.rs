@@ -45,6 +45,8 @@ pub use serve::{ConnLimits, TlsError, tls_acceptor};
 /// Everything a handler may read. Cloned per request (all fields are handles).
 #[derive(Clone)]
 pub struct ApiContext {
+    /// Cluster mode: the stream that holds the log (`None`: one node).
+    pub cluster: Option<Arc<crate::cluster::StreamLog>>,
     /// Shared operational state.
     pub state: OperationalState,
     /// Boot gate results.
@@ -212,6 +214,7 @@ pub fn router(context: ApiContext) -> Router {
         .route("/api/health", get(status::health))
         .route("/api/boot-status", get(status::boot_status))
         .route("/api/operational-state", get(status::operational_state))
+        .route("/api/cluster", get(status::cluster))
         .route("/api/audit", get(audit::rows))
         .route("/api/audit/notes", post(audit::add_note))
         .route("/api/probes", get(probes::list))

@@ -225,7 +225,8 @@ pub async fn start_with(settings: Settings, options: BootOptions) -> Result<Ward
     };
     let probe_args = probes.iter().map(|p| p.build(&h, &check_ctx)).collect();
     let investigator = wake_args.investigator.clone();
-    let api_args = front.build(&h, listener, addr, investigator, chaos.clone(), started);
+    let mut api_args = front.build(&h, listener, addr, investigator, chaos.clone(), started);
+    api_args.context.cluster = audit_args.stream.clone();
     let shared = spec::Shared {
         observer: Arc::new(AuditObserver::new(h.audit.clone()).with_metrics(h.metrics.clone())),
         settings: settings.clone(),

@@ -10,6 +10,7 @@
 //!   runs the service (probes, consumers, notices); another node refuses to
 //!   start until the lease is free, and the holder stops when it cannot
 //!   renew it.
+//! - `cli.rs`: `warden cluster status`, a client of `GET /api/cluster`.
 //! - `state.rs`: [`StateMirror`], the consumers' cursors and state files
 //!   copied into the cluster, so the next active node resumes where the
 //!   last one stopped.
@@ -23,10 +24,12 @@
 //! the local copy has it, so nothing acts on a row the cluster could lose.
 //! See `docs/cluster.md`.
 
+mod cli;
 mod lease;
 mod state;
 mod stream;
 
+pub use cli::{status, status_text};
 pub use lease::Lease;
 pub use state::{MIRROR_EVERY, StateMirror};
 pub use stream::{StreamLog, StreamReader};

@@ -69,6 +69,11 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         token_file: Option<PathBuf>,
     },
+    /// The cluster as the running Warden sees it (a client of the HTTP API).
+    Cluster {
+        #[command(subcommand)]
+        command: ClusterCommand,
+    },
     /// List, read, annotate and resolve incidents (a client of the HTTP API).
     Incidents {
         /// The Warden API.
@@ -79,6 +84,22 @@ enum Command {
         token_file: Option<PathBuf>,
         #[command(subcommand)]
         command: IncidentsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ClusterCommand {
+    /// Nodes, the active-node lease, and this node's lag behind the stream (GET /api/cluster).
+    Status {
+        /// Base URL of the API. Default: http://<service.api_listen> from the config.
+        #[arg(long)]
+        api: Option<String>,
+        /// File holding the operator token. Default: $WARDEN_OPERATOR_TOKEN.
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+        /// Print the API's JSON as it is.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -182,6 +203,14 @@ fn main() -> ExitCode {
     match cli.command {
         Command::CheckConfig => check_config(&source),
         Command::Run => run(&source),
+        Command::Cluster {
+            command:
+                ClusterCommand::Status {
+                    api,
+                    token_file,
+                    json,
+                },
+        } => cluster_status(&source, api, token_file, json),
         Command::DemoTarget { listen, state_file } => demo_target(listen, state_file),
         Command::Control {
             command,
@@ -428,32 +457,13 @@ fn control(
     api: Option<String>,
     token_file: Option<PathBuf>,
 ) -> ExitCode {
-    let token = match token_file {
-        Some(path) => match settings::read_secret(&path, 1) {
-            Ok(token) => token.expose().to_owned(),
-            Err(error) => {
-                eprintln!("error: {error}");
-                return ExitCode::from(EXIT_CONFIG);
-            }
-        },
-        None => std::env::var("WARDEN_OPERATOR_TOKEN").unwrap_or_default(),
+    let (base, token) = match api_target(source, api, token_file) {
+        Ok(target) => target,
+        Err(code) => return code,
     };
-    if token.is_empty() {
+    let Some(token) = token else {
         eprintln!("error: no operator token: pass --token-file or set WARDEN_OPERATOR_TOKEN");
         return ExitCode::from(EXIT_CONFIG);
-    }
-    let base = match api {
-        Some(url) => url.trim_end_matches('/').to_owned(),
-        None => match load(source) {
-            Ok(settings) => {
-                let mut addr = settings.service.api_listen;
-                if addr.ip().is_unspecified() {
-                    addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-                }
-                format!("http://{addr}")
-            }
-            Err(code) => return code,
-        },
     };
     let runtime = match runtime() {
         Ok(runtime) => runtime,
@@ -492,6 +502,69 @@ fn control(
             } else {
                 println!("state: {state} ({})", reasons.join(", "));
             }
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
+    }
+}
+
+/// The API's base URL (`--api`, else `service.api_listen` from the config)
+/// and the operator token (`--token-file`, else `$WARDEN_OPERATOR_TOKEN`),
+/// if there is one.
+fn api_target(
+    source: &ConfigSource,
+    api: Option<String>,
+    token_file: Option<PathBuf>,
+) -> Result<(String, Option<String>), ExitCode> {
+    let token = match token_file {
+        Some(path) => match settings::read_secret(&path, 1) {
+            Ok(token) => token.expose().to_owned(),
+            Err(error) => {
+                eprintln!("error: {error}");
+                return Err(ExitCode::from(EXIT_CONFIG));
+            }
+        },
+        None => std::env::var("WARDEN_OPERATOR_TOKEN").unwrap_or_default(),
+    };
+    let base = match api {
+        Some(url) => url.trim_end_matches('/').to_owned(),
+        None => {
+            let settings = load(source)?;
+            let mut addr = settings.service.api_listen;
+            if addr.ip().is_unspecified() {
+                addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            format!("http://{addr}")
+        }
+    };
+    Ok((base, (!token.is_empty()).then_some(token)))
+}
+
+/// `warden cluster status`: what `GET /api/cluster` says, in a few lines.
+fn cluster_status(
+    source: &ConfigSource,
+    api: Option<String>,
+    token_file: Option<PathBuf>,
+    json: bool,
+) -> ExitCode {
+    let (base, token) = match api_target(source, api, token_file) {
+        Ok(target) => target,
+        Err(code) => return code,
+    };
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
+    };
+    match runtime.block_on(warden::cluster::status(&base, token.as_deref())) {
+        Ok(value) if json => {
+            println!("{value:#}");
+            ExitCode::SUCCESS
+        }
+        Ok(value) => {
+            print!("{}", warden::cluster::status_text(&value));
             ExitCode::SUCCESS
         }
         Err(message) => {

@@ -294,6 +294,38 @@ async fn one_node_is_active_at_a_time_and_a_node_that_loses_its_quorum_stops() {
     // a is active; b waits as a standby (no API, no log of its own).
     let mut warden_a = start_node(&config_a, "node-a").await.unwrap();
     let standby_b = start_node(&config_b, "node-b");
+
+    // The operator sees it: the API and the CLI.
+    let view: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/api/cluster", warden_a.base))
+        .bearer_auth(support::process::TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(view["kind"], "nats", "{view}");
+    assert_eq!(view["active"]["holder"], "node-a", "{view}");
+    assert_eq!(view["active"]["this_node"], true, "{view}");
+    assert!(view["log"]["lag"].is_u64(), "{view}");
+    let output = tokio::process::Command::new(support::process::warden_bin())
+        .args(["cluster", "status", "--api", &warden_a.base])
+        .env("WARDEN_OPERATOR_TOKEN", support::process::TOKEN)
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        text.contains("node: node-a (active (lease revision"),
+        "{text}"
+    );
+    assert!(text.contains("stream: WARDEN_TEST: last seq"), "{text}");
     for _ in 0..10 {
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert!(!standby_b.is_finished(), "b started while a was active");

@@ -483,6 +483,7 @@ async fn no_secret_from_any_source_reaches_any_output() {
         "/api/health",
         "/api/boot-status",
         "/api/operational-state",
+        "/api/cluster",
         "/api/probes",
         "/api/probes/api",
         "/api/issues",

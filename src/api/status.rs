@@ -46,3 +46,77 @@ pub(super) async fn boot_status(State(context): State<ApiContext>) -> Json<BootR
 pub(super) async fn operational_state(State(context): State<ApiContext>) -> Json<StateSnapshot> {
     Json(context.state.snapshot())
 }
+
+/// `GET /api/cluster`: one node, or the cluster as this node sees it: the
+/// stream, who holds the active-node lease, and how far this node's copy of
+/// the log is behind the stream. A part the servers did not answer within
+/// `service.call_timeout` is `null`, with the reason under `errors`.
+pub(super) async fn cluster(State(context): State<ApiContext>) -> Json<serde_json::Value> {
+    let dir = context.audit_dir.clone();
+    let local = tokio::task::spawn_blocking(move || {
+        crate::audit::AuditReader::open(&dir).and_then(|reader| reader.last_seq())
+    })
+    .await
+    .ok()
+    .and_then(Result::ok)
+    .flatten()
+    .unwrap_or(0);
+    let Some(log) = &context.cluster else {
+        return Json(json!({ "kind": "local", "log": { "local_seq": local } }));
+    };
+    let mut errors = Vec::new();
+    let timeout = context.call_timeout;
+    let stream_last = answered(
+        "stream",
+        tokio::time::timeout(timeout, log.last_seq()).await,
+        timeout,
+        &mut errors,
+    );
+    let holder = answered(
+        "lease",
+        tokio::time::timeout(timeout, log.lease_holder()).await,
+        timeout,
+        &mut errors,
+    );
+    let active = holder.map(|holder| match holder {
+        Some((node, revision)) => json!({
+            "holder": node,
+            "revision": revision,
+            "this_node": node == log.node(),
+        }),
+        None => json!({ "holder": null }),
+    });
+    Json(json!({
+        "kind": "nats",
+        "node": log.node(),
+        "stream": log.name(),
+        "active": active,
+        "log": {
+            "stream_last_seq": stream_last,
+            "local_seq": local,
+            "lag": stream_last.map(|last: u64| last.saturating_sub(local)),
+        },
+        "errors": errors,
+    }))
+}
+
+/// The value of a cluster request that answered in time; else `None`, with
+/// the reason added to `errors`.
+fn answered<T>(
+    what: &str,
+    answer: Result<Result<T, crate::cluster::ClusterError>, tokio::time::error::Elapsed>,
+    timeout: std::time::Duration,
+    errors: &mut Vec<String>,
+) -> Option<T> {
+    match answer {
+        Ok(Ok(value)) => Some(value),
+        Ok(Err(error)) => {
+            errors.push(format!("{what}: {error}"));
+            None
+        }
+        Err(_) => {
+            errors.push(format!("{what}: no answer within {timeout:?}"));
+            None
+        }
+    }
+}

@@ -108,6 +108,8 @@ impl ApiFront {
             listener: Arc::new(Mutex::new(Some(listener))),
             addr,
             context: ApiContext {
+                // Set by boot once the log's stream is known.
+                cluster: None,
                 state: h.state.clone(),
                 boot: h.boot.clone(),
                 audit: h.audit.clone(),

@@ -88,6 +88,31 @@ impl StreamLog {
     }
 }
 
+impl StreamLog {
+    /// Who holds the active-node lease, and at which revision (`None`:
+    /// nobody, or it expired).
+    pub async fn lease_holder(&self) -> Result<Option<(String, u64)>, ClusterError> {
+        let failed = |reason: String| ClusterError::Stream {
+            stream: self.name().to_owned(),
+            reason: format!("lease bucket: {reason}"),
+        };
+        let kv = self
+            .context()
+            .get_key_value(format!("{}_LEASE", self.name()))
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        let entry = kv.entry(KEY).await.map_err(|e| failed(e.to_string()))?;
+        Ok(entry
+            .filter(|entry| entry.operation == kv::Operation::Put)
+            .map(|entry| {
+                (
+                    String::from_utf8_lossy(&entry.value).into_owned(),
+                    entry.revision,
+                )
+            }))
+    }
+}
+
 impl Lease {
     /// The revision last written: it only grows, across every holder.
     pub fn revision(&self) -> u64 {
