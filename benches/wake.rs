@@ -21,6 +21,8 @@
 //!
 //! `cargo bench --bench wake` (optionally `-- <events> <max_concurrency>...`;
 //! `WARDEN_BENCH_MODES=info,injected` picks modes).
+//! With `WARDEN_BENCH_NATS=nats://…,nats://…` the log is a fresh R3
+//! JetStream stream on those servers (cluster mode, docs/cluster.md).
 //! With `WARDEN_BENCH_OTLP=1` every span is exported over OTLP/gRPC to an
 //! in-process collector, to measure what tracing costs the pipeline.
 //! Results go to docs/benchmarks.md by hand; see that file for the machine.
@@ -184,6 +186,22 @@ async fn run(
         "[service]\nstate_dir = \"{}\"\napi_listen = \"127.0.0.1:0\"\n[audit]\nfsync = \"batch\"\n[debounce]\nfailure_threshold = 1\n[wake]\nmax_concurrency = {concurrency}\n\n[[notifiers]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"{hook}\"\n\n",
         dir.path().join("var").display()
     );
+    if let Ok(urls) = std::env::var("WARDEN_BENCH_NATS") {
+        // Cluster mode: the log on a fresh R3 stream of the servers at `urls`.
+        let urls: Vec<String> = urls.split(',').map(|u| format!("\"{u}\"")).collect();
+        let stream = format!(
+            "BENCH_{}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        );
+        let _ = write!(
+            toml,
+            "[cluster]\nkind = \"nats\"\nurls = [{}]\nnode_id = \"bench\"\nstream = \"{stream}\"\n\n",
+            urls.join(", ")
+        );
+    }
     let probes = if mode == "injected" { 0 } else { events };
     for i in 0..probes {
         let _ = write!(

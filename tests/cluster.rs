@@ -419,11 +419,21 @@ async fn kill_9_of_the_active_node_mid_burst_loses_no_notice_and_wakes_nothing_t
         "the first notices did not arrive"
     );
     warden_a.child.kill().await.unwrap(); // SIGKILL, mid-burst
+    let killed = tokio::time::Instant::now();
     let before = receiver.wake_delivered_by_key().len();
     let warden_b = tokio::time::timeout(WAIT, standby_b)
         .await
         .unwrap()
         .unwrap();
+    // Failover as a person sees it: the kill to the next new notice.
+    assert!(
+        support::eventually(WAIT, || {
+            let delivered = receiver.wake_delivered_by_key().len();
+            async move { delivered > before }
+        })
+        .await
+    );
+    let failover = killed.elapsed();
     let all = support::eventually(Duration::from_secs(120), || {
         let delivered = receiver.wake_delivered_by_key().len();
         async move { delivered >= PROBES }
@@ -494,7 +504,7 @@ async fn kill_9_of_the_active_node_mid_burst_loses_no_notice_and_wakes_nothing_t
     );
     let repeated = delivered.values().filter(|n| **n > 1).count();
     eprintln!(
-        "cluster failover: {before} delivered before the kill, {} after, {repeated} repeated (same key)",
+        "cluster failover: {before} delivered before the kill, {} after, {repeated} repeated (same key); kill -> next new notice {failover:?} (lease TTL 3s)",
         delivered.len()
     );
     assert!(
