@@ -280,7 +280,7 @@ fn start_node(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_node_is_active_at_a_time_and_a_node_that_loses_its_quorum_stops() {
+async fn one_node_is_active_at_a_time_and_a_node_cut_off_from_its_quorum_stops() {
     let Some(binary) = nats::binary() else { return };
     let dir = tempfile::tempdir().unwrap();
     let mut cluster = nats::Cluster::start(&binary, dir.path(), 3).await;
@@ -366,10 +366,11 @@ async fn one_node_is_active_at_a_time_and_a_node_that_loses_its_quorum_stops() {
     );
     assert_eq!(lease_holder(&cluster).await.as_deref(), Some("node-a"));
 
-    // a loses its quorum (2 of 3 servers die): it cannot renew, pauses and
-    // stops with an error instead of acting on.
-    cluster.kill(1);
-    cluster.kill(2);
+    // A partition leaves a with a minority (2 of 3 servers frozen, alive
+    // but silent): it cannot renew, pauses and stops with an error instead
+    // of acting on.
+    cluster.freeze(1, true);
+    cluster.freeze(2, true);
     let status = tokio::time::timeout(WAIT, warden_a.child.wait())
         .await
         .expect("a node without quorum stops")
@@ -377,6 +378,8 @@ async fn one_node_is_active_at_a_time_and_a_node_that_loses_its_quorum_stops() {
     assert!(!status.success());
     let lines = warden_a.stdout.lock().unwrap().join("\n");
     assert!(lines.contains("Lost the active-node lease"), "{lines}");
+    cluster.freeze(1, false);
+    cluster.freeze(2, false);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

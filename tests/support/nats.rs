@@ -123,6 +123,20 @@ impl Cluster {
         }
     }
 
+    /// SIGSTOPs (`true`) or SIGCONTs (`false`) server `i`: a partition as
+    /// its peers and clients see it, the process alive but silent.
+    pub fn freeze(&self, i: usize, frozen: bool) {
+        if let Some(child) = &self.servers[i].child {
+            let signal = if frozen { "-STOP" } else { "-CONT" };
+            let status = Command::new("kill")
+                .arg(signal)
+                .arg(child.id().to_string())
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+    }
+
     /// SIGKILLs server `i` (no clean shutdown, no flush).
     pub fn kill(&mut self, i: usize) {
         if let Some(mut child) = self.servers[i].child.take() {
@@ -135,6 +149,7 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         for i in 0..self.servers.len() {
+            // A stopped process takes SIGKILL too; no need to continue it.
             self.kill(i);
         }
     }
