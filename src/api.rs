@@ -120,6 +120,27 @@ async fn metrics(
             .inc();
     }
     m.otlp_spans_dropped_set(crate::telemetry::spans_dropped());
+    if let Some(log) = &context.cluster {
+        // Bounded: a cut-off cluster leaves the last values in place.
+        let label = crate::metrics::NodeLabel {
+            node: log.node().to_owned(),
+        };
+        let timeout = context.call_timeout;
+        if let Ok(Ok(last)) = tokio::time::timeout(timeout, log.last_seq()).await {
+            let lag = last.saturating_sub(health.last_durable_seq);
+            m.cluster_log_lag
+                .get_or_create(&label)
+                .set(i64::try_from(lag).unwrap_or(i64::MAX));
+        }
+        if let Ok(Ok(Some((holder, revision)))) =
+            tokio::time::timeout(timeout, log.lease_holder()).await
+            && holder == log.node()
+        {
+            m.cluster_lease_revision
+                .get_or_create(&label)
+                .set(i64::try_from(revision).unwrap_or(i64::MAX));
+        }
+    }
     (
         [(
             axum::http::header::CONTENT_TYPE,

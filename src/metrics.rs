@@ -93,6 +93,13 @@ pub struct AreaLabel {
     pub area: String,
 }
 
+/// `node`: the cluster node reporting.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NodeLabel {
+    /// `cluster.node_id`.
+    pub node: String,
+}
+
 /// Every metric Warden exports.
 #[derive(Clone)]
 pub struct Metrics {
@@ -131,6 +138,10 @@ pub struct Metrics {
     pub otlp_spans_dropped: Counter,
     /// Bytes the state dir uses, by area (set by the storage task).
     pub state_dir_bytes: Family<AreaLabel, Gauge>,
+    /// Cluster mode: the active-node lease's revision, by node (set at scrape).
+    pub cluster_lease_revision: Family<NodeLabel, Gauge>,
+    /// Cluster mode: stream rows not yet in the node's copy, by node (set at scrape).
+    pub cluster_log_lag: Family<NodeLabel, Gauge>,
 }
 
 impl Default for Metrics {
@@ -167,7 +178,19 @@ impl Metrics {
             wake_backlog: Gauge::default(),
             otlp_spans_dropped: Counter::default(),
             state_dir_bytes: Family::default(),
+            cluster_lease_revision: Family::default(),
+            cluster_log_lag: Family::default(),
         };
+        registry.register(
+            "cluster_lease_revision",
+            "Cluster mode: revision of the active-node lease held by this node",
+            metrics.cluster_lease_revision.clone(),
+        );
+        registry.register(
+            "cluster_log_lag_rows",
+            "Cluster mode: rows of the stream not yet in this node's copy of the log",
+            metrics.cluster_log_lag.clone(),
+        );
         registry.register(
             "probe_checks",
             "Probe checks by probe and status",

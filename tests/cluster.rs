@@ -283,7 +283,7 @@ fn start_node(
 async fn one_node_is_active_at_a_time_and_a_node_cut_off_from_its_quorum_stops() {
     let Some(binary) = nats::binary() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let mut cluster = nats::Cluster::start(&binary, dir.path(), 3).await;
+    let cluster = nats::Cluster::start(&binary, dir.path(), 3).await;
     drop(connect(&settings(&cluster, "probe")).await);
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
     let (config_a, config_b) = (
@@ -326,6 +326,18 @@ async fn one_node_is_active_at_a_time_and_a_node_cut_off_from_its_quorum_stops()
         "{text}"
     );
     assert!(text.contains("stream: WARDEN_TEST: last seq"), "{text}");
+    let metrics = reqwest::get(format!("{}/metrics", warden_a.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for gauge in [
+        "warden_cluster_log_lag_rows{node=\"node-a\"}",
+        "warden_cluster_lease_revision{node=\"node-a\"}",
+    ] {
+        assert!(metrics.contains(gauge), "no {gauge} in {metrics}");
+    }
     for _ in 0..10 {
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert!(!standby_b.is_finished(), "b started while a was active");
