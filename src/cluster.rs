@@ -10,6 +10,7 @@
 //!   runs the service (probes, consumers, notices); another node refuses to
 //!   start until the lease is free, and the holder stops when it cannot
 //!   renew it.
+//! - `members.rs`: [`Members`], which nodes are up and in which role.
 //! - `cli.rs`: `warden cluster status`, a client of `GET /api/cluster`.
 //! - `state.rs`: [`StateMirror`], the consumers' cursors and state files
 //!   copied into the cluster, so the next active node resumes where the
@@ -26,11 +27,13 @@
 
 mod cli;
 mod lease;
+mod members;
 mod state;
 mod stream;
 
 pub use cli::{status, status_text};
 pub use lease::Lease;
+pub use members::{Member, Members};
 pub use state::{MIRROR_EVERY, StateMirror};
 pub use stream::{StreamLog, StreamReader};
 

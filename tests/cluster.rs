@@ -295,16 +295,33 @@ async fn one_node_is_active_at_a_time_and_a_node_cut_off_from_its_quorum_stops()
     let mut warden_a = start_node(&config_a, "node-a").await.unwrap();
     let standby_b = start_node(&config_b, "node-b");
 
-    // The operator sees it: the API and the CLI.
-    let view: serde_json::Value = reqwest::Client::new()
-        .get(format!("{}/api/cluster", warden_a.base))
-        .bearer_auth(support::process::TOKEN)
-        .send()
+    // The operator sees it: the API (both nodes, once b has said it is up)
+    // and the CLI.
+    let cluster_view = || async {
+        reqwest::Client::new()
+            .get(format!("{}/api/cluster", warden_a.base))
+            .bearer_auth(support::process::TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json::<serde_json::Value>()
+            .await
+            .unwrap()
+    };
+    assert!(
+        support::eventually(WAIT, || async {
+            cluster_view().await["nodes"].as_array().map(Vec::len) == Some(2)
+        })
         .await
+    );
+    let view = cluster_view().await;
+    let roles: Vec<(&str, &str)> = view["nodes"]
+        .as_array()
         .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .iter()
+        .map(|n| (n["node"].as_str().unwrap(), n["role"].as_str().unwrap()))
+        .collect();
+    assert_eq!(roles, [("node-a", "active"), ("node-b", "standby")]);
     assert_eq!(view["kind"], "nats", "{view}");
     assert_eq!(view["active"]["holder"], "node-a", "{view}");
     assert_eq!(view["active"]["this_node"], true, "{view}");
@@ -326,6 +343,10 @@ async fn one_node_is_active_at_a_time_and_a_node_cut_off_from_its_quorum_stops()
         "{text}"
     );
     assert!(text.contains("stream: WARDEN_TEST: last seq"), "{text}");
+    assert!(
+        text.contains("nodes: node-a (active), node-b (standby)"),
+        "{text}"
+    );
     let metrics = reqwest::get(format!("{}/metrics", warden_a.base))
         .await
         .unwrap()

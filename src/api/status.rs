@@ -78,6 +78,12 @@ pub(super) async fn cluster(State(context): State<ApiContext>) -> Json<serde_jso
         timeout,
         &mut errors,
     );
+    let nodes = answered(
+        "members",
+        tokio::time::timeout(timeout, log.member_list()).await,
+        timeout,
+        &mut errors,
+    );
     let active = holder.map(|holder| match holder {
         Some((node, revision)) => json!({
             "holder": node,
@@ -91,6 +97,7 @@ pub(super) async fn cluster(State(context): State<ApiContext>) -> Json<serde_jso
         "node": log.node(),
         "stream": log.name(),
         "active": active,
+        "nodes": nodes,
         "log": {
             "stream_last_seq": stream_last,
             "local_seq": local,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::Names;
 use crate::audit::{AuditFaults, AuditQueue, AuditWriterArgs};
 use crate::chaos::ChaosControl;
-use crate::cluster::{ClusterError, Lease, StateMirror, StreamLog};
+use crate::cluster::{ClusterError, Lease, Members, StateMirror, StreamLog};
 use crate::settings::{AuditSettings, ChaosSettings, ClusterKind, ClusterSettings};
 
 impl AuditSettings {
@@ -72,8 +72,9 @@ impl ClusterSettings {
         log: &StreamLog,
         args: &AuditWriterArgs,
         state_dir: &std::path::Path,
-    ) -> Result<(Lease, StateMirror), super::AppError> {
-        let lease = self.take_lease(log).await?;
+    ) -> Result<(Lease, StateMirror, Members), super::AppError> {
+        let members = log.members(self.lease_ttl).await?;
+        let lease = self.take_lease(log, &members).await?;
         copy_stream(args).await?;
         let mut mirror = log.state_mirror(state_dir).await?;
         let restored = mirror.restore().await?;
@@ -89,16 +90,22 @@ impl ClusterSettings {
             tail,
             "Took over the cluster's state: cursors, incidents, escalation."
         );
-        Ok((lease, mirror))
+        members.beat("active").await;
+        Ok((lease, mirror, members))
     }
 
     /// Waits as a standby until this node holds the active-node lease. A
     /// standby runs nothing and writes nothing; it polls the lease six
     /// times per TTL, so it starts at most a sixth of a TTL after the lease
     /// was released or expired. A signal ends the wait (the process exits).
-    pub(super) async fn take_lease(&self, log: &StreamLog) -> Result<Lease, ClusterError> {
+    pub(super) async fn take_lease(
+        &self,
+        log: &StreamLog,
+        members: &Members,
+    ) -> Result<Lease, ClusterError> {
         let mut reported: Option<String> = None;
         loop {
+            members.beat("standby").await;
             match log.acquire_lease(self.lease_ttl).await {
                 Ok(lease) => {
                     tracing::info!(

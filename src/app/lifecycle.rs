@@ -55,7 +55,7 @@ pub(super) fn spawn(
     stopped: tokio::sync::oneshot::Receiver<()>,
     options: BootOptions,
     started: Instant,
-    active: Option<(crate::cluster::Lease, crate::cluster::StateMirror)>,
+    active: Option<Active>,
 ) -> tokio::task::JoinHandle<Result<(), AppError>> {
     let (keeper, lost) = keep_lease(active, h);
     let housekeeping = tokio::spawn(housekeeping(
@@ -109,6 +109,13 @@ pub(super) fn spawn(
     })
 }
 
+/// What a node holds while it is the active one.
+type Active = (
+    crate::cluster::Lease,
+    crate::cluster::StateMirror,
+    crate::cluster::Members,
+);
+
 /// The lease keeper's task and the sender that asks it to release the
 /// lease, plus where it leaves the error if the lease was lost.
 type Keeper = Option<(
@@ -122,11 +129,11 @@ type Keeper = Option<(
 /// service manager restarts it as a standby. A graceful stop copies the
 /// final cursors, then releases the lease.
 fn keep_lease(
-    active: Option<(crate::cluster::Lease, crate::cluster::StateMirror)>,
+    active: Option<Active>,
     h: &Handles,
 ) -> (Keeper, Arc<Mutex<Option<crate::cluster::ClusterError>>>) {
     let lost = Arc::new(Mutex::new(None));
-    let Some((mut lease, mut mirror)) = active else {
+    let Some((mut lease, mut mirror, members)) = active else {
         return (None, lost);
     };
     let (release, mut released) = tokio::sync::oneshot::channel::<()>();
@@ -135,6 +142,7 @@ fn keep_lease(
         let mirroring = async {
             loop {
                 mirror.publish().await;
+                members.beat("active").await;
                 tokio::time::sleep(crate::cluster::MIRROR_EVERY).await;
             }
         };
@@ -152,6 +160,7 @@ fn keep_lease(
             }
             None => {
                 mirror.publish().await;
+                members.leave().await;
                 lease.release().await;
             }
         }

@@ -56,6 +56,15 @@ pub fn status_text(value: &Value) -> String {
         text(&log["local_seq"]),
         text(&log["lag"]),
     );
+    let nodes: Vec<String> = value["nodes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|n| format!("{} ({})", text(&n["node"]), text(&n["role"])))
+        .collect();
+    if !nodes.is_empty() {
+        out.push_str(&format!("nodes: {}\n", nodes.join(", ")));
+    }
     for error in value["errors"].as_array().into_iter().flatten() {
         out.push_str(&format!("error: {}\n", text(error)));
     }
@@ -73,11 +82,12 @@ mod tests {
         let active = json!({
             "kind": "nats", "node": "a", "stream": "WARDEN_AUDIT",
             "active": {"holder": "a", "revision": 7, "this_node": true},
+            "nodes": [{"node": "a", "role": "active", "seen": "t"}, {"node": "b", "role": "standby", "seen": "t"}],
             "log": {"stream_last_seq": 10, "local_seq": 9, "lag": 1}, "errors": [],
         });
         assert_eq!(
             status_text(&active),
-            "kind: nats\nnode: a (active (lease revision 7))\nstream: WARDEN_AUDIT: last seq 10; this node's copy 9 (lag 1)\n"
+            "kind: nats\nnode: a (active (lease revision 7))\nstream: WARDEN_AUDIT: last seq 10; this node's copy 9 (lag 1)\nnodes: a (active), b (standby)\n"
         );
         let cut_off = json!({
             "kind": "nats", "node": "b", "stream": "S", "active": null,
