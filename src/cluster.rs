@@ -11,7 +11,7 @@
 //!   start until the lease is free, and the holder stops when it cannot
 //!   renew it.
 //! - `members.rs`: [`Members`], which nodes are up and in which role.
-//! - `cli.rs`: `warden cluster status`, a client of `GET /api/cluster`.
+//! - `cli.rs`: `warden cluster status`'s text for `GET /api/cluster`.
 //! - `state.rs`: [`StateMirror`], the consumers' cursors and state files
 //!   copied into the cluster, so the next active node resumes where the
 //!   last one stopped.
@@ -31,7 +31,7 @@ mod members;
 mod state;
 mod stream;
 
-pub use cli::{status, status_text};
+pub use cli::status_text;
 pub use lease::Lease;
 pub use members::{Member, Members};
 pub use state::{MIRROR_EVERY, StateMirror};

@@ -519,15 +519,13 @@ fn api_target(
     api: Option<String>,
     token_file: Option<PathBuf>,
 ) -> Result<(String, Option<String>), ExitCode> {
-    let token = match token_file {
-        Some(path) => match settings::read_secret(&path, 1) {
-            Ok(token) => token.expose().to_owned(),
-            Err(error) => {
-                eprintln!("error: {error}");
-                return Err(ExitCode::from(EXIT_CONFIG));
-            }
-        },
-        None => std::env::var("WARDEN_OPERATOR_TOKEN").unwrap_or_default(),
+    let env = std::env::var(warden::incidents::client::TOKEN_ENV).ok();
+    let token = match warden::incidents::client::token(token_file.as_deref(), env) {
+        Ok(token) => token,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return Err(ExitCode::from(EXIT_CONFIG));
+        }
     };
     let base = match api {
         Some(url) => url.trim_end_matches('/').to_owned(),
@@ -540,7 +538,7 @@ fn api_target(
             format!("http://{addr}")
         }
     };
-    Ok((base, (!token.is_empty()).then_some(token)))
+    Ok((base, token))
 }
 
 /// `warden cluster status`: what `GET /api/cluster` says, in a few lines.
@@ -558,7 +556,15 @@ fn cluster_status(
         Ok(runtime) => runtime,
         Err(code) => return code,
     };
-    match runtime.block_on(warden::cluster::status(&base, token.as_deref())) {
+    let answer =
+        warden::incidents::client::Client::new(&base, token).map_err(|error| error.to_string());
+    let answer = match answer {
+        Ok(client) => runtime
+            .block_on(client.get("/api/cluster"))
+            .map_err(|error| error.to_string()),
+        Err(message) => Err(message),
+    };
+    match answer {
         Ok(value) if json => {
             println!("{value:#}");
             ExitCode::SUCCESS

@@ -417,7 +417,6 @@ async fn one_node_is_active_at_a_time_and_a_node_cut_off_from_its_quorum_stops()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_of_the_active_node_mid_burst_loses_no_notice_and_wakes_nothing_twice() {
-    use std::fmt::Write as _;
     const PROBES: usize = 200;
     const MAX_CONCURRENCY: usize = 4;
     let Some(binary) = nats::binary() else { return };
@@ -427,17 +426,7 @@ async fn kill_9_of_the_active_node_mid_burst_loses_no_notice_and_wakes_nothing_t
     let target = support::targets::Switchable::start(200).await;
     let receiver = support::receiver::Receiver::start().await;
     receiver.delay(Duration::from_millis(20));
-    let mut extra = format!(
-        "[debounce]\nfailure_threshold = 1\n\n[wake]\nmax_concurrency = {MAX_CONCURRENCY}\nredeliver_every = \"500ms\"\n\n[[notifiers]]\nname = \"ops\"\nkind = \"webhook\"\nurl = \"{}\"\ntimeout = \"5s\"\n\n",
-        receiver.url
-    );
-    for i in 0..PROBES {
-        let _ = write!(
-            extra,
-            "[[probes]]\nname = \"p{i}\"\nkind = \"http\"\nurl = \"{}\"\ninterval = \"1s\"\ntimeout = \"900ms\"\n",
-            target.url
-        );
-    }
+    let extra = support::process::burst_config(&receiver.url, &target.url, PROBES, MAX_CONCURRENCY);
     let nodes: Vec<std::path::PathBuf> = ["a", "b"]
         .iter()
         .map(|n| cluster_config(&dir.path().join(n), &cluster, &extra))

@@ -8,7 +8,6 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::fmt::Write as _;
 use std::time::Duration;
 
 use support::process;
@@ -25,17 +24,7 @@ async fn kill_9_during_a_burst_of_wakes_loses_no_notice_and_repeats_none() {
     let target = Switchable::start(503).await;
     let receiver = Receiver::start().await;
     receiver.delay(Duration::from_millis(20));
-    let mut extra = format!(
-        "[debounce]\nfailure_threshold = 1\n\n[wake]\nmax_concurrency = {MAX_CONCURRENCY}\nredeliver_every = \"500ms\"\n\n[[notifiers]]\nname = \"ops\"\nkind = \"webhook\"\nurl = \"{}\"\ntimeout = \"5s\"\n\n",
-        receiver.url
-    );
-    for i in 0..PROBES {
-        let _ = write!(
-            extra,
-            "[[probes]]\nname = \"p{i}\"\nkind = \"http\"\nurl = \"{}\"\ninterval = \"1s\"\ntimeout = \"900ms\"\n",
-            target.url
-        );
-    }
+    let extra = process::burst_config(&receiver.url, &target.url, PROBES, MAX_CONCURRENCY);
     let config = process::write_config(dir.path(), &extra);
 
     let mut warden = process::start(&config).await;

@@ -117,15 +117,10 @@ impl NewRow {
             seq,
             ts,
             seam: &self.seam,
-            // A story that starts with this row is named after the row's own
-            // seq, which only exists now; `{seq}` in the id is filled in here.
-            caller_session_id: self.caller_session_id.as_deref().map(|id| {
-                if id.contains(SEQ_PLACEHOLDER) {
-                    Cow::Owned(id.replace(SEQ_PLACEHOLDER, &seq.to_string()))
-                } else {
-                    Cow::Borrowed(id)
-                }
-            }),
+            caller_session_id: self
+                .caller_session_id
+                .as_deref()
+                .map(|id| with_seq(Cow::Borrowed(id), seq)),
             trace_id: self.trace_id.as_deref(),
             component: self.component.as_deref(),
             details: &self.details,
@@ -175,13 +170,7 @@ pub(crate) fn restamp(
         seq,
         ts: &row.ts,
         seam: &row.seam,
-        caller_session_id: row.caller_session_id.map(|id| {
-            if id.contains(SEQ_PLACEHOLDER) {
-                Cow::Owned(id.replace(SEQ_PLACEHOLDER, &seq.to_string()))
-            } else {
-                id
-            }
-        }),
+        caller_session_id: row.caller_session_id.map(|id| with_seq(id, seq)),
         trace_id: row.trace_id.as_deref(),
         component: row.component.as_deref(),
         details: row.details,
@@ -206,6 +195,16 @@ struct Unsequenced<'a> {
     component: Option<Cow<'a, str>>,
     #[serde(borrow)]
     details: &'a RawValue,
+}
+
+/// A story that starts with a row is named after the row's own seq, which
+/// exists only when the row is written: `{seq}` in the id is filled in then.
+fn with_seq(id: Cow<'_, str>, seq: u64) -> Cow<'_, str> {
+    if id.contains(SEQ_PLACEHOLDER) {
+        Cow::Owned(id.replace(SEQ_PLACEHOLDER, &seq.to_string()))
+    } else {
+        id
+    }
 }
 
 /// The `ts` of rows written at `now`: RFC 3339 UTC with milliseconds.

@@ -1,29 +1,7 @@
-//! `warden cluster status`: a client of `GET /api/cluster`.
+//! `warden cluster status`: what `GET /api/cluster` says (fetched with
+//! [`crate::incidents::client::Client`]), in a few lines for a person.
 
 use serde_json::Value;
-
-/// The API's answer to `GET <base>/api/cluster`.
-pub async fn status(base: &str, token: Option<&str>) -> Result<Value, String> {
-    let mut request = reqwest::Client::new().get(format!("{base}/api/cluster"));
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    let response = request
-        .send()
-        .await
-        .map_err(|error| format!("cannot reach {base}: {error}"))?;
-    let status = response.status();
-    let value: Value = response
-        .json()
-        .await
-        .map_err(|error| format!("unreadable answer ({status}): {error}"))?;
-    if status.is_success() {
-        Ok(value)
-    } else {
-        let message = value["error"]["message"].as_str().unwrap_or("no message");
-        Err(format!("refused ({status}): {message}"))
-    }
-}
 
 /// The answer in a few lines for a person.
 pub fn status_text(value: &Value) -> String {

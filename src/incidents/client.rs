@@ -90,13 +90,15 @@ impl Client {
     ) -> Result<Value, ClientError> {
         let url = format!("{}{path}", self.base);
         let mut request = self.http.request(method.clone(), &url);
-        if method != reqwest::Method::GET {
-            let token = self.token.as_ref().ok_or_else(|| {
-                ClientError::Usage(format!(
+        // Reads carry the token too when there is one: read tokens may guard them.
+        match &self.token {
+            Some(token) => request = request.bearer_auth(token),
+            None if method != reqwest::Method::GET => {
+                return Err(ClientError::Usage(format!(
                     "this command needs the operator token: --token-file FILE or {TOKEN_ENV}"
-                ))
-            })?;
-            request = request.bearer_auth(token);
+                )));
+            }
+            None => {}
         }
         if let Some(body) = body {
             request = request.json(&body);
@@ -119,6 +121,11 @@ impl Client {
             code: field("code"),
             message: field("message"),
         })
+    }
+
+    /// `GET <path>`, for the other read-only CLI commands (`warden cluster status`).
+    pub async fn get(&self, path: &str) -> Result<Value, ClientError> {
+        self.request(reqwest::Method::GET, path, None).await
     }
 
     /// `GET /api/incidents`.

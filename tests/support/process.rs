@@ -28,6 +28,24 @@ pub fn write_config(dir: &Path, extra: &str) -> PathBuf {
     path
 }
 
+/// The config of the crash tests' burst: `probes` HTTP probes of `target`
+/// (1 s interval), each failure an issue at once, the wake consumer at
+/// `max_concurrency` redelivering every 500 ms, one webhook notifier to
+/// `receiver`.
+pub fn burst_config(receiver: &str, target: &str, probes: usize, max_concurrency: usize) -> String {
+    use std::fmt::Write as _;
+    let mut extra = format!(
+        "[debounce]\nfailure_threshold = 1\n\n[wake]\nmax_concurrency = {max_concurrency}\nredeliver_every = \"500ms\"\n\n[[notifiers]]\nname = \"ops\"\nkind = \"webhook\"\nurl = \"{receiver}\"\ntimeout = \"5s\"\n\n"
+    );
+    for i in 0..probes {
+        let _ = write!(
+            extra,
+            "[[probes]]\nname = \"p{i}\"\nkind = \"http\"\nurl = \"{target}\"\ninterval = \"1s\"\ntimeout = \"900ms\"\n"
+        );
+    }
+    extra
+}
+
 /// A running `warden run`.
 pub struct Running {
     /// The child process.
