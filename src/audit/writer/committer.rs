@@ -144,13 +144,10 @@ impl Committer {
         let Some(sink) = &self.stream else {
             return Ok(());
         };
-        let last = sink
-            .runtime
-            .block_on(sink.log.last_seq())
-            .map_err(cluster_io)?;
+        let last = sink.runtime.block_on(sink.log.last_seq())?;
         let local = self.next_seq - 1;
         if local > last {
-            return Err(cluster_io(ClusterError::LocalAhead {
+            return Err(AuditError::from(ClusterError::LocalAhead {
                 stream: sink.log.name().to_owned(),
                 local,
                 stream_last: last,
@@ -264,7 +261,7 @@ impl Committer {
         }
         self.committed(buf.len(), seq, rows, sync);
         let first = seq - rows;
-        answer(batch, (first..seq).collect(), seq - 1);
+        answer(batch, first..seq, seq - 1);
         true
     }
 
@@ -396,7 +393,7 @@ impl Committer {
                     if let Some(sink) = &mut self.stream {
                         sink.reader = None;
                     }
-                    return Err(cluster_io(error));
+                    return Err(AuditError::from(error));
                 }
             };
             if rows == 0 {
@@ -494,7 +491,7 @@ impl Committer {
 
 /// Answers a committed batch: each row with its seq, each barrier with
 /// `last`, the last durable seq.
-fn answer(batch: Vec<Item>, seqs: Vec<u64>, last: u64) {
+fn answer(batch: Vec<Item>, seqs: impl IntoIterator<Item = u64>, last: u64) {
     let mut seqs = seqs.into_iter();
     for item in batch {
         match item {
@@ -540,10 +537,6 @@ fn message_id(node: &str, id: u64) -> String {
         format!("{nanos:x}-{:x}", std::process::id())
     });
     format!("{node}.{boot}.{id}")
-}
-
-fn cluster_io(error: ClusterError) -> AuditError {
-    AuditError::Cluster(error)
 }
 
 /// Segments are 0600: rows carry operations data another local user must not read.
