@@ -40,10 +40,7 @@ impl StreamLog {
     /// over at once rather than waited out.
     pub async fn acquire_lease(&self, ttl: Duration) -> Result<Lease, ClusterError> {
         let stream = self.name().to_owned();
-        let failed = |reason: String| ClusterError::Stream {
-            stream: stream.clone(),
-            reason: format!("lease bucket: {reason}"),
-        };
+        let failed = |reason: String| self.bucket_error("lease", reason);
         let kv = self
             .context()
             .create_or_update_key_value(kv::Config {
@@ -92,10 +89,7 @@ impl StreamLog {
     /// Who holds the active-node lease, and at which revision (`None`:
     /// nobody, or it expired).
     pub async fn lease_holder(&self) -> Result<Option<(String, u64)>, ClusterError> {
-        let failed = |reason: String| ClusterError::Stream {
-            stream: self.name().to_owned(),
-            reason: format!("lease bucket: {reason}"),
-        };
+        let failed = |reason: String| self.bucket_error("lease", reason);
         let kv = self
             .context()
             .get_key_value(format!("{}_LEASE", self.name()))

@@ -71,10 +71,7 @@ impl StreamLog {
                 ..Default::default()
             })
             .await
-            .map_err(|e| ClusterError::Stream {
-                stream: self.name().to_owned(),
-                reason: format!("state bucket: {e}"),
-            })?;
+            .map_err(|e| self.bucket_error("state", e))?;
         Ok(StateMirror {
             kv,
             state_dir: state_dir.to_owned(),
