@@ -11,14 +11,6 @@ use std::time::Duration;
 
 use support::receiver::Receiver;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A managed demo-target component `site` on `port`, started in `mode`, with
 /// an http probe that fails after two bad checks.
 fn site(dir: &Path, port: u16, mode: &str, extra: &str) -> String {
@@ -39,7 +31,7 @@ fn seams_of(dir: &Path, prefix: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_enabled_fix_runs_is_verified_and_the_issue_resolves() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = support::free_port();
     let extra = format!(
         "[components.fix]\nenabled = true\naction = {{ kind = \"http\", url = \"http://127.0.0.1:{port}/control/recover\" }}\nverify_timeout = \"5s\"\n"
     );
@@ -63,7 +55,7 @@ async fn an_enabled_fix_runs_is_verified_and_the_issue_resolves() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fix_that_does_not_heal_walks_the_tiers_in_order_then_rolls_back() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = support::free_port();
     let (t1, t2, last, ops) = (
         Receiver::start().await,
         Receiver::start().await,
@@ -164,7 +156,7 @@ async fn a_fix_that_does_not_heal_walks_the_tiers_in_order_then_rolls_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paused_freezes_every_action_until_resumed() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = support::free_port();
     let extra = format!(
         "[components.fix]\nenabled = true\naction = {{ kind = \"http\", url = \"http://127.0.0.1:{port}/control/recover\" }}\nverify_timeout = \"5s\"\n"
     );
@@ -203,7 +195,7 @@ async fn paused_freezes_every_action_until_resumed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_process_is_restarted_and_a_crash_loop_escalates() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = support::free_port();
     // The component without its probe: only the process itself is watched.
     let config = site(
         dir.path(),
@@ -310,7 +302,7 @@ fn patching_site(dir: &Path, port: u16, agent: &str, patch: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tier_patch_is_applied_once_per_cycle_and_no_content_reaches_the_log_or_api() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = support::free_port();
     let allowed = dir.path().join("etc/site");
     std::fs::create_dir_all(&allowed).unwrap();
     let conf = allowed.join("app.conf");
@@ -383,7 +375,7 @@ async fn a_tier_patch_is_applied_once_per_cycle_and_no_content_reaches_the_log_o
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tier_patch_outside_the_allow_list_or_through_a_symlink_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = support::free_port();
     let allowed = dir.path().join("etc/site");
     let private = dir.path().join("root");
     std::fs::create_dir_all(&allowed).unwrap();
@@ -445,7 +437,7 @@ fn site_with_unowned_probe(dir: &Path, port: u16, extra: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sev0_on_a_listed_probe_freezes_its_component_before_the_pending_fix() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = support::free_port();
     let extra = format!(
         "[components.fix]\nenabled = true\naction = {{ kind = \"http\", url = \"http://127.0.0.1:{port}/control/recover?token=s3cret\" }}\nverify_timeout = \"2s\"\n"
     );

@@ -51,11 +51,7 @@ async fn api(
 async fn a_critical_issue_opens_one_incident_with_evidence_first_and_it_resolves_with_a_postmortem()
 {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = support::free_port();
     let warden = start(dir.path(), &config(dir.path(), port)).await;
     // Paused: issues and incidents go on, the fix waits, so the refusal below is observable.
     warden.state.pause("operator");

@@ -11,14 +11,6 @@ use support::instance::rows;
 use support::process;
 use support::receiver::Receiver;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// `config/default.toml` as shipped, on its own ports and state dir, with
 /// the demo probe checking every 200 ms instead of every 5 s, plus the two
 /// notifiers.
@@ -27,7 +19,7 @@ fn default_config(
     slack: &str,
     pagerduty: &str,
 ) -> (std::path::PathBuf, u16) {
-    let (api, demo) = (free_port(), free_port());
+    let (api, demo) = (support::free_port(), support::free_port());
     let shipped = include_str!("../config/default.toml");
     for needle in [
         "state_dir = \"./var\"",

@@ -188,11 +188,7 @@ fn walk(dir: &Path, visit: &mut dyn FnMut(&Path, &std::fs::Metadata)) {
 async fn a_real_run_leaves_a_private_state_dir() {
     use support::process::{start, terminate, write_config};
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = support::free_port();
     let mode_file = dir.path().join("site.mode");
     std::fs::write(&mode_file, "failing").unwrap();
     let conf = dir.path().join("site.conf");

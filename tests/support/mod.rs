@@ -8,6 +8,10 @@ pub mod process;
 pub mod receiver;
 pub mod targets;
 
+/// A loopback port for a server a test starts itself (see [`nats::free_port`]).
+#[allow(unused_imports)] // not every test binary starts a server of its own
+pub use nats::free_port;
+
 use std::future::Future;
 use std::time::Duration;
 

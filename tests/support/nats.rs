@@ -47,11 +47,27 @@ pub struct Cluster {
     routes: String,
 }
 
-fn free_port() -> u16 {
-    // Bound then released: a small race with other tests, which loopback
-    // ports from the ephemeral range make unlikely.
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
+/// A loopback port nothing listens on, taken from below the kernel's
+/// ephemeral range (32768 and up on Linux). A port from `bind(0)` comes from
+/// that range, and between its release and nats-server's bind any outgoing
+/// connection of a concurrent test (a Warden node dialling NATS, a probe) can
+/// be given it as its local port; CI saw exactly that. Below the range only
+/// explicit binds compete, and a per-process counter keeps this process's
+/// tests apart.
+pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let base = std::process::id().wrapping_mul(7_919);
+    for _ in 0..SPAN {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (LOW + base.wrapping_add(n) % SPAN) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in {LOW}..{}", LOW + SPAN);
 }
 
 impl Cluster {
@@ -108,19 +124,37 @@ impl Cluster {
             .args(["--cluster_name", "warden", "--cluster"])
             .arg(format!("nats://127.0.0.1:{}", server.cluster_port))
             .args(["--routes", &self.routes])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        server.child = Some(command.spawn().unwrap());
+            .stdout(Stdio::null());
+        // The server's own log, so a failed start says why.
+        let log = server.store.with_extension("log");
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
+        command.stderr(log_file);
+        let mut child = command.spawn().unwrap();
         let addr = format!("127.0.0.1:{}", server.client_port);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         while tokio::net::TcpStream::connect(&addr).await.is_err() {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "nats-server {} did not listen on {addr} within 20s",
-                server.name
-            );
+            let exited = child.try_wait().unwrap();
+            if exited.is_some() || tokio::time::Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(20).collect();
+                panic!(
+                    "nats-server {} did not listen on {addr} ({}); its log ends:\n{}",
+                    server.name,
+                    exited.map_or("not within 20s".to_owned(), |status| format!(
+                        "exited: {status}"
+                    )),
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                );
+            }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        server.child = Some(child);
     }
 
     /// SIGSTOPs (`true`) or SIGCONTs (`false`) server `i`: a partition as
