@@ -308,12 +308,21 @@ async fn execute(
             let id = disk::blocking(root, move || disk::claim_id(&dir, &date)).await?;
             return Ok(Some(Input::IdClaimed { id, draft }));
         }
-        Effect::Save(incident) => disk::save(root, &incident)?,
+        // File effects fsync; on a blocking thread they cannot hold one of
+        // the runtime's workers (two on a small host) while the probes and
+        // the wake consumer wait behind it: a burst of incidents did that.
+        Effect::Save(incident) => {
+            let dir = root.clone();
+            disk::blocking(root, move || disk::save(&dir, &incident)).await?;
+        }
         Effect::Publish(incident) => {
             let incident = state.marked(*incident);
             state.args.store.insert(incident.id.clone(), incident);
         }
-        Effect::Timeline { id, entry } => disk::append_timeline(root, &id, &entry)?,
+        Effect::Timeline { id, entry } => {
+            let dir = root.clone();
+            disk::blocking(root, move || disk::append_timeline(&dir, &id, &entry)).await?;
+        }
         Effect::Snapshot(snapshot) => {
             let files = evidence::capture(&state.args, root, &snapshot).await?;
             let then = snapshot.then;
@@ -354,10 +363,14 @@ async fn execute(
             return Ok(Some(Input::Requested { seq, then }));
         }
         Effect::ReadTimeline(then) => {
-            let entries = disk::read_timeline(root, &then.id)?;
+            let (dir, id) = (root.clone(), then.id.clone());
+            let entries = disk::blocking(root, move || disk::read_timeline(&dir, &id)).await?;
             return Ok(Some(Input::TimelineRead { entries, then }));
         }
-        Effect::Postmortem(incident) => postmortem::write(root, &incident)?,
+        Effect::Postmortem(incident) => {
+            let dir = root.clone();
+            disk::blocking(root, move || postmortem::write(&dir, &incident)).await?;
+        }
         Effect::Reply(reply) => match (reply, waiting.take()) {
             (Reply::Opened(id), Some(Waiting::Opened(port))) => {
                 let _ = port.send(id);

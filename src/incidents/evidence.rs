@@ -191,21 +191,23 @@ fn audit_rows(audit_dir: &Path, sessions: &[String], max_rows: usize) -> Value {
     let mut rows = VecDeque::new();
     let mut corrupt = 0u64;
     let mut dropped = 0u64;
-    for row in reader.rows_from(scan_start(&reader, sessions), None) {
+    let mut iter = reader.rows_from(scan_start(&reader, sessions), None);
+    // Only the story's rows are parsed whole: in a storm the scan from the
+    // oldest story's start crosses thousands of other stories' rows.
+    let ours = |row: &crate::audit::RowRef<'_>| {
+        row.caller_session_id
+            .as_deref()
+            .is_some_and(|s| sessions.iter().any(|session| session == s))
+    };
+    while let Some(row) = iter.next_where(ours) {
         match row {
-            Ok(row)
-                if row
-                    .caller_session_id
-                    .as_ref()
-                    .is_some_and(|s| sessions.contains(s)) =>
-            {
+            Ok(row) => {
                 rows.push_back(row);
                 if rows.len() > max_rows {
                     rows.pop_front();
                     dropped += 1;
                 }
             }
-            Ok(_) => {}
             Err(_) => corrupt += 1,
         }
     }
