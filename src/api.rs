@@ -47,6 +47,8 @@ pub use serve::{ConnLimits, TlsError, tls_acceptor};
 pub struct ApiContext {
     /// Cluster mode: the stream that holds the log (`None`: one node).
     pub cluster: Option<Arc<crate::cluster::StreamLog>>,
+    /// Cluster mode: which probes this node checks.
+    pub ownership: Option<crate::cluster::Ownership>,
     /// Shared operational state.
     pub state: OperationalState,
     /// Boot gate results.

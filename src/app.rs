@@ -8,6 +8,8 @@
 //! - `escalation`: managed processes and coordinators, boot snapshots;
 //! - `spec`: the supervisor specs and the restart policy;
 //! - `lifecycle`: the root, its meltdowns, the graceful stop;
+//! - `node`: cluster mode's duties beside the tree: membership, this node's
+//!   share of the probes, and taking over as the active node;
 //! - `chores`: SIGHUP reloads, DR high-water marks, retention;
 //! - `source`: the config-rollback boot loop ([`run_source`]);
 //! - `handles`: the stores one boot makes and every incarnation of the tree shares;
@@ -29,6 +31,8 @@
 //! ```
 //! Children start in that order and stop in reverse, so the audit writer is
 //! the last to go and records everything the others did on the way down.
+//! In cluster mode a standby runs the tree without `wake`, `incidents` and
+//! `escalation`; it starts them behind `api` once it holds the lease.
 
 mod api;
 mod audit;
@@ -39,6 +43,7 @@ mod fds;
 mod handles;
 mod lifecycle;
 mod names;
+mod node;
 mod observer;
 mod pipeline;
 mod signals;
@@ -186,15 +191,11 @@ pub async fn start_with(settings: Settings, options: BootOptions) -> Result<Ward
     let mut audit_args = audit_settings.build(dir, queue);
     let chaos = chaos_settings.build(&names, &mut audit_args);
     audit_args.stream = cluster_settings.connect().await?;
-    // Before the writer starts: a standby node never appends.
-    let active = match &audit_args.stream {
-        Some(log) => Some(
-            cluster_settings
-                .become_active(log, &audit_args, &service.state_dir)
-                .await?,
-        ),
-        None => None,
-    };
+    // Before the writer starts and boot reads the log: the copy is brought
+    // up to the stream's end.
+    let node = cluster_settings
+        .join(audit_args.stream.clone(), &audit_args)
+        .await?;
     let health = audit.health();
     state.watch("audit_unwritable", move || health.is_failing());
     escalation::stop_previous_groups(&service.state_dir, &audit).await;
@@ -209,7 +210,13 @@ pub async fn start_with(settings: Settings, options: BootOptions) -> Result<Ward
         dr,
         front.tokens.clone(),
     )?;
-    let restored = pipeline::restore_open_issues(&h.audit_dir, &h.config, &h.store);
+    // In cluster mode a node rebuilds the open issues of the probes it
+    // owns once it knows which (`node.rs`), not every probe's at boot.
+    let restored = if node.is_none() {
+        pipeline::restore_open_issues(&h.audit_dir, &h.config, &h.store)
+    } else {
+        0
+    };
     let investigator =
         crate::investigate::Investigator::from_settings(investigator_settings, h.http.clone())
             .map_err(|error| AppError::Setup(error.to_string()))?;
@@ -239,6 +246,7 @@ pub async fn start_with(settings: Settings, options: BootOptions) -> Result<Ward
         incidents_args,
         probe_args,
         escalation,
+        leader: Arc::new(std::sync::atomic::AtomicBool::new(node.is_none())),
     };
 
     h.audit.append_nowait(events::row(&ev::Boot {
@@ -264,7 +272,7 @@ pub async fn start_with(settings: Settings, options: BootOptions) -> Result<Ward
         );
     }
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let lifecycle = lifecycle::spawn(shared, root, &h, stopped, options, started, active);
+    let lifecycle = lifecycle::spawn(shared, root, &h, stopped, options, started, node);
     Ok(Warden {
         addr,
         names: h.names,

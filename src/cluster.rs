@@ -7,10 +7,11 @@
 //!   `Nats-Msg-Id`, so a retried append is stored once) and an ordered
 //!   reader of the stream from a seq.
 //! - `lease.rs`: [`Lease`], which node is the active one: only the holder
-//!   runs the service (probes, consumers, notices); another node refuses to
-//!   start until the lease is free, and the holder stops when it cannot
-//!   renew it.
+//!   runs the consumers (notices, incidents, escalation); the holder stops
+//!   when it cannot renew it, and a standby takes over once it is free.
 //! - `members.rs`: [`Members`], which nodes are up and in which role.
+//! - `shard.rs`: [`Ownership`], which live node checks which probe
+//!   (rendezvous hashing over the membership list).
 //! - `cli.rs`: `warden cluster status`'s text for `GET /api/cluster`.
 //! - `state.rs`: [`StateMirror`], the consumers' cursors and state files
 //!   copied into the cluster, so the next active node resumes where the
@@ -28,12 +29,14 @@
 mod cli;
 mod lease;
 mod members;
+mod shard;
 mod state;
 mod stream;
 
 pub use cli::status_text;
 pub use lease::Lease;
 pub use members::{Member, Members};
+pub use shard::{Moved, Ownership, Plan, rendezvous};
 pub use state::{MIRROR_EVERY, StateMirror};
 pub use stream::{StreamLog, StreamReader};
 

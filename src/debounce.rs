@@ -25,6 +25,6 @@ pub use crate::observations::{
 };
 pub use actor::{
     DebounceConfig, DebounceEntry, DebounceStore, Debouncer, DebouncerArgs, DebouncerMsg,
-    OpenIssueView, PendingEffect, ProbeRules, new_entry, restore_entry,
+    OpenIssueView, PendingEffect, ProbeRules, Reassigned, new_entry, restore_entry,
 };
 pub use restore::{OpenAtBoot, open_issues};

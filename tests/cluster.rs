@@ -254,7 +254,7 @@ fn cluster_config(dir: &Path, cluster: &nats::Cluster, extra: &str) -> std::path
     support::process::write_config(
         dir,
         &format!(
-            "{extra}\n[cluster]\nkind = \"nats\"\nurls = [{urls}]\nstream = \"WARDEN_TEST\"\nlease_ttl = \"3s\"\npublish_timeout = \"1s\"\n"
+            "{extra}\n[cluster]\nkind = \"nats\"\nurls = [{urls}]\nstream = \"WARDEN_TEST\"\nlease_ttl = \"3s\"\npublish_timeout = \"1s\"\nrebalance_within = \"3s\"\n"
         ),
     )
 }
@@ -267,8 +267,34 @@ async fn lease_holder(cluster: &nats::Cluster) -> Option<String> {
     Some(String::from_utf8_lossy(&value).into_owned())
 }
 
-/// Starts `warden run` as `node` in the background: it returns (with the
-/// API up) only once the node is active.
+/// Waits until `node` says it took over as the active node (its consumers
+/// started).
+async fn took_over(node: &support::process::Running) {
+    let lines = node.stdout.clone();
+    assert!(
+        support::eventually(WAIT, || {
+            let done = lines
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|l| l.contains("Took over the cluster's state"));
+            async move { done }
+        })
+        .await,
+        "the node did not take over"
+    );
+}
+
+fn has_taken_over(node: &support::process::Running) -> bool {
+    node.stdout
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|l| l.contains("Took over the cluster's state"))
+}
+
+/// Starts `warden run` as `node` in the background: it returns once the
+/// node's API is up (a standby serves it too).
 fn start_node(
     config: &Path,
     node: &'static str,
@@ -291,9 +317,11 @@ async fn one_node_is_active_at_a_time_and_a_node_cut_off_from_its_quorum_stops()
         cluster_config(&b, &cluster, ""),
     );
 
-    // a is active; b waits as a standby (no API, no log of its own).
+    // a is active; b runs as a standby: its API, its share of the probes
+    // (none here), and no consumer.
     let mut warden_a = start_node(&config_a, "node-a").await.unwrap();
-    let standby_b = start_node(&config_b, "node-b");
+    took_over(&warden_a).await;
+    let warden_b = start_node(&config_b, "node-b").await.unwrap();
 
     // The operator sees it: the API (both nodes, once b has said it is up)
     // and the CLI.
@@ -361,9 +389,19 @@ async fn one_node_is_active_at_a_time_and_a_node_cut_off_from_its_quorum_stops()
     }
     for _ in 0..10 {
         tokio::time::sleep(Duration::from_millis(300)).await;
-        assert!(!standby_b.is_finished(), "b started while a was active");
+        assert!(!has_taken_over(&warden_b), "b took over while a was active");
         assert_eq!(lease_holder(&cluster).await.as_deref(), Some("node-a"));
     }
+    let view_b: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/api/cluster", warden_b.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(view_b["active"]["holder"], "node-a", "{view_b}");
+    assert_eq!(view_b["active"]["this_node"], false, "{view_b}");
 
     // A graceful stop releases the lease: b starts, with a's rows first.
     support::process::terminate(&warden_a.child);
@@ -375,10 +413,8 @@ async fn one_node_is_active_at_a_time_and_a_node_cut_off_from_its_quorum_stops()
             .success()
     );
     let rows_of_a = local_rows(&a.join("var/audit"));
-    let mut warden_b = tokio::time::timeout(WAIT, standby_b)
-        .await
-        .unwrap()
-        .unwrap();
+    let mut warden_b = warden_b;
+    took_over(&warden_b).await;
     let copied = local_rows(&b.join("var/audit"));
     assert_eq!(
         copied[..rows_of_a.len()],
@@ -393,8 +429,9 @@ async fn one_node_is_active_at_a_time_and_a_node_cut_off_from_its_quorum_stops()
         .await
         .unwrap()
         .unwrap();
+    took_over(&warden_a).await;
     eprintln!(
-        "kill -9 of the active node -> standby's API up: {:?}",
+        "kill -9 of the active node -> the restarted standby took over: {:?}",
         killed.elapsed()
     );
     assert_eq!(lease_holder(&cluster).await.as_deref(), Some("node-a"));
@@ -432,7 +469,8 @@ async fn kill_9_of_the_active_node_mid_burst_loses_no_notice_and_wakes_nothing_t
         .map(|n| cluster_config(&dir.path().join(n), &cluster, &extra))
         .collect();
     let mut warden_a = start_node(&nodes[0], "node-a").await.unwrap();
-    let standby_b = start_node(&nodes[1], "node-b");
+    took_over(&warden_a).await;
+    let warden_b = start_node(&nodes[1], "node-b").await.unwrap();
 
     target.set(503);
     assert!(
@@ -446,10 +484,7 @@ async fn kill_9_of_the_active_node_mid_burst_loses_no_notice_and_wakes_nothing_t
     warden_a.child.kill().await.unwrap(); // SIGKILL, mid-burst
     let killed = tokio::time::Instant::now();
     let before = receiver.wake_delivered_by_key().len();
-    let warden_b = tokio::time::timeout(WAIT, standby_b)
-        .await
-        .unwrap()
-        .unwrap();
+    took_over(&warden_b).await;
     // Failover as a person sees it: the kill to the next new notice.
     assert!(
         support::eventually(WAIT, || {
@@ -536,4 +571,181 @@ async fn kill_9_of_the_active_node_mid_burst_loses_no_notice_and_wakes_nothing_t
         repeated <= MAX_CONCURRENCY,
         "{repeated} notices repeated: {delivered:?}"
     );
+}
+
+/// Every check a target served, by probe (the path), in arrival order.
+type Checks = Arc<std::sync::Mutex<BTreeMap<String, Vec<tokio::time::Instant>>>>;
+
+/// A target on loopback that answers 200 on `/p/<probe>` and records when.
+async fn recording_target() -> (String, Checks) {
+    let checks: Checks = Arc::default();
+    let seen = checks.clone();
+    let app = axum::Router::new().route(
+        "/p/{probe}",
+        axum::routing::get(
+            move |axum::extract::Path(probe): axum::extract::Path<String>| {
+                let seen = seen.clone();
+                async move {
+                    seen.lock()
+                        .unwrap()
+                        .entry(probe)
+                        .or_default()
+                        .push(tokio::time::Instant::now());
+                    "ok"
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/p", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (base, checks)
+}
+
+/// Probes checked twice within `gap` (by two nodes) since `from`.
+fn doubled(checks: &Checks, from: tokio::time::Instant, gap: Duration) -> Vec<String> {
+    checks
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, at)| {
+            at.windows(2)
+                .any(|w| w[0] >= from && w[1].duration_since(w[0]) < gap)
+        })
+        .map(|(probe, _)| probe.clone())
+        .collect()
+}
+
+async fn cluster_view(base: &str) -> serde_json::Value {
+    reqwest::Client::new()
+        .get(format!("{base}/api/cluster"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probes_are_spread_over_the_live_nodes_and_a_dead_nodes_probes_move_within_the_bound() {
+    const PROBES: usize = 60;
+    let Some(binary) = nats::binary() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = nats::Cluster::start(&binary, dir.path(), 3).await;
+    drop(connect(&settings(&cluster, "probe")).await);
+    let (target, checks) = recording_target().await;
+    let mut extra = String::new();
+    for i in 0..PROBES {
+        extra.push_str(&format!(
+            "[[probes]]\nname = \"p{i}\"\nkind = \"http\"\nurl = \"{target}/p{i}\"\ninterval = \"1s\"\ntimeout = \"900ms\"\n"
+        ));
+    }
+    let mut nodes = Vec::new();
+    for name in ["a", "b", "c"] {
+        let config = cluster_config(&dir.path().join(name), &cluster, &extra);
+        let node = format!("node-{name}");
+        let running = support::process::start_with_env(
+            &config,
+            &[("WARDEN__CLUSTER__NODE_ID", node.as_str())],
+        )
+        .await;
+        nodes.push((node, running));
+    }
+
+    // Every node sees the same three members and owns a disjoint share.
+    let split = || async {
+        let mut owned: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (node, running) in &nodes {
+            let view = cluster_view(&running.base).await;
+            let mine: Vec<String> = view["probes"]["owned"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|p| p.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if view["probes"]["by_node"].as_object().map(|m| m.len()) != Some(3) {
+                return None;
+            }
+            owned.insert(node.clone(), mine);
+        }
+        Some(owned)
+    };
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let owned = loop {
+        if let Some(owned) = split()
+            .await
+            .filter(|owned| owned.values().map(Vec::len).sum::<usize>() == PROBES)
+        {
+            break owned;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the nodes did not settle on one split"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let mut all: Vec<&String> = owned.values().flatten().collect();
+    all.sort();
+    all.dedup();
+    assert_eq!(
+        all.len(),
+        PROBES,
+        "a probe owned twice or by nobody: {owned:?}"
+    );
+    for (node, share) in &owned {
+        assert!(!share.is_empty(), "{node} owns nothing: {owned:?}");
+    }
+
+    // Settled: each probe is checked by one node, about once a second.
+    let from = tokio::time::Instant::now();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let twice = doubled(&checks, from, Duration::from_millis(500));
+    assert!(twice.is_empty(), "checked by two nodes at once: {twice:?}");
+
+    // kill -9 node-c: its probes are checked again by the others within
+    // cluster.rebalance_within (3 s) plus one interval.
+    let (_, mut running_c) = nodes.pop().unwrap();
+    let orphans = owned["node-c"].clone();
+    running_c.child.kill().await.unwrap();
+    let killed = tokio::time::Instant::now();
+    let resumed = || {
+        let checks = checks.lock().unwrap();
+        orphans.iter().all(|probe| {
+            checks
+                .get(probe)
+                .and_then(|at| at.last())
+                .is_some_and(|last| *last > killed + Duration::from_millis(1100))
+        })
+    };
+    assert!(
+        support::eventually(WAIT, || {
+            let done = resumed();
+            async move { done }
+        })
+        .await,
+        "node-c's probes were not taken over"
+    );
+    let moved_after = killed.elapsed();
+    eprintln!(
+        "kill -9 of a node -> all its {} probes checked elsewhere: {moved_after:?}",
+        orphans.len()
+    );
+    assert!(
+        moved_after
+            <= Duration::from_secs(3) + Duration::from_secs(1) + Duration::from_millis(1500),
+        "took {moved_after:?}"
+    );
+    let after = tokio::time::Instant::now();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let twice = doubled(&checks, after, Duration::from_millis(500));
+    assert!(
+        twice.is_empty(),
+        "checked by two nodes at once after the move: {twice:?}"
+    );
+    for (_, running) in &nodes {
+        support::process::terminate(&running.child);
+    }
 }

@@ -92,12 +92,23 @@ pub(super) async fn cluster(State(context): State<ApiContext>) -> Json<serde_jso
         }),
         None => json!({ "holder": null }),
     });
+    // Ownership as this node computed it from the membership list it last
+    // read: every node computes the same split from the same list.
+    let probes = context.ownership.as_ref().map(|ownership| {
+        let owned = ownership.owned();
+        json!({
+            "by_node": ownership.counts(),
+            "this_node": owned.len(),
+            "owned": owned,
+        })
+    });
     Json(json!({
         "kind": "nats",
         "node": log.node(),
         "stream": log.name(),
         "active": active,
         "nodes": nodes,
+        "probes": probes,
         "log": {
             "stream_last_seq": stream_last,
             "local_seq": local,

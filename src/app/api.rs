@@ -110,6 +110,7 @@ impl ApiFront {
             context: ApiContext {
                 // Set by boot once the log's stream is known.
                 cluster: None,
+                ownership: h.ownership.clone(),
                 state: h.state.clone(),
                 boot: h.boot.clone(),
                 audit: h.audit.clone(),

@@ -48,6 +48,8 @@ pub(super) struct Handles {
     pub(super) incidents: IncidentStore,
     pub(super) freeze: FreezeSet,
     pub(super) managed_events: Arc<OutputPort<ManagedEvent>>,
+    /// Cluster mode: which probes this node checks.
+    pub(super) ownership: Option<crate::cluster::Ownership>,
 }
 
 impl Handles {
@@ -63,7 +65,21 @@ impl Handles {
     ) -> Result<Self, AppError> {
         let http =
             crate::probes::http_client().map_err(|error| AppError::Spawn(error.to_string()))?;
+        let ownership = (settings.cluster.kind == crate::settings::ClusterKind::Nats).then(|| {
+            let probes = settings
+                .probes
+                .iter()
+                .map(|p| {
+                    // Pushes land in the API of the node they reach: a
+                    // heartbeat is checked where the lease sends them.
+                    let pinned = p.kind == Some(crate::settings::ProbeKind::Heartbeat);
+                    (p.name.clone(), pinned)
+                })
+                .collect();
+            crate::cluster::Ownership::new(settings.cluster.node(), probes)
+        });
         Ok(Self {
+            ownership,
             audit_dir: audit_dir(&settings.service.state_dir),
             config: Arc::new(super::pipeline::debounce_config(&settings)),
             settings,

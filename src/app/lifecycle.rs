@@ -5,7 +5,7 @@
 
 use std::future::Future;
 use std::path::Path;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::PoisonError;
 use std::time::Duration;
 
 use ractor::Actor;
@@ -55,9 +55,9 @@ pub(super) fn spawn(
     stopped: tokio::sync::oneshot::Receiver<()>,
     options: BootOptions,
     started: Instant,
-    active: Option<Active>,
+    node: Option<super::node::ClusterNode>,
 ) -> tokio::task::JoinHandle<Result<(), AppError>> {
-    let (keeper, lost) = keep_lease(active, h);
+    let (keeper, lost) = super::node::spawn(node, &shared, h);
     let housekeeping = tokio::spawn(housekeeping(
         h.settings.clone(),
         h.tokens.clone(),
@@ -107,65 +107,6 @@ pub(super) fn spawn(
             None => result,
         }
     })
-}
-
-/// What a node holds while it is the active one.
-type Active = (
-    crate::cluster::Lease,
-    crate::cluster::StateMirror,
-    crate::cluster::Members,
-);
-
-/// The lease keeper's task and the sender that asks it to release the
-/// lease, plus where it leaves the error if the lease was lost.
-type Keeper = Option<(
-    tokio::task::JoinHandle<()>,
-    tokio::sync::oneshot::Sender<()>,
-)>;
-
-/// Cluster mode: renews the active-node lease and copies the cursors into
-/// the cluster while the tree runs. Losing the lease pauses every action at
-/// once (`cluster`) and stops Warden, which then exits with an error so its
-/// service manager restarts it as a standby. A graceful stop copies the
-/// final cursors, then releases the lease.
-fn keep_lease(
-    active: Option<Active>,
-    h: &Handles,
-) -> (Keeper, Arc<Mutex<Option<crate::cluster::ClusterError>>>) {
-    let lost = Arc::new(Mutex::new(None));
-    let Some((mut lease, mut mirror, members)) = active else {
-        return (None, lost);
-    };
-    let (release, mut released) = tokio::sync::oneshot::channel::<()>();
-    let (state, requested, slot) = (h.state.clone(), h.requested.clone(), lost.clone());
-    let task = tokio::spawn(async move {
-        let mirroring = async {
-            loop {
-                mirror.publish().await;
-                members.beat("active").await;
-                tokio::time::sleep(crate::cluster::MIRROR_EVERY).await;
-            }
-        };
-        let outcome = tokio::select! {
-            error = lease.keep() => Some(error),
-            _ = &mut released => None,
-            () = mirroring => None,
-        };
-        match outcome {
-            Some(error) => {
-                state.pause("cluster");
-                tracing::error!(error = %error, "Lost the active-node lease: every action is paused and Warden stops.");
-                *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(error);
-                requested.notify_one();
-            }
-            None => {
-                mirror.publish().await;
-                members.leave().await;
-                lease.release().await;
-            }
-        }
-    });
-    (Some((task, release)), lost)
 }
 
 /// Asks the incident commander (found by name) to open an incident.

@@ -121,6 +121,7 @@ impl ProbeSettings {
             metrics: h.metrics.clone(),
             queue: h.queue.clone(),
             debouncer: h.names.of("debouncer"),
+            owner: h.ownership.clone(),
         }
     }
 }

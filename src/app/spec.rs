@@ -38,6 +38,10 @@ pub(super) struct Shared {
     pub(super) probe_args: Vec<ProbeActorArgs>,
     pub(super) escalation: Arc<Escalation>,
     pub(super) observer: Arc<dyn Observer>,
+    /// Whether this node runs the consumers (wake, incidents, escalation):
+    /// always on one node; in cluster mode only while it holds the
+    /// active-node lease, which sets it before it starts them.
+    pub(super) leader: Arc<AtomicBool>,
 }
 
 /// The restart policy every supervisor in the tree uses: one rung, "restart
@@ -122,20 +126,6 @@ pub(super) fn root_spec(shared: &Shared) -> SupervisorSpec {
         shared.debouncer_args.clone(),
         timeout,
     );
-    let wake = worker(
-        "wake",
-        names.of("wake"),
-        || WakeConsumer,
-        shared.wake_args.clone(),
-        timeout,
-    );
-    let incidents = worker(
-        "incidents",
-        names.of("incidents"),
-        || IncidentCommander,
-        shared.incidents_args.clone(),
-        timeout,
-    );
     let probe_children = shared
         .probe_args
         .iter()
@@ -156,7 +146,6 @@ pub(super) fn root_spec(shared: &Shared) -> SupervisorSpec {
         .children(probe_children)
         .observer(shared.observer.clone());
     let probes = supervisor("probes", names.probes(), probes_spec);
-    let escalation = escalation_spec(shared, &ladder, timeout);
     let api = worker(
         "api",
         names.api(),
@@ -165,12 +154,41 @@ pub(super) fn root_spec(shared: &Shared) -> SupervisorSpec {
         timeout,
     );
 
+    let children = if shared.leader.load(Ordering::SeqCst) {
+        let [wake, incidents, escalation] = leader_children(shared);
+        vec![audit, debouncer, wake, incidents, probes, escalation, api]
+    } else {
+        // A standby: the leader's children are started behind the API
+        // (`SupervisorMsg::StartChild`) once it holds the lease.
+        vec![audit, debouncer, probes, api]
+    };
     SupervisorSpec::new("warden", Strategy::OneForOne)
         .policy(ladder)
-        .children(vec![
-            audit, debouncer, wake, incidents, probes, escalation, api,
-        ])
+        .children(children)
         .observer(shared.observer.clone())
+}
+
+/// The children only the active node runs, in start order: the wake
+/// consumer, the incident commander and the escalation subtree.
+pub(super) fn leader_children(shared: &Shared) -> [ChildSpec; 3] {
+    let ladder = restart_ladder(&shared.settings.supervision);
+    let timeout = shared.settings.supervision.child_shutdown_timeout;
+    let names = &shared.names;
+    let wake = worker(
+        "wake",
+        names.of("wake"),
+        || WakeConsumer,
+        shared.wake_args.clone(),
+        timeout,
+    );
+    let incidents = worker(
+        "incidents",
+        names.of("incidents"),
+        || IncidentCommander,
+        shared.incidents_args.clone(),
+        timeout,
+    );
+    [wake, incidents, escalation_spec(shared, &ladder, timeout)]
 }
 
 /// The `escalation` supervisor: managed processes first, in dependency order

@@ -1,6 +1,7 @@
 //! [`Members`]: which nodes are up, and in which role. Every node, standby
 //! or active, writes its own key in the KV bucket `<stream>_NODES`, whose
-//! entries expire `cluster.lease_ttl` after their last write, so a node
+//! entries expire shortly before `cluster.rebalance_within` after their last
+//! write (see `app/node.rs`), so a node
 //! that died drops out of the list on its own.
 
 use std::time::Duration;

@@ -201,6 +201,23 @@ pub enum DebouncerMsg {
         /// next `/api/issues` agree.
         applied: Option<RpcReplyPort<()>>,
     },
+    /// Probes moved between nodes (cluster mode).
+    Reassigned(Reassigned),
+}
+
+/// Cluster mode: probes that moved to or from this node (see
+/// [`crate::cluster::Ownership`]).
+#[derive(Debug, Default)]
+pub struct Reassigned {
+    /// Probes another node checks now: their state here is dropped, so this
+    /// node neither reminds nor resolves for them.
+    pub lost: Vec<String>,
+    /// Probes this node checks now. Their state is rebuilt from the log
+    /// (which every node copies whole): `open` holds the issues still open
+    /// for them, so an outage that continues is neither lost nor woken again.
+    pub gained: Vec<String>,
+    /// The open issues of `gained`, as the log's end says.
+    pub open: HashMap<String, super::OpenAtBoot>,
 }
 
 /// An open issue as the API shows it.
@@ -286,6 +303,7 @@ impl Actor for Debouncer {
                 let _ = reply.send(open_issues(&state.args));
                 Ok(())
             }
+            DebouncerMsg::Reassigned(moved) => reassign(&state.args, moved).await,
             DebouncerMsg::Acknowledged {
                 probe,
                 session,
@@ -440,6 +458,39 @@ async fn on_tick(args: &DebouncerArgs) -> Result<(), ActorProcessingErr> {
         }
     }
     flush(args, touched).await
+}
+
+async fn reassign(args: &DebouncerArgs, moved: Reassigned) -> Result<(), ActorProcessingErr> {
+    // What this node decided about a probe it hands over is written first.
+    flush_all(args).await?;
+    for probe in &moved.lost {
+        args.store.remove(probe);
+    }
+    for probe in &moved.gained {
+        let Some(rules) = args.config.rules.get(probe) else {
+            continue;
+        };
+        // A failure count in progress on the old owner is not carried over
+        // (it never reached the log); an open issue is.
+        args.store.insert(probe.clone(), new_entry(rules));
+        if let Some(open) = moved.open.get(probe) {
+            restore_entry(
+                &args.store,
+                probe,
+                rules,
+                open.issue.clone(),
+                open.session.clone(),
+                open.trace.clone(),
+            );
+        }
+    }
+    tracing::info!(
+        gained = moved.gained.len(),
+        lost = moved.lost.len(),
+        reopened = moved.open.len(),
+        "Probes moved between cluster nodes."
+    );
+    Ok(())
 }
 
 async fn flush_all(args: &DebouncerArgs) -> Result<(), ActorProcessingErr> {

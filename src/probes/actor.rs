@@ -49,6 +49,10 @@ pub struct ProbeActorArgs {
     pub queue: ObservationQueue,
     /// Registered name of the debouncer.
     pub debouncer: String,
+    /// Cluster mode: which probes this node checks. A probe another node
+    /// owns keeps its schedule here but skips the check, so it resumes at
+    /// its own phase the moment it moves to this node.
+    pub owner: Option<crate::cluster::Ownership>,
 }
 
 /// Messages to a probe.
@@ -148,6 +152,12 @@ async fn on_tick(
     myself: &ActorRef<ProbeMsg>,
     state: &mut ProbeState,
 ) -> Result<(), ActorProcessingErr> {
+    if let Some(owner) = &state.args.owner
+        && !owner.owns(&state.args.probe.name)
+    {
+        schedule_next(myself, state);
+        return Ok(());
+    }
     let limit = state.check.timeout() + TIMEOUT_GRACE;
     let started = Instant::now();
     let outcome = match tokio::time::timeout(limit, state.check.run()).await {

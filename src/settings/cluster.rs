@@ -52,6 +52,12 @@ pub struct ClusterSettings {
     /// Default `10s`.
     #[serde(with = "humantime_serde")]
     pub lease_ttl: Duration,
+    /// How soon the probes of a node that died or left are checked by the
+    /// others (and a joining node takes its share), at least 2s. A node's
+    /// membership entry expires a second before this, and every node reads
+    /// the list twice a second. Default `10s`.
+    #[serde(with = "humantime_serde")]
+    pub rebalance_within: Duration,
 }
 
 impl Default for ClusterSettings {
@@ -66,6 +72,7 @@ impl Default for ClusterSettings {
             dedup_window: Duration::from_secs(300),
             publish_timeout: Duration::from_secs(5),
             lease_ttl: Duration::from_secs(10),
+            rebalance_within: Duration::from_secs(10),
         }
     }
 }
@@ -110,6 +117,9 @@ pub(super) fn validate(cluster: &ClusterSettings, problems: &mut Problems) {
             "cluster.lease_ttl",
             "must be a whole number of seconds, at least 3s",
         );
+    }
+    if cluster.rebalance_within < Duration::from_secs(2) {
+        problems.push("cluster.rebalance_within", "must be at least 2s");
     }
     if cluster.dedup_window <= cluster.publish_timeout {
         problems.push(
