@@ -247,6 +247,7 @@ pub async fn start_with(settings: Settings, options: BootOptions) -> Result<Ward
         probe_args,
         escalation,
         leader: Arc::new(std::sync::atomic::AtomicBool::new(node.is_none())),
+        ownership: h.ownership.clone(),
     };
 
     h.audit.append_nowait(events::row(&ev::Boot {

@@ -15,7 +15,7 @@ use warden_supervisors::SupervisorMsg;
 
 use super::AppError;
 use super::handles::Handles;
-use super::spec::{Shared, leader_children};
+use super::spec::{Shared, leader_children, probe_child, probe_child_id};
 use crate::cluster::{ClusterError, Lease, Members, Ownership, StateMirror, StreamLog};
 use crate::control::OperationalState;
 use crate::debounce::{DebouncerMsg, Reassigned};
@@ -111,6 +111,12 @@ pub(super) fn spawn(node: Option<ClusterNode>, shared: &Shared, h: &Handles) -> 
         debouncer: h.names.of("debouncer"),
         lost: lost.clone(),
         joined: tokio::time::Instant::now(),
+        probe_index: shared
+            .probe_args
+            .iter()
+            .enumerate()
+            .map(|(i, args)| (args.probe.name.clone(), i))
+            .collect(),
     };
     let task = tokio::spawn(duties.run(released));
     (Some((task, release)), lost)
@@ -127,6 +133,8 @@ struct Duties {
     debouncer: String,
     lost: Lost,
     joined: tokio::time::Instant,
+    /// Where each probe's arguments are in `shared.probe_args`.
+    probe_index: std::collections::HashMap<String, usize>,
 }
 
 impl Duties {
@@ -322,8 +330,8 @@ impl Duties {
             }
         };
         let message = DebouncerMsg::Reassigned(Reassigned {
-            lost: moved.lost,
-            gained: moved.gained,
+            lost: moved.lost.clone(),
+            gained: moved.gained.clone(),
             open,
         });
         // Told before the split changes: an arriving probe's first check
@@ -340,5 +348,44 @@ impl Duties {
             ),
         }
         self.ownership.apply(plan);
+        self.move_probe_actors(&moved).await;
+    }
+
+    /// Stops the actors of probes that left and starts those of probes that
+    /// arrived, so a node holds only its share (a probe actor costs memory
+    /// and a timer even when it skips its checks).
+    async fn move_probe_actors(&self, moved: &crate::cluster::Moved) {
+        let Some(probes) = ActorRef::<SupervisorMsg>::where_is(self.shared.names.probes()) else {
+            // Being rebuilt: its new spec starts the owned probes.
+            return;
+        };
+        for probe in &moved.lost {
+            let id = probe_child_id(probe);
+            if let Err(error) = ractor::call!(probes, SupervisorMsg::TerminateChild, id) {
+                tracing::warn!(probe = %probe, error = %error, "Could not stop the actor of a probe that moved away.");
+            }
+        }
+        for probe in &moved.gained {
+            let Some(args) = self
+                .probe_index
+                .get(probe)
+                .and_then(|&i| self.shared.probe_args.get(i))
+            else {
+                continue;
+            };
+            match ractor::call!(
+                probes,
+                SupervisorMsg::StartChild,
+                probe_child(&self.shared, args)
+            ) {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => {
+                    tracing::error!(probe = %probe, error = %error, "Could not start the actor of a probe that moved here.");
+                }
+                Err(error) => {
+                    tracing::error!(probe = %probe, error = %error, "The probes supervisor did not answer.");
+                }
+            }
+        }
     }
 }

@@ -42,6 +42,9 @@ pub(super) struct Shared {
     /// always on one node; in cluster mode only while it holds the
     /// active-node lease, which sets it before it starts them.
     pub(super) leader: Arc<AtomicBool>,
+    /// Cluster mode: the probes this node checks. Only their actors run
+    /// here; `node.rs` starts and stops the rest as they move.
+    pub(super) ownership: Option<crate::cluster::Ownership>,
 }
 
 /// The restart policy every supervisor in the tree uses: one rung, "restart
@@ -129,17 +132,13 @@ pub(super) fn root_spec(shared: &Shared) -> SupervisorSpec {
     let probe_children = shared
         .probe_args
         .iter()
-        .map(|args| {
-            let probe = &args.probe.name;
-            let name = names.of(&format!("probe.{probe}"));
-            worker(
-                format!("probe:{probe}"),
-                name,
-                || ProbeActor,
-                args.clone(),
-                timeout,
-            )
+        .filter(|args| {
+            shared
+                .ownership
+                .as_ref()
+                .is_none_or(|ownership| ownership.owns(&args.probe.name))
         })
+        .map(|args| probe_child(shared, args))
         .collect();
     let probes_spec = SupervisorSpec::new("probes", Strategy::OneForOne)
         .policy(ladder.clone())
@@ -166,6 +165,23 @@ pub(super) fn root_spec(shared: &Shared) -> SupervisorSpec {
         .policy(ladder)
         .children(children)
         .observer(shared.observer.clone())
+}
+
+/// The child spec of one probe's actor, under the `probes` supervisor.
+pub(super) fn probe_child(shared: &Shared, args: &ProbeActorArgs) -> ChildSpec {
+    let probe = &args.probe.name;
+    worker(
+        probe_child_id(probe),
+        shared.names.of(&format!("probe.{probe}")),
+        || ProbeActor,
+        args.clone(),
+        shared.settings.supervision.child_shutdown_timeout,
+    )
+}
+
+/// The id of `probe`'s child under the `probes` supervisor.
+pub(super) fn probe_child_id(probe: &str) -> String {
+    format!("probe:{probe}")
 }
 
 /// The children only the active node runs, in start order: the wake
