@@ -233,7 +233,11 @@ async fn warden_run_in_cluster_mode_writes_its_log_to_the_stream() {
         .await
         .unwrap()
         .unwrap();
-    assert!(status.success(), "warden exited with {status}");
+    assert!(
+        status.success(),
+        "warden exited with {status}: {}",
+        warden.stdout.lock().unwrap().join("\n")
+    );
     // Everything Warden wrote locally is in the stream, at the same seqs.
     let local = local_rows(&audit_dir);
     let (_, messages) = stream_state(&cluster.urls(), "WARDEN_TEST").await;

@@ -100,6 +100,13 @@ pub(super) fn spawn(node: Option<ClusterNode>, shared: &Shared, h: &Handles) -> 
         return (None, lost);
     };
     let (release, released) = tokio::sync::oneshot::channel::<()>();
+    let (mover, mut moves) = tokio::sync::mpsc::unbounded_channel();
+    let probe_index: std::collections::HashMap<String, usize> = shared
+        .probe_args
+        .iter()
+        .enumerate()
+        .map(|(i, args)| (args.probe.name.clone(), i))
+        .collect();
     let duties = Duties {
         node,
         ownership,
@@ -111,14 +118,16 @@ pub(super) fn spawn(node: Option<ClusterNode>, shared: &Shared, h: &Handles) -> 
         debouncer: h.names.of("debouncer"),
         lost: lost.clone(),
         joined: tokio::time::Instant::now(),
-        probe_index: shared
-            .probe_args
-            .iter()
-            .enumerate()
-            .map(|(i, args)| (args.probe.name.clone(), i))
-            .collect(),
+        mover,
     };
     let task = tokio::spawn(duties.run(released));
+    let (shared, index) = (shared.clone(), probe_index);
+    tokio::spawn(async move {
+        // Ends when the node task drops its sender.
+        while let Some(moved) = moves.recv().await {
+            move_probe_actors(&shared, &index, &moved).await;
+        }
+    });
     (Some((task, release)), lost)
 }
 
@@ -133,8 +142,8 @@ struct Duties {
     debouncer: String,
     lost: Lost,
     joined: tokio::time::Instant,
-    /// Where each probe's arguments are in `shared.probe_args`.
-    probe_index: std::collections::HashMap<String, usize>,
+    /// Hands moves to the task that starts and stops probe actors.
+    mover: tokio::sync::mpsc::UnboundedSender<crate::cluster::Moved>,
 }
 
 impl Duties {
@@ -208,9 +217,19 @@ impl Duties {
     /// Takes over and then serves as the active node; returns only with
     /// the error that makes it give up (the lease is renewed beside it).
     async fn active(&self, mirror: &mut Option<StateMirror>) -> ClusterError {
-        match self.take_over().await {
-            Ok(taken) => *mirror = Some(taken),
-            Err(error) => return error,
+        // A step that fails (a slow server, an election) is tried again:
+        // the lease is renewed meanwhile, and nothing has started yet.
+        loop {
+            match self.take_over().await {
+                Ok(taken) => {
+                    *mirror = Some(taken);
+                    break;
+                }
+                Err(error) => {
+                    tracing::warn!(error = %error, "Could not take over yet; trying again.");
+                    tokio::time::sleep(BEAT_EVERY).await;
+                }
+            }
         }
         loop {
             if let Some(mirror) = mirror.as_mut() {
@@ -259,6 +278,10 @@ impl Duties {
     }
 
     async fn start_leader_children(&self) {
+        if self.state.state() == crate::control::RunState::Stopped {
+            // The tree is stopping: consumers started now would only race it.
+            return;
+        }
         let Some(root) = ActorRef::<SupervisorMsg>::where_is(self.shared.names.root()) else {
             // The tree is being rebuilt: its new root's spec includes them.
             return;
@@ -348,44 +371,58 @@ impl Duties {
             ),
         }
         self.ownership.apply(plan);
-        self.move_probe_actors(&moved).await;
+        // The actors move on their own task: starting or stopping thousands
+        // of them must not hold up this node's beat, or its entry would
+        // expire and its peers would take its probes meanwhile.
+        let _ = self.mover.send(moved);
     }
+}
 
-    /// Stops the actors of probes that left and starts those of probes that
-    /// arrived, so a node holds only its share (a probe actor costs memory
-    /// and a timer even when it skips its checks).
-    async fn move_probe_actors(&self, moved: &crate::cluster::Moved) {
-        let Some(probes) = ActorRef::<SupervisorMsg>::where_is(self.shared.names.probes()) else {
-            // Being rebuilt: its new spec starts the owned probes.
-            return;
-        };
-        for probe in &moved.lost {
-            let id = probe_child_id(probe);
-            if let Err(error) = ractor::call!(probes, SupervisorMsg::TerminateChild, id) {
-                tracing::warn!(probe = %probe, error = %error, "Could not stop the actor of a probe that moved away.");
-            }
+/// Stops the actors of probes that left and starts those of probes that
+/// arrived, so a node holds only its share (a probe actor costs memory
+/// and a timer even when it skips its checks).
+async fn move_probe_actors(
+    shared: &Shared,
+    probe_index: &std::collections::HashMap<String, usize>,
+    moved: &crate::cluster::Moved,
+) {
+    let Some(probes) = ActorRef::<SupervisorMsg>::where_is(shared.names.probes()) else {
+        // Being rebuilt: its new spec starts the owned probes.
+        return;
+    };
+    let started = tokio::time::Instant::now();
+    if !moved.lost.is_empty() {
+        let ids = moved.lost.iter().map(|p| probe_child_id(p)).collect();
+        if let Err(error) = ractor::call!(probes, SupervisorMsg::TerminateChildren, ids) {
+            tracing::warn!(error = %error, "Could not stop the actors of probes that moved away.");
         }
-        for probe in &moved.gained {
-            let Some(args) = self
-                .probe_index
+    }
+    let specs: Vec<_> = moved
+        .gained
+        .iter()
+        .filter_map(|probe| {
+            probe_index
                 .get(probe)
-                .and_then(|&i| self.shared.probe_args.get(i))
-            else {
-                continue;
-            };
-            match ractor::call!(
-                probes,
-                SupervisorMsg::StartChild,
-                probe_child(&self.shared, args)
-            ) {
-                Ok(Ok(())) => {}
-                Ok(Err(error)) => {
-                    tracing::error!(probe = %probe, error = %error, "Could not start the actor of a probe that moved here.");
+                .and_then(|&i| shared.probe_args.get(i))
+        })
+        .map(|args| probe_child(shared, args))
+        .collect();
+    if !specs.is_empty() {
+        match ractor::call!(probes, SupervisorMsg::StartChildren, specs) {
+            Ok(failed) => {
+                for (id, error) in failed {
+                    tracing::error!(child = %id, error = %error, "Could not start the actor of a probe that moved here.");
                 }
-                Err(error) => {
-                    tracing::error!(probe = %probe, error = %error, "The probes supervisor did not answer.");
-                }
+            }
+            Err(error) => {
+                tracing::error!(error = %error, "The probes supervisor did not answer.");
             }
         }
     }
+    tracing::info!(
+        started = moved.gained.len(),
+        stopped = moved.lost.len(),
+        took = ?started.elapsed(),
+        "Probe actors moved."
+    );
 }

@@ -116,6 +116,14 @@ pub enum SupervisorMsg {
     TerminateChild(String, RpcReplyPort<Result<(), SupervisorError>>),
     /// Lists the children in start order.
     WhichChildren(RpcReplyPort<Vec<ChildInfo>>),
+    /// [`StartChild`](Self::StartChild) for many at once, in order; answers
+    /// with the ids that did not start and why. One pass over the children
+    /// instead of one per start: a cluster node hands thousands of probe
+    /// actors over at once.
+    StartChildren(Vec<ChildSpec>, RpcReplyPort<Vec<(String, SupervisorError)>>),
+    /// [`TerminateChild`](Self::TerminateChild) for many at once; answers
+    /// with the ids it did not know.
+    TerminateChildren(Vec<String>, RpcReplyPort<Vec<String>>),
     /// Stops all children in reverse start order; the supervisor stays up and
     /// keeps their specs (non-temporary ones) without restarting them.
     StopChildren(RpcReplyPort<()>),
@@ -130,6 +138,8 @@ impl fmt::Debug for SupervisorMsg {
             Self::StartChild(spec, _) => write!(f, "StartChild({})", spec.id),
             Self::TerminateChild(id, _) => write!(f, "TerminateChild({id})"),
             Self::WhichChildren(_) => f.write_str("WhichChildren"),
+            Self::StartChildren(specs, _) => write!(f, "StartChildren({})", specs.len()),
+            Self::TerminateChildren(ids, _) => write!(f, "TerminateChildren({})", ids.len()),
             Self::StopChildren(_) => f.write_str("StopChildren"),
             Self::RestartPending(generation) => write!(f, "RestartPending({generation})"),
         }
@@ -248,6 +258,14 @@ impl Actor for Supervisor {
             }
             SupervisorMsg::WhichChildren(reply) => {
                 let _ = reply.send(state.which_children());
+            }
+            SupervisorMsg::StartChildren(specs, reply) => {
+                let failed = state.add_children(&cell, specs).await;
+                let _ = reply.send(failed);
+            }
+            SupervisorMsg::TerminateChildren(ids, reply) => {
+                let unknown = state.terminate_children(ids).await;
+                let _ = reply.send(unknown);
             }
             SupervisorMsg::StopChildren(reply) => {
                 state.cancel_pending();

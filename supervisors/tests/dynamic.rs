@@ -36,6 +36,62 @@ async fn ids(sup: &ActorRef<SupervisorMsg>) -> Vec<String> {
 }
 
 #[tokio::test(start_paused = true)]
+async fn many_children_are_started_and_stopped_in_one_call_each() {
+    let log = Log::default();
+    let spec = SupervisorSpec::new("batch", Strategy::OneForOne)
+        .max_children(Some(5))
+        .children(vec![worker("a", &log)]);
+    let (sup, handle) = Supervisor::spawn(None, spec).await.unwrap();
+
+    let specs = vec![
+        worker("b", &log),
+        worker("a", &log),
+        worker("c", &log),
+        flaky_worker("f", &log, Arc::new(AtomicU32::new(1))),
+        worker("d", &log),
+        worker("e", &log),
+        worker("g", &log),
+    ];
+    let failed = ractor::call!(sup, SupervisorMsg::StartChildren, specs).unwrap();
+    let failed: Vec<(&str, bool, bool, bool)> = failed
+        .iter()
+        .map(|(id, error)| {
+            (
+                id.as_str(),
+                matches!(error, SupervisorError::DuplicateChild(_)),
+                matches!(error, SupervisorError::StartFailed { .. }),
+                matches!(error, SupervisorError::MaxChildren(5)),
+            )
+        })
+        .collect();
+    assert_eq!(
+        failed,
+        [
+            ("a", true, false, false),
+            ("f", false, true, false),
+            ("g", false, false, true)
+        ]
+    );
+    assert_eq!(ids(&sup).await, vec!["a", "b", "c", "d", "e"]);
+
+    let unknown = ractor::call!(
+        sup,
+        SupervisorMsg::TerminateChildren,
+        vec!["b".to_owned(), "zz".to_owned(), "d".to_owned()]
+    )
+    .unwrap();
+    assert_eq!(unknown, vec!["zz".to_owned()]);
+    assert_eq!(ids(&sup).await, vec!["a", "c", "e"]);
+    assert!(
+        log.lines().contains(&"stop:b".to_owned()),
+        "{:?}",
+        log.lines()
+    );
+    sup.stop(None);
+    handle.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
 async fn children_are_added_and_removed_at_runtime() {
     let log = Log::default();
     let spec = SupervisorSpec::new("dyn", Strategy::OneForOne)

