@@ -404,6 +404,17 @@ async fn one_node_is_active_at_a_time_and_a_node_cut_off_from_its_quorum_stops()
         .json()
         .await
         .unwrap();
+    // The dashboard has a cluster panel fed by the same endpoint.
+    let page = reqwest::get(format!("{}/", warden_b.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("id=\"cluster-section\"") && page.contains("fetch(\"/api/cluster\""),
+        "no cluster panel on the dashboard"
+    );
     assert_eq!(view_b["active"]["holder"], "node-a", "{view_b}");
     assert_eq!(view_b["active"]["this_node"], false, "{view_b}");
 

@@ -96,7 +96,15 @@ fn main() -> Result<()> {
         audit(&bins)?;
     }
     if matches!(what, What::Cluster) {
-        for n in [10_000, 30_000] {
+        let sizes = std::env::var("WARDEN_BLACKBOX_CLUSTER_PROBES")
+            .ok()
+            .and_then(|v| {
+                v.split(',')
+                    .map(|n| n.trim().parse().ok())
+                    .collect::<Option<Vec<usize>>>()
+            })
+            .unwrap_or_else(|| vec![10_000, 30_000]);
+        for n in sizes {
             cluster(&bins, n)?;
         }
     }
@@ -473,6 +481,9 @@ mod get {
         let rest = url.strip_prefix("http://")?;
         let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
         let mut stream = std::net::TcpStream::connect(host).ok()?;
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .ok()?;
         let request = format!("GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
         stream.write_all(request.as_bytes()).ok()?;
         let mut answer = String::new();
@@ -861,7 +872,16 @@ impl NatsCluster {
 
 /// nginx's request counter (`stub_status`).
 fn nginx_requests(nginx: &Nginx) -> Result<u64> {
-    let body = get::body(&nginx.url("_status")).ok_or("no answer from nginx's stub_status")?;
+    // A worker busy with 30,000 checks a second can make one request wait.
+    let mut body = None;
+    for _ in 0..50 {
+        body = get::body(&nginx.url("_status"));
+        if body.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let body = body.ok_or("no answer from nginx's stub_status")?;
     // "Active connections: N \n server accepts handled requests\n A H R \n..."
     body.lines()
         .nth(2)
@@ -918,7 +938,18 @@ fn cluster(bins: &Path, n: usize) -> Result<()> {
             && shares.iter().flatten().map(|(_, mine)| mine).sum::<usize>() == n
     });
     if !settled {
-        return Err("the three nodes did not agree on one split within 120s".into());
+        let shares: Vec<Option<(usize, usize)>> = nodes.iter().map(|(_, w)| share(w)).collect();
+        for (node, warden) in &nodes {
+            let body = get::body(&format!("{}/api/cluster", warden.api));
+            eprintln!(
+                "{node}: {:?}",
+                body.map(|b| b.chars().take(400).collect::<String>())
+            );
+        }
+        return Err(format!(
+            "the three nodes did not agree on one split within 120s: (members, owned) per node {shares:?}"
+        )
+        .into());
     }
     std::thread::sleep(Duration::from_secs(10));
     let node_cpu = |nodes: &[(String, Warden)]| -> Result<Vec<u64>> {
