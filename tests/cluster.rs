@@ -479,13 +479,17 @@ async fn kill_9_of_the_active_node_mid_burst_loses_no_notice_and_wakes_nothing_t
     let receiver = support::receiver::Receiver::start().await;
     receiver.delay(Duration::from_millis(20));
     let extra = support::process::burst_config(&receiver.url, &target.url, PROBES, MAX_CONCURRENCY);
-    let nodes: Vec<std::path::PathBuf> = ["a", "b"]
+    let nodes: Vec<std::path::PathBuf> = ["a", "b", "c"]
         .iter()
         .map(|n| cluster_config(&dir.path().join(n), &cluster, &extra))
         .collect();
     let mut warden_a = start_node(&nodes[0], "node-a").await.unwrap();
     took_over(&warden_a).await;
-    let warden_b = start_node(&nodes[1], "node-b").await.unwrap();
+    // Two standbys, each checking a third of the probes.
+    let standbys = [
+        start_node(&nodes[1], "node-b").await.unwrap(),
+        start_node(&nodes[2], "node-c").await.unwrap(),
+    ];
 
     target.set(503);
     assert!(
@@ -499,7 +503,20 @@ async fn kill_9_of_the_active_node_mid_burst_loses_no_notice_and_wakes_nothing_t
     warden_a.child.kill().await.unwrap(); // SIGKILL, mid-burst
     let killed = tokio::time::Instant::now();
     let before = receiver.wake_delivered_by_key().len();
-    took_over(&warden_b).await;
+    // One of the standbys takes over.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let next = loop {
+        if let Some(i) = standbys.iter().position(has_taken_over) {
+            break i;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no standby took over"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let warden_b = &standbys[next];
+    let copy = dir.path().join(["b", "c"][next]).join("var/audit");
     // Failover as a person sees it: the kill to the next new notice.
     assert!(
         support::eventually(WAIT, || {
@@ -516,7 +533,7 @@ async fn kill_9_of_the_active_node_mid_burst_loses_no_notice_and_wakes_nothing_t
     .await;
     let delivered = receiver.wake_delivered_by_key();
     if !all {
-        let rows = local_rows(&dir.path().join("b/var/audit"));
+        let rows = local_rows(&copy);
         let wakes: Vec<u64> = rows
             .iter()
             .filter(|r| r.seam == "probe.wake_requested")
@@ -541,11 +558,13 @@ async fn kill_9_of_the_active_node_mid_burst_loses_no_notice_and_wakes_nothing_t
             rows.last().map(|r| r.seq)
         );
     }
-    support::process::terminate(&warden_b.child);
+    for standby in &standbys {
+        support::process::terminate(&standby.child);
+    }
 
-    // One wake per probe in the cluster's log (b's copy of it), each
+    // One wake per probe in the cluster's log (the new node's copy of it), each
     // noticed under its own key; repeats only for notices in flight at the kill.
-    let wakes: std::collections::BTreeSet<String> = local_rows(&dir.path().join("b/var/audit"))
+    let wakes: std::collections::BTreeSet<String> = local_rows(&copy)
         .iter()
         .filter(|row| row.seam == "probe.wake_requested")
         .map(|row| format!("warden-{}", row.seq))
@@ -560,7 +579,7 @@ async fn kill_9_of_the_active_node_mid_burst_loses_no_notice_and_wakes_nothing_t
     // No incident opened twice: the new node took over the old one's
     // incidents (the state files in the cluster, and those only the log
     // knows, adopted from their `incident.opened` rows).
-    let opened: Vec<(String, String)> = local_rows(&dir.path().join("b/var/audit"))
+    let opened: Vec<(String, String)> = local_rows(&copy)
         .into_iter()
         .filter(|row| row.seam == "incident.opened")
         .map(|row| {
