@@ -187,7 +187,12 @@ pub async fn start_with(settings: Settings, options: BootOptions) -> Result<Ward
     }
 
     let names = Names::new();
-    let (audit, queue) = AuditLog::new();
+    // In cluster mode the queue is also what a node holds while the stream
+    // cannot take its rows.
+    let (audit, queue) = match cluster_settings.kind {
+        crate::settings::ClusterKind::Local => AuditLog::new(),
+        crate::settings::ClusterKind::Nats => AuditLog::with_capacity(cluster_settings.buffer_rows),
+    };
     let mut audit_args = audit_settings.build(dir, queue);
     let chaos = chaos_settings.build(&names, &mut audit_args);
     audit_args.stream = cluster_settings.connect().await?;

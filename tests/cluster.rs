@@ -612,20 +612,31 @@ type Checks = Arc<std::sync::Mutex<BTreeMap<String, Vec<tokio::time::Instant>>>>
 
 /// A target on loopback that answers 200 on `/p/<probe>` and records when.
 async fn recording_target() -> (String, Checks) {
+    let (base, checks, _) = switchable_recording_target().await;
+    (base, checks)
+}
+
+/// [`recording_target`] that answers 503 while its flag is set.
+async fn switchable_recording_target() -> (String, Checks, Arc<std::sync::atomic::AtomicBool>) {
     let checks: Checks = Arc::default();
-    let seen = checks.clone();
+    let failing = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (seen, down) = (checks.clone(), failing.clone());
     let app = axum::Router::new().route(
         "/p/{probe}",
         axum::routing::get(
             move |axum::extract::Path(probe): axum::extract::Path<String>| {
-                let seen = seen.clone();
+                let (seen, down) = (seen.clone(), down.clone());
                 async move {
                     seen.lock()
                         .unwrap()
                         .entry(probe)
                         .or_default()
                         .push(tokio::time::Instant::now());
-                    "ok"
+                    if down.load(Ordering::SeqCst) {
+                        (axum::http::StatusCode::SERVICE_UNAVAILABLE, "down")
+                    } else {
+                        (axum::http::StatusCode::OK, "ok")
+                    }
                 }
             },
         ),
@@ -633,7 +644,7 @@ async fn recording_target() -> (String, Checks) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}/p", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
-    (base, checks)
+    (base, checks, failing)
 }
 
 /// Probes checked twice within `gap` (by two nodes) since `from`.
@@ -782,4 +793,105 @@ async fn probes_are_spread_over_the_live_nodes_and_a_dead_nodes_probes_move_with
     for (_, running) in &nodes {
         support::process::terminate(&running.child);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_cut_off_from_the_servers_keeps_checking_and_its_rows_reach_the_stream_after() {
+    const PROBES: usize = 10;
+    let Some(binary) = nats::binary() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = nats::Cluster::start(&binary, dir.path(), 3).await;
+    drop(connect(&settings(&cluster, "probe")).await);
+    let (target, checks, failing) = switchable_recording_target().await;
+    let mut extra = String::from("[debounce]\nfailure_threshold = 1\n\n");
+    for i in 0..PROBES {
+        extra.push_str(&format!(
+            "[[probes]]\nname = \"p{i}\"\nkind = \"http\"\nurl = \"{target}/p{i}\"\ninterval = \"500ms\"\ntimeout = \"400ms\"\n"
+        ));
+    }
+    let (config_a, config_b) = (
+        cluster_config(&dir.path().join("a"), &cluster, &extra),
+        cluster_config(&dir.path().join("b"), &cluster, &extra),
+    );
+    let mut warden_a = start_node(&config_a, "node-a").await.unwrap();
+    took_over(&warden_a).await;
+    let warden_b = start_node(&config_b, "node-b").await.unwrap();
+    let owned_by_b = || async {
+        cluster_view(&warden_b.base).await["probes"]["owned"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|p| p.as_str().map(str::to_owned))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+    };
+    assert!(
+        support::eventually(WAIT, || async { !owned_by_b().await.is_empty() }).await,
+        "b took no share"
+    );
+    let share = owned_by_b().await;
+
+    // Every server frozen: the active node cannot renew and stops; the
+    // standby keeps checking its share, and the issues its probes now find
+    // wait in memory for the stream.
+    for i in 0..3 {
+        cluster.freeze(i, true);
+    }
+    let status = tokio::time::timeout(WAIT, warden_a.child.wait())
+        .await
+        .expect("the active node stops without its servers")
+        .unwrap();
+    assert!(!status.success());
+    failing.store(true, Ordering::SeqCst);
+    let cut_off = tokio::time::Instant::now();
+    let checked_since = |probe: &str| {
+        checks
+            .lock()
+            .unwrap()
+            .get(probe)
+            .map_or(0, |at| at.iter().filter(|t| **t > cut_off).count())
+    };
+    assert!(
+        support::eventually(WAIT, || {
+            let done = share.iter().all(|p| checked_since(p) >= 3);
+            async move { done }
+        })
+        .await,
+        "b stopped checking while cut off"
+    );
+
+    // The servers are back: b's rows reach the stream, b takes over, and
+    // each of its probes' issues is woken once.
+    for i in 0..3 {
+        cluster.freeze(i, false);
+    }
+    took_over(&warden_b).await;
+    let copy = dir.path().join("b/var/audit");
+    let woken = || {
+        local_rows(&copy)
+            .into_iter()
+            .filter(|row| row.seam == "probe.wake_requested")
+            .filter_map(|row| row.details["probe"].as_str().map(str::to_owned))
+            .collect::<Vec<String>>()
+    };
+    assert!(
+        support::eventually(WAIT, || {
+            let woken = woken();
+            let done = share.iter().all(|p| woken.contains(p));
+            async move { done }
+        })
+        .await,
+        "the issues b found while cut off did not reach the stream: {:?} of {share:?}",
+        woken()
+    );
+    let woken = woken();
+    for probe in &share {
+        assert_eq!(
+            woken.iter().filter(|p| *p == probe).count(),
+            1,
+            "{probe} woken twice: {woken:?}"
+        );
+    }
+    support::process::terminate(&warden_b.child);
 }

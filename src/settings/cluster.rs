@@ -58,6 +58,12 @@ pub struct ClusterSettings {
     /// the list twice a second. Default `10s`.
     #[serde(with = "humantime_serde")]
     pub rebalance_within: Duration,
+    /// Rows a node holds in memory while the stream cannot take them (a
+    /// lost quorum or connection), at least 1,024. A standby keeps checking
+    /// its probes meanwhile; its rows reach the stream, in order, once the
+    /// servers answer again. Beyond this, Warden's own rows are dropped and
+    /// counted (`audit.rows_dropped`). Default 65,536.
+    pub buffer_rows: usize,
 }
 
 impl Default for ClusterSettings {
@@ -73,6 +79,7 @@ impl Default for ClusterSettings {
             publish_timeout: Duration::from_secs(5),
             lease_ttl: Duration::from_secs(10),
             rebalance_within: Duration::from_secs(10),
+            buffer_rows: crate::audit::QUEUE_CAPACITY,
         }
     }
 }
@@ -117,6 +124,9 @@ pub(super) fn validate(cluster: &ClusterSettings, problems: &mut Problems) {
             "cluster.lease_ttl",
             "must be a whole number of seconds, at least 3s",
         );
+    }
+    if cluster.buffer_rows < 1024 {
+        problems.push("cluster.buffer_rows", "must be at least 1024");
     }
     if cluster.rebalance_within < Duration::from_secs(2) {
         problems.push("cluster.rebalance_within", "must be at least 2s");
