@@ -122,6 +122,15 @@ async fn metrics(
             .inc();
     }
     m.otlp_spans_dropped_set(crate::telemetry::spans_dropped());
+    if let Some(ownership) = &context.ownership {
+        // A node that left the list must not keep its last count.
+        m.cluster_probes_owned.clear();
+        for (node, count) in ownership.counts() {
+            m.cluster_probes_owned
+                .get_or_create(&crate::metrics::NodeLabel { node })
+                .set(i64::try_from(count).unwrap_or(i64::MAX));
+        }
+    }
     if let Some(log) = &context.cluster {
         // Bounded: a cut-off cluster leaves the last values in place.
         let label = crate::metrics::NodeLabel {

@@ -142,6 +142,8 @@ pub struct Metrics {
     pub cluster_lease_revision: Family<NodeLabel, Gauge>,
     /// Cluster mode: stream rows not yet in the node's copy, by node (set at scrape).
     pub cluster_log_lag: Family<NodeLabel, Gauge>,
+    /// Cluster mode: probes each live node checks, as this node computes the split (set at scrape).
+    pub cluster_probes_owned: Family<NodeLabel, Gauge>,
 }
 
 impl Default for Metrics {
@@ -180,7 +182,13 @@ impl Metrics {
             state_dir_bytes: Family::default(),
             cluster_lease_revision: Family::default(),
             cluster_log_lag: Family::default(),
+            cluster_probes_owned: Family::default(),
         };
+        registry.register(
+            "cluster_probes_owned",
+            "Cluster mode: probes each live node checks, as this node computes the split",
+            metrics.cluster_probes_owned.clone(),
+        );
         registry.register(
             "cluster_lease_revision",
             "Cluster mode: revision of the active-node lease held by this node",

@@ -749,6 +749,20 @@ async fn probes_are_spread_over_the_live_nodes_and_a_dead_nodes_probes_move_with
     tokio::time::sleep(Duration::from_secs(3)).await;
     let twice = doubled(&checks, from, Duration::from_millis(500));
     assert!(twice.is_empty(), "checked by two nodes at once: {twice:?}");
+    // The split is on /metrics too, one gauge per node.
+    let metrics = reqwest::get(format!("{}/metrics", nodes[0].1.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for (node, share) in &owned {
+        let gauge = format!(
+            "warden_cluster_probes_owned{{node=\"{node}\"}} {}",
+            share.len()
+        );
+        assert!(metrics.contains(&gauge), "no {gauge} in {metrics}");
+    }
 
     // kill -9 node-c: its probes are checked again by the others within
     // cluster.rebalance_within (3 s) plus one interval.
