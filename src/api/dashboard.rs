@@ -102,7 +102,7 @@ pub(super) async fn data(State(context): State<ApiContext>) -> impl IntoResponse
 
 fn probes(context: &ApiContext) -> Vec<Value> {
     let view = &context.probes;
-    view.probes
+    view.probes()
         .iter()
         .map(|probe| {
             let latest = view.latest.get(&probe.name).map(|o| o.clone());

@@ -32,7 +32,7 @@ pub(super) fn open_issues(context: &ApiContext) -> Vec<Value> {
         .filter_map(|entry| {
             let issue = entry.machine.open_issue()?;
             let component = view
-                .probes
+                .probes()
                 .iter()
                 .find(|p| &p.name == entry.key())
                 .map(|p| p.component_name().to_owned());

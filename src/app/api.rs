@@ -122,7 +122,7 @@ impl ApiFront {
                 call_timeout: service.call_timeout,
                 started,
                 probes: ProbesView {
-                    probes: Arc::new(settings.probes.clone()),
+                    settings: settings.clone(),
                     defaults: settings.probe_defaults.clone(),
                     latest: h.latest.clone(),
                     store: h.store.clone(),
