@@ -661,6 +661,29 @@ fn doubled(checks: &Checks, from: tokio::time::Instant, gap: Duration) -> Vec<St
         .collect()
 }
 
+/// `n` HTTP probes `p<i>` against `<target>/p<i>`.
+fn probe_tables(target: &str, n: usize, interval: &str, timeout: &str) -> String {
+    (0..n)
+        .map(|i| {
+            format!(
+                "[[probes]]\nname = \"p{i}\"\nkind = \"http\"\nurl = \"{target}/p{i}\"\ninterval = \"{interval}\"\ntimeout = \"{timeout}\"\n"
+            )
+        })
+        .collect()
+}
+
+/// The probes a node's `/api/cluster` says it checks.
+fn owned_probes(view: &serde_json::Value) -> Vec<String> {
+    view["probes"]["owned"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|p| p.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 async fn cluster_view(base: &str) -> serde_json::Value {
     reqwest::Client::new()
         .get(format!("{base}/api/cluster"))
@@ -680,12 +703,7 @@ async fn probes_are_spread_over_the_live_nodes_and_a_dead_nodes_probes_move_with
     let cluster = nats::Cluster::start(&binary, dir.path(), 3).await;
     drop(connect(&settings(&cluster, "probe")).await);
     let (target, checks) = recording_target().await;
-    let mut extra = String::new();
-    for i in 0..PROBES {
-        extra.push_str(&format!(
-            "[[probes]]\nname = \"p{i}\"\nkind = \"http\"\nurl = \"{target}/p{i}\"\ninterval = \"1s\"\ntimeout = \"900ms\"\n"
-        ));
-    }
+    let extra = probe_tables(&target, PROBES, "1s", "900ms");
     let mut nodes = Vec::new();
     for name in ["a", "b", "c"] {
         let config = cluster_config(&dir.path().join(name), &cluster, &extra);
@@ -703,14 +721,7 @@ async fn probes_are_spread_over_the_live_nodes_and_a_dead_nodes_probes_move_with
         let mut owned: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for (node, running) in &nodes {
             let view = cluster_view(&running.base).await;
-            let mine: Vec<String> = view["probes"]["owned"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|p| p.as_str().map(str::to_owned))
-                        .collect()
-                })
-                .unwrap_or_default();
+            let mine = owned_probes(&view);
             if view["probes"]["by_node"].as_object().map(|m| m.len()) != Some(3) {
                 return None;
             }
@@ -817,12 +828,10 @@ async fn a_standby_cut_off_from_the_servers_keeps_checking_and_its_rows_reach_th
     let cluster = nats::Cluster::start(&binary, dir.path(), 3).await;
     drop(connect(&settings(&cluster, "probe")).await);
     let (target, checks, failing) = switchable_recording_target().await;
-    let mut extra = String::from("[debounce]\nfailure_threshold = 1\n\n");
-    for i in 0..PROBES {
-        extra.push_str(&format!(
-            "[[probes]]\nname = \"p{i}\"\nkind = \"http\"\nurl = \"{target}/p{i}\"\ninterval = \"500ms\"\ntimeout = \"400ms\"\n"
-        ));
-    }
+    let extra = format!(
+        "[debounce]\nfailure_threshold = 1\n\n{}",
+        probe_tables(&target, PROBES, "500ms", "400ms")
+    );
     let (config_a, config_b) = (
         cluster_config(&dir.path().join("a"), &cluster, &extra),
         cluster_config(&dir.path().join("b"), &cluster, &extra),
@@ -830,16 +839,7 @@ async fn a_standby_cut_off_from_the_servers_keeps_checking_and_its_rows_reach_th
     let mut warden_a = start_node(&config_a, "node-a").await.unwrap();
     took_over(&warden_a).await;
     let warden_b = start_node(&config_b, "node-b").await.unwrap();
-    let owned_by_b = || async {
-        cluster_view(&warden_b.base).await["probes"]["owned"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|p| p.as_str().map(str::to_owned))
-                    .collect::<Vec<_>>()
-            })
-            .unwrap_or_default()
-    };
+    let owned_by_b = || async { owned_probes(&cluster_view(&warden_b.base).await) };
     assert!(
         support::eventually(WAIT, || async { !owned_by_b().await.is_empty() }).await,
         "b took no share"

@@ -115,6 +115,7 @@ pub(super) fn spawn(node: Option<ClusterNode>, shared: &Shared, h: &Handles) -> 
         requested: h.requested.clone(),
         state_dir: h.settings.service.state_dir.clone(),
         audit_dir: h.audit_dir.clone(),
+        audit: h.audit.clone(),
         debouncer: h.names.of("debouncer"),
         lost: lost.clone(),
         joined: tokio::time::Instant::now(),
@@ -139,6 +140,7 @@ struct Duties {
     requested: Arc<tokio::sync::Notify>,
     state_dir: PathBuf,
     audit_dir: PathBuf,
+    audit: crate::audit::AuditLog,
     debouncer: String,
     lost: Lost,
     joined: tokio::time::Instant,
@@ -246,21 +248,10 @@ impl Duties {
     async fn take_over(&self) -> Result<StateMirror, ClusterError> {
         let log = &self.node.log;
         let end = log.last_seq().await?;
-        // The writer copies peers' rows as they land; wait for it to reach
-        // the end as the lease found it.
-        loop {
-            let dir = self.audit_dir.clone();
-            let local = tokio::task::spawn_blocking(move || {
-                crate::audit::AuditReader::open(&dir).and_then(|reader| reader.last_seq())
-            })
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .flatten()
-            .unwrap_or(0);
-            if local >= end {
-                break;
-            }
+        // The writer copies peers' rows as they land (its health holds the
+        // copy's durable end); wait for it to reach the end as the lease
+        // found it.
+        while self.audit.health().snapshot().last_durable_seq < end {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let mut mirror = log.state_mirror(&self.state_dir).await?;

@@ -357,6 +357,25 @@ impl RowIter {
     }
 }
 
+/// A row read into a [`RowRef`], its line, and where the line was.
+type RefLine<'a> = (RowRef<'a>, &'a [u8], LineAt);
+
+/// Where a line was read, for [`AuditError::CorruptRow`].
+struct LineAt {
+    path: PathBuf,
+    offset: u64,
+}
+
+impl LineAt {
+    fn corrupt(self, reason: String) -> AuditError {
+        AuditError::CorruptRow {
+            path: self.path,
+            offset: self.offset,
+            reason,
+        }
+    }
+}
+
 impl RowIter {
     /// For the cursor consumers, which read every row of the log but act on
     /// a few seams: each line is read once into a [`RowRef`] (strings borrowed, details left encoded), and
@@ -368,48 +387,24 @@ impl RowIter {
         wanted: impl Fn(&str) -> bool,
         pick: impl FnOnce(&RowRef<'_>) -> Option<T>,
     ) -> Option<Result<(u64, Option<T>), AuditError>> {
-        if let Some(error) = self.error.take() {
-            return Some(Err(error));
-        }
-        loop {
-            let (path, offset) = match self.next_line()? {
-                Ok(at) => at,
+        let (row, body, at) = loop {
+            match self.next_ref()? {
+                Ok(Some(found)) => break found,
+                Ok(None) => {}
                 Err(error) => return Some(Err(error)),
-            };
-            let body = &self.line[..self.line.len() - 1];
-            let corrupt = |reason: String| AuditError::CorruptRow {
-                path: path.clone(),
-                offset,
-                reason,
-            };
-            // No UTF-8 check of the whole line first: the ordinary parse
-            // checks only the fields it reads (and the raw details), and so
-            // do the two parses here.
-            let row = match serde_json::from_slice::<RowRef<'_>>(body) {
-                Ok(row) => row,
-                Err(error) => return Some(Err(corrupt(error.to_string()))),
-            };
-            self.last_seq = Some(row.seq);
-            let in_filter = row.seq >= self.since
-                && self
-                    .seam
-                    .as_deref()
-                    .is_none_or(|filter| seam_matches(filter, &row.seam));
-            if !in_filter {
-                continue;
             }
-            if !wanted(&row.seam) {
-                return Some(Ok((row.seq, None)));
-            }
-            // Reading the details as raw JSON checks their syntax, not what
-            // the ordinary parse also refuses (a number out of range, a lone
-            // surrogate, nesting past its limit): a row acted on must be one
-            // every other reader sees too.
-            if let Err(error) = serde_json::from_slice::<StrictDetails>(body) {
-                return Some(Err(corrupt(error.to_string())));
-            }
-            return Some(Ok((row.seq, pick(&row))));
+        };
+        if !wanted(&row.seam) {
+            return Some(Ok((row.seq, None)));
         }
+        // Reading the details as raw JSON checks their syntax, not what
+        // the ordinary parse also refuses (a number out of range, a lone
+        // surrogate, nesting past its limit): a row acted on must be one
+        // every other reader sees too.
+        if let Err(error) = serde_json::from_slice::<StrictDetails>(body) {
+            return Some(Err(at.corrupt(error.to_string())));
+        }
+        Some(Ok((row.seq, pick(&row))))
     }
 
     /// The next row that passes the iterator's filter and `keep`, which sees
@@ -421,38 +416,48 @@ impl RowIter {
         &mut self,
         keep: impl Fn(&RowRef<'_>) -> bool,
     ) -> Option<Result<AuditRow, AuditError>> {
-        if let Some(error) = self.error.take() {
-            return Some(Err(error));
-        }
         loop {
-            let (path, offset) = match self.next_line()? {
-                Ok(at) => at,
+            let (row, body, at) = match self.next_ref()? {
+                Ok(Some(found)) => found,
+                Ok(None) => continue,
                 Err(error) => return Some(Err(error)),
             };
-            let body = &self.line[..self.line.len() - 1];
-            let corrupt = |reason: String| AuditError::CorruptRow {
-                path: path.clone(),
-                offset,
-                reason,
-            };
-            let kept = match serde_json::from_slice::<RowRef<'_>>(body) {
-                Ok(row) => {
-                    self.last_seq = Some(row.seq);
-                    row.seq >= self.since
-                        && self
-                            .seam
-                            .as_deref()
-                            .is_none_or(|filter| seam_matches(filter, &row.seam))
-                        && keep(&row)
-                }
-                Err(error) => return Some(Err(corrupt(error.to_string()))),
-            };
-            if kept {
+            if keep(&row) {
                 return Some(
-                    serde_json::from_slice::<AuditRow>(body).map_err(|e| corrupt(e.to_string())),
+                    serde_json::from_slice::<AuditRow>(body).map_err(|e| at.corrupt(e.to_string())),
                 );
             }
         }
+    }
+
+    /// The next line read once into a [`RowRef`], with the line and where
+    /// it is (for errors); `Ok(None)` for a row outside the iterator's
+    /// filter. One line per call: the callers loop, so no borrow of the
+    /// line outlives the call that skips it.
+    fn next_ref(&mut self) -> Option<Result<Option<RefLine<'_>>, AuditError>> {
+        if let Some(error) = self.error.take() {
+            return Some(Err(error));
+        }
+        let (path, offset) = match self.next_line()? {
+            Ok(at) => at,
+            Err(error) => return Some(Err(error)),
+        };
+        let at = LineAt { path, offset };
+        // No UTF-8 check of the whole line first: the ordinary parse checks
+        // only the fields it reads (and the raw details), and so do the
+        // callers' parses.
+        let body = &self.line[..self.line.len() - 1];
+        let row = match serde_json::from_slice::<RowRef<'_>>(body) {
+            Ok(row) => row,
+            Err(error) => return Some(Err(at.corrupt(error.to_string()))),
+        };
+        self.last_seq = Some(row.seq);
+        let in_filter = row.seq >= self.since
+            && self
+                .seam
+                .as_deref()
+                .is_none_or(|filter| seam_matches(filter, &row.seam));
+        Some(Ok(in_filter.then_some((row, body, at))))
     }
 
     fn wanted(&mut self, row: &AuditRow) -> bool {

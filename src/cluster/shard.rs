@@ -42,6 +42,9 @@ struct Shard {
     /// The probes this node checks; what [`Ownership::owns`] answers from,
     /// so a check costs a set lookup, not a hash per member.
     owned: HashSet<String>,
+    /// Probes per live node, computed with the split (hashing every probe
+    /// per scrape would cost a hash per probe and member each time).
+    counts: BTreeMap<String, usize>,
 }
 
 /// The probes this node owns, shared by every probe actor (each asks before
@@ -58,7 +61,8 @@ pub struct Ownership {
 pub struct Plan {
     /// What applying it moves.
     pub moved: Moved,
-    shard: Shard,
+    /// `None`: the members and the active node did not change.
+    shard: Option<Shard>,
 }
 
 /// What one membership update moved.
@@ -108,14 +112,24 @@ impl Ownership {
         members.sort();
         members.dedup();
         let shard = self.read();
-        let owned: HashSet<String> = self
-            .probes
-            .iter()
-            .filter(|(probe, pinned)| {
-                owner(probe, *pinned, &members, active.as_deref()) == Some(self.node.as_str())
-            })
-            .map(|(probe, _)| probe.clone())
-            .collect();
+        // Read twice a second: an unchanged list costs no hashing.
+        if shard.members == members && shard.active == active {
+            return Plan {
+                moved: Moved::default(),
+                shard: None,
+            };
+        }
+        let mut counts: BTreeMap<String, usize> = members.iter().map(|m| (m.clone(), 0)).collect();
+        let mut owned = HashSet::new();
+        for (probe, pinned) in self.probes.iter() {
+            let Some(node) = owner(probe, *pinned, &members, active.as_deref()) else {
+                continue;
+            };
+            *counts.entry(node.to_owned()).or_default() += 1;
+            if node == self.node {
+                owned.insert(probe.clone());
+            }
+        }
         let mut moved = Moved {
             gained: owned.difference(&shard.owned).cloned().collect(),
             lost: shard.owned.difference(&owned).cloned().collect(),
@@ -124,30 +138,25 @@ impl Ownership {
         moved.lost.sort();
         Plan {
             moved,
-            shard: Shard {
+            shard: Some(Shard {
                 members,
                 active,
                 owned,
-            },
+                counts,
+            }),
         }
     }
 
     /// Makes `plan` the current split.
     pub fn apply(&self, plan: Plan) {
-        *self.shard.write().unwrap_or_else(PoisonError::into_inner) = plan.shard;
+        if let Some(shard) = plan.shard {
+            *self.shard.write().unwrap_or_else(PoisonError::into_inner) = shard;
+        }
     }
 
     /// How many probes each live node checks, by node (for `/api/cluster`).
     pub fn counts(&self) -> BTreeMap<String, usize> {
-        let shard = self.read();
-        let mut counts: BTreeMap<String, usize> =
-            shard.members.iter().map(|m| (m.clone(), 0)).collect();
-        for (probe, pinned) in self.probes.iter() {
-            if let Some(node) = owner(probe, *pinned, &shard.members, shard.active.as_deref()) {
-                *counts.entry(node.to_owned()).or_default() += 1;
-            }
-        }
-        counts
+        self.read().counts.clone()
     }
 
     /// The probes this node checks, sorted.

@@ -458,21 +458,7 @@ impl Warden {
 /// A tiny blocking GET on loopback without a second HTTP client stack.
 mod get {
     pub(crate) fn ok(url: &str) -> bool {
-        use std::io::{Read as _, Write as _};
-        let Some(rest) = url.strip_prefix("http://") else {
-            return false;
-        };
-        let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
-        let Ok(mut stream) = std::net::TcpStream::connect(host) else {
-            return false;
-        };
-        let request = format!("GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
-        if stream.write_all(request.as_bytes()).is_err() {
-            return false;
-        }
-        let mut answer = String::new();
-        let _ = stream.read_to_string(&mut answer);
-        answer.starts_with("HTTP/1.1 200")
+        body(url).is_some()
     }
 
     /// The body of a 200 answer to a GET (the server closes the connection).

@@ -1,4 +1,4 @@
-//! The supervisor's calls for dynamic use: `StartChild`, `TerminateChild`, `WhichChildren`.
+//! The supervisor's calls for dynamic use: `StartChild(ren)`, `TerminateChild(ren)`, `WhichChildren`.
 
 use ractor::ActorCell;
 
@@ -14,37 +14,23 @@ impl SupervisorState {
         myself: &ActorCell,
         spec: ChildSpec,
     ) -> Result<(), SupervisorError> {
-        if self.children.iter().any(|child| child.spec.id == spec.id) {
-            return Err(SupervisorError::DuplicateChild(spec.id));
+        match self.add_children(myself, vec![spec]).await.pop() {
+            Some((_, error)) => Err(error),
+            None => Ok(()),
         }
-        if let Some(max) = self.max_children
-            && self.children.len() >= max
-        {
-            return Err(SupervisorError::MaxChildren(max));
-        }
-        let id = spec.id.clone();
-        self.children.push(Child {
-            spec,
-            cell: None,
-            restarts: 0,
-            pending: false,
-        });
-        let idx = self.children.len() - 1;
-        if let Err(error) = self.start_child(myself, idx).await {
-            self.children.pop();
-            return Err(SupervisorError::StartFailed { child: id, error });
-        }
-        Ok(())
     }
 
     /// `TerminateChild`: stops the child per its shutdown rule and removes it.
     pub(super) async fn terminate_child(&mut self, id: &str) -> Result<(), SupervisorError> {
-        let Some(idx) = self.children.iter().position(|child| child.spec.id == id) else {
-            return Err(SupervisorError::ChildNotFound(id.to_string()));
-        };
-        self.stop_child(idx).await;
-        self.children.remove(idx);
-        Ok(())
+        if self
+            .terminate_children(vec![id.to_owned()])
+            .await
+            .is_empty()
+        {
+            Ok(())
+        } else {
+            Err(SupervisorError::ChildNotFound(id.to_string()))
+        }
     }
 
     /// `StartChildren`: [`add_child`](Self::add_child) for many, with one
